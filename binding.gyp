@@ -1,0 +1,25 @@
+{
+  "targets": [
+    {
+      "target_name": "virtiofs_daemon",
+      "sources": [
+        "native/addon.cc",
+        "native/child.cc",
+        "native/spawn.cc",
+        "native/unix_socket.cc",
+        "native/errors.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": [
+        "NAPI_VERSION=8",
+        "NAPI_DISABLE_CPP_EXCEPTIONS",
+        "NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED",
+        "_GNU_SOURCE"
+      ],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fno-exceptions"],
+      "conditions": [
+        ["OS!='linux'", {"type": "none"}]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,369 @@
+// The addon's entry points: argument checking and error shaping around the POSIX helpers
+// of unix_socket.cc and spawn.cc, and the per-environment teardown policy.
+//
+// Teardown policy: when an environment goes away (a worker_thread ends or is terminated,
+// the process exits normally, an Electron context is destroyed) every child it still
+// watches is SIGKILLed - its whole process group when it was spawned with newProcessGroup -
+// and reaped, without calling back into JavaScript. A daemon must not outlive the code that
+// supervises it, and in a process that lives on, an unwatched child would stay a zombie.
+#include "addon.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <string>
+#include <vector>
+
+#include "child.h"
+#include "errors.h"
+#include "spawn.h"
+#include "unix_socket.h"
+
+namespace vfd {
+
+Addon::Addon(Napi::Env env, Napi::Object exports) {
+  napi_get_uv_event_loop(env, &loop_);
+  child_constructor_ = Napi::Persistent(Child::Define(env));
+  pidfd_error_ = ProbePidfdSupport(&pidfd_missing_);
+  napi_add_async_cleanup_hook(env, Teardown, this, &cleanup_handle_);
+
+  DefineAddon(exports, {
+                           InstanceMethod<&Addon::Listen>("listen"),
+                           InstanceMethod<&Addon::ChownToParent>("chownToParent"),
+                           InstanceMethod<&Addon::UnlinkSocket>("unlinkSocket"),
+                           InstanceMethod<&Addon::Close>("close"),
+                           InstanceMethod<&Addon::Spawn>("spawn"),
+                       });
+}
+
+Addon::~Addon() {
+  // Teardown has abandoned every child already; this only guards against dangling pointers.
+  for (Child* child : live_) child->ForgetAddon();
+}
+
+void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
+  Addon* self = static_cast<Addon*>(arg);
+  self->cleanup_handle_ = handle;
+  self->tearing_down_ = true;
+  // Abandon() unregisters, so walk a copy.
+  for (Child* child : std::unordered_set<Child*>(self->live_)) child->Abandon();
+  self->pending_closes_++;
+  self->HandleClosed();
+}
+
+void Addon::HandleClosed() {
+  if (--pending_closes_ > 0 || !tearing_down_) return;
+  // Every handle of this environment is closed: Node may now free the loop.
+  tearing_down_ = false;
+  napi_remove_async_cleanup_hook(cleanup_handle_);
+  cleanup_handle_ = nullptr;
+}
+
+// ---- argument helpers ------------------------------------------------------------------
+
+static bool GetString(const Napi::CallbackInfo& info, size_t i, const char* name, std::string* out) {
+  if (!info[i].IsString()) {
+    Napi::TypeError::New(info.Env(), std::string(name) + " must be a string").ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = info[i].As<Napi::String>().Utf8Value();
+  // A C string ends at the first NUL: the rest would be silently dropped.
+  if (out->find('\0') != std::string::npos) {
+    Napi::TypeError::New(info.Env(), std::string(name) + " contains a NUL byte").ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+static bool GetStringArray(const Napi::CallbackInfo& info, size_t i, const char* name,
+                           std::vector<std::string>* out) {
+  if (!info[i].IsArray()) {
+    Napi::TypeError::New(info.Env(), std::string(name) + " must be an array of strings")
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Array arr = info[i].As<Napi::Array>();
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value v = arr.Get(k);
+    std::string item = std::string(name) + "[" + std::to_string(k) + "]";
+    if (!v.IsString()) {
+      Napi::TypeError::New(info.Env(), item + " must be a string").ThrowAsJavaScriptException();
+      return false;
+    }
+    out->push_back(v.As<Napi::String>().Utf8Value());
+    if (out->back().find('\0') != std::string::npos) {
+      Napi::TypeError::New(info.Env(), item + " contains a NUL byte").ThrowAsJavaScriptException();
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool GetIdentity(const Napi::CallbackInfo& info, size_t i, dev_t* dev, ino_t* ino) {
+  if (!info[i].IsBigInt() || !info[i + 1].IsBigInt()) {
+    Napi::TypeError::New(info.Env(), "dev and ino must be bigints").ThrowAsJavaScriptException();
+    return false;
+  }
+  bool lossless;
+  *dev = static_cast<dev_t>(info[i].As<Napi::BigInt>().Uint64Value(&lossless));
+  *ino = static_cast<ino_t>(info[i + 1].As<Napi::BigInt>().Uint64Value(&lossless));
+  return true;
+}
+
+static std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+static const char* FileType(mode_t mode) {
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device node";
+  return "not a socket";
+}
+
+// ---- sockets ----------------------------------------------------------------------------
+
+// listen(path, backlog) → { fd, dev, ino }
+Napi::Value Addon::Listen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!GetString(info, 0, "path", &path)) return env.Undefined();
+  int backlog = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 128;
+
+  BoundSocket sock;
+  int err = ListenUnix(path, backlog, &sock);
+  if (err < 0) {
+    std::string msg;
+    switch (err) {
+      case -ENAMETOOLONG:
+        msg = "socket path '" + path + "' is " + std::to_string(path.size()) + " bytes; a unix socket path holds at most " +
+              std::to_string(kMaxSocketPath) + " bytes (sun_path). Use a shorter path; it is never truncated";
+        break;
+      case -EEXIST:
+        msg = "cannot listen at '" + path + "': it is " + FileType(sock.found_mode) +
+              ", not a socket, and was left alone. Remove it or choose another path";
+        break;
+      case -EADDRINUSE:
+        msg = "socket '" + path + "' is in use: a process is listening on it. Stop that process or choose another path";
+        break;
+      case -ENOENT:
+      case -ENOTDIR:
+        msg = "cannot listen at '" + path + "': directory '" + DirName(path) + "' does not exist. Create it first";
+        break;
+      case -EPROTONOSUPPORT:
+      case -EAFNOSUPPORT:
+        msg = "a socket file exists at '" + path +
+              "' and this kernel cannot tell whether a process listens on it (no unix_diag). Remove it if it is stale";
+        break;
+    }
+    ErrnoError(env, err, "listen", path, msg).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("fd", Napi::Number::New(env, sock.fd));
+  out.Set("dev", Napi::BigInt::New(env, static_cast<uint64_t>(sock.dev)));
+  out.Set("ino", Napi::BigInt::New(env, static_cast<uint64_t>(sock.ino)));
+  return out;
+}
+
+// chownToParent(path, dev, ino) → { uid, gid }
+Napi::Value Addon::ChownToParent(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  dev_t dev;
+  ino_t ino;
+  if (!GetString(info, 0, "path", &path) || !GetIdentity(info, 1, &dev, &ino)) return env.Undefined();
+  uid_t uid;
+  gid_t gid;
+  int err = vfd::ChownToParent(path, dev, ino, &uid, &gid);
+  if (err < 0) {
+    std::string msg;
+    if (err == -ESTALE) {
+      msg = "refusing to chown '" + path +
+            "': it is no longer the socket we bound (replaced, or a symlink). Nothing was changed";
+    }
+    ErrnoError(env, err, "fchownat", path, msg).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("uid", Napi::Number::New(env, uid));
+  out.Set("gid", Napi::Number::New(env, gid));
+  return out;
+}
+
+// unlinkSocket(path, dev, ino) → removed?
+Napi::Value Addon::UnlinkSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  dev_t dev;
+  ino_t ino;
+  if (!GetString(info, 0, "path", &path) || !GetIdentity(info, 1, &dev, &ino)) return env.Undefined();
+  int r = UnlinkSocketIfSame(path, dev, ino);
+  if (r < 0) {
+    ErrnoError(env, r, "unlink", path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, r == 1);
+}
+
+Napi::Value Addon::Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  // Linux releases the fd even when close() fails (EINTR included): never retry.
+  if (close(info[0].As<Napi::Number>().Int32Value()) < 0 && errno != EINTR) {
+    ErrnoError(env, -errno, "close").ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
+// ---- processes --------------------------------------------------------------------------
+
+static bool GetFdSources(const Napi::CallbackInfo& info, size_t i, std::vector<FdSource>* out) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsArray()) {
+    Napi::TypeError::New(env, "fds must be an array").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Array arr = info[i].As<Napi::Array>();
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value v = arr.Get(k);
+    FdSource src;
+    if (v.IsNull() || v.IsUndefined()) {
+      src.kind = FdSource::kClosed;
+    } else if (v.IsNumber()) {
+      src.kind = FdSource::kInherit;
+      src.fd = v.As<Napi::Number>().Int32Value();
+      if (src.fd < 0) {
+        Napi::RangeError::New(env, "fds[" + std::to_string(k) + "] is a negative fd").ThrowAsJavaScriptException();
+        return false;
+      }
+    } else if (v.IsString() && v.As<Napi::String>().Utf8Value() == "null") {
+      src.kind = FdSource::kDevNull;
+    } else if (v.IsString() && v.As<Napi::String>().Utf8Value() == "pipe") {
+      src.kind = FdSource::kPipeFromChild;
+    } else if (v.IsString() && v.As<Napi::String>().Utf8Value() == "pipe-in") {
+      src.kind = FdSource::kPipeToChild;
+    } else {
+      Napi::TypeError::New(env, "fds[" + std::to_string(k) + "] must be an fd, 'null', 'pipe', 'pipe-in' or null")
+          .ThrowAsJavaScriptException();
+      return false;
+    }
+    out->push_back(src);
+  }
+  return true;
+}
+
+static std::vector<char*> CStrings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (std::string& s : strings) out.push_back(&s[0]);
+  out.push_back(nullptr);
+  return out;
+}
+
+// Exit statuses are collected by waitid(P_PIDFD); a process that ignores SIGCHLD (or sets
+// SA_NOCLDWAIT) has the kernel reap its children itself, and every status would be lost.
+static bool ChildStatusesKept() {
+  struct sigaction sa;
+  if (sigaction(SIGCHLD, nullptr, &sa) < 0) return true;
+  return sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_NOCLDWAIT);
+}
+
+// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit) → Child
+Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (pidfd_error_ < 0) {
+    struct utsname u;
+    uname(&u);
+    ErrnoError(env, pidfd_error_, "pidfd_open", "",
+               std::string("this kernel (Linux ") + u.release + ") lacks " + pidfd_missing_ +
+                   "; virtiofs-daemon needs Linux 5.4 or later to watch and signal its children safely")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!ChildStatusesKept()) {
+    ErrnoError(env, -ECHILD, "sigaction", "",
+               "SIGCHLD is ignored (or SA_NOCLDWAIT is set) in this process, so the kernel would discard every "
+               "child's exit status. Restore SIGCHLD's default disposition before spawning")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  std::string file, cwd;
+  std::vector<std::string> argv, envv;
+  std::vector<FdSource> fds;
+  if (!GetString(info, 0, "file", &file) || !GetStringArray(info, 1, "argv", &argv) ||
+      !GetStringArray(info, 2, "env", &envv)) {
+    return env.Undefined();
+  }
+  bool has_cwd = !info[3].IsNull() && !info[3].IsUndefined();
+  if (has_cwd && !GetString(info, 3, "cwd", &cwd)) return env.Undefined();
+  if (!GetFdSources(info, 4, &fds)) return env.Undefined();
+  bool group = info[5].ToBoolean().Value();
+  if (!info[6].IsFunction()) {
+    Napi::TypeError::New(env, "onExit must be a function").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (argv.empty()) {
+    Napi::TypeError::New(env, "argv must hold at least argv[0]").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  std::vector<char*> c_argv = CStrings(argv);
+  std::vector<char*> c_env = CStrings(envv);
+  SpawnRequest req;
+  req.file = file.c_str();
+  req.argv = c_argv.data();
+  req.envp = c_env.data();
+  req.cwd = has_cwd ? cwd.c_str() : nullptr;
+  req.fds = fds;
+  req.new_process_group = group;
+
+  SpawnResult spawned;
+  int err = vfd::Spawn(req, &spawned);
+  if (err < 0) {
+    std::string msg = "spawn " + file + " " + uv_err_name(err) + ": " + uv_strerror(err);
+    if (has_cwd && err == -ENOENT && access(cwd.c_str(), F_OK) < 0) {
+      msg = "spawn " + file + " ENOENT: working directory '" + cwd + "' does not exist";
+    }
+    ErrnoError(env, err, "spawn", file, msg).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  constructing_child_ = true;
+  Napi::Object obj = child_constructor_.New({});
+  constructing_child_ = false;
+  Child* child = Child::Unwrap(obj);
+  err = child->Adopt(this, spawned, group, info[6].As<Napi::Function>());
+  if (err < 0) {
+    for (int fd : spawned.parent_ends) {
+      if (fd >= 0) close(fd);
+    }
+    ErrnoError(env, err, "uv_poll_init", file, "cannot watch the child's pidfd: " + std::string(uv_strerror(err)))
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  Napi::Array pipes = Napi::Array::New(env, spawned.parent_ends.size());
+  for (size_t k = 0; k < spawned.parent_ends.size(); k++) {
+    int fd = spawned.parent_ends[k];
+    pipes.Set(k, fd >= 0 ? Napi::Value(Napi::Number::New(env, fd)) : env.Null());
+  }
+  obj.Set("pipes", pipes);
+  return obj;
+}
+
+}  // namespace vfd
+
+using VirtiofsDaemonAddon = vfd::Addon;
+NODE_API_ADDON(VirtiofsDaemonAddon)

@@ -1,0 +1,53 @@
+// Per-environment state of the addon: one instance per Node environment (main thread,
+// each worker_thread, each Electron context), never shared, never static.
+#ifndef VFD_ADDON_H_
+#define VFD_ADDON_H_
+
+#include <napi.h>
+#include <uv.h>
+
+#include <unordered_set>
+
+namespace vfd {
+
+class Child;
+
+class Addon : public Napi::Addon<Addon> {
+ public:
+  Addon(Napi::Env env, Napi::Object exports);
+  ~Addon();
+
+  uv_loop_t* loop() const { return loop_; }
+  bool constructing_child() const { return constructing_child_; }
+
+  // Children register while they are alive; the teardown hook deals with whoever is left.
+  void Register(Child* child) { live_.insert(child); }
+  void Unregister(Child* child) { live_.erase(child); }
+
+  // Every uv_close() we start is counted, so that teardown can wait for its callback.
+  void HandleClosing() { pending_closes_++; }
+  void HandleClosed();
+
+ private:
+  Napi::Value Listen(const Napi::CallbackInfo& info);
+  Napi::Value ChownToParent(const Napi::CallbackInfo& info);
+  Napi::Value UnlinkSocket(const Napi::CallbackInfo& info);
+  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value Spawn(const Napi::CallbackInfo& info);
+
+  static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
+
+  uv_loop_t* loop_ = nullptr;
+  Napi::FunctionReference child_constructor_;
+  bool constructing_child_ = false;
+  std::unordered_set<Child*> live_;
+  int pending_closes_ = 0;
+  napi_async_cleanup_hook_handle cleanup_handle_ = nullptr;
+  bool tearing_down_ = false;
+  int pidfd_error_ = 0;
+  const char* pidfd_missing_ = nullptr;
+};
+
+}  // namespace vfd
+
+#endif  // VFD_ADDON_H_

@@ -1,0 +1,241 @@
+#include "child.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "addon.h"
+#include "errors.h"
+#include "spawn.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+namespace vfd {
+
+// How long teardown waits for a SIGKILLed child: a task stuck in uninterruptible sleep
+// (a hung FUSE or NFS request) can outlive SIGKILL, and teardown must not hang with it.
+static constexpr int kTeardownWaitMs = 2000;
+
+static int PidfdSendSignal(int pidfd, int signo) {
+  return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0));
+}
+
+static int WaitPidfd(int pidfd, siginfo_t* info, int options) {
+  info->si_pid = 0;
+  int r;
+  do {
+    r = waitid(static_cast<idtype_t>(P_PIDFD), pidfd, info, options);
+  } while (r < 0 && errno == EINTR);
+  // uv_poll_init made the pidfd O_NONBLOCK, which turns "still running" into EAGAIN.
+  if (r < 0 && errno == EAGAIN) return 0;
+  return r < 0 ? -errno : 0;
+}
+
+Napi::Function Child::Define(Napi::Env env) {
+  return DefineClass(env, "Child",
+                     {
+                         InstanceAccessor<&Child::Pid>("pid"),
+                         InstanceAccessor<&Child::Pidfd>("pidfd"),
+                         InstanceAccessor<&Child::Exited>("exited"),
+                         InstanceMethod<&Child::Signal>("signal"),
+                         InstanceMethod<&Child::GroupAlive>("groupAlive"),
+                         InstanceMethod<&Child::Ref>("ref"),
+                         InstanceMethod<&Child::Unref>("unref"),
+                     });
+}
+
+Child::Child(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Child>(info) {
+  Addon* addon = info.Env().GetInstanceData<Addon>();
+  if (!addon || !addon->constructing_child()) {
+    Napi::TypeError::New(info.Env(), "Child objects come from spawn()").ThrowAsJavaScriptException();
+  }
+}
+
+Child::~Child() {
+  if (addon_) addon_->Unregister(this);
+  if (pidfd_ >= 0) close(pidfd_);
+}
+
+int Child::Adopt(Addon* addon, const SpawnResult& spawned, bool group, Napi::Function on_exit) {
+  pid_ = spawned.pid;
+  pidfd_ = spawned.pidfd;
+  group_ = group;
+
+  addon_ = addon;
+  poll_ = new uv_poll_t;
+  int err = uv_poll_init(addon->loop(), poll_, pidfd_);
+  if (err < 0) {
+    delete poll_;
+    poll_ = nullptr;
+  } else if ((err = uv_poll_start(poll_, UV_READABLE, OnPidfdReadable)) < 0) {
+    StopWatching();
+  }
+  if (err < 0) {
+    // Unwatchable means unreapable later: undo the spawn completely, here and now.
+    KillAndReap();
+    addon_ = nullptr;
+    return err;
+  }
+  poll_->data = this;
+
+  addon->Register(this);
+  on_exit_ = Napi::Persistent(on_exit);
+  self_ = Napi::Persistent(Value());
+  return 0;
+}
+
+void Child::OnPidfdReadable(uv_poll_t* handle, int /*status*/, int /*events*/) {
+  Child* self = static_cast<Child*>(handle->data);
+  siginfo_t info;
+  // WNOWAIT: observe the exit but leave the zombie, so that its pid and process-group id stay
+  // reserved while the exit callback runs and may still signal the rest of the group.
+  int err = WaitPidfd(self->pidfd_, &info, WEXITED | WNOHANG | WNOWAIT);
+  if (err == 0 && info.si_pid == 0) return;  // spurious wakeup: still running
+  if (err < 0) {
+    // ECHILD: another waiter in this process reaped our child (a waitpid(-1) elsewhere).
+    // The status is lost; still report the end, exactly once.
+    info.si_code = 0;
+    info.si_status = 0;
+  }
+  self->DeliverExit(info);
+}
+
+void Child::DeliverExit(const siginfo_t& info) {
+  StopWatching();
+
+  int code = -1;
+  int signo = 0;
+  bool core = false;
+  switch (info.si_code) {
+    case CLD_EXITED:
+      code = info.si_status;
+      break;
+    case CLD_DUMPED:
+      core = true;
+      signo = info.si_status;
+      break;
+    case CLD_KILLED:
+      signo = info.si_status;
+      break;
+  }
+
+  Napi::Env env = Env();
+  Napi::HandleScope scope(env);
+  on_exit_.MakeCallback(Value(), {Napi::Number::New(env, code), Napi::Number::New(env, signo),
+                                  Napi::Boolean::New(env, core)});
+  // Reap before an exception in the callback can end the process.
+  Reap();
+  on_exit_.Reset();
+  self_.Reset();
+  if (env.IsExceptionPending()) {
+    Napi::Error err = env.GetAndClearPendingException();
+    napi_fatal_exception(env, err.Value());
+  }
+}
+
+void Child::Reap() {
+  siginfo_t info;
+  WaitPidfd(pidfd_, &info, WEXITED | WNOHANG);
+  close(pidfd_);
+  pidfd_ = -1;
+  exited_ = true;
+  if (addon_) addon_->Unregister(this);
+  addon_ = nullptr;
+}
+
+void Child::StopWatching() {
+  if (!poll_) return;
+  uv_poll_t* handle = poll_;
+  poll_ = nullptr;
+  handle->data = addon_;
+  addon_->HandleClosing();
+  uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) {
+    Addon* addon = static_cast<Addon*>(h->data);
+    delete reinterpret_cast<uv_poll_t*>(h);
+    addon->HandleClosed();
+  });
+}
+
+void Child::Abandon() {
+  if (exited_) return;
+  StopWatching();
+  KillAndReap();
+}
+
+void Child::KillAndReap() {
+  if (group_) {
+    kill(-pid_, SIGKILL);
+  } else {
+    PidfdSendSignal(pidfd_, SIGKILL);
+  }
+  struct pollfd p = {pidfd_, POLLIN, 0};
+  while (poll(&p, 1, kTeardownWaitMs) < 0 && errno == EINTR) {
+  }
+  Reap();
+}
+
+Napi::Value Child::Pid(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), pid_);
+}
+
+Napi::Value Child::Pidfd(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), pidfd_);
+}
+
+Napi::Value Child::Exited(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), exited_);
+}
+
+// signal(signo, group) → true when sent, false when the child is already reaped.
+//
+// Both forms are free of pid reuse: the pidfd names this process only, and the group id
+// equals our child's pid, which the kernel cannot hand out again before we reap the child
+// (until then it is alive or a zombie we hold).
+Napi::Value Child::Signal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsBoolean()) {
+    Napi::TypeError::New(env, "signal(signo: number, group: boolean)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int signo = info[0].As<Napi::Number>().Int32Value();
+  bool group = info[1].As<Napi::Boolean>().Value();
+  if (exited_) return Napi::Boolean::New(env, false);
+  if (group && !group_) {
+    Napi::TypeError::New(env, "signal({ group: true }) needs a child spawned with newProcessGroup")
+        .ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int r = group ? kill(-pid_, signo) : PidfdSendSignal(pidfd_, signo);
+  if (r < 0) {
+    if (errno == ESRCH) return Napi::Boolean::New(env, false);
+    ErrnoError(env, -errno, group ? "kill" : "pidfd_send_signal").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+// Signal 0 sends nothing. After the reap a reused group id can only make this answer "alive"
+// for longer than true, which callers bound with a deadline; it can never harm anyone.
+Napi::Value Child::GroupAlive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!group_) return Napi::Boolean::New(env, !exited_);
+  bool alive = kill(-pid_, 0) == 0 || errno == EPERM;
+  return Napi::Boolean::New(env, alive);
+}
+
+Napi::Value Child::Ref(const Napi::CallbackInfo& info) {
+  if (poll_) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+  return info.Env().Undefined();
+}
+
+Napi::Value Child::Unref(const Napi::CallbackInfo& info) {
+  if (poll_) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+  return info.Env().Undefined();
+}
+
+}  // namespace vfd

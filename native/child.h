@@ -1,0 +1,58 @@
+// A spawned child held by its pidfd, watched on the environment's libuv loop.
+#ifndef VFD_CHILD_H_
+#define VFD_CHILD_H_
+
+#include <napi.h>
+#include <sys/types.h>
+#include <uv.h>
+
+namespace vfd {
+
+class Addon;
+struct SpawnResult;
+
+class Child : public Napi::ObjectWrap<Child> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit Child(const Napi::CallbackInfo& info);
+  ~Child() override;
+
+  // Take over a freshly spawned process and start watching its pidfd. On failure the
+  // process has been killed and reaped, and a negative errno is returned.
+  int Adopt(Addon* addon, const SpawnResult& spawned, bool group, Napi::Function on_exit);
+
+  // Environment teardown, where no JavaScript may run: SIGKILL the child (its group when it
+  // has one), reap it, stop watching. The exit callback is never called.
+  void Abandon();
+
+  // The addon is being destroyed: drop the pointer to it.
+  void ForgetAddon() { addon_ = nullptr; }
+
+ private:
+  Napi::Value Pid(const Napi::CallbackInfo& info);
+  Napi::Value Pidfd(const Napi::CallbackInfo& info);
+  Napi::Value Exited(const Napi::CallbackInfo& info);
+  Napi::Value Signal(const Napi::CallbackInfo& info);
+  Napi::Value GroupAlive(const Napi::CallbackInfo& info);
+  Napi::Value Ref(const Napi::CallbackInfo& info);
+  Napi::Value Unref(const Napi::CallbackInfo& info);
+
+  static void OnPidfdReadable(uv_poll_t* handle, int status, int events);
+  void DeliverExit(const siginfo_t& info);
+  void Reap();
+  void KillAndReap();
+  void StopWatching();
+
+  Addon* addon_ = nullptr;  // null once the child is no longer registered
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  bool group_ = false;
+  bool exited_ = false;
+  uv_poll_t* poll_ = nullptr;
+  Napi::FunctionReference on_exit_;
+  Napi::ObjectReference self_;  // keeps the JS object alive while the child is watched
+};
+
+}  // namespace vfd
+
+#endif  // VFD_CHILD_H_

@@ -1,0 +1,19 @@
+// JavaScript errors for failed system calls, shaped like Node's own:
+// { message, code: 'ENOENT', errno: -2, syscall, path }.
+#ifndef VFD_ERRORS_H_
+#define VFD_ERRORS_H_
+
+#include <napi.h>
+
+#include <string>
+
+namespace vfd {
+
+// `neg_errno` is a negative errno. `message` replaces the default text
+// ("<syscall> <CODE>: <strerror> '<path>'") when it is not empty.
+Napi::Error ErrnoError(Napi::Env env, int neg_errno, const char* syscall, const std::string& path = "",
+                       const std::string& message = "");
+
+}  // namespace vfd
+
+#endif  // VFD_ERRORS_H_

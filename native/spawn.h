@@ -1,0 +1,44 @@
+// Starting a program with an exact fd table, without copying the parent's address space.
+// Plain POSIX: no Node-API here. Every function returns 0 or a negative errno.
+#ifndef VFD_SPAWN_H_
+#define VFD_SPAWN_H_
+
+#include <sys/types.h>
+#include <vector>
+
+namespace vfd {
+
+struct FdSource {
+  enum Kind { kClosed, kInherit, kDevNull, kPipeFromChild, kPipeToChild };
+  Kind kind = kClosed;
+  int fd = -1;  // kInherit: our fd that the child gets a copy of
+};
+
+struct SpawnRequest {
+  const char* file = nullptr;      // not searched in PATH
+  char* const* argv = nullptr;     // NULL-terminated, argv[0] included
+  char* const* envp = nullptr;     // NULL-terminated
+  const char* cwd = nullptr;       // nullptr: ours
+  std::vector<FdSource> fds;       // entry i becomes file descriptor i; every other fd is closed
+  bool new_process_group = false;  // pgid = pid
+};
+
+struct SpawnResult {
+  pid_t pid = -1;
+  int pidfd = -1;
+  std::vector<int> parent_ends;  // per entry: our end of its pipe (O_NONBLOCK|O_CLOEXEC), or -1
+};
+
+// Spawn a CLONE_VM|CLONE_VFORK child (glibc's posix_spawn discipline: its own stack, every
+// signal blocked until the child has reset them), with an empty signal mask and every signal
+// at its default disposition. Errors before or at exec come back here; the failed child has
+// been reaped by then. On success the child is held by a pidfd from CLONE_PIDFD.
+int Spawn(const SpawnRequest& req, SpawnResult* out);
+
+// 0 when this kernel has what we need (pidfd_open and waitid(P_PIDFD): Linux >= 5.4),
+// else a negative errno (-ENOSYS, -EINVAL) naming the missing piece through *what.
+int ProbePidfdSupport(const char** what);
+
+}  // namespace vfd
+
+#endif  // VFD_SPAWN_H_

@@ -1,0 +1,123 @@
+/**
+ * Every error this package throws. Each carries a stable `code` to branch on, a message
+ * that names the input at fault and the way to fix it, and the underlying error as `cause`.
+ */
+
+/** Base class: `instanceof VirtiofsDaemonError` catches everything the package throws. */
+export class VirtiofsDaemonError extends Error {
+  /** Stable, machine-readable identifier of the failure. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/**
+ * An option is missing, malformed, or names something that does not exist.
+ * Thrown before anything is created: no socket, no process.
+ */
+export class InvalidOptionError extends VirtiofsDaemonError {
+  /** The option at fault, e.g. `sourcePath`. */
+  readonly option: string;
+
+  constructor(option: string, message: string, options?: { cause?: unknown }) {
+    super('ERR_INVALID_OPTION', `${option}: ${message}`, options);
+    this.option = option;
+  }
+}
+
+/**
+ * A system call failed. Mirrors Node's own system errors: `code` is the errno name
+ * (`ENOENT`), `errno` the negative number, `syscall` and `path` what was attempted.
+ */
+export class SystemError extends VirtiofsDaemonError {
+  readonly errno: number;
+  readonly syscall: string;
+  readonly path: string | undefined;
+
+  constructor(
+    fields: { code: string; errno: number; syscall: string; path?: string | undefined },
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(fields.code, message, options);
+    this.errno = fields.errno;
+    this.syscall = fields.syscall;
+    this.path = fields.path;
+  }
+}
+
+/** How a daemon process ended. */
+export interface ExitStatus {
+  /** Exit code, or null when a signal ended it. */
+  code: number | null;
+  /** Name of the signal that ended it, or null when it exited. */
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * The daemon did not become ready: it exited first, or the start timeout passed.
+ * Everything the start created has been removed by the time this is thrown.
+ */
+export class DaemonStartError extends VirtiofsDaemonError {
+  /** The daemon's exit status when it exited before it was ready; null on timeout. */
+  readonly exit: ExitStatus | null;
+  /** The daemon's last output lines, oldest first. */
+  readonly lastLines: string[];
+  /** The command line that was run. */
+  readonly argv: string[];
+
+  constructor(
+    code: 'ERR_DAEMON_EXITED' | 'ERR_DAEMON_START_TIMEOUT' | 'ERR_DAEMON_START',
+    message: string,
+    details: { exit?: ExitStatus | null; lastLines?: string[]; argv: string[] },
+    options?: { cause?: unknown },
+  ) {
+    const tail = details.lastLines?.length ? `\n${details.lastLines.map((l) => `  | ${l}`).join('\n')}` : '';
+    super(code, message + tail, options);
+    this.exit = details.exit ?? null;
+    this.lastLines = details.lastLines ?? [];
+    this.argv = details.argv;
+  }
+}
+
+/** `start()` was called while the daemon is starting or running. */
+export class DaemonRunningError extends VirtiofsDaemonError {
+  constructor(what: string, pid: number) {
+    super('ERR_DAEMON_RUNNING', `${what} is already running (pid ${pid}); call stop() before starting it again`);
+  }
+}
+
+/** The daemon cannot do this at all (e.g. `mount` on virtiofsd). */
+export class NotSupportedError extends VirtiofsDaemonError {
+  constructor(message: string) {
+    super('ERR_NOT_SUPPORTED', message);
+  }
+}
+
+/**
+ * nydusd's API answered with an error, or did not answer as HTTP/1.1 JSON.
+ * `status` is the HTTP status (0 when there was no answer at all).
+ */
+export class NydusApiError extends VirtiofsDaemonError {
+  readonly status: number;
+  /** The server's `code` field, when its body was the documented `{code, message}`. */
+  readonly apiCode: string | undefined;
+  /** The server's `message` field, or the raw body (capped) when it was not JSON. */
+  readonly apiMessage: string | undefined;
+
+  constructor(
+    code: 'ERR_NYDUS_API' | 'ERR_NYDUS_API_TIMEOUT' | 'ERR_NYDUS_API_UNREACHABLE' | 'ERR_NYDUS_API_RESPONSE',
+    message: string,
+    details: { status?: number; apiCode?: string | undefined; apiMessage?: string | undefined } = {},
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, options);
+    this.status = details.status ?? 0;
+    this.apiCode = details.apiCode;
+    this.apiMessage = details.apiMessage;
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * The one typed door to the C++ addon (native/). Everything that is a system call lives
+ * behind it; this module only types the calls, fills defaults and turns the addon's errno
+ * errors into {@link SystemError}s.
+ *
+ * Linux only, kernel >= 5.4 (pidfd_open, pidfd_send_signal, waitid(P_PIDFD)).
+ */
+import { constants as osConstants } from 'node:os';
+import bindings from 'bindings';
+import { SystemError, VirtiofsDaemonError } from './errors.js';
+
+/** A unix stream socket that we bound and that is listening. */
+export interface ListeningSocket {
+  /** The listening fd: blocking, close-on-exec. Ours to pass on and to close. */
+  fd: number;
+  /** The path it is bound to. */
+  path: string;
+  /** Device and inode of the socket file we created: later steps act on that file only. */
+  dev: bigint;
+  ino: bigint;
+}
+
+/** Where a child's fd comes from (see {@link SpawnOptions.fds}). */
+export type FdSource =
+  /** An fd of ours: the child gets its own copy of it. */
+  | number
+  /** `/dev/null`, opened read-write. */
+  | 'null'
+  /** A new pipe the child writes to; the parent's read end is returned in `pipes`. */
+  | 'pipe'
+  /** A new pipe the child reads from; the parent's write end is returned in `pipes`. */
+  | 'pipe-in'
+  /** Closed in the child. */
+  | null;
+
+/** How a child ended. */
+export interface ChildExit {
+  /** Exit code, or null when a signal ended it. */
+  code: number | null;
+  /** Name of the signal that ended it, or null when it exited. */
+  signal: NodeJS.Signals | null;
+  /** True when the kernel wrote a core dump. */
+  coreDumped: boolean;
+}
+
+export interface SpawnOptions {
+  /** Path of the program; not searched in PATH. */
+  file: string;
+  /** The complete argument vector, argv[0] included. */
+  argv: string[];
+  /** The complete environment. Default: this process's environment. */
+  env?: NodeJS.ProcessEnv | string[];
+  /** Working directory of the child. Default: ours. */
+  cwd?: string;
+  /**
+   * The child's fd table: entry i becomes file descriptor i. Every other fd is closed in
+   * the child, whether or not it was marked close-on-exec here. Placement is exact even
+   * when a source sits at another entry's number.
+   */
+  fds: FdSource[];
+  /** Put the child in a new process group (pgid = pid), so that it can be signalled with its descendants. */
+  newProcessGroup?: boolean;
+  /**
+   * Called once, on this thread's event loop, when the child has exited. While it runs the
+   * child is not yet reaped, so its pid and process-group id cannot be reused: a
+   * `signal(..., { group: true })` made inside it reaches exactly the survivors of the group.
+   * The child is reaped when it returns.
+   */
+  onExit: (exit: ChildExit) => void;
+}
+
+/** A child we spawned, held by pidfd until it is reaped. */
+export interface Child {
+  readonly pid: number;
+  /** The pidfd, or -1 once the child is reaped (it is closed then). */
+  readonly pidfd: number;
+  /** For each entry of `fds`, the parent's end of its pipe (non-blocking, close-on-exec), or null. */
+  readonly pipes: (number | null)[];
+  /** True once the child has been reaped. */
+  readonly exited: boolean;
+  /**
+   * Send `signal` through the pidfd, or to the whole process group (`group: true`, for
+   * children spawned with `newProcessGroup`). Returns false, and sends nothing, when the child
+   * has already been reaped: a recycled pid is never signalled.
+   */
+  signal(signal: NodeJS.Signals | number, options?: { group?: boolean }): boolean;
+  /**
+   * True while any process of the child's process group is left. Meant for after the exit:
+   * a group outlives its leader while a descendant that did not change group lives on.
+   */
+  groupAlive(): boolean;
+  /** Keep the event loop alive until the child exits (the default). */
+  ref(): void;
+  /** Let the event loop end while the child still runs. */
+  unref(): void;
+}
+
+interface RawChild {
+  readonly pid: number;
+  readonly pidfd: number;
+  readonly pipes: (number | null)[];
+  readonly exited: boolean;
+  signal(signo: number, group: boolean): boolean;
+  groupAlive(): boolean;
+  ref(): void;
+  unref(): void;
+}
+
+interface Addon {
+  listen(path: string, backlog: number): { fd: number; dev: bigint; ino: bigint };
+  chownToParent(path: string, dev: bigint, ino: bigint): { uid: number; gid: number };
+  unlinkSocket(path: string, dev: bigint, ino: bigint): boolean;
+  close(fd: number): void;
+  spawn(
+    file: string,
+    argv: string[],
+    env: string[],
+    cwd: string | null,
+    fds: FdSource[],
+    newProcessGroup: boolean,
+    onExit: (code: number, signo: number, coreDumped: boolean) => void,
+  ): RawChild;
+}
+
+let addon: Addon | undefined;
+
+function load(): Addon {
+  if (addon) return addon;
+  if (process.platform !== 'linux') {
+    throw new VirtiofsDaemonError('ERR_UNSUPPORTED_PLATFORM', `virtiofs-daemon runs on Linux only, not ${process.platform}`);
+  }
+  addon = bindings('virtiofs_daemon') as Addon;
+  return addon;
+}
+
+/** Turns the addon's errno errors into SystemErrors; everything else passes as is. */
+function call<T>(fn: (a: Addon) => T): T {
+  const a = load();
+  try {
+    return fn(a);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e instanceof Error && typeof e.errno === 'number' && typeof e.code === 'string' && e.syscall) {
+      throw new SystemError({ code: e.code, errno: e.errno, syscall: e.syscall, path: e.path }, e.message, { cause: e });
+    }
+    throw err;
+  }
+}
+
+const signalNames = new Map<number, NodeJS.Signals>(
+  Object.entries(osConstants.signals).map(([name, num]) => [num, name as NodeJS.Signals]),
+);
+
+/** The number of a signal given by name or number. */
+export function signalNumber(signal: NodeJS.Signals | number): number {
+  if (typeof signal === 'number') return signal;
+  const n = osConstants.signals[signal];
+  if (n === undefined) throw new TypeError(`unknown signal ${String(signal)}`);
+  return n;
+}
+
+/**
+ * Create a unix stream socket listening at `path` (blocking, close-on-exec).
+ * A stale socket file there is replaced; a live listener, or anything that is not a socket,
+ * is an error and is left alone. Paths longer than 107 bytes are refused, never truncated.
+ */
+export function listenUnix(path: string, backlog = 128): ListeningSocket {
+  const r = call((a) => a.listen(path, backlog));
+  return { fd: r.fd, path, dev: r.dev, ino: r.ino };
+}
+
+/**
+ * Give the socket file to the owner (uid and gid) of its directory, without following
+ * symlinks and only while the file at the path is still the one we bound.
+ */
+export function chownToParent(sock: ListeningSocket): { uid: number; gid: number } {
+  return call((a) => a.chownToParent(sock.path, sock.dev, sock.ino));
+}
+
+/** Remove the socket file if it is still the one we bound. Returns whether it removed it. */
+export function unlinkSocket(sock: Pick<ListeningSocket, 'path' | 'dev' | 'ino'>): boolean {
+  return call((a) => a.unlinkSocket(sock.path, sock.dev, sock.ino));
+}
+
+/** Close an fd the addon gave us. */
+export function closeFd(fd: number): void {
+  call((a) => a.close(fd));
+}
+
+function envArray(env: NodeJS.ProcessEnv | string[] | undefined): string[] {
+  if (Array.isArray(env)) return env;
+  const out: string[] = [];
+  for (const [k, v] of Object.entries(env ?? process.env)) if (v !== undefined) out.push(`${k}=${v}`);
+  return out;
+}
+
+/**
+ * Start a program with exactly the fds of `options.fds`, an empty signal mask and every
+ * signal at its default disposition, without copying our address space (a CLONE_VM|CLONE_VFORK
+ * child: its cost does not grow with our memory). Exec failures (ENOENT, EACCES, ENOEXEC, ...)
+ * throw here, synchronously, with `syscall: 'spawn'` and `path`; the failed child is already
+ * reaped then and `onExit` is never called.
+ */
+export function spawn(options: SpawnOptions): Child {
+  const { onExit } = options;
+  const raw = call((a) =>
+    a.spawn(
+      options.file,
+      options.argv,
+      envArray(options.env),
+      options.cwd ?? null,
+      options.fds,
+      options.newProcessGroup ?? false,
+      (code, signo, coreDumped) =>
+        onExit({
+          code: signo ? null : code,
+          signal: signo ? (signalNames.get(signo) ?? (`SIG${signo}` as NodeJS.Signals)) : null,
+          coreDumped,
+        }),
+    ),
+  );
+  return {
+    get pid() {
+      return raw.pid;
+    },
+    get pidfd() {
+      return raw.pidfd;
+    },
+    pipes: raw.pipes,
+    get exited() {
+      return raw.exited;
+    },
+    signal: (signal, opts) => call(() => raw.signal(signalNumber(signal), opts?.group ?? false)),
+    groupAlive: () => call(() => raw.groupAlive()),
+    ref: () => raw.ref(),
+    unref: () => raw.unref(),
+  };
+}
