@@ -7,7 +7,8 @@
         "native/child.cc",
         "native/spawn.cc",
         "native/unix_socket.cc",
-        "native/errors.cc"
+        "native/errors.cc",
+        "native/process_group.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

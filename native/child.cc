@@ -9,6 +9,7 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "process_group.h"
 #include "spawn.h"
 
 #ifndef P_PIDFD
@@ -219,13 +220,17 @@ Napi::Value Child::Signal(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, true);
 }
 
-// Signal 0 sends nothing. After the reap a reused group id can only make this answer "alive"
-// for longer than true, which callers bound with a deadline; it can never harm anyone.
+// After the reap a reused group id can only make this answer "alive" for longer than true,
+// which callers bound with a deadline; it can never harm anyone (nothing is sent).
 Napi::Value Child::GroupAlive(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!group_) return Napi::Boolean::New(env, !exited_);
-  bool alive = kill(-pid_, 0) == 0 || errno == EPERM;
-  return Napi::Boolean::New(env, alive);
+  int r = GroupHasLiveMember(pid_);
+  if (r < 0) {
+    ErrnoError(env, r, "opendir", "/proc").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, r == 1);
 }
 
 Napi::Value Child::Ref(const Napi::CallbackInfo& info) {

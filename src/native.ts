@@ -85,8 +85,9 @@ export interface Child {
    */
   signal(signal: NodeJS.Signals | number, options?: { group?: boolean }): boolean;
   /**
-   * True while any process of the child's process group is left. Meant for after the exit:
-   * a group outlives its leader while a descendant that did not change group lives on.
+   * True while a process of the child's process group is alive (zombies do not count: a
+   * descendant that outlived the child is a zombie of init, not ours to wait for). Meant for
+   * after the exit: a group outlives its leader while a descendant lives on.
    */
   groupAlive(): boolean;
   /** Keep the event loop alive until the child exits (the default). */

@@ -1,0 +1,271 @@
+/**
+ * The one daemon-process layer both daemons stand on: spawn with an fd map in a process group
+ * of its own, output pipes read line by line on the event loop, the exit observed by pidfd,
+ * stop with escalation, and the wait until nothing of the group is left.
+ */
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { VirtiofsDaemonError, type ExitStatus } from './errors.js';
+import { LineScanner, parseDaemonLine } from './lines.js';
+import { spawn, type Child } from './native.js';
+
+export interface DaemonProcessOptions {
+  /** The daemon's name, for log records and errors (e.g. `virtiofsd`). */
+  name: string;
+  /** Path of the program. */
+  file: string;
+  /** Arguments after argv[0]. */
+  args: string[];
+  /** The daemon's environment. Default: ours. */
+  env?: NodeJS.ProcessEnv;
+  /** Our fds to hand on: entry i becomes the daemon's fd 3+i. The caller keeps (and closes) its own. */
+  extraFds?: number[];
+  /** Read stdout into the log too (nydusd logs there); otherwise stdout is /dev/null. */
+  captureStdout?: boolean;
+  /** Receives one record per output line, at the level the daemon gave it. */
+  logger: Logger;
+  /** Called with every output line, after it is logged (readiness markers). */
+  onLine?: (line: string) => void;
+  /** Output lines are cut beyond this many bytes, with a marker. Default 16 KiB. */
+  maxLineBytes?: number;
+  /** How many of the last output lines to keep for error messages. Default 20. */
+  tailLines?: number;
+  /**
+   * After the exit, how long to keep reading output that a process outside the group still
+   * holds open before we close our end. Default 500 ms.
+   */
+  drainTimeoutMs?: number;
+  /** After the exit, how long to wait for the rest of the process group to go. Default 5000 ms. */
+  groupTimeoutMs?: number;
+}
+
+/** How a daemon process ended, and whether we asked it to. */
+export interface ProcessEnd extends ExitStatus {
+  /** True when the exit followed our {@link DaemonProcess.stop}. */
+  requested: boolean;
+  /** True when processes of its group were still alive when the deadline passed. */
+  groupLeftovers: boolean;
+}
+
+export interface StopOptions {
+  /** The first signal, sent to the whole process group. Default `SIGKILL`. */
+  signal?: NodeJS.Signals;
+  /** When `signal` is not SIGKILL: how long to wait before SIGKILL. Default 5000 ms. */
+  timeoutMs?: number;
+  /** How long to wait for the exit after SIGKILL before giving up with an error. Default 10000 ms. */
+  killTimeoutMs?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+/** A running daemon in a process group of its own. */
+export class DaemonProcess {
+  /** Resolves once the daemon is reaped, its group is empty (bounded) and its output is read. */
+  readonly ended: Promise<ProcessEnd>;
+  readonly argv: string[];
+
+  private readonly child: Child;
+  private readonly tail: string[] = [];
+  private readonly tailLines: number;
+  private exit: ExitStatus | null = null;
+  private stopRequested = false;
+  private stopping: Promise<ProcessEnd> | undefined;
+  private readonly exitSeen: Promise<void>;
+
+  /**
+   * Spawn the daemon. Throws synchronously (a {@link SystemError} with `syscall: 'spawn'`) when
+   * the program cannot be executed; nothing is left behind then.
+   */
+  constructor(private readonly options: DaemonProcessOptions) {
+    this.tailLines = options.tailLines ?? 20;
+    this.argv = [options.file, ...options.args];
+    let exitSeen!: () => void;
+    this.exitSeen = new Promise<void>((resolve) => (exitSeen = resolve));
+
+    this.child = spawn({
+      file: options.file,
+      argv: this.argv,
+      env: options.env ?? process.env,
+      fds: ['null', options.captureStdout ? 'pipe' : 'null', 'pipe', ...(options.extraFds ?? [])],
+      newProcessGroup: true,
+      onExit: (exit) => {
+        this.exit = { code: exit.code, signal: exit.signal };
+        // The daemon is still a zombie here, so its group id cannot have been reused: this
+        // reaches exactly its descendants (both virtiofsd dialects fork a sandbox child).
+        this.child.signal('SIGKILL', { group: true });
+        exitSeen();
+      },
+    });
+
+    const streams = this.child.pipes.filter((fd): fd is number => fd !== null).map((fd) => this.readLines(fd));
+    this.ended = this.finish(streams);
+  }
+
+  /** The daemon's pid; 0 once it has exited and been reaped. */
+  get pid(): number {
+    return this.exit ? 0 : this.child.pid;
+  }
+
+  /** The exit status once the daemon has exited, else null. */
+  get exitStatus(): ExitStatus | null {
+    return this.exit;
+  }
+
+  /** The last output lines, oldest first. */
+  lastLines(): string[] {
+    return [...this.tail];
+  }
+
+  /** Keep the event loop alive while the daemon runs (the default), or not. */
+  ref(): void {
+    this.child.ref();
+  }
+  unref(): void {
+    this.child.unref();
+  }
+
+  /**
+   * Stop the daemon: `signal` to its whole group, SIGKILL after `timeoutMs`, resolved once it
+   * is reaped and its group is empty. Idempotent: every call shares one stop. A daemon that has
+   * already exited is not an error.
+   */
+  stop(options: StopOptions = {}): Promise<ProcessEnd> {
+    this.stopping ??= this.escalate(options);
+    return this.stopping;
+  }
+
+  private async escalate({ signal = 'SIGKILL', timeoutMs = 5000, killTimeoutMs = 10000 }: StopOptions): Promise<ProcessEnd> {
+    if (!this.exit) {
+      this.stopRequested = true;
+      this.child.signal(signal, { group: true });
+      if (signal !== 'SIGKILL' && !(await this.exitedWithin(timeoutMs))) {
+        this.options.logger.warn({ signal, timeoutMs }, `${this.options.name} ignored ${signal}; sending SIGKILL`);
+        this.child.signal('SIGKILL', { group: true });
+      }
+      if (!(await this.exitedWithin(killTimeoutMs))) {
+        throw new VirtiofsDaemonError(
+          'ERR_DAEMON_STOP_TIMEOUT',
+          `${this.options.name} (pid ${this.child.pid}) did not exit within ${killTimeoutMs} ms of SIGKILL; ` +
+            'it is most likely stuck in the kernel (uninterruptible sleep, e.g. a hung mount)',
+        );
+      }
+    }
+    return this.ended;
+  }
+
+  private exitedWithin(ms: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    return Promise.race([
+      this.exitSeen.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+    ]).finally(() => clearTimeout(timer));
+  }
+
+  /** Read one output pipe on the event loop (never through the thread pool), line by line. */
+  private readLines(fd: number): { done: Promise<void>; destroy: () => void } {
+    const { logger, name, onLine } = this.options;
+    const scanner = new LineScanner({
+      maxLineBytes: this.options.maxLineBytes,
+      onLine: (line, info) => {
+        const { level, msg } = parseDaemonLine(line);
+        logger[level](info.truncated ? { truncated: info.discardedBytes } : {}, msg);
+        this.tail.push(line.length > 1024 ? `${line.slice(0, 1024)}…` : line);
+        if (this.tail.length > this.tailLines) this.tail.shift();
+        onLine?.(line);
+      },
+    });
+    const stream = new net.Socket({ fd, readable: true, writable: false });
+    const done = new Promise<void>((resolve) => {
+      stream.on('data', (chunk: Buffer) => scanner.push(chunk));
+      stream.on('error', (err) => logger.warn({ err }, `reading ${name}'s output failed`));
+      stream.on('close', () => {
+        scanner.end();
+        resolve();
+      });
+    });
+    return { done, destroy: () => stream.destroy() };
+  }
+
+  private async finish(streams: { done: Promise<void>; destroy: () => void }[]): Promise<ProcessEnd> {
+    await this.exitSeen;
+    const groupTimeoutMs = this.options.groupTimeoutMs ?? 5000;
+    const drainTimeoutMs = this.options.drainTimeoutMs ?? 500;
+
+    // Descendants that outlive the daemon got SIGKILL at the exit; wait until they are gone.
+    let groupLeftovers = false;
+    const deadline = Date.now() + groupTimeoutMs;
+    for (let delay = 2; this.child.groupAlive(); delay = Math.min(delay * 2, 100)) {
+      if (Date.now() > deadline) {
+        groupLeftovers = true;
+        this.options.logger.warn(`processes of ${this.options.name}'s group outlived it by ${groupTimeoutMs} ms`);
+        break;
+      }
+      await sleep(delay);
+    }
+
+    // The pipes reach EOF once every writer is gone; one that escaped the group (setsid) must
+    // not hold the exit report forever.
+    const drained = Promise.all(streams.map((s) => s.done));
+    let timer: NodeJS.Timeout | undefined;
+    const late = await Promise.race([
+      drained.then(() => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainTimeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (late) {
+      for (const s of streams) s.destroy();
+      await drained;
+    }
+    return { ...this.exit!, requested: this.stopRequested, groupLeftovers };
+  }
+}
+
+/**
+ * Run a program to completion and collect its stdout and stderr (at most `maxBytes` each),
+ * e.g. `virtiofsd --version`. Rejects when it outlives `timeoutMs` (it is killed then).
+ */
+export async function captureOutput(
+  file: string,
+  args: string[],
+  { timeoutMs = 5000, maxBytes = 64 * 1024 } = {},
+): Promise<ExitStatus & { stdout: string; stderr: string }> {
+  const out: Buffer[][] = [[], []];
+  let exited!: (e: ExitStatus) => void;
+  const exit = new Promise<ExitStatus>((resolve) => (exited = resolve));
+  const child = spawn({
+    file,
+    argv: [file, ...args],
+    fds: ['null', 'pipe', 'pipe'],
+    newProcessGroup: true,
+    onExit: (e) => {
+      child.signal('SIGKILL', { group: true });
+      exited({ code: e.code, signal: e.signal });
+    },
+  });
+  const sockets = [1, 2].map((i) => new net.Socket({ fd: child.pipes[i]!, readable: true, writable: false }));
+  const reads = sockets.map(
+    (s, k) =>
+      new Promise<void>((resolve) => {
+        let size = 0;
+        s.on('data', (b: Buffer) => {
+          if (size < maxBytes) out[k]!.push(b.subarray(0, maxBytes - size));
+          size += b.length;
+        });
+        s.on('error', () => {});
+        s.on('close', () => resolve());
+      }),
+  );
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.signal('SIGKILL', { group: true });
+  }, timeoutMs);
+  const status = await exit;
+  clearTimeout(timer);
+  await Promise.race([Promise.all(reads), sleep(500)]);
+  for (const s of sockets) s.destroy();
+  if (timedOut) {
+    throw new VirtiofsDaemonError('ERR_COMMAND_TIMEOUT', `${file} ${args.join(' ')} did not finish within ${timeoutMs} ms`);
+  }
+  return { ...status, stdout: Buffer.concat(out[0]!).toString(), stderr: Buffer.concat(out[1]!).toString() };
+}

@@ -1,0 +1,24 @@
+export type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
+export {
+  Virtiofsd,
+  buildVirtiofsdArgs,
+  detectDialect,
+  READY_MARKER,
+  WELL_KNOWN_VIRTIOFSD_PATHS,
+  type CacheMode,
+  type Dialect,
+  type VirtiofsdArgsInput,
+  type VirtiofsdOptions,
+} from './virtiofsd.js';
+export { MockVirtiofsDaemon, MOCK_PID } from './mock.js';
+export {
+  DaemonRunningError,
+  DaemonStartError,
+  InvalidOptionError,
+  NotSupportedError,
+  NydusApiError,
+  SystemError,
+  VirtiofsDaemonError,
+  type ExitStatus,
+} from './errors.js';
+export { LineScanner, parseDaemonLine } from './lines.js';

@@ -1,0 +1,111 @@
+/**
+ * Checks shared by both daemons. Each throws an {@link InvalidOptionError} naming the option,
+ * what is wrong with it and how to fix it, before anything is created.
+ */
+import { constants, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { InvalidOptionError } from './errors.js';
+
+/** A unix socket path holds at most 107 bytes (sun_path is 108 with the NUL). */
+export const MAX_SOCKET_PATH_BYTES = 107;
+
+/** A non-empty string without NUL bytes (C strings end at the first NUL). */
+export function requireString(option: string, value: unknown): string {
+  if (typeof value !== 'string' || value === '') {
+    throw new InvalidOptionError(option, `must be a non-empty string, got ${JSON.stringify(value)}`);
+  }
+  rejectNul(option, value);
+  return value;
+}
+
+export function rejectNul(option: string, value: string): void {
+  if (value.includes('\0')) {
+    throw new InvalidOptionError(option, `contains a NUL byte (${JSON.stringify(value)}); remove it`);
+  }
+}
+
+/** Each entry a string without NUL bytes. */
+export function requireArgs(option: string, value: unknown): string[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw new InvalidOptionError(option, 'must be an array of strings');
+  value.forEach((arg, i) => {
+    if (typeof arg !== 'string') throw new InvalidOptionError(`${option}[${i}]`, `must be a string, got ${typeof arg}`);
+    rejectNul(`${option}[${i}]`, arg);
+  });
+  return value as string[];
+}
+
+/** An existing regular file that we may execute. */
+export async function checkExecutable(option: string, file: string): Promise<void> {
+  const st = await fs.stat(file).catch((err: NodeJS.ErrnoException) => {
+    throw new InvalidOptionError(option, `'${file}' ${describeStatError(err)}`, { cause: err });
+  });
+  if (!st.isFile()) throw new InvalidOptionError(option, `'${file}' is ${kind(st)}, not a program`);
+  await fs.access(file, constants.X_OK).catch((err: unknown) => {
+    throw new InvalidOptionError(option, `'${file}' is not executable; make it so (chmod +x) or point to the daemon`, {
+      cause: err,
+    });
+  });
+}
+
+/** An existing directory. */
+export async function checkDirectory(option: string, dir: string): Promise<void> {
+  const st = await fs.stat(dir).catch((err: NodeJS.ErrnoException) => {
+    throw new InvalidOptionError(option, `'${dir}' ${describeStatError(err)}`, { cause: err });
+  });
+  if (!st.isDirectory()) throw new InvalidOptionError(option, `'${dir}' is ${kind(st)}, not a directory`);
+}
+
+/** A socket path that fits sun_path, in a directory that exists. */
+export async function checkSocketPath(option: string, socketPath: string): Promise<void> {
+  const bytes = Buffer.byteLength(socketPath);
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw new InvalidOptionError(
+      option,
+      `'${socketPath}' is ${bytes} bytes; a unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}. Use a shorter path`,
+    );
+  }
+  const dir = path.dirname(socketPath);
+  const st = await fs.stat(dir).catch((err: NodeJS.ErrnoException) => {
+    throw new InvalidOptionError(option, `directory '${dir}' ${describeStatError(err)}; create it first`, { cause: err });
+  });
+  if (!st.isDirectory()) throw new InvalidOptionError(option, `'${dir}' is ${kind(st)}, not a directory`);
+}
+
+/**
+ * The daemon binary: `explicit`, else $`envVar`, else the first executable well-known path.
+ * `install` says how to get one when none is found.
+ */
+export async function resolveBinary(
+  option: string,
+  explicit: string | undefined,
+  envVar: string,
+  wellKnown: string[],
+  install: string,
+): Promise<string> {
+  if (explicit !== undefined) return requireString(option, explicit);
+  const fromEnv = process.env[envVar];
+  if (fromEnv) return requireString(`$${envVar}`, fromEnv);
+  for (const candidate of wellKnown) {
+    if (await fs.access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+  }
+  throw new InvalidOptionError(
+    option,
+    `not given, $${envVar} is not set, and none of ${wellKnown.join(', ')} exists. ${install}`,
+  );
+}
+
+function describeStatError(err: NodeJS.ErrnoException): string {
+  if (err.code === 'ENOENT') return 'does not exist';
+  if (err.code === 'ENOTDIR') return 'does not exist (a parent is not a directory)';
+  if (err.code === 'EACCES') return 'cannot be reached (permission denied on a parent directory)';
+  return `cannot be examined (${err.code ?? err.message})`;
+}
+
+function kind(st: import('node:fs').Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFile()) return 'a regular file';
+  if (st.isSocket()) return 'a socket';
+  if (st.isFIFO()) return 'a FIFO';
+  return 'a device or special file';
+}

@@ -1,0 +1,297 @@
+/**
+ * virtiofsd behind the VirtiofsDaemon contract, in both dialects: the legacy C daemon of
+ * QEMU <= 7.2 and the Rust virtiofsd. We listen on the vhost-user socket ourselves and hand it
+ * over as fd 3 (`--fd=3`), as Kata does, so the VMM can connect the moment start() resolves.
+ */
+import { existsSync, promises as fs } from 'node:fs';
+import type { Logger } from 'pino';
+import { DaemonProcess, captureOutput, type ProcessEnd } from './daemon-process.js';
+import { DaemonRunningError, DaemonStartError, InvalidOptionError, NotSupportedError } from './errors.js';
+import { subsystemLogger } from './logger.js';
+import { chownToParent, closeFd, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
+import { traced } from './tracing.js';
+import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
+import {
+  checkDirectory,
+  checkExecutable,
+  checkSocketPath,
+  requireArgs,
+  requireString,
+  resolveBinary,
+} from './validate.js';
+
+export type CacheMode = 'auto' | 'always' | 'never' | 'metadata';
+export type Dialect = 'rust' | 'legacy';
+
+const CACHE_MODES: readonly CacheMode[] = ['auto', 'always', 'never', 'metadata'];
+
+/** Where distributions and Kata install virtiofsd, tried in this order. */
+export const WELL_KNOWN_VIRTIOFSD_PATHS = [
+  '/usr/libexec/virtiofsd', // Debian 13 `virtiofsd`, Fedora
+  '/usr/lib/qemu/virtiofsd', // Debian 12 `qemu-system-common` (legacy C)
+  '/opt/kata/libexec/virtiofsd', // Kata static tarball
+  '/usr/local/libexec/virtiofsd',
+  '/usr/bin/virtiofsd',
+];
+
+/** What both dialects print on stderr once they wait for the VMM. */
+export const READY_MARKER = 'Waiting for vhost-user socket connection';
+
+export interface VirtiofsdOptions {
+  /** The virtiofsd binary. Default: $VIRTIOFSD, then {@link WELL_KNOWN_VIRTIOFSD_PATHS}. */
+  path?: string;
+  /** Where the VMM will connect. We create the socket here (at most 107 bytes). */
+  socketPath: string;
+  /** The directory shared with the guest. */
+  sourcePath: string;
+  /** Guest cache policy. Default `auto`. `metadata` exists in the Rust daemon only. */
+  cache?: CacheMode;
+  /** Appended to the command line as they are. */
+  extraArgs?: string[];
+  /** Which command line to speak. Default `auto`: asks the binary (`--version`, once per binary). */
+  dialect?: 'auto' | Dialect;
+  /** Log to syslog (`--syslog`) instead of stderr. Needs /dev/log. Default false. */
+  syslog?: boolean;
+  /** Debug logging in the daemon. Default false. */
+  debug?: boolean;
+  /** Where the daemon's stderr lines and our own records go. Children carry `{ subsystem: 'virtiofsd' }`. */
+  logger?: Logger;
+  /** How long start() waits for the daemon to be ready. Default 10000 ms. */
+  startTimeoutMs?: number;
+  /** The first signal stop() sends to the daemon's process group. Default `SIGKILL`, as Kata. */
+  stopSignal?: NodeJS.Signals;
+  /** With a `stopSignal` other than SIGKILL: how long before SIGKILL follows. Default 5000 ms. */
+  stopTimeoutMs?: number;
+  /** The daemon's environment. Default: ours. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Everything the command line depends on, validated. */
+export interface VirtiofsdArgsInput {
+  dialect: Dialect;
+  sourcePath: string;
+  cache: CacheMode;
+  syslog: boolean;
+  debug: boolean;
+  extraArgs: string[];
+}
+
+/**
+ * The daemon's arguments (after argv[0]) for a socket at fd 3. Pure: no file is touched.
+ * - legacy: `-o cache=<c> -o no_posix_lock -o source=<dir> --fd=3 -f` (`-d` with debug); the
+ *   C option parser splits `-o` values on commas, so `\` and `,` in the source are escaped,
+ *   and `never` is spelled `none` there.
+ * - rust: `--cache=<c> --shared-dir=<dir> --fd=3` (`--log-level=debug` with debug).
+ * `--syslog` comes first when asked for, `extraArgs` last.
+ */
+export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
+  const { dialect, sourcePath, cache, syslog, debug, extraArgs } = input;
+  const args = syslog ? ['--syslog'] : [];
+  if (dialect === 'legacy') {
+    if (cache === 'metadata') {
+      throw new InvalidOptionError('cache', "'metadata' needs the Rust virtiofsd; the legacy C daemon knows auto, always and never");
+    }
+    const escaped = sourcePath.replace(/[\\,]/g, (c) => `\\${c}`);
+    args.push('-o', `cache=${cache === 'never' ? 'none' : cache}`, '-o', 'no_posix_lock', '-o', `source=${escaped}`, '--fd=3');
+    args.push(debug ? '-d' : '-f');
+  } else {
+    args.push(`--cache=${cache}`, `--shared-dir=${sourcePath}`, '--fd=3');
+    if (debug) args.push('--log-level=debug');
+  }
+  return [...args, ...extraArgs];
+}
+
+const dialectCache = new Map<string, Dialect>();
+
+/**
+ * Which virtiofsd `binary` is, from its `--version` (`virtiofsd version <qemu>` is the legacy C
+ * daemon, `virtiofsd <semver>` the Rust one). Asked once per binary path, size and mtime.
+ */
+export async function detectDialect(binary: string): Promise<Dialect> {
+  const st = await fs.stat(binary);
+  const key = `${binary}\0${st.size}\0${st.mtimeMs}`;
+  const known = dialectCache.get(key);
+  if (known) return known;
+  const out = await captureOutput(binary, ['--version']);
+  const text = `${out.stdout}\n${out.stderr}`;
+  let dialect: Dialect | undefined;
+  if (/^virtiofsd version /m.test(text)) dialect = 'legacy';
+  else if (/^virtiofsd v?\d+\.\d+/m.test(text)) dialect = 'rust';
+  if (!dialect) {
+    throw new InvalidOptionError(
+      'dialect',
+      `cannot tell which virtiofsd '${binary}' is from its --version output ${JSON.stringify(text.trim().slice(0, 200))}; ` +
+        "set dialect: 'rust' or 'legacy'",
+    );
+  }
+  dialectCache.set(key, dialect);
+  return dialect;
+}
+
+export class Virtiofsd implements VirtiofsDaemon {
+  private readonly log: Logger;
+  private proc: DaemonProcess | undefined;
+  private socket: ListeningSocket | undefined;
+  private starting: Promise<number> | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly options: VirtiofsdOptions) {
+    this.log = subsystemLogger('virtiofsd', options.logger);
+  }
+
+  get pid(): number {
+    return this.proc?.pid ?? 0;
+  }
+
+  start(onQuit?: (exit: DaemonExit) => void): Promise<number> {
+    if (this.starting || this.proc) return Promise.reject(new DaemonRunningError('virtiofsd', this.pid));
+    const starting = traced('start', 'virtiofsd', { socketPath: this.options.socketPath }, () => this.launch(onQuit));
+    this.starting = starting;
+    return starting.finally(() => {
+      if (this.starting === starting) this.starting = undefined;
+    });
+  }
+
+  /** Validation, then socket, then process; whatever fails undoes what came before. */
+  private async launch(onQuit?: (exit: DaemonExit) => void): Promise<number> {
+    const o = this.options;
+    const socketPath = requireString('socketPath', o.socketPath);
+    const sourcePath = requireString('sourcePath', o.sourcePath);
+    const extraArgs = requireArgs('extraArgs', o.extraArgs);
+    const cache = o.cache ?? 'auto';
+    if (!CACHE_MODES.includes(cache)) {
+      throw new InvalidOptionError('cache', `'${String(cache)}' is not a cache mode; use one of ${CACHE_MODES.join(', ')}`);
+    }
+    if (o.dialect !== undefined && !['auto', 'rust', 'legacy'].includes(o.dialect)) {
+      throw new InvalidOptionError('dialect', `'${String(o.dialect)}' is not a dialect; use auto, rust or legacy`);
+    }
+    // Without a stderr there is no ready marker to wait for, whichever way syslog was asked for.
+    const syslog = o.syslog === true || extraArgs.includes('--syslog');
+    if (syslog && !existsSync('/dev/log')) {
+      throw new InvalidOptionError(
+        'syslog',
+        'no /dev/log here, so the daemon would lose every log line (the legacy one dies with SIGSYS at the first ' +
+          'connection). Run a syslog daemon (or systemd-journald) or leave syslog off to log through us',
+      );
+    }
+    const binary = await resolveBinary(
+      'path',
+      o.path,
+      'VIRTIOFSD',
+      WELL_KNOWN_VIRTIOFSD_PATHS,
+      'Install virtiofsd (Debian 13: apt install virtiofsd; Debian 12: apt install qemu-system-common) or pass path',
+    );
+    await checkExecutable('path', binary);
+    await checkDirectory('sourcePath', sourcePath);
+    await checkSocketPath('socketPath', socketPath);
+    const dialect = !o.dialect || o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
+    const args = buildVirtiofsdArgs({ dialect, sourcePath, cache, syslog: o.syslog === true, debug: o.debug === true, extraArgs });
+
+    const socket = listenUnix(socketPath);
+    // onQuit belongs to a daemon whose start resolved; a failed start reports the exit itself.
+    const run = { started: false };
+    let proc: DaemonProcess;
+    try {
+      const owner = chownToParent(socket);
+      let ready!: () => void;
+      const marker = new Promise<void>((resolve) => (ready = resolve));
+      proc = new DaemonProcess({
+        name: 'virtiofsd',
+        file: binary,
+        args,
+        env: o.env,
+        extraFds: [socket.fd],
+        logger: this.log,
+        onLine: (line) => line.includes(READY_MARKER) && ready(),
+      });
+      this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
+      this.socket = socket;
+      this.proc = proc;
+      proc.ended.then((end) => this.quit(proc, end, run.started ? onQuit : undefined));
+      await this.waitReady(proc, syslog ? Promise.resolve() : marker);
+    } catch (err) {
+      if (!this.proc) unlinkSocket(socket);
+      throw err;
+    } finally {
+      // The daemon holds its own copy now (or never will): ours would keep the socket alive.
+      closeFd(socket.fd);
+    }
+    run.started = true;
+    return proc.pid;
+  }
+
+  private async waitReady(proc: DaemonProcess, marker: Promise<void>): Promise<void> {
+    const timeoutMs = this.options.startTimeoutMs ?? 10000;
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      marker.then(() => 'ready' as const),
+      proc.ended.then(() => 'exited' as const),
+      new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs))),
+    ]);
+    clearTimeout(timer);
+    if (outcome === 'ready') return;
+    if (outcome === 'timeout') {
+      await this.stop();
+      throw new DaemonStartError(
+        'ERR_DAEMON_START_TIMEOUT',
+        `virtiofsd did not report "${READY_MARKER}" within ${timeoutMs} ms; it was stopped`,
+        { lastLines: proc.lastLines(), argv: proc.argv },
+      );
+    }
+    const end = await proc.ended;
+    throw new DaemonStartError(
+      'ERR_DAEMON_EXITED',
+      `virtiofsd exited (${describe(end)}) before it was ready. Its last lines:`,
+      { exit: { code: end.code, signal: end.signal }, lastLines: proc.lastLines(), argv: proc.argv },
+    );
+  }
+
+  /** The daemon is gone: log it, remove our socket, tell the caller once. */
+  private quit(proc: DaemonProcess, end: ProcessEnd, onQuit?: (exit: DaemonExit) => void): void {
+    const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested };
+    this.log[end.requested ? 'info' : 'warn']({ ...exit, groupLeftovers: end.groupLeftovers }, 'virtiofsd quits');
+    if (this.socket && unlinkSocket(this.socket)) this.log.debug({ socket: this.socket.path }, 'socket removed');
+    if (this.proc === proc) {
+      this.proc = undefined;
+      this.socket = undefined;
+    }
+    try {
+      onQuit?.(exit);
+    } catch (err) {
+      // The caller's bug, not ours: surface it as an uncaught exception, as an event listener's would be.
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    const proc = this.proc;
+    if (!proc) {
+      this.log.info('virtiofsd is not running; nothing to stop');
+      return Promise.resolve();
+    }
+    const stopping = traced('stop', 'virtiofsd', { pid: proc.pid }, async () => {
+      await proc.stop({ signal: this.options.stopSignal ?? 'SIGKILL', timeoutMs: this.options.stopTimeoutMs });
+      // quit() has run by now: it is chained on the same `ended` promise, earlier.
+    });
+    this.stopping = stopping;
+    return stopping.finally(() => {
+      if (this.stopping === stopping) this.stopping = undefined;
+    });
+  }
+
+  mount(_opt: MountOption): Promise<void> {
+    return Promise.reject(new NotSupportedError('virtiofsd does not mount filesystems on request; mount() is for nydusd'));
+  }
+
+  umount(_mountpoint: string): Promise<void> {
+    return Promise.reject(new NotSupportedError('virtiofsd does not unmount filesystems on request; umount() is for nydusd'));
+  }
+}
+
+/** "code 1" / "signal SIGKILL". */
+export function describe(exit: { code: number | null; signal: string | null }): string {
+  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+}
