@@ -2,8 +2,8 @@
 // of unix_socket.cc and spawn.cc, and the per-environment teardown policy.
 //
 // Teardown policy: when an environment goes away (a worker_thread ends or is terminated,
-// the process exits normally, an Electron context is destroyed) every child it still
-// watches is SIGKILLed - its whole process group when it was spawned with newProcessGroup -
+// the process exits, process.exit() included, an Electron context is destroyed) every child it
+// still watches is SIGKILLed - its whole process group when it was spawned with newProcessGroup -
 // and reaped, without calling back into JavaScript. A daemon must not outlive the code that
 // supervises it, and in a process that lives on, an unwatched child would stay a zombie.
 #include "addon.h"
@@ -35,14 +35,23 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::Listen>("listen"),
                            InstanceMethod<&Addon::ChownToParent>("chownToParent"),
                            InstanceMethod<&Addon::UnlinkSocket>("unlinkSocket"),
+                           InstanceMethod<&Addon::RemoveStaleSocket>("removeStaleSocket"),
                            InstanceMethod<&Addon::Close>("close"),
                            InstanceMethod<&Addon::Spawn>("spawn"),
+                           InstanceMethod<&Addon::AbandonAll>("abandonAll"),
                        });
 }
 
 Addon::~Addon() {
   // Teardown has abandoned every child already; this only guards against dangling pointers.
   for (Child* child : live_) child->ForgetAddon();
+}
+
+// abandonAll(): the teardown policy, applied now. Bound to process 'exit', because
+// process.exit() ends the process without running environment cleanup hooks.
+Napi::Value Addon::AbandonAll(const Napi::CallbackInfo& info) {
+  for (Child* child : std::unordered_set<Child*>(live_)) child->Abandon();
+  return info.Env().Undefined();
 }
 
 void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
@@ -131,6 +140,34 @@ static const char* FileType(mode_t mode) {
 
 // ---- sockets ----------------------------------------------------------------------------
 
+// The errors of ListenUnix and RemoveStaleSocket, each naming the path and the way out.
+static Napi::Error SocketPathError(Napi::Env env, int err, const char* syscall, const std::string& path,
+                                   mode_t found_mode) {
+  std::string msg;
+  switch (err) {
+    case -ENAMETOOLONG:
+      msg = "socket path '" + path + "' is " + std::to_string(path.size()) + " bytes; a unix socket path holds at most " +
+            std::to_string(kMaxSocketPath) + " bytes (sun_path). Use a shorter path; it is never truncated";
+      break;
+    case -EEXIST:
+      msg = "'" + path + "' is " + FileType(found_mode) + ", not a socket, and was left alone. Remove it or choose another path";
+      break;
+    case -EADDRINUSE:
+      msg = "socket '" + path + "' is in use: a process is listening on it. Stop that process or choose another path";
+      break;
+    case -ENOENT:
+    case -ENOTDIR:
+      msg = "cannot create '" + path + "': directory '" + DirName(path) + "' does not exist. Create it first";
+      break;
+    case -EPROTONOSUPPORT:
+    case -EAFNOSUPPORT:
+      msg = "a socket file exists at '" + path +
+            "' and this kernel cannot tell whether a process listens on it (no unix_diag). Remove it if it is stale";
+      break;
+  }
+  return ErrnoError(env, err, syscall, path, msg);
+}
+
 // listen(path, backlog) → { fd, dev, ino }
 Napi::Value Addon::Listen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -141,30 +178,7 @@ Napi::Value Addon::Listen(const Napi::CallbackInfo& info) {
   BoundSocket sock;
   int err = ListenUnix(path, backlog, &sock);
   if (err < 0) {
-    std::string msg;
-    switch (err) {
-      case -ENAMETOOLONG:
-        msg = "socket path '" + path + "' is " + std::to_string(path.size()) + " bytes; a unix socket path holds at most " +
-              std::to_string(kMaxSocketPath) + " bytes (sun_path). Use a shorter path; it is never truncated";
-        break;
-      case -EEXIST:
-        msg = "cannot listen at '" + path + "': it is " + FileType(sock.found_mode) +
-              ", not a socket, and was left alone. Remove it or choose another path";
-        break;
-      case -EADDRINUSE:
-        msg = "socket '" + path + "' is in use: a process is listening on it. Stop that process or choose another path";
-        break;
-      case -ENOENT:
-      case -ENOTDIR:
-        msg = "cannot listen at '" + path + "': directory '" + DirName(path) + "' does not exist. Create it first";
-        break;
-      case -EPROTONOSUPPORT:
-      case -EAFNOSUPPORT:
-        msg = "a socket file exists at '" + path +
-              "' and this kernel cannot tell whether a process listens on it (no unix_diag). Remove it if it is stale";
-        break;
-    }
-    ErrnoError(env, err, "listen", path, msg).ThrowAsJavaScriptException();
+    SocketPathError(env, err, "listen", path, sock.found_mode).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Object out = Napi::Object::New(env);
@@ -172,6 +186,20 @@ Napi::Value Addon::Listen(const Napi::CallbackInfo& info) {
   out.Set("dev", Napi::BigInt::New(env, static_cast<uint64_t>(sock.dev)));
   out.Set("ino", Napi::BigInt::New(env, static_cast<uint64_t>(sock.ino)));
   return out;
+}
+
+// removeStaleSocket(path) → removed? (false: nothing was there)
+Napi::Value Addon::RemoveStaleSocket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!GetString(info, 0, "path", &path)) return env.Undefined();
+  mode_t found_mode = 0;
+  int r = vfd::RemoveStaleSocket(path, &found_mode);
+  if (r < 0) {
+    SocketPathError(env, r, "unlink", path, found_mode).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, r == 1);
 }
 
 // chownToParent(path, dev, ino) → { uid, gid }
@@ -332,7 +360,7 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   SpawnResult spawned;
   int err = vfd::Spawn(req, &spawned);
   if (err < 0) {
-    std::string msg = "spawn " + file + " " + uv_err_name(err) + ": " + uv_strerror(err);
+    std::string msg = "spawn " + file + " " + ErrnoName(err) + ": " + ErrnoText(err);
     if (has_cwd && err == -ENOENT && access(cwd.c_str(), F_OK) < 0) {
       msg = "spawn " + file + " ENOENT: working directory '" + cwd + "' does not exist";
     }
@@ -349,7 +377,7 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
     for (int fd : spawned.parent_ends) {
       if (fd >= 0) close(fd);
     }
-    ErrnoError(env, err, "uv_poll_init", file, "cannot watch the child's pidfd: " + std::string(uv_strerror(err)))
+    ErrnoError(env, err, "uv_poll_init", file, "cannot watch the child's pidfd: " + ErrnoText(err))
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }

@@ -32,8 +32,10 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value Listen(const Napi::CallbackInfo& info);
   Napi::Value ChownToParent(const Napi::CallbackInfo& info);
   Napi::Value UnlinkSocket(const Napi::CallbackInfo& info);
+  Napi::Value RemoveStaleSocket(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Spawn(const Napi::CallbackInfo& info);
+  Napi::Value AbandonAll(const Napi::CallbackInfo& info);
 
   static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
 

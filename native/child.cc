@@ -127,15 +127,21 @@ void Child::DeliverExit(const siginfo_t& info) {
 
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
-  on_exit_.MakeCallback(Value(), {Napi::Number::New(env, code), Napi::Number::New(env, signo),
-                                  Napi::Boolean::New(env, core)});
-  // Reap before an exception in the callback can end the process.
-  Reap();
-  on_exit_.Reset();
-  self_.Reset();
-  if (env.IsExceptionPending()) {
-    Napi::Error err = env.GetAndClearPendingException();
-    napi_fatal_exception(env, err.Value());
+  {
+    // A callback scope of our own, rather than MakeCallback: MakeCallback would run the
+    // microtasks (promises resolved inside onExit) before we reap, and code continuing after
+    // an exit must find the child reaped. The scope runs them when it closes.
+    Napi::AsyncContext context(env, "virtiofs-daemon:child-exit");
+    Napi::CallbackScope callback_scope(env, context);
+    on_exit_.Call(Value(), {Napi::Number::New(env, code), Napi::Number::New(env, signo), Napi::Boolean::New(env, core)});
+    Reap();
+    on_exit_.Reset();
+    self_.Reset();
+    if (env.IsExceptionPending()) {
+      // Reaped already, so an uncaught exception that ends the process leaves no zombie.
+      Napi::Error err = env.GetAndClearPendingException();
+      napi_fatal_exception(env, err.Value());
+    }
   }
 }
 

@@ -1,15 +1,26 @@
 #include "errors.h"
 
-#include <uv.h>
+#include <string.h>
 
 namespace vfd {
 
+std::string ErrnoName(int neg_errno) {
+  const char* name = strerrorname_np(-neg_errno);
+  return name ? name : "E" + std::to_string(-neg_errno);
+}
+
+std::string ErrnoText(int neg_errno) {
+  const char* desc = strerrordesc_np(-neg_errno);
+  return desc ? desc : "unknown error " + std::to_string(-neg_errno);
+}
+
 Napi::Error ErrnoError(Napi::Env env, int neg_errno, const char* syscall, const std::string& path,
                        const std::string& message) {
-  const char* code = uv_err_name(neg_errno);
+  // glibc's own names: libuv's table lacks some errnos (ENOEXEC, ESTALE).
+  std::string code = ErrnoName(neg_errno);
   std::string text = message;
   if (text.empty()) {
-    text = std::string(syscall) + " " + code + ": " + uv_strerror(neg_errno);
+    text = std::string(syscall) + " " + code + ": " + ErrnoText(neg_errno);
     if (!path.empty()) text += " '" + path + "'";
   }
   Napi::Error err = Napi::Error::New(env, text);

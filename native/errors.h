@@ -11,6 +11,10 @@ namespace vfd {
 
 // `neg_errno` is a negative errno. `message` replaces the default text
 // ("<syscall> <CODE>: <strerror> '<path>'") when it is not empty.
+// The errno's name ("ENOENT") and description ("No such file or directory").
+std::string ErrnoName(int neg_errno);
+std::string ErrnoText(int neg_errno);
+
 Napi::Error ErrnoError(Napi::Env env, int neg_errno, const char* syscall, const std::string& path = "",
                        const std::string& message = "");
 

@@ -94,19 +94,18 @@ out:
   return err < 0 ? err : found;
 }
 
-// Make room for a new bind at `path`: remove it if it is a socket file that nobody listens on.
-static int RemoveStaleSocket(const std::string& path, BoundSocket* out) {
+int RemoveStaleSocket(const std::string& path, mode_t* found_mode) {
   struct stat st;
   if (lstat(path.c_str(), &st) < 0) return errno == ENOENT ? 0 : -errno;
   if (!S_ISSOCK(st.st_mode)) {
-    out->found_mode = st.st_mode;
+    *found_mode = st.st_mode;
     return -EEXIST;
   }
   int live = ListenerOnInode(st.st_dev, st.st_ino);
   if (live < 0) return live;
   if (live) return -EADDRINUSE;
-  if (unlink(path.c_str()) < 0 && errno != ENOENT) return -errno;
-  return 0;
+  if (unlink(path.c_str()) < 0) return errno == ENOENT ? 0 : -errno;
+  return 1;
 }
 
 int ListenUnix(const std::string& path, int backlog, BoundSocket* out) {
@@ -124,7 +123,7 @@ int ListenUnix(const std::string& path, int backlog, BoundSocket* out) {
     if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), addr_len) == 0) break;
     err = -errno;
     if (err != -EADDRINUSE || attempt > 0) goto fail;
-    err = RemoveStaleSocket(path, out);
+    err = RemoveStaleSocket(path, &out->found_mode);
     if (err < 0) goto fail;
   }
   bound = true;

@@ -24,6 +24,11 @@ struct BoundSocket {
 // -ENAMETOOLONG past kMaxSocketPath bytes (never truncated).
 int ListenUnix(const std::string& path, int backlog, BoundSocket* out);
 
+// Remove `path` when it is a socket file that no socket of this network namespace listens
+// on: 1 removed, 0 nothing there. -EADDRINUSE when one listens, -EEXIST (with *found_mode)
+// when the path holds anything but a socket; both leave it intact.
+int RemoveStaleSocket(const std::string& path, mode_t* found_mode);
+
 // Give the socket file at `path` to the owner of its directory, without following a symlink
 // at `path`, and only if the file there is still (dev, ino): -ESTALE otherwise.
 int ChownToParent(const std::string& path, dev_t dev, ino_t ino, uid_t* uid, gid_t* gid);

@@ -4,6 +4,11 @@
  * errors into {@link SystemError}s.
  *
  * Linux only, kernel >= 5.4 (pidfd_open, pidfd_send_signal, waitid(P_PIDFD)).
+ *
+ * Lifetime policy: a child never outlives the Node environment that spawned it. When the
+ * environment ends (the process exits, process.exit() included; a worker_thread ends or is
+ * terminated; an Electron context goes away), every child still running is SIGKILLed, with its
+ * process group when it has one, and reaped. Only a process killed by a signal skips this.
  */
 import { constants as osConstants } from 'node:os';
 import bindings from 'bindings';
@@ -111,7 +116,9 @@ interface Addon {
   listen(path: string, backlog: number): { fd: number; dev: bigint; ino: bigint };
   chownToParent(path: string, dev: bigint, ino: bigint): { uid: number; gid: number };
   unlinkSocket(path: string, dev: bigint, ino: bigint): boolean;
+  removeStaleSocket(path: string): boolean;
   close(fd: number): void;
+  abandonAll(): void;
   spawn(
     file: string,
     argv: string[],
@@ -130,8 +137,12 @@ function load(): Addon {
   if (process.platform !== 'linux') {
     throw new VirtiofsDaemonError('ERR_UNSUPPORTED_PLATFORM', `virtiofs-daemon runs on Linux only, not ${process.platform}`);
   }
-  addon = bindings('virtiofs_daemon') as Addon;
-  return addon;
+  const loaded = bindings('virtiofs_daemon') as Addon;
+  // The addon kills and reaps its live children when this environment is torn down, but
+  // process.exit() skips that teardown: apply the same policy on 'exit'.
+  process.once('exit', () => loaded.abandonAll());
+  addon = loaded;
+  return loaded;
 }
 
 /** Turns the addon's errno errors into SystemErrors; everything else passes as is. */
@@ -181,6 +192,15 @@ export function chownToParent(sock: ListeningSocket): { uid: number; gid: number
 /** Remove the socket file if it is still the one we bound. Returns whether it removed it. */
 export function unlinkSocket(sock: Pick<ListeningSocket, 'path' | 'dev' | 'ino'>): boolean {
   return call((a) => a.unlinkSocket(sock.path, sock.dev, sock.ino));
+}
+
+/**
+ * Remove the socket file at `path` if nobody listens on it (for daemons that bind their
+ * sockets themselves). Returns whether a file was removed. A live listener (`EADDRINUSE`) or
+ * anything that is not a socket (`EEXIST`) is an error and is left intact.
+ */
+export function removeStaleSocket(path: string): boolean {
+  return call((a) => a.removeStaleSocket(path));
 }
 
 /** Close an fd the addon gave us. */

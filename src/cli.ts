@@ -1,0 +1,179 @@
+#!/usr/bin/env node
+/**
+ * virtiofs-daemon run: serve a directory through virtiofsd until Ctrl-C, printing the QEMU
+ * options that attach a guest to it. Built on the public API only.
+ */
+import { constants } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pino, { type Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
+import { VirtiofsDaemonError } from './errors.js';
+import { Virtiofsd, type CacheMode } from './virtiofsd.js';
+import type { DaemonExit } from './types.js';
+
+const USAGE = `Usage: virtiofs-daemon run --shared-dir DIR --socket PATH [options] [-- EXTRA_ARGS...]
+
+Serve DIR to a VM through virtiofsd on the vhost-user socket PATH, print the QEMU options
+that attach to it, and stop virtiofsd (removing the socket) on Ctrl-C or SIGTERM.
+
+Options:
+  --shared-dir DIR    directory shared with the guest (required)
+  --socket PATH       vhost-user socket to create, at most 107 bytes (required)
+  --cache MODE        auto | always | never | metadata (Rust virtiofsd only); default auto
+  --virtiofsd PATH    the virtiofsd binary; default $VIRTIOFSD, then the usual install paths
+  --dialect D         auto | rust | legacy; default auto (asks the binary)
+  --tag TAG           mount tag the guest uses (mount -t virtiofs TAG /mnt); default shared
+  --memory SIZE       guest memory size for the printed QEMU options; default 2G
+  --debug             debug logging in virtiofsd
+  --syslog            virtiofsd logs to syslog instead of through us
+  -h, --help          this text
+Arguments after -- go to virtiofsd as they are.
+
+Exit status: 0 after a stop on Ctrl-C/SIGTERM; the daemon's own when it quits by itself
+(128+N when signal N killed it); 1 when it cannot start; 2 on bad usage.`;
+
+class UsageError extends Error {}
+
+interface RunOptions {
+  sharedDir: string;
+  socket: string;
+  cache: CacheMode;
+  virtiofsd: string | undefined;
+  dialect: 'auto' | 'rust' | 'legacy';
+  tag: string;
+  memory: string;
+  debug: boolean;
+  syslog: boolean;
+  extraArgs: string[];
+}
+
+function parse(argv: string[]): RunOptions | 'help' {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      'shared-dir': { type: 'string' },
+      socket: { type: 'string' },
+      cache: { type: 'string', default: 'auto' },
+      virtiofsd: { type: 'string' },
+      dialect: { type: 'string', default: 'auto' },
+      tag: { type: 'string', default: 'shared' },
+      memory: { type: 'string', default: '2G' },
+      debug: { type: 'boolean', default: false },
+      syslog: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  const dashdash = argv.indexOf('--');
+  const extraArgs = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
+  const [command, ...rest] = positionals.slice(0, positionals.length - extraArgs.length);
+  if (command !== 'run') throw new UsageError(command ? `unknown command '${command}'` : 'missing command: run');
+  if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}' (extra virtiofsd arguments go after --)`);
+  if (!values['shared-dir']) throw new UsageError('--shared-dir DIR is required');
+  if (!values.socket) throw new UsageError('--socket PATH is required');
+  if (!['auto', 'rust', 'legacy'].includes(values.dialect!)) throw new UsageError(`--dialect: '${values.dialect}' is not auto, rust or legacy`);
+  return {
+    sharedDir: path.resolve(values['shared-dir']),
+    socket: path.resolve(values.socket),
+    cache: values.cache as CacheMode,
+    virtiofsd: values.virtiofsd,
+    dialect: values.dialect as RunOptions['dialect'],
+    tag: values.tag!,
+    memory: values.memory!,
+    debug: values.debug!,
+    syslog: values.syslog!,
+    extraArgs,
+  };
+}
+
+/** QEMU's option syntax takes a literal comma as ",,". */
+const qemuValue = (s: string) => s.replace(/,/g, ',,');
+
+/** The QEMU options that attach a guest to the socket (vhost-user needs shared guest memory). */
+export function qemuOptions(socket: string, tag: string, memory: string): string[] {
+  return [
+    `-chardev socket,id=vfs0,path=${qemuValue(socket)}`,
+    `-device vhost-user-fs-pci,queue-size=1024,chardev=vfs0,tag=${qemuValue(tag)}`,
+    `-object memory-backend-memfd,id=mem,size=${memory},share=on`,
+    `-numa node,memdev=mem`,
+    `-m ${memory}`,
+  ];
+}
+
+function makeLogger(): Logger {
+  // Logs go to stderr, so that stdout carries only the QEMU options.
+  if (process.stderr.isTTY) return pino(pinoPretty({ destination: 2, sync: true }));
+  return pino(pino.destination({ dest: 2, sync: true }));
+}
+
+async function run(opts: RunOptions): Promise<number> {
+  const logger = makeLogger();
+  const daemon = new Virtiofsd({
+    path: opts.virtiofsd,
+    socketPath: opts.socket,
+    sourcePath: opts.sharedDir,
+    cache: opts.cache,
+    dialect: opts.dialect,
+    debug: opts.debug,
+    syslog: opts.syslog,
+    extraArgs: opts.extraArgs,
+    logger,
+    stopSignal: 'SIGTERM',
+    stopTimeoutMs: 3000,
+  });
+
+  let quit!: (exit: DaemonExit) => void;
+  const quitted = new Promise<DaemonExit>((resolve) => (quit = resolve));
+  let stopping: Promise<void> | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    logger.info({ signal }, 'stopping virtiofsd');
+    stopping ??= daemon.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    const pid = await daemon.start(quit);
+    logger.info({ daemonPid: pid, socket: opts.socket, sharedDir: opts.sharedDir }, 'virtiofsd is ready; attach QEMU with:');
+    process.stdout.write(`${qemuOptions(opts.socket, opts.tag, opts.memory).join(' \\\n  ')}\n`);
+  } catch (err) {
+    logger.error({ err }, 'virtiofsd did not start');
+    return 1;
+  }
+
+  const exit = await quitted;
+  await stopping;
+  if (exit.requested) return 0;
+  logger.warn({ ...exit }, 'virtiofsd quit by itself');
+  if (exit.signal) return 128 + (constants.signals[exit.signal] ?? 0);
+  return exit.code ?? 1;
+}
+
+async function main(): Promise<void> {
+  let opts: RunOptions | 'help';
+  try {
+    opts = parse(process.argv.slice(2));
+  } catch (err) {
+    const message = err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')
+      ? (err as Error).message
+      : String(err);
+    process.stderr.write(`virtiofs-daemon: ${message}\n\n${USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  if (opts === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  try {
+    process.exitCode = await run(opts);
+  } catch (err) {
+    process.stderr.write(`virtiofs-daemon: ${err instanceof VirtiofsDaemonError ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+void main();

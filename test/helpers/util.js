@@ -1,0 +1,245 @@
+'use strict';
+/**
+ * Shared helpers of the native tests: where the probe is, running it through the
+ * library's spawn, and reading what /proc says about us and our children.
+ */
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { threadId } = require('node:worker_threads');
+
+const root = path.resolve(__dirname, '..', '..');
+/** The probe built by scripts/build-helpers.js from test/helpers/probe.c. */
+const probePath = path.join(root, 'build', 'helpers', 'probe');
+/** The compiled library module (npm run build:ts). */
+const nativeModulePath = path.join(root, 'dist', 'native.js');
+
+/** O_CLOEXEC and O_NONBLOCK as /proc/<pid>/fdinfo shows them (octal "flags:"). */
+const O_CLOEXEC = 0o2000000;
+const O_NONBLOCK = 0o4000;
+
+let counter = 0;
+/** A fresh path under os.tmpdir() for a probe report; nothing is created. */
+function tempReportPath() {
+  counter += 1;
+  return path.join(os.tmpdir(), `vfsd-probe-${process.pid}-${threadId}-${Date.now()}-${counter}.json`);
+}
+
+/** A new directory under os.tmpdir(), removed (recursively) after test t. */
+function tempDir(t, prefix = 'vfsd-test-') {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** The probe's report at file, parsed; null while the file does not exist. */
+function readReport(file) {
+  let text;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if (err.code === 'ENOENT') return null;
+    throw err;
+  }
+  return JSON.parse(text);
+}
+
+/** Poll until predicate() returns a truthy value and resolve to it; reject after timeoutMs. */
+async function waitFor(predicate, { timeoutMs = 5000, intervalMs = 20, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = predicate();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** The report a still-running probe wrote to file (--out), once it is there. */
+function waitForReport(file, timeoutMs = 5000) {
+  return waitFor(() => readReport(file), { timeoutMs, what: `probe report ${file}` });
+}
+
+/** Resolve p, or reject with a message naming `what` after ms. */
+function withTimeout(p, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Spawn the probe through the library with `--out <temp file>` plus `args`, and resolve
+ * {report, exit, child} when onExit fires (report is null if the probe wrote none). The
+ * report file is removed. `onSpawn(child, outFile)` runs right after spawn. Rejects, and
+ * SIGKILLs the probe, if onExit has not come within timeoutMs.
+ */
+function runProbe({
+  args = [],
+  fds = ['null', 'null', 'null'],
+  env,
+  cwd,
+  newProcessGroup,
+  onSpawn,
+  onExit,
+  timeoutMs = 10000,
+} = {}) {
+  const { spawn } = require(nativeModulePath);
+  const out = tempReportPath();
+  return new Promise((resolve, reject) => {
+    let child;
+    let timer;
+    const opts = {
+      file: probePath,
+      argv: [probePath, '--out', out, ...args],
+      fds,
+      onExit: (exit) => {
+        clearTimeout(timer);
+        let report = null;
+        try {
+          report = readReport(out);
+          if (onExit) onExit(exit, child);
+        } catch (err) {
+          reject(err);
+          return;
+        } finally {
+          fs.rmSync(out, { force: true });
+        }
+        resolve({ report, exit, child });
+      },
+    };
+    if (env !== undefined) opts.env = env;
+    if (cwd !== undefined) opts.cwd = cwd;
+    if (newProcessGroup !== undefined) opts.newProcessGroup = newProcessGroup;
+    child = spawn(opts);
+    timer = setTimeout(() => {
+      child.signal('SIGKILL');
+      reject(new Error(`probe ${child.pid} (${args.join(' ')}) did not exit within ${timeoutMs} ms`));
+    }, timeoutMs);
+    if (onSpawn) {
+      try {
+        onSpawn(child, out);
+      } catch (err) {
+        child.signal('SIGKILL');
+        reject(err);
+      }
+    }
+  });
+}
+
+/** How many fds this process has open. */
+function fdCount() {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+/** How many threads this process has (Threads: in /proc/self/status). */
+function threadCount() {
+  const m = /^Threads:\s+(\d+)$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return Number(m[1]);
+}
+
+/** A field ("SigIgn", "SigBlk", ...) of /proc/<pid>/status as a BigInt mask. */
+function statusMask(field, pid = 'self') {
+  const m = new RegExp(`^${field}:\\s+([0-9a-f]+)$`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return BigInt(`0x${m[1]}`);
+}
+
+/** The bit of signal signo in a /proc/<pid>/status signal mask. */
+function sigBit(signo) {
+  return 1n << BigInt(signo - 1);
+}
+
+/**
+ * /proc/<pid>/stat as {pid, state, ppid, pgrp, starttime}, or null when there is no such
+ * process. starttime tells a recycled pid from the process we knew.
+ */
+function procStat(pid) {
+  let text;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch (err) {
+    if (err.code === 'ENOENT' || err.code === 'ESRCH') return null;
+    throw err;
+  }
+  // The command name is in parentheses and may hold anything: split after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { pid, state: rest[0], ppid: Number(rest[1]), pgrp: Number(rest[2]), starttime: rest[19] };
+}
+
+/** True when pid is no process any more, or only a zombie waiting to be reaped. */
+function isZombieOrGone(pid) {
+  const st = procStat(pid);
+  return st === null || st.state === 'Z' || st.state === 'X';
+}
+
+/** True when the process `known` (a procStat result) has been reaped: gone, or its pid recycled. */
+function isReaped(known) {
+  const st = procStat(known.pid);
+  return st === null || st.starttime !== known.starttime;
+}
+
+/** True when the process `known` (a procStat result) is still running (not a zombie). */
+function isRunning(known) {
+  const st = procStat(known.pid);
+  return st !== null && st.starttime === known.starttime && st.state !== 'Z' && st.state !== 'X';
+}
+
+/** procStat of every process whose parent is ppid (default: us). */
+function childrenOf(ppid = process.pid) {
+  const out = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = procStat(Number(name));
+    if (st && st.ppid === ppid) out.push(st);
+  }
+  return out;
+}
+
+/** Our children that are zombies (exited, not reaped). */
+function zombieChildren(ppid = process.pid) {
+  return childrenOf(ppid).filter((st) => st.state === 'Z');
+}
+
+/** The open-file flags of fd (of pid) from /proc/<pid>/fdinfo, as a number. */
+function fdFlags(fd, pid = 'self') {
+  const m = /^flags:\s+([0-7]+)$/m.exec(fs.readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'));
+  return parseInt(m[1], 8);
+}
+
+/** SIGKILL `known` (a procStat result) if it is still that process; for cleanup after failures. */
+function killIfAlive(known) {
+  if (!isRunning(known)) return;
+  try {
+    process.kill(known.pid, 'SIGKILL');
+  } catch {
+    // gone meanwhile
+  }
+}
+
+module.exports = {
+  O_CLOEXEC,
+  O_NONBLOCK,
+  childrenOf,
+  fdCount,
+  fdFlags,
+  isReaped,
+  isRunning,
+  isZombieOrGone,
+  killIfAlive,
+  nativeModulePath,
+  probePath,
+  procStat,
+  readReport,
+  root,
+  runProbe,
+  sigBit,
+  statusMask,
+  tempDir,
+  tempReportPath,
+  threadCount,
+  waitFor,
+  waitForReport,
+  withTimeout,
+  zombieChildren,
+};

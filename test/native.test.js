@@ -1,0 +1,866 @@
+'use strict';
+/**
+ * The native primitives (src/native.ts over native/), checked from the outside: a C probe
+ * (test/helpers/probe.c) spawned as the "daemon" reports the fd table, signal state and
+ * socket it got, and /proc tells what became of the processes.
+ *
+ * Build first: npm run build:ts && npx node-gyp rebuild && npm run build:helpers
+ * (node-gyp rebuild empties build/, so the helpers come after it).
+ */
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const cp = require('node:child_process');
+const fs = require('node:fs');
+const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
+const { Worker } = require('node:worker_threads');
+
+const u = require('./helpers/util.js');
+
+if (!fs.existsSync(u.probePath)) {
+  throw new Error(`${u.probePath} is missing: run npm run build:helpers (after node-gyp rebuild, which empties build/)`);
+}
+const native = require('../dist/native.js');
+const { SystemError } = require('../dist/errors.js');
+
+const { probePath } = u;
+const innerScript = path.join(__dirname, 'helpers', 'inner.js');
+const workerScript = path.join(__dirname, 'helpers', 'spawn-worker.js');
+const SIGNALS = os.constants.signals;
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A listening socket in a fresh temp dir, closed and unlinked after the test. */
+function listenInTemp(t, name = 'test.sock') {
+  const sock = native.listenUnix(path.join(u.tempDir(t), name));
+  t.after(() => {
+    native.closeFd(sock.fd);
+    native.unlinkSocket(sock);
+  });
+  return sock;
+}
+
+/** The fd numbers of a probe report. */
+function fdNumbers(report) {
+  return report.fds.map((f) => f.fd);
+}
+
+/** The report's entry for fd n. */
+function fdEntry(report, n) {
+  return report.fds.find((f) => f.fd === n);
+}
+
+/** The signal numbers set in a hex mask from /proc/<pid>/status. */
+function signalsIn(hex) {
+  const mask = BigInt(`0x${hex}`);
+  const out = [];
+  for (let s = 1; s <= 64; s++) if (mask & u.sigBit(s)) out.push(s);
+  return out;
+}
+
+/** Connect to the unix socket at p; resolve once connected (the backlog accepts for us). */
+function connectTo(p) {
+  return u.withTimeout(
+    new Promise((resolve, reject) => {
+      const c = net.connect(p);
+      c.on('connect', () => {
+        c.destroy();
+        resolve();
+      });
+      c.on('error', reject);
+    }),
+    3000,
+    `connecting to ${p}`,
+  );
+}
+
+/**
+ * Run test/helpers/inner.js in a Node process whose fd table is `stdio` (as for
+ * child_process.spawn) and return its JSON result. stdio[2] should be 'pipe' (collected
+ * for the failure message).
+ */
+function runInner(t, scenario, args, stdio, timeoutMs = 20000) {
+  const result = path.join(u.tempDir(t, 'vfsd-inner-'), 'result.json');
+  const r = cp.spawnSync(process.execPath, [innerScript, scenario, JSON.stringify({ ...args, result })], {
+    stdio,
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+  });
+  const stderr = r.stderr ? r.stderr.toString() : '';
+  assert.equal(r.error, undefined, `inner node (${scenario}) did not finish within ${timeoutMs} ms: ${r.error}\n${stderr}`);
+  const out = u.readReport(result);
+  assert.ok(out, `inner node (${scenario}) wrote no result; status ${r.status}, signal ${r.signal}\n${stderr}`);
+  assert.equal(out.error, undefined, `inner node (${scenario}) failed:\n${out.error}\n${stderr}`);
+  assert.equal(r.status, 0, `inner node (${scenario}) exited with ${r.status}/${r.signal}\n${stderr}`);
+  return out;
+}
+
+// ---- listenUnix and the socket at fd 3 ---------------------------------------------------
+
+test('listenUnix returns a blocking close-on-exec listening fd and the identity of its socket file', async (t) => {
+  const sock = listenInTemp(t);
+  const flags = u.fdFlags(sock.fd);
+  assert.notEqual(flags & u.O_CLOEXEC, 0, 'the listening fd must be close-on-exec in the parent');
+  assert.equal(flags & u.O_NONBLOCK, 0, 'the listening fd must be blocking');
+  const st = fs.lstatSync(sock.path, { bigint: true });
+  assert.ok(st.isSocket(), 'a socket file exists at the path');
+  assert.equal(sock.ino, st.ino);
+  assert.equal(sock.dev, st.dev);
+  await connectTo(sock.path);
+});
+
+test('the child gets the socket at fd 3: listening, bound to the path, blocking, not close-on-exec', async (t) => {
+  const sock = listenInTemp(t);
+  const { report, exit } = await u.runProbe({ fds: ['null', 'null', 'null', sock.fd] });
+  assert.deepEqual(exit, { code: 0, signal: null, coreDumped: false });
+  assert.deepEqual(fdNumbers(report), [0, 1, 2, 3]);
+  const fd3 = fdEntry(report, 3);
+  assert.equal(fd3.type, 'socket');
+  assert.equal(fd3.inode, fs.fstatSync(sock.fd).ino, 'fd 3 is our socket (same sockfs inode)');
+  assert.equal(fd3.cloexec, 0, 'FD_CLOEXEC must be cleared on the child fd 3');
+  assert.equal(report.fd3.acceptConn, 1, 'SO_ACCEPTCONN: fd 3 is listening');
+  assert.equal(report.fd3.soType, 1, 'SO_TYPE: SOCK_STREAM');
+  assert.equal(report.fd3.nonblock, 0, 'fd 3 is blocking');
+  assert.equal(report.fd3.sockName, sock.path);
+  for (const n of [0, 1, 2]) assert.equal(fdEntry(report, n).type, 'chr', `fd ${n} is /dev/null`);
+  assert.notEqual(u.fdFlags(sock.fd) & u.O_CLOEXEC, 0, 'the parent fd stays close-on-exec');
+});
+
+test("the child's fd table is exactly {0,1,2,3} while the parent holds 200 fds without close-on-exec, some above 1024", (t) => {
+  const dir = u.tempDir(t);
+  const file = fs.openSync(path.join(dir, 'filler'), 'w');
+  const devNull = fs.openSync('/dev/null', 'r');
+  t.after(() => {
+    fs.closeSync(file);
+    fs.closeSync(devNull);
+  });
+  // Node opens everything close-on-exec. The inner Node process gets these as stdio
+  // entries, which libuv dup2()s into place without the flag; unlisted entries stay closed.
+  // At startup Node (uv_disable_stdio_inheritance) marks fds 0-15 close-on-exec, and the
+  // ones after them up to the first closed fd: hence the gap below 40.
+  const leakAt = [];
+  for (let fd = 40; fd < 190; fd++) leakAt.push(fd);
+  for (let fd = 1030; fd < 1080; fd++) leakAt.push(fd);
+  const stdio = new Array(1080).fill('ignore');
+  stdio[2] = 'pipe';
+  leakAt.forEach((fd, k) => {
+    stdio[fd] = k % 2 ? file : devNull;
+  });
+
+  const r = runInner(t, 'leak', { socket: path.join(dir, 'leak.sock'), report: path.join(dir, 'report.json') }, stdio);
+  const missing = leakAt.filter((fd) => !r.leaky.includes(fd));
+  assert.deepEqual(missing, [], 'setup: these fds should be open without O_CLOEXEC in the spawning process');
+  assert.ok(r.leaky.length >= 200 && r.leaky.some((fd) => fd > 1024));
+  assert.deepEqual(r.exit, { code: 0, signal: null, coreDumped: false });
+  assert.deepEqual(fdNumbers(r.report), [0, 1, 2, 3], 'nothing but fds 0-3 reaches the child');
+  assert.equal(fdEntry(r.report, 3).type, 'socket');
+  assert.equal(r.report.fd3.acceptConn, 1);
+});
+
+test('fd placement is exact when sources sit on target numbers: swaps, fd 3 already in place (close-on-exec), socket at fd 0', (t) => {
+  const dir = u.tempDir(t);
+  const open = (name) => {
+    const fd = fs.openSync(path.join(dir, name), 'w+');
+    t.after(() => fs.closeSync(fd));
+    return fd;
+  };
+  // The inner process starts with distinct files at 0, 1, 3, 4, 5.
+  const stdio = [open('a'), open('b'), 'pipe', open('c'), open('d'), open('e')];
+  const r = runInner(
+    t,
+    'collide',
+    {
+      socket3: path.join(dir, 's3.sock'),
+      socket0: path.join(dir, 's0.sock'),
+      report1: path.join(dir, 'r1.json'),
+      report2: path.join(dir, 'r2.json'),
+    },
+    stdio,
+  );
+  assert.equal(r.sock3.fd, 3, 'setup: the socket should be created at fd 3');
+  assert.equal(r.sock3.cloexec, true, 'setup: the socket at fd 3 should be close-on-exec');
+  assert.equal(r.sock0.fd, 0, 'setup: the second socket should be created at fd 0');
+
+  // fds: [1, 0, 'null', 3, 5, 4]
+  const s = r.swapped;
+  assert.deepEqual(s.exit, { code: 0, signal: null, coreDumped: false });
+  assert.deepEqual(fdNumbers(s.report), [0, 1, 2, 3, 4, 5]);
+  const ino = (n) => fdEntry(s.report, n).inode;
+  assert.equal(ino(0), r.parent[1], 'child fd 0 is the parent fd 1');
+  assert.equal(ino(1), r.parent[0], 'child fd 1 is the parent fd 0');
+  assert.equal(fdEntry(s.report, 2).type, 'chr', 'child fd 2 is /dev/null');
+  assert.equal(ino(3), r.sock3.sockIno, 'child fd 3 is the socket that sat at fd 3');
+  assert.equal(fdEntry(s.report, 3).cloexec, 0, 'close-on-exec cleared although source and target were both 3');
+  assert.equal(s.report.fd3.acceptConn, 1);
+  assert.equal(ino(4), r.parent[5], 'child fd 4 is the parent fd 5');
+  assert.equal(ino(5), r.parent[4], 'child fd 5 is the parent fd 4');
+
+  // fds: ['null', 'null', 'null', 0] with the socket at fd 0
+  const z = r.atZero;
+  assert.deepEqual(z.exit, { code: 0, signal: null, coreDumped: false });
+  assert.deepEqual(fdNumbers(z.report), [0, 1, 2, 3]);
+  assert.equal(fdEntry(z.report, 0).type, 'chr', 'child fd 0 is /dev/null, not the socket');
+  assert.equal(fdEntry(z.report, 3).inode, r.sock0.sockIno, 'child fd 3 is the socket that sat at fd 0');
+  assert.equal(z.report.fd3.acceptConn, 1);
+  assert.equal(z.report.fd3.sockName, path.join(dir, 's0.sock'));
+});
+
+test("fd sources 'pipe', 'pipe-in', 'null' and null give exactly those fds; parent pipe ends are non-blocking and close-on-exec", async () => {
+  let pipes;
+  const stderrText = [];
+  let stderrDone;
+  const { report, exit } = await u.runProbe({
+    fds: ['pipe-in', 'pipe', 'pipe', null, 'null'],
+    args: ['--write-stderr', 'hello from fd 2'],
+    onSpawn: (child) => {
+      pipes = [...child.pipes];
+      const err = new net.Socket({ fd: child.pipes[2], readable: true, writable: false });
+      stderrDone = new Promise((resolve, reject) => {
+        err.on('data', (d) => stderrText.push(d.toString()));
+        err.on('end', resolve);
+        err.on('error', reject);
+      });
+      const out = new net.Socket({ fd: child.pipes[1], readable: true, writable: false });
+      out.resume();
+    },
+  });
+  assert.deepEqual(exit, { code: 0, signal: null, coreDumped: false });
+  assert.equal(pipes.length, 5);
+  assert.ok(pipes.slice(0, 3).every((fd) => Number.isInteger(fd) && fd > 2), `pipes ${pipes}`);
+  assert.equal(pipes[3], null);
+  assert.equal(pipes[4], null);
+  const O_ACCMODE = 3;
+  assert.equal(u.fdFlags(pipes[0]) & O_ACCMODE, 1, "'pipe-in': our end is the write end");
+  native.closeFd(pipes[0]);
+  await u.withTimeout(stderrDone, 3000, 'EOF on the stderr pipe');
+  assert.equal(stderrText.join(''), 'hello from fd 2');
+
+  assert.deepEqual(fdNumbers(report), [0, 1, 2, 4], 'fd 3 (null) is closed');
+  assert.deepEqual(
+    report.fds.map((f) => f.type),
+    ['pipe', 'pipe', 'pipe', 'chr'],
+  );
+  assert.equal(report.fd3, null);
+});
+
+test('parent pipe ends of a running child are non-blocking and close-on-exec', async () => {
+  let flags;
+  await u.runProbe({
+    fds: ['pipe-in', 'pipe', 'pipe'],
+    args: ['--wait'],
+    onSpawn: (child) => {
+      flags = child.pipes.map((fd) => u.fdFlags(fd));
+      child.signal('SIGKILL');
+      for (const fd of child.pipes) native.closeFd(fd);
+    },
+  });
+  for (const [i, f] of flags.entries()) {
+    assert.notEqual(f & u.O_NONBLOCK, 0, `pipes[${i}] is non-blocking`);
+    assert.notEqual(f & u.O_CLOEXEC, 0, `pipes[${i}] is close-on-exec`);
+  }
+  assert.equal(flags[1] & 3, 0, "'pipe': our end is the read end");
+});
+
+test('env and cwd reach the child exactly; the default env is ours', async (t) => {
+  const dir = u.tempDir(t);
+  const given = await u.runProbe({ env: ['A=1', 'B=two words', 'EMPTY='], cwd: dir });
+  assert.deepEqual(given.report.env, ['A=1', 'B=two words', 'EMPTY=']);
+  assert.equal(given.report.cwd, fs.realpathSync(dir));
+
+  const fromObject = await u.runProbe({ env: { X: 'y' } });
+  assert.deepEqual(fromObject.report.env, ['X=y']);
+
+  const inherited = await u.runProbe();
+  const ours = Object.entries(process.env).map(([k, v]) => `${k}=${v}`);
+  assert.deepEqual([...inherited.report.env].sort(), ours.sort());
+  assert.equal(inherited.report.cwd, process.cwd());
+});
+
+// ---- signal state ------------------------------------------------------------------------
+
+test("the child's signal mask is empty and no signal is ignored, although Node ignores SIGPIPE and SIGXFSZ here", async () => {
+  const parentIgnored = u.statusMask('SigIgn');
+  assert.notEqual(parentIgnored & u.sigBit(SIGNALS.SIGPIPE), 0n, 'setup: this process ignores SIGPIPE');
+  assert.notEqual(parentIgnored & u.sigBit(SIGNALS.SIGXFSZ), 0n, 'setup: this process ignores SIGXFSZ');
+  const { report } = await u.runProbe();
+  assert.deepEqual(signalsIn(report.sigBlk), [], `blocked in the child (SigBlk ${report.sigBlk})`);
+  assert.deepEqual(signalsIn(report.sigIgn), [], `ignored in the child (SigIgn ${report.sigIgn})`);
+});
+
+// ---- exec failures -----------------------------------------------------------------------
+
+const execFailures = [
+  { name: 'a missing file', code: 'ENOENT', make: (dir) => path.join(dir, 'no-such-program') },
+  {
+    name: 'a file without execute permission',
+    code: 'EACCES',
+    make: (dir) => {
+      const f = path.join(dir, 'not-executable');
+      fs.writeFileSync(f, '#!/bin/sh\nexit 0\n', { mode: 0o644 });
+      return f;
+    },
+  },
+  { name: 'a directory', code: 'EACCES', make: (dir) => dir },
+  {
+    name: 'an executable file with garbage contents',
+    code: 'ENOEXEC',
+    make: (dir) => {
+      const f = path.join(dir, 'garbage');
+      fs.writeFileSync(f, Buffer.from([0x00, 0x01, 0x02, 0xff, 0x10, 0x42, 0x0a, 0x7f, 0x00]), { mode: 0o755 });
+      return f;
+    },
+  },
+];
+
+for (const { name, code, make } of execFailures) {
+  test(`spawning ${name} throws ${code} synchronously, never calls onExit and leaves no zombie`, async (t) => {
+    const file = make(u.tempDir(t));
+    let calls = 0;
+    assert.throws(
+      () => native.spawn({ file, argv: [file], fds: ['null', 'null', 'null'], onExit: () => calls++ }),
+      (err) => {
+        assert.ok(err instanceof SystemError, `a SystemError, got ${err && err.constructor.name}: ${err}`);
+        assert.equal(err.code, code);
+        assert.equal(err.errno, -os.constants.errno[code]);
+        assert.equal(typeof err.syscall, 'string');
+        assert.ok(err.syscall.length > 0, 'syscall is set');
+        assert.equal(err.path, file);
+        assert.ok(err.message.includes(file), `the message names the file: ${err.message}`);
+        return true;
+      },
+    );
+    await sleep(100);
+    await tick();
+    assert.equal(calls, 0, 'onExit must not be called for a spawn that threw');
+    assert.deepEqual(u.zombieChildren(), [], 'no zombie child of ours is left');
+  });
+}
+
+// ---- exit status -------------------------------------------------------------------------
+
+for (const code of [0, 7, 127]) {
+  test(`exit code ${code} is reported as {code: ${code}, signal: null}`, async () => {
+    const { exit } = await u.runProbe({ args: ['--exit', String(code)] });
+    assert.deepEqual(exit, { code, signal: null, coreDumped: false });
+  });
+}
+
+const deaths = [
+  { signal: 'SIGKILL', how: 'signalled by us', args: ['--wait'], send: 'SIGKILL' },
+  { signal: 'SIGTERM', how: 'raised by itself', args: ['--kill-self', 'TERM'] },
+  { signal: 'SIGSEGV', how: 'segfault', args: ['--segv'] },
+];
+for (const { signal, how, args, send } of deaths) {
+  test(`death by ${signal} (${how}) is reported as {code: null, signal: '${signal}'}`, async () => {
+    const { exit } = await u.runProbe({
+      args,
+      onSpawn: (child) => send && assert.equal(child.signal(send), true),
+    });
+    assert.deepEqual(exit, { code: null, signal, coreDumped: false });
+  });
+}
+
+test('onExit runs once, before the reap; the child is reaped when onExit returns', async () => {
+  let inExit;
+  let calls = 0;
+  let child;
+  const exit = await new Promise((resolve) => {
+    child = native.spawn({
+      file: probePath,
+      argv: [probePath, '--exit', '3'],
+      fds: ['null', 'null', 'null'],
+      onExit: (e) => {
+        calls++;
+        const st = u.procStat(child.pid);
+        inExit = { exited: child.exited, pidfdOpen: child.pidfd >= 0, state: st && st.state };
+        resolve(e);
+      },
+    });
+  });
+  // This continuation is a microtask queued by onExit: it runs after onExit returned.
+  const afterReturn = { exited: child.exited, pidfd: child.pidfd };
+  await sleep(50);
+  assert.deepEqual(exit, { code: 3, signal: null, coreDumped: false });
+  assert.deepEqual(inExit, { exited: false, pidfdOpen: true, state: 'Z' }, 'during onExit the child is an unreaped zombie');
+  assert.equal(calls, 1);
+  assert.equal(child.exited, true);
+  assert.equal(child.pidfd, -1, 'the pidfd is closed after the reap');
+  assert.deepEqual(u.zombieChildren(), []);
+  assert.deepEqual(
+    afterReturn,
+    { exited: true, pidfd: -1 },
+    'code that runs after onExit returned (a promise resolved in onExit) must see the child reaped',
+  );
+});
+
+test('signal() returns true while the child lives and false, sending nothing, once it is reaped', async () => {
+  let child;
+  const { exit } = await u.runProbe({
+    args: ['--wait'],
+    onSpawn: (c) => {
+      child = c;
+      assert.equal(c.signal(0), true, 'signal 0 to a live child');
+      assert.equal(c.signal('SIGTERM'), true);
+    },
+  });
+  assert.equal(exit.signal, 'SIGTERM');
+  await tick();
+  assert.equal(child.exited, true);
+  assert.equal(child.signal('SIGKILL'), false);
+  assert.equal(child.signal(0), false);
+  assert.equal(child.signal(SIGNALS.SIGTERM), false);
+});
+
+// ---- process groups ----------------------------------------------------------------------
+
+test('a group signal sent from onExit kills the descendants left in the group; groupAlive() then turns false', async (t) => {
+  let child;
+  let out;
+  let inExit;
+  const done = u.runProbe({
+    args: ['--fork-child', '--wait'],
+    newProcessGroup: true,
+    onSpawn: (c, o) => {
+      child = c;
+      out = o;
+    },
+    onExit: (exit, c) => {
+      inExit = { groupAlive: c.groupAlive(), sent: c.signal('SIGKILL', { group: true }) };
+    },
+  });
+  const report = await u.waitForReport(out);
+  const grandchild = u.procStat(report.grandchild);
+  t.after(() => u.killIfAlive(grandchild));
+  assert.equal(report.pgid, child.pid, 'the child leads a new process group');
+  assert.equal(grandchild.pgrp, child.pid, 'the grandchild is in that group');
+  assert.equal(child.signal('SIGTERM'), true, 'signal the leader only');
+
+  const { exit } = await done;
+  assert.equal(exit.signal, 'SIGTERM');
+  assert.deepEqual(inExit, { groupAlive: true, sent: true }, 'in onExit the grandchild is alive and the group signal is sent');
+  await u.waitFor(() => u.isZombieOrGone(grandchild.pid), { what: 'the grandchild to die', timeoutMs: 5000 });
+  // The orphaned grandchild is reaped by init, which may take a while.
+  await u.waitFor(() => !child.groupAlive(), { what: 'groupAlive() to turn false', timeoutMs: 10000 });
+});
+
+test('groupAlive() is false after the exit when no descendant is left', async () => {
+  const { exit, child } = await u.runProbe({ args: ['--exit', '0'], newProcessGroup: true });
+  assert.equal(exit.code, 0);
+  await tick();
+  assert.equal(child.groupAlive(), false);
+});
+
+// ---- many children -----------------------------------------------------------------------
+
+test('1000 children alive at once: no thread per child, every onExit fires, fds and zombies back to baseline', async (t) => {
+  const N = 1000;
+  await Promise.all(Array.from({ length: 10 }, () => u.runProbe()));
+  await fs.promises.stat('/'); // start libuv's thread pool before taking the baseline
+  await tick();
+  const threadsBefore = u.threadCount();
+  const fdsBefore = u.fdCount();
+  const sigCgt = u.statusMask('SigCgt');
+  const sigIgn = u.statusMask('SigIgn');
+
+  const children = [];
+  const exits = [];
+  let allExited;
+  const all = new Promise((resolve) => {
+    allExited = resolve;
+  });
+  t.after(() => {
+    for (const c of children) if (!c.exited) c.signal('SIGKILL');
+  });
+  for (let i = 0; i < N; i++) {
+    children.push(
+      native.spawn({
+        file: probePath,
+        argv: [probePath, '--wait'],
+        fds: ['null', 'null', 'null'],
+        onExit: (exit) => {
+          exits.push(exit);
+          if (exits.length === N) allExited();
+        },
+      }),
+    );
+  }
+  const threadsDuring = u.threadCount();
+  assert.equal(new Set(children.map((c) => c.pid)).size, N);
+  assert.ok(
+    threadsDuring <= threadsBefore + 2,
+    `threads grew from ${threadsBefore} to ${threadsDuring} with ${N} live children`,
+  );
+
+  for (const c of children) assert.equal(c.signal('SIGTERM'), true);
+  await u.withTimeout(all, 20000, `all ${N} onExit calls`).catch((err) => {
+    throw new Error(`${err.message}; got ${exits.length}`);
+  });
+  await tick();
+  assert.equal(exits.filter((e) => e.signal === 'SIGTERM' && e.code === null).length, N, 'every child died of SIGTERM');
+  assert.ok(children.every((c) => c.exited));
+  assert.equal(u.fdCount(), fdsBefore, 'fd count back to baseline');
+  assert.deepEqual(u.zombieChildren(), []);
+  assert.equal(u.statusMask('SigCgt'), sigCgt, 'caught signals unchanged (no SIGCHLD handler of ours)');
+  assert.equal(u.statusMask('SigIgn'), sigIgn, 'ignored signals unchanged');
+});
+
+test("child_process.spawn side by side: every 'exit' of theirs and every onExit of ours, with the right codes", async () => {
+  const N = 100;
+  const theirs = new Map();
+  const ours = new Map();
+  const pending = [];
+  for (let i = 0; i < N; i++) {
+    const theirCode = (i % 50) + 1;
+    pending.push(
+      new Promise((resolve, reject) => {
+        const p = cp.spawn(probePath, ['--exit', String(theirCode)], { stdio: 'ignore' });
+        p.on('error', reject);
+        p.on('exit', (code, signal) => {
+          theirs.set(i, { want: theirCode, code, signal });
+          resolve();
+        });
+      }),
+    );
+    const ourCode = (i % 50) + 100;
+    pending.push(
+      new Promise((resolve) => {
+        native.spawn({
+          file: probePath,
+          argv: [probePath, '--exit', String(ourCode)],
+          fds: ['null', 'null', 'null'],
+          onExit: (exit) => {
+            ours.set(i, { want: ourCode, ...exit });
+            resolve();
+          },
+        });
+      }),
+    );
+  }
+  await u.withTimeout(Promise.all(pending), 20000, 'every exit').catch((err) => {
+    throw new Error(`${err.message}: ${N - theirs.size} child_process 'exit' events and ${N - ours.size} onExit calls missing`);
+  });
+  for (const [i, r] of theirs) assert.deepEqual([r.code, r.signal], [r.want, null], `child_process #${i}`);
+  for (const [i, r] of ours) assert.deepEqual([r.code, r.signal], [r.want, null], `ours #${i}`);
+  await tick();
+  assert.deepEqual(u.zombieChildren(), []);
+});
+
+// ---- worker_threads and env teardown -----------------------------------------------------
+
+/** A spawn-worker.js worker with request(msg) → answer and the exits it reported. */
+function startWorker(t) {
+  const worker = new Worker(workerScript);
+  const waiting = new Map();
+  const exits = [];
+  const exitWaiters = [];
+  let nextId = 1;
+  worker.on('message', (msg) => {
+    if (msg.event === 'exit') {
+      exits.push(msg);
+      exitWaiters.splice(0).forEach((f) => f());
+      return;
+    }
+    const w = waiting.get(msg.id);
+    waiting.delete(msg.id);
+    if (msg.event === 'error') w.reject(new Error(msg.error));
+    else w.resolve(msg);
+  });
+  worker.on('error', (err) => {
+    for (const w of waiting.values()) w.reject(err);
+  });
+  t.after(() => worker.terminate());
+  return {
+    worker,
+    exits,
+    request(msg) {
+      const id = nextId++;
+      worker.postMessage({ id, ...msg });
+      return u.withTimeout(new Promise((resolve, reject) => waiting.set(id, { resolve, reject })), 5000, `worker ${msg.cmd}`);
+    },
+    async exitOf(pid) {
+      for (;;) {
+        const e = exits.find((x) => x.pid === pid);
+        if (e) return e.exit;
+        await new Promise((resolve) => exitWaiters.push(resolve));
+      }
+    },
+  };
+}
+
+test("terminating a worker kills and reaps its children (and a child's group); the other worker's child runs on", async (t) => {
+  const a = startWorker(t);
+  const b = startWorker(t);
+  const a1 = await a.request({ cmd: 'spawn', args: ['--wait'] });
+  const a2 = await a.request({ cmd: 'spawn', args: ['--fork-child', '--wait'], newProcessGroup: true });
+  const b1 = await b.request({ cmd: 'spawn', args: ['--wait'] });
+  const grandchild = u.procStat(a2.grandchild);
+  const leftovers = [a1.stat, a2.stat, b1.stat, grandchild];
+  t.after(() => leftovers.forEach(u.killIfAlive));
+  assert.ok(leftovers.every(u.isRunning), 'setup: all probes run');
+  assert.equal(grandchild.pgrp, a2.pid);
+
+  await a.worker.terminate();
+  await u.waitFor(() => u.isReaped(a1.stat) && u.isReaped(a2.stat), {
+    what: "the terminated worker's children to be killed and reaped",
+    timeoutMs: 5000,
+  });
+  await u.waitFor(() => u.isZombieOrGone(grandchild.pid), {
+    what: "the grandchild in the terminated worker's child's group to be killed",
+    timeoutMs: 5000,
+  });
+  assert.deepEqual(a.exits, [], 'no onExit ran for the terminated worker');
+
+  const { exit } = await u.runProbe({ args: ['--exit', '5'] });
+  assert.deepEqual(exit, { code: 5, signal: null, coreDumped: false }, 'the main thread still spawns');
+  assert.ok(u.isRunning(b1.stat), "the other worker's child still runs");
+
+  const { sent } = await b.request({ cmd: 'signal', pid: b1.pid, signal: 'SIGTERM' });
+  assert.equal(sent, true);
+  const bExit = await u.withTimeout(b.exitOf(b1.pid), 5000, "the other worker's onExit");
+  assert.deepEqual(bExit, { code: null, signal: 'SIGTERM', coreDumped: false });
+  await b.worker.terminate();
+  await u.waitFor(() => u.isReaped(b1.stat), { what: "the other worker's child to be reaped", timeoutMs: 5000 });
+});
+
+// ---- ref / unref -------------------------------------------------------------------------
+
+test("an unref'd child lets Node exit at once; the teardown then kills it", (t) => {
+  const started = Date.now();
+  const r = runInner(t, 'unref', { probeArgs: ['--wait'] }, ['ignore', 'ignore', 'pipe'], 5000);
+  const took = Date.now() - started;
+  const stat = u.procStat(r.pid);
+  if (stat) t.after(() => u.killIfAlive(stat));
+  assert.ok(took < 3000, `node took ${took} ms to exit`);
+  assert.equal(r.exit, undefined, 'node exited without waiting for the child');
+  // Teardown policy: the environment's live children are SIGKILLed and reaped when it ends.
+  assert.ok(u.isZombieOrGone(r.pid), `the unref'd child ${r.pid} outlived the process: ${JSON.stringify(stat)}`);
+});
+
+test('ref() after unref() keeps Node running until the child exits', (t) => {
+  const r = runInner(t, 'unref', { probeArgs: ['--sleep', '300'], reref: true }, ['ignore', 'ignore', 'pipe']);
+  assert.deepEqual(r.exit, { code: 0, signal: null, coreDumped: false }, 'onExit ran before node exited');
+});
+
+// ---- listenUnix edge cases ---------------------------------------------------------------
+
+test('listenUnix replaces a stale socket file that nobody listens on', async (t) => {
+  const p = path.join(u.tempDir(t), 'stale.sock');
+  const old = native.listenUnix(p);
+  native.closeFd(old.fd); // no unlink: the file stays, with no listener
+  assert.ok(fs.lstatSync(p).isSocket(), 'setup: a stale socket file');
+  const sock = native.listenUnix(p);
+  t.after(() => native.closeFd(sock.fd));
+  assert.equal(fs.lstatSync(p, { bigint: true }).ino, sock.ino);
+  await connectTo(p);
+});
+
+/** Assert fn throws an Error whose code is one of codes and whose message names p. */
+function assertListenRefused(fn, codes, p) {
+  assert.throws(fn, (err) => {
+    assert.ok(codes.includes(err.code), `code ${err.code} should be one of ${codes}: ${err.message}`);
+    assert.ok(err.message.includes(p), `the message names ${p}: ${err.message}`);
+    return true;
+  });
+}
+
+test('listenUnix refuses a live listener with EADDRINUSE and leaves it working', async (t) => {
+  const dir = u.tempDir(t);
+  const p = path.join(dir, 'live.sock');
+  const server = net.createServer((c) => c.destroy());
+  await new Promise((resolve) => server.listen(p, resolve));
+  t.after(() => server.close());
+  const ino = fs.lstatSync(p).ino;
+  assertListenRefused(() => native.listenUnix(p), ['EADDRINUSE'], p);
+  assert.equal(fs.lstatSync(p).ino, ino, "the listener's socket file is untouched");
+  await connectTo(p);
+
+  const ourP = path.join(dir, 'ours.sock');
+  const ours = native.listenUnix(ourP);
+  t.after(() => native.closeFd(ours.fd));
+  assertListenRefused(() => native.listenUnix(ourP), ['EADDRINUSE'], ourP);
+  await connectTo(ourP);
+});
+
+const NOT_A_SOCKET = ['EEXIST', 'ENOTSOCK', 'EADDRINUSE'];
+
+test('listenUnix leaves a regular file at the path alone', (t) => {
+  const p = path.join(u.tempDir(t), 'file');
+  fs.writeFileSync(p, 'precious');
+  const ino = fs.lstatSync(p).ino;
+  assertListenRefused(() => native.listenUnix(p), NOT_A_SOCKET, p);
+  assert.equal(fs.readFileSync(p, 'utf8'), 'precious');
+  assert.equal(fs.lstatSync(p).ino, ino);
+});
+
+test('listenUnix leaves a directory at the path alone', (t) => {
+  const p = path.join(u.tempDir(t), 'dir');
+  fs.mkdirSync(p);
+  fs.writeFileSync(path.join(p, 'inside'), 'x');
+  assertListenRefused(() => native.listenUnix(p), NOT_A_SOCKET, p);
+  assert.ok(fs.lstatSync(p).isDirectory());
+  assert.equal(fs.readFileSync(path.join(p, 'inside'), 'utf8'), 'x');
+});
+
+test('listenUnix leaves a symlink at the path alone and does not follow it, even to a stale socket', (t) => {
+  const dir = u.tempDir(t);
+  const target = path.join(dir, 'target.sock');
+  const stale = native.listenUnix(target);
+  native.closeFd(stale.fd);
+  const p = path.join(dir, 'link.sock');
+  fs.symlinkSync(target, p);
+  assertListenRefused(() => native.listenUnix(p), NOT_A_SOCKET, p);
+  assert.ok(fs.lstatSync(p).isSymbolicLink(), 'the symlink is still there');
+  assert.equal(fs.readlinkSync(p), target);
+  assert.equal(fs.lstatSync(target, { bigint: true }).ino, stale.ino, 'its target is untouched');
+
+  const fileTarget = path.join(dir, 'file');
+  fs.writeFileSync(fileTarget, 'precious');
+  const p2 = path.join(dir, 'link2.sock');
+  fs.symlinkSync(fileTarget, p2);
+  assertListenRefused(() => native.listenUnix(p2), NOT_A_SOCKET, p2);
+  assert.equal(fs.readlinkSync(p2), fileTarget);
+  assert.equal(fs.readFileSync(fileTarget, 'utf8'), 'precious');
+});
+
+test('listenUnix in a missing directory throws ENOENT naming the directory', (t) => {
+  const missing = path.join(u.tempDir(t), 'no-such-dir');
+  const p = path.join(missing, 'x.sock');
+  assert.throws(
+    () => native.listenUnix(p),
+    (err) => {
+      assert.equal(err.code, 'ENOENT');
+      assert.ok(err.message.includes(missing), `the message names ${missing}: ${err.message}`);
+      return true;
+    },
+  );
+  assert.equal(fs.existsSync(missing), false);
+});
+
+/** A path under dir of exactly `bytes` UTF-8 bytes, made of `unit` then 'a's. */
+function pathOfBytes(dir, bytes, unit = '') {
+  const head = `${dir}/${unit}`;
+  const p = head + 'a'.repeat(bytes - Buffer.byteLength(head));
+  assert.equal(Buffer.byteLength(p), bytes);
+  return p;
+}
+
+test('listenUnix refuses a path of 108 bytes or more with ENAMETOOLONG naming the 107-byte limit', (t) => {
+  const dir = u.tempDir(t);
+  const multibyte = pathOfBytes(dir, 108, 'é'.repeat(10));
+  assert.ok(multibyte.length < 108, 'setup: fewer than 108 characters');
+  for (const p of [pathOfBytes(dir, 108), multibyte, pathOfBytes(dir, 200)]) {
+    assert.throws(
+      () => native.listenUnix(p),
+      (err) => {
+        assert.equal(err.code, 'ENAMETOOLONG', `${Buffer.byteLength(p)}-byte path: ${err.message}`);
+        assert.ok(err.message.includes('107'), `the message names the limit: ${err.message}`);
+        return true;
+      },
+    );
+  }
+  assert.deepEqual(fs.readdirSync(dir), [], 'nothing was created (no truncated path)');
+});
+
+test('listenUnix binds a path of exactly 107 bytes, untruncated', async (t) => {
+  const p = pathOfBytes(u.tempDir(t), 107);
+  const sock = native.listenUnix(p);
+  t.after(() => native.closeFd(sock.fd));
+  assert.equal(fs.lstatSync(p, { bigint: true }).ino, sock.ino);
+  const { report } = await u.runProbe({ fds: ['null', 'null', 'null', sock.fd] });
+  assert.equal(report.fd3.sockName, p);
+  await connectTo(p);
+});
+
+// ---- chownToParent -----------------------------------------------------------------------
+
+/** A directory owned by 65534:65534 with our socket in it. Needs root. */
+function socketInForeignDir(t) {
+  assert.equal(process.getuid(), 0, 'these tests chown files: run them as root');
+  const base = u.tempDir(t);
+  const dir = path.join(base, 'owned');
+  fs.mkdirSync(dir);
+  fs.chownSync(dir, 65534, 65534);
+  const sock = native.listenUnix(path.join(dir, 'd.sock'));
+  t.after(() => native.closeFd(sock.fd));
+  const victim = path.join(base, 'victim');
+  fs.writeFileSync(victim, 'root owned');
+  return { sock, victim };
+}
+
+/** Assert fn throws a SystemError whose code is an errno name (users branch on it) and which names p. */
+function assertRefused(fn, p) {
+  assert.throws(fn, (err) => {
+    assert.ok(err instanceof SystemError, `a SystemError, got ${err && err.constructor.name}: ${err}`);
+    assert.match(String(err.code), /^E[A-Z0-9]+$/, `code must be an errno name: ${err.message}`);
+    assert.ok(err.message.includes(p), `the message names ${p}: ${err.message}`);
+    return true;
+  });
+}
+
+/** uid and gid of p itself (not of a symlink's target). */
+function owner(p) {
+  const st = fs.lstatSync(p);
+  return { uid: st.uid, gid: st.gid };
+}
+
+test("chownToParent gives the socket file to its directory's owner", (t) => {
+  const { sock } = socketInForeignDir(t);
+  assert.deepEqual(owner(sock.path), { uid: 0, gid: 0 }, 'setup: the socket starts out ours');
+  assert.deepEqual(native.chownToParent(sock), { uid: 65534, gid: 65534 });
+  assert.deepEqual(owner(sock.path), { uid: 65534, gid: 65534 });
+});
+
+test('chownToParent refuses a symlink planted at the path and leaves it and its target alone', (t) => {
+  const { sock, victim } = socketInForeignDir(t);
+  fs.unlinkSync(sock.path);
+  fs.symlinkSync(victim, sock.path);
+  assertRefused(() => native.chownToParent(sock), sock.path);
+  assert.deepEqual(owner(victim), { uid: 0, gid: 0 }, 'the victim keeps its owner');
+  assert.deepEqual(owner(sock.path), { uid: 0, gid: 0 }, 'the symlink keeps its owner');
+});
+
+test('chownToParent refuses a hard link to another file planted at the path', (t) => {
+  const { sock, victim } = socketInForeignDir(t);
+  fs.unlinkSync(sock.path);
+  fs.linkSync(victim, sock.path);
+  assertRefused(() => native.chownToParent(sock), sock.path);
+  assert.deepEqual(owner(victim), { uid: 0, gid: 0 }, 'the victim keeps its owner');
+});
+
+test('chownToParent refuses a different socket bound at the path since', (t) => {
+  const { sock } = socketInForeignDir(t);
+  fs.unlinkSync(sock.path);
+  const other = native.listenUnix(sock.path);
+  t.after(() => native.closeFd(other.fd));
+  assertRefused(() => native.chownToParent(sock), sock.path);
+  assert.deepEqual(owner(sock.path), { uid: 0, gid: 0 }, 'the other socket keeps its owner');
+  assert.equal(fs.lstatSync(sock.path, { bigint: true }).ino, other.ino);
+});
+
+// ---- unlinkSocket ------------------------------------------------------------------------
+
+test('unlinkSocket removes our socket file and returns true; false once it is gone', (t) => {
+  const p = path.join(u.tempDir(t), 'mine.sock');
+  const sock = native.listenUnix(p);
+  t.after(() => native.closeFd(sock.fd));
+  assert.equal(native.unlinkSocket(sock), true);
+  assert.equal(fs.existsSync(p), false);
+  assert.equal(native.unlinkSocket(sock), false);
+});
+
+test('unlinkSocket leaves a socket re-bound at the path, or a file put there, and returns false', (t) => {
+  const p = path.join(u.tempDir(t), 'shared.sock');
+  const first = native.listenUnix(p);
+  t.after(() => native.closeFd(first.fd));
+  fs.unlinkSync(p);
+  const second = native.listenUnix(p);
+  t.after(() => native.closeFd(second.fd));
+  assert.equal(native.unlinkSocket(first), false);
+  assert.equal(fs.lstatSync(p, { bigint: true }).ino, second.ino, 'the new socket is still there');
+
+  fs.unlinkSync(p);
+  fs.writeFileSync(p, 'precious');
+  assert.equal(native.unlinkSocket(second), false);
+  assert.equal(fs.readFileSync(p, 'utf8'), 'precious');
+});
