@@ -22,3 +22,12 @@ export {
   type ExitStatus,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
+export { Nydusd, buildNydusdArgs, WELL_KNOWN_NYDUSD_PATHS, SHARED_MOUNTPOINT, type NydusdOptions } from './nydusd.js';
+export {
+  NydusClient,
+  encodeQueryValue,
+  type DaemonInfo,
+  type NydusClientOptions,
+  type NydusDaemonState,
+  type NydusMountCmd,
+} from './nydus-client.js';

@@ -1,0 +1,479 @@
+/**
+ * A small client for nydusd's administration API (v1), spoken over its unix socket
+ * (`--apisock`). Only what a virtio-fs host needs: daemon info (readiness), mount, umount.
+ *
+ * What it does for the caller, following the server code (nydus-api + dbs-uhttp):
+ * - percent-encodes the `mountpoint` query on every byte outside `A-Z a-z 0-9 - . _ ~`, so
+ *   `+`, `&`, `#`, `%`, spaces and UTF-8 arrive byte-exact (nydusd form-decodes the query:
+ *   a raw `+` would become a space, a raw `#` would cut the value, raw `"<>`/non-ASCII are 400);
+ * - sends bodies with `Content-Length` (nydusd reads bodies by Content-Length only; a chunked
+ *   body is seen as no body and answered 400), and `DELETE` with no body at all;
+ * - refuses, before sending, what nydusd would refuse anyway: request lines over 1022 bytes,
+ *   bodies over 51200 bytes (dbs-uhttp limits), NUL bytes (a NUL in a passthrough_fs source
+ *   makes nydusd panic, and nydusd is built with panic=abort);
+ * - treats 200 and 204 as success, and turns everything else into a {@link NydusApiError}
+ *   that keeps the HTTP status, the server's `code` and `message` (or its raw body, capped).
+ */
+import * as http from 'node:http';
+import { InvalidOptionError, NydusApiError } from './errors.js';
+
+/** Root of nydusd's v1 API. */
+export const NYDUS_API_V1_ROOT = '/api/v1';
+/**
+ * Longest request line nydusd accepts, in bytes without the CRLF. dbs-uhttp parses each line
+ * in a 1024-byte buffer; a longer line is answered `400` by the HTTP layer.
+ */
+export const NYDUS_API_MAX_REQUEST_LINE = 1022;
+/** Largest request body nydusd accepts, in bytes (dbs-uhttp `MAX_PAYLOAD_SIZE`). */
+export const NYDUS_API_MAX_BODY_BYTES = 51200;
+/** How much of a non-JSON error body is kept in {@link NydusApiError.apiMessage}, in bytes. */
+export const NYDUS_API_ERROR_BODY_CAP = 4096;
+/** Longest unix socket path, in bytes (`sun_path` is 108 bytes with its NUL). */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/** Working state of nydusd, as `GET /api/v1/daemon` reports it. */
+export type NydusDaemonState = 'INIT' | 'RUNNING' | 'READY' | 'STOPPED' | 'UNKNOWN';
+
+/** Build information of the nydusd binary (`BuildTimeInfo`). */
+export interface NydusBuildInfo {
+  /** Release, e.g. `v2.2.3`. */
+  package_ver: string;
+  /** Git commit the binary was built from. */
+  git_commit: string;
+  /** Build time. */
+  build_time: string;
+  /** Cargo profile, usually `release`. */
+  profile: string;
+  /** Compiler version. */
+  rustc: string;
+}
+
+/** One mounted filesystem, as listed in {@link DaemonInfo.backend_collection}. */
+export interface NydusFsBackend {
+  /** `Rafs` or `PassthroughFs`. */
+  backend_type: 'Rafs' | 'PassthroughFs' | string;
+  /** The mountpoint exactly as it was given to `mount()`. */
+  mountpoint: string;
+  /** When it was mounted, e.g. `2024-05-01 10:00:00.123456789 +00:00:00`. */
+  mounted_time: string;
+  /** The RAFS configuration without secrets; `null` for passthrough_fs. */
+  config: unknown;
+}
+
+/** Answer of `GET /api/v1/daemon`. */
+export interface DaemonInfo {
+  /** Build information. */
+  version: NydusBuildInfo;
+  /** `--id`, or null. */
+  id: string | null;
+  /** `--supervisor`, or null. */
+  supervisor: string | null;
+  /**
+   * Working state. In virtiofs mode nydusd opens its API only once it is `RUNNING` (the
+   * vhost-user socket is bound then), so anything else means "not ready".
+   */
+  state: NydusDaemonState | (string & {});
+  /** Mounted filesystems keyed by mountpoint (exactly as given), or null. */
+  backend_collection: Record<string, NydusFsBackend> | null;
+}
+
+/** What to mount (nydusd's `MountCmd`). */
+export interface NydusMountCmd {
+  /** `rafs` for a RAFS image, `passthrough_fs` to share a host directory. */
+  fs_type: 'rafs' | 'passthrough_fs';
+  /** The RAFS bootstrap (metadata) file, or the host directory for passthrough_fs. */
+  source: string;
+  /** RAFS configuration as JSON text; `''` for passthrough_fs. */
+  config: string;
+  /** Absolute paths inside the image to prefetch (RAFS). */
+  prefetch_files?: string[];
+}
+
+/** Options of {@link NydusClient}. */
+export interface NydusClientOptions {
+  /**
+   * Time allowed for one request, from connecting to the last byte of the answer, in
+   * milliseconds. Past it the request is abandoned and rejects with `ERR_NYDUS_API_TIMEOUT`.
+   * nydusd serves requests one at a time, so a slow mount delays every other request.
+   *
+   * @default 5000
+   */
+  timeoutMs?: number;
+  /**
+   * Largest answer body accepted, in bytes. A longer answer is cut off (the connection is
+   * destroyed) and the request rejects with `ERR_NYDUS_API_RESPONSE`.
+   *
+   * @default 1048576
+   */
+  maxResponseBytes?: number;
+  /**
+   * Keep one connection open between requests instead of connecting for each. nydusd accepts
+   * at most 10 connections at a time (the 11th is answered 503 and closed), so a client never
+   * holds more than one. Call {@link NydusClient.close} when done, or the open connection keeps
+   * the event loop alive. When a kept-alive connection turns out to be dead (nydusd restarted at
+   * the same path), `daemonInfo()` is retried once on a new connection, with a fresh `timeoutMs`;
+   * mount and umount are never retried.
+   *
+   * @default false
+   */
+  keepAlive?: boolean;
+}
+
+interface RequestSpec {
+  method: 'GET' | 'POST' | 'DELETE';
+  path: string;
+  /** For messages: the mountpoint concerned, as given. */
+  mountpoint?: string;
+  body?: Buffer;
+  /** Safe to send again when a reused keep-alive connection turns out to be dead. */
+  idempotent: boolean;
+}
+
+interface RawAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/** Percent-encode every UTF-8 byte outside `A-Z a-z 0-9 - . _ ~` (including `/`). */
+export function encodeQueryValue(value: string): string {
+  let out = '';
+  for (const b of Buffer.from(value, 'utf8')) {
+    const unreserved =
+      (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) ||
+      b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e;
+    out += unreserved ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Check a string that nydusd will take as a path or name. */
+function checkText(option: string, value: unknown, what: string): asserts value is string {
+  if (typeof value !== 'string') {
+    throw new InvalidOptionError(option, `must be a string (${what}), got ${value === null ? 'null' : typeof value}`);
+  }
+  if (value.includes('\0')) {
+    throw new InvalidOptionError(option, `contains a NUL byte; no path can contain one, and nydusd aborts on a passthrough_fs source that does`);
+  }
+  if (LONE_SURROGATE.test(value)) {
+    throw new InvalidOptionError(option, 'contains an unpaired UTF-16 surrogate, which has no UTF-8 form; nydusd would receive U+FFFD instead');
+  }
+}
+
+function quote(s: string): string {
+  return JSON.stringify(s);
+}
+
+/**
+ * Client of one nydusd's administration API.
+ *
+ * ```ts
+ * const api = new NydusClient('/run/nydusd/api.sock');
+ * const info = await api.daemonInfo();            // state === 'RUNNING' once ready
+ * await api.mount('/containers', { fs_type: 'passthrough_fs', source: '/run/share', config: '' });
+ * await api.umount('/containers');
+ * api.close();
+ * ```
+ *
+ * Every method rejects with a {@link NydusApiError}:
+ * - `ERR_NYDUS_API`: nydusd answered with an error status (`status`, `apiCode`, `apiMessage`);
+ * - `ERR_NYDUS_API_UNREACHABLE`: nothing to connect to at the socket path (`cause` has the errno);
+ * - `ERR_NYDUS_API_TIMEOUT`: no complete answer within `timeoutMs`;
+ * - `ERR_NYDUS_API_RESPONSE`: an answer that is too large, cut short, not HTTP, or not the
+ *   expected JSON.
+ * Arguments nydusd could never accept reject with an {@link InvalidOptionError} before anything
+ * is sent.
+ */
+export class NydusClient {
+  /** The API socket this client talks to. */
+  readonly apiSockPath: string;
+  private readonly timeoutMs: number;
+  private readonly maxResponseBytes: number;
+  private readonly agent: http.Agent | undefined;
+  private readonly inFlight = new Set<http.ClientRequest>();
+  private closed = false;
+
+  /**
+   * @param apiSockPath Path of nydusd's API socket (its `--apisock`), at most 107 bytes.
+   * @param options See {@link NydusClientOptions}.
+   */
+  constructor(apiSockPath: string, options: NydusClientOptions = {}) {
+    if (typeof apiSockPath !== 'string' || apiSockPath === '') {
+      throw new InvalidOptionError('apiSockPath', 'must be a non-empty path to nydusd\'s --apisock socket');
+    }
+    if (apiSockPath.includes('\0')) throw new InvalidOptionError('apiSockPath', 'contains a NUL byte');
+    const len = Buffer.byteLength(apiSockPath);
+    if (len > MAX_SOCKET_PATH_BYTES) {
+      throw new InvalidOptionError('apiSockPath',
+        `is ${len} bytes long; a unix socket path can have at most ${MAX_SOCKET_PATH_BYTES} (use a shorter directory)`);
+    }
+    const { timeoutMs = 5000, maxResponseBytes = 1024 * 1024, keepAlive = false } = options ?? {};
+    if (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+      throw new InvalidOptionError('timeoutMs', `must be a positive number of milliseconds, got ${String(timeoutMs)}`);
+    }
+    if (!Number.isSafeInteger(maxResponseBytes) || maxResponseBytes <= 0) {
+      throw new InvalidOptionError('maxResponseBytes', `must be a positive integer, got ${String(maxResponseBytes)}`);
+    }
+    if (typeof keepAlive !== 'boolean') {
+      throw new InvalidOptionError('keepAlive', `must be a boolean, got ${typeof keepAlive}`);
+    }
+    this.apiSockPath = apiSockPath;
+    this.timeoutMs = timeoutMs;
+    this.maxResponseBytes = maxResponseBytes;
+    this.agent = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 }) : undefined;
+  }
+
+  /**
+   * `GET /api/v1/daemon`: build information, state and mounted filesystems.
+   * Poll it until `state === 'RUNNING'` to know that nydusd is ready.
+   */
+  async daemonInfo(): Promise<DaemonInfo> {
+    const spec: RequestSpec = { method: 'GET', path: `${NYDUS_API_V1_ROOT}/daemon`, idempotent: true };
+    const answer = await this.send(spec);
+    if (answer.status !== 200) throw this.statusError(spec, answer);
+    let info: unknown;
+    try {
+      info = JSON.parse(answer.body.toString('utf8'));
+    } catch (err) {
+      throw new NydusApiError('ERR_NYDUS_API_RESPONSE',
+        `${this.describe(spec)} answered 200 with a body that is not JSON: ${quote(this.capped(answer.body))}`,
+        { status: answer.status }, { cause: err });
+    }
+    if (info === null || typeof info !== 'object' || typeof (info as { state?: unknown }).state !== 'string') {
+      throw new NydusApiError('ERR_NYDUS_API_RESPONSE',
+        `${this.describe(spec)} answered 200 with JSON that is not a DaemonInfo (no "state" string): ${quote(this.capped(answer.body))}`,
+        { status: answer.status });
+    }
+    return info as DaemonInfo;
+  }
+
+  /**
+   * `POST /api/v1/mount?mountpoint=…`: mount a RAFS image or a passthrough directory at
+   * `mountpoint` inside the virtio-fs device. nydusd answers 500 when something is already
+   * mounted there, when the source does not exist, or when the RAFS config does not parse.
+   *
+   * @param mountpoint Absolute path inside the device, e.g. `/containers` or
+   *   `/rafs/<id>/lowerdir`; sent byte-exact whatever characters it holds.
+   * @param cmd What to mount.
+   */
+  async mount(mountpoint: string, cmd: NydusMountCmd): Promise<void> {
+    checkText('mountpoint', mountpoint, 'a path inside the virtio-fs device');
+    if (cmd === null || typeof cmd !== 'object') throw new InvalidOptionError('cmd', 'must be an object { fs_type, source, config }');
+    checkText('cmd.fs_type', cmd.fs_type, "'rafs' or 'passthrough_fs'");
+    checkText('cmd.source', cmd.source, 'the RAFS bootstrap or the shared directory');
+    checkText('cmd.config', cmd.config, "JSON text, or '' for passthrough_fs");
+    const payload: Record<string, unknown> = { fs_type: cmd.fs_type, source: cmd.source, config: cmd.config };
+    if (cmd.prefetch_files !== undefined) {
+      if (!Array.isArray(cmd.prefetch_files)) throw new InvalidOptionError('cmd.prefetch_files', 'must be an array of absolute paths');
+      cmd.prefetch_files.forEach((p, i) => checkText(`cmd.prefetch_files[${i}]`, p, 'an absolute path inside the image'));
+      payload.prefetch_files = [...cmd.prefetch_files];
+    }
+    const body = Buffer.from(JSON.stringify(payload), 'utf8');
+    if (body.length > NYDUS_API_MAX_BODY_BYTES) {
+      throw new InvalidOptionError('cmd',
+        `makes a ${body.length}-byte request body; nydusd's HTTP server rejects bodies over ${NYDUS_API_MAX_BODY_BYTES} bytes (shorten config or prefetch_files)`);
+    }
+    const spec: RequestSpec = { method: 'POST', path: this.mountPath(mountpoint), mountpoint, body, idempotent: false };
+    const answer = await this.send(spec);
+    if (answer.status !== 204 && answer.status !== 200) throw this.statusError(spec, answer);
+  }
+
+  /**
+   * `DELETE /api/v1/mount?mountpoint=…` (no body): unmount what `mount()` mounted there.
+   * nydusd answers 500 when nothing is mounted at `mountpoint`.
+   *
+   * @param mountpoint The mountpoint given to `mount()`, character for character.
+   */
+  async umount(mountpoint: string): Promise<void> {
+    checkText('mountpoint', mountpoint, 'a path inside the virtio-fs device');
+    const spec: RequestSpec = { method: 'DELETE', path: this.mountPath(mountpoint), mountpoint, idempotent: false };
+    const answer = await this.send(spec);
+    if (answer.status !== 204 && answer.status !== 200) throw this.statusError(spec, answer);
+  }
+
+  /**
+   * Release the kept-alive connection (with `keepAlive: true`). Requests still in flight are
+   * aborted and reject with `ERR_NYDUS_API` (status 0); later calls reject the same way.
+   * Calling it again does nothing.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const req of this.inFlight) req.destroy(new Error('NydusClient.close() was called'));
+    this.agent?.destroy();
+  }
+
+  private mountPath(mountpoint: string): string {
+    const path = `${NYDUS_API_V1_ROOT}/mount?mountpoint=${encodeQueryValue(mountpoint)}`;
+    const lineBytes = `DELETE ${path} HTTP/1.1`.length;
+    if (lineBytes > NYDUS_API_MAX_REQUEST_LINE) {
+      throw new InvalidOptionError('mountpoint',
+        `is too long once percent-encoded (${lineBytes} bytes in the request line; nydusd's HTTP server accepts ${NYDUS_API_MAX_REQUEST_LINE}); non-ASCII characters take 6 to 12 bytes each`);
+    }
+    return path;
+  }
+
+  private describe(spec: RequestSpec): string {
+    const what = spec.mountpoint === undefined ? '' : ` for mountpoint ${quote(spec.mountpoint)}`;
+    return `nydusd API ${spec.method} ${spec.path.split('?')[0]}${what} (socket ${this.apiSockPath})`;
+  }
+
+  /** The first NYDUS_API_ERROR_BODY_CAP bytes of a body, as text. */
+  private capped(body: Buffer): string {
+    if (body.length <= NYDUS_API_ERROR_BODY_CAP) return body.toString('utf8');
+    return `${body.subarray(0, NYDUS_API_ERROR_BODY_CAP).toString('utf8')}… (${body.length} bytes)`;
+  }
+
+  private statusError(spec: RequestSpec, answer: RawAnswer): NydusApiError {
+    let apiCode: string | undefined;
+    let apiMessage: string | undefined;
+    try {
+      const parsed = JSON.parse(answer.body.toString('utf8')) as unknown;
+      if (parsed !== null && typeof parsed === 'object' && typeof (parsed as { message?: unknown }).message === 'string') {
+        apiMessage = (parsed as { message: string }).message;
+        const code = (parsed as { code?: unknown }).code;
+        if (typeof code === 'string') apiCode = code;
+      }
+    } catch {
+      // not JSON: keep the raw text below
+    }
+    if (apiMessage === undefined && answer.body.length > 0) apiMessage = this.capped(answer.body);
+    const server = typeof answer.headers.server === 'string' ? answer.headers.server : undefined;
+    const layer = server !== undefined && server !== 'Nydus API' ? ` [from ${server}: the request itself could not be parsed]` : '';
+    const detail = apiMessage === undefined ? '(empty body)' : apiMessage;
+    return new NydusApiError('ERR_NYDUS_API',
+      `${this.describe(spec)} failed with HTTP ${answer.status}${apiCode ? ` ${apiCode}` : ''}: ${detail}${layer}`,
+      { status: answer.status, apiCode, apiMessage });
+  }
+
+  private async send(spec: RequestSpec): Promise<RawAnswer> {
+    if (this.closed) {
+      throw new NydusApiError('ERR_NYDUS_API', `${this.describe(spec)}: this NydusClient is closed`);
+    }
+    try {
+      return await this.sendOnce(spec);
+    } catch (err) {
+      // A kept-alive connection may have died with a previous nydusd at the same path.
+      if (err instanceof RetryableReuse) return this.sendOnce(spec);
+      throw err;
+    }
+  }
+
+  private sendOnce(spec: RequestSpec): Promise<RawAnswer> {
+    return new Promise<RawAnswer>((resolve, reject) => {
+      let settled = false;
+      let connected = false;
+      let answered = false;
+      const headers: http.OutgoingHttpHeaders = {};
+      if (spec.body) {
+        headers['Content-Type'] = 'application/json';
+        headers['Content-Length'] = spec.body.length;
+      }
+      const req = http.request({
+        socketPath: this.apiSockPath,
+        path: spec.path,
+        method: spec.method,
+        headers,
+        // Without keep-alive, a private one-shot agent (Node 20's global agent keeps alive).
+        agent: this.agent ?? false,
+      });
+      this.inFlight.add(req);
+      const timer = setTimeout(() => {
+        fail(new NydusApiError('ERR_NYDUS_API_TIMEOUT',
+          `${this.describe(spec)} got no complete answer within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      const finish = (): void => {
+        settled = true;
+        clearTimeout(timer);
+        this.inFlight.delete(req);
+      };
+      function fail(err: Error): void {
+        if (settled) return;
+        finish();
+        req.destroy();
+        reject(err);
+      }
+
+      req.on('socket', (socket) => {
+        if (!socket.connecting) connected = true;
+        else socket.once('connect', () => { connected = true; });
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (settled) return;
+        const code = err.code ?? '';
+        if (this.closed) {
+          fail(new NydusApiError('ERR_NYDUS_API', `${this.describe(spec)}: aborted, NydusClient.close() was called`, {}, { cause: err }));
+        } else if (!connected && ['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTDIR', 'ENOTSOCK', 'ELOOP', 'ENAMETOOLONG'].includes(code)) {
+          const why = code === 'ENOENT' ? 'no such socket: is nydusd running with this --apisock?'
+            : code === 'ECONNREFUSED' ? 'the socket file exists but nothing accepts connections on it: nydusd has exited or has not opened its API yet'
+              : code === 'EACCES' ? 'permission denied on the socket or its directory'
+                : err.message;
+          fail(new NydusApiError('ERR_NYDUS_API_UNREACHABLE',
+            `cannot reach nydusd API socket ${this.apiSockPath} (${code}: ${why}) for ${spec.method} ${spec.path.split('?')[0]}`,
+            {}, { cause: err }));
+        } else if (!answered && spec.idempotent && (req as http.ClientRequest & { reusedSocket?: boolean }).reusedSocket &&
+          (code === 'ECONNRESET' || code === 'EPIPE')) {
+          finish();
+          req.destroy();
+          reject(new RetryableReuse());
+        } else if (code.startsWith('HPE_')) {
+          fail(new NydusApiError('ERR_NYDUS_API_RESPONSE',
+            `${this.describe(spec)}: the answer is not valid HTTP/1.1 (${code})`, {}, { cause: err }));
+        } else {
+          fail(new NydusApiError('ERR_NYDUS_API_RESPONSE',
+            `${this.describe(spec)}: the connection ended before a complete answer (${code || err.message})`,
+            {}, { cause: err }));
+        }
+      });
+      req.on('response', (res) => {
+        answered = true;
+        const status = res.statusCode ?? 0;
+        const tooBig = (size: number): NydusApiError => new NydusApiError('ERR_NYDUS_API_RESPONSE',
+          `${this.describe(spec)}: the answer (HTTP ${status}) is larger than maxResponseBytes (${size > this.maxResponseBytes ? `${size} > ` : ''}${this.maxResponseBytes} bytes)`,
+          { status });
+        const declared = Number(res.headers['content-length']);
+        if (Number.isFinite(declared) && declared > this.maxResponseBytes) {
+          res.destroy();
+          fail(tooBig(declared));
+          return;
+        }
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          if (settled) return;
+          size += chunk.length;
+          if (size > this.maxResponseBytes) {
+            res.destroy();
+            fail(tooBig(size));
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on('error', (err) => {
+          fail(new NydusApiError('ERR_NYDUS_API_RESPONSE',
+            `${this.describe(spec)}: the connection ended in the middle of the answer (HTTP ${status})`,
+            { status }, { cause: err }));
+        });
+        res.on('close', () => {
+          if (!res.complete) {
+            fail(new NydusApiError('ERR_NYDUS_API_RESPONSE',
+              `${this.describe(spec)}: the connection ended in the middle of the answer (HTTP ${status})`, { status }));
+          }
+        });
+        res.on('end', () => {
+          if (settled) return;
+          finish();
+          // After an error answer the server's parser may be out of step: do not reuse.
+          if (this.agent && status >= 400) res.socket?.destroy();
+          resolve({ status, headers: res.headers, body: Buffer.concat(chunks) });
+        });
+      });
+      req.end(spec.body);
+    });
+  }
+}
+
+/** Internal: a request on a reused keep-alive connection failed before any answer. */
+class RetryableReuse extends Error {}

@@ -1,0 +1,269 @@
+/**
+ * nydusd (lazy image pulling) behind the VirtiofsDaemon contract: started in virtiofs mode, it
+ * serves the guest over vhost-user and mounts each container's RAFS image through its HTTP API.
+ * Unlike virtiofsd it cannot take an inherited socket: it binds `--sock` and `--apisock` itself.
+ */
+import type { Logger } from 'pino';
+import { DaemonProcess, type ProcessEnd } from './daemon-process.js';
+import {
+  DaemonRunningError,
+  DaemonStartError,
+  InvalidOptionError,
+  VirtiofsDaemonError,
+} from './errors.js';
+import { subsystemLogger } from './logger.js';
+import { removeStaleSocket } from './native.js';
+import { NydusClient } from './nydus-client.js';
+import { traced } from './tracing.js';
+import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
+import { checkDirectory, checkExecutable, checkSocketPath, requireArgs, requireString, resolveBinary } from './validate.js';
+import { describe } from './virtiofsd.js';
+
+/** Where nydusd is usually installed, tried in this order. */
+export const WELL_KNOWN_NYDUSD_PATHS = [
+  '/usr/bin/nydusd',
+  '/usr/local/bin/nydusd',
+  '/opt/kata/libexec/nydusd',
+  '/opt/kata/bin/nydusd',
+  '/usr/libexec/nydusd',
+];
+
+/** Where the shared directory appears in the guest (passthrough_fs). */
+export const SHARED_MOUNTPOINT = '/containers';
+
+/** A container's RAFS image layer: `/rafs/<id>/lowerdir`, `<id>` of word characters, `.` and `-`. */
+const RAFS_MOUNTPOINT = /^\/rafs\/[\w.-]+\/lowerdir$/;
+
+export interface NydusdOptions {
+  /** The nydusd binary. Default: $NYDUSD, then {@link WELL_KNOWN_NYDUSD_PATHS}. */
+  path?: string;
+  /** The vhost-user socket; nydusd binds it itself (at most 107 bytes). */
+  sockPath: string;
+  /** nydusd's HTTP API socket (at most 107 bytes). */
+  apiSockPath: string;
+  /** Host directory shared with the guest at `/containers` (passthrough_fs). */
+  sourcePath: string;
+  /** Appended to the command line as they are. */
+  extraArgs?: string[];
+  /** `--log-level debug` instead of `info`. */
+  debug?: boolean;
+  /** Where nydusd's output lines and our records go. Children carry `{ subsystem: 'nydusd' }`. */
+  logger?: Logger;
+  /** Overall deadline for the API to answer `RUNNING` and the share to be mounted. Default 10000 ms. */
+  startTimeoutMs?: number;
+  /** Timeout of each readiness probe (`GET /api/v1/daemon`). Default 1000 ms. */
+  probeTimeoutMs?: number;
+  /** Timeout of each mount/umount request. Default 30000 ms (Kata's). */
+  apiTimeoutMs?: number;
+  /** stop() sends SIGTERM, then SIGKILL after this long. Default 5000 ms. */
+  stopTimeoutMs?: number;
+  /** The daemon's environment. Default: ours. */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** nydusd's arguments (after argv[0]). No `--hybrid-mode`: it panicked in nydusd 2.2.0. */
+export function buildNydusdArgs(input: { sockPath: string; apiSockPath: string; debug: boolean; extraArgs: string[] }): string[] {
+  return [
+    'virtiofs',
+    '--log-level',
+    input.debug ? 'debug' : 'info',
+    '--apisock',
+    input.apiSockPath,
+    '--sock',
+    input.sockPath,
+    ...input.extraArgs,
+  ];
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+
+export class Nydusd implements VirtiofsDaemon {
+  private readonly log: Logger;
+  private proc: DaemonProcess | undefined;
+  private client: NydusClient | undefined;
+  private starting: Promise<number> | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly options: NydusdOptions) {
+    this.log = subsystemLogger('nydusd', options.logger);
+  }
+
+  get pid(): number {
+    return this.proc?.pid ?? 0;
+  }
+
+  start(onQuit?: (exit: DaemonExit) => void): Promise<number> {
+    if (this.starting || this.proc) return Promise.reject(new DaemonRunningError('nydusd', this.pid));
+    const starting = traced('start', 'nydusd', { sockPath: this.options.sockPath }, () => this.launch(onQuit));
+    this.starting = starting;
+    return starting.finally(() => {
+      if (this.starting === starting) this.starting = undefined;
+    });
+  }
+
+  private async launch(onQuit?: (exit: DaemonExit) => void): Promise<number> {
+    const o = this.options;
+    const sockPath = requireString('sockPath', o.sockPath);
+    const apiSockPath = requireString('apiSockPath', o.apiSockPath);
+    const sourcePath = requireString('sourcePath', o.sourcePath);
+    const extraArgs = requireArgs('extraArgs', o.extraArgs);
+    if (sockPath === apiSockPath) throw new InvalidOptionError('apiSockPath', `must differ from sockPath ('${sockPath}')`);
+    const binary = await resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
+    await checkExecutable('path', binary);
+    await checkDirectory('sourcePath', sourcePath);
+    await checkSocketPath('sockPath', sockPath);
+    await checkSocketPath('apiSockPath', apiSockPath);
+    // Stale sockets from a crashed run go; a live one, or anything that is not a socket, stays.
+    for (const p of [sockPath, apiSockPath]) removeStaleSocket(p);
+
+    const args = buildNydusdArgs({ sockPath, apiSockPath, debug: o.debug === true, extraArgs });
+    const run = { started: false };
+    const proc = new DaemonProcess({
+      name: 'nydusd',
+      file: binary,
+      args,
+      env: o.env,
+      captureStdout: true,
+      logger: this.log,
+    });
+    this.log.info({ daemonPid: proc.pid, argv: proc.argv }, 'nydusd started');
+    this.proc = proc;
+    const client = new NydusClient(apiSockPath, { timeoutMs: o.apiTimeoutMs ?? 30000 });
+    this.client = client;
+    proc.ended.then((end) => this.quit(proc, end, run.started ? onQuit : undefined));
+
+    try {
+      await this.waitRunning(proc, apiSockPath);
+      await Promise.race([
+        client.mount(SHARED_MOUNTPOINT, { fs_type: 'passthrough_fs', source: sourcePath, config: '' }),
+        proc.ended.then(() => {
+          throw this.exitedError(proc, 'while the shared directory was being mounted');
+        }),
+      ]);
+    } catch (err) {
+      // Kata's Go runtime leaves nydusd running here; we take it down with its sockets.
+      if (!proc.exitStatus) await this.stop().catch(() => {});
+      if (err instanceof DaemonStartError) throw err;
+      throw new DaemonStartError(
+        'ERR_DAEMON_START',
+        `nydusd could not mount '${sourcePath}' at ${SHARED_MOUNTPOINT}: ${(err as Error).message}; it was stopped`,
+        { lastLines: proc.lastLines(), argv: proc.argv },
+        { cause: err },
+      );
+    }
+    run.started = true;
+    return proc.pid;
+  }
+
+  /** Poll `GET /api/v1/daemon` until `RUNNING`, each probe bounded, the whole bounded, the exit fatal. */
+  private async waitRunning(proc: DaemonProcess, apiSockPath: string): Promise<void> {
+    const timeoutMs = this.options.startTimeoutMs ?? 10000;
+    const probe = new NydusClient(apiSockPath, { timeoutMs: this.options.probeTimeoutMs ?? 1000, keepAlive: false });
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no answer yet';
+    try {
+      for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
+        const answer = await Promise.race([
+          probe.daemonInfo().then(
+            (info) => info.state,
+            (err: Error) => err,
+          ),
+          proc.ended.then(() => null),
+        ]);
+        if (answer === null) throw this.exitedError(proc, 'before its API answered RUNNING');
+        if (answer === 'RUNNING') return;
+        last = answer instanceof Error ? answer.message : `state ${answer}`;
+        if (Date.now() + delay > deadline) break;
+        await sleep(delay);
+      }
+    } finally {
+      probe.close();
+    }
+    throw new DaemonStartError(
+      'ERR_DAEMON_START_TIMEOUT',
+      `nydusd's API did not answer RUNNING within ${timeoutMs} ms (last: ${last}); it was stopped`,
+      { lastLines: proc.lastLines(), argv: proc.argv },
+    );
+  }
+
+  private exitedError(proc: DaemonProcess, when: string): DaemonStartError {
+    const exit = proc.exitStatus!;
+    return new DaemonStartError('ERR_DAEMON_EXITED', `nydusd exited (${describe(exit)}) ${when}. Its last lines:`, {
+      exit,
+      lastLines: proc.lastLines(),
+      argv: proc.argv,
+    });
+  }
+
+  /** nydusd is gone: log it, remove both sockets (if nobody else listens there now), tell the caller once. */
+  private quit(proc: DaemonProcess, end: ProcessEnd, onQuit?: (exit: DaemonExit) => void): void {
+    const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested };
+    this.log[end.requested ? 'info' : 'warn']({ ...exit, groupLeftovers: end.groupLeftovers }, 'nydusd quits');
+    for (const p of [this.options.sockPath, this.options.apiSockPath]) {
+      try {
+        removeStaleSocket(p);
+      } catch (err) {
+        this.log.warn({ err, socket: p }, 'socket left in place');
+      }
+    }
+    if (this.proc === proc) {
+      this.proc = undefined;
+      this.client?.close();
+      this.client = undefined;
+    }
+    try {
+      onQuit?.(exit);
+    } catch (err) {
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    const proc = this.proc;
+    if (!proc) {
+      this.log.info('nydusd is not running; nothing to stop');
+      return Promise.resolve();
+    }
+    const stopping = traced('stop', 'nydusd', { pid: proc.pid }, async () => {
+      await proc.stop({ signal: 'SIGTERM', timeoutMs: this.options.stopTimeoutMs ?? 5000 });
+    });
+    this.stopping = stopping;
+    return stopping.finally(() => {
+      if (this.stopping === stopping) this.stopping = undefined;
+    });
+  }
+
+  /** Mount a container's RAFS image layer at `/rafs/<id>/lowerdir`. */
+  async mount(opt: MountOption): Promise<void> {
+    const mountpoint = this.checkMountpoint(opt?.mountpoint);
+    const source = requireString('source', opt.source);
+    if (typeof opt.config !== 'string') throw new InvalidOptionError('config', 'must be the RAFS configuration as JSON text');
+    await this.api().mount(mountpoint, { fs_type: 'rafs', source, config: opt.config });
+  }
+
+  /** Unmount the RAFS image layer at `/rafs/<id>/lowerdir`. */
+  async umount(mountpoint: string): Promise<void> {
+    await this.api().umount(this.checkMountpoint(mountpoint));
+  }
+
+  private checkMountpoint(mountpoint: unknown): string {
+    const m = requireString('mountpoint', mountpoint);
+    if (!RAFS_MOUNTPOINT.test(m)) {
+      throw new InvalidOptionError(
+        'mountpoint',
+        `'${m}' is not a RAFS mountpoint; use /rafs/<id>/lowerdir with <id> made of letters, digits, '_', '.' and '-'`,
+      );
+    }
+    return m;
+  }
+
+  private api(): NydusClient {
+    if (!this.client || this.starting) {
+      throw new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', 'nydusd is not running; start() it and wait for it first');
+    }
+    return this.client;
+  }
+}
