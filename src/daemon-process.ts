@@ -56,7 +56,13 @@ export interface StopOptions {
   killTimeoutMs?: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
+/** A timer that keeps the event loop alive only while `ref` says so. */
+function sleep(ms: number, ref = true): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    if (!ref) timer.unref();
+  });
+}
 
 /** A running daemon in a process group of its own. */
 export class DaemonProcess {
@@ -70,6 +76,7 @@ export class DaemonProcess {
   private exit: ExitStatus | null = null;
   private stopRequested = false;
   private stopping: Promise<ProcessEnd> | undefined;
+  private refed = true;
   private readonly exitSeen: Promise<void>;
 
   /**
@@ -118,9 +125,11 @@ export class DaemonProcess {
 
   /** Keep the event loop alive while the daemon runs (the default), or not. */
   ref(): void {
+    this.refed = true;
     this.child.ref();
   }
   unref(): void {
+    this.refed = false;
     this.child.unref();
   }
 
@@ -200,7 +209,8 @@ export class DaemonProcess {
         this.options.logger.warn(`processes of ${this.options.name}'s group outlived it by ${groupTimeoutMs} ms`);
         break;
       }
-      await sleep(delay);
+      // Until `ended` resolves the daemon is not over: keep the loop alive as its watch did.
+      await sleep(delay, this.refed);
     }
 
     // The pipes reach EOF once every writer is gone; one that escaped the group (setsid) must
@@ -209,7 +219,10 @@ export class DaemonProcess {
     let timer: NodeJS.Timeout | undefined;
     const late = await Promise.race([
       drained.then(() => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), drainTimeoutMs))),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), drainTimeoutMs);
+        if (!this.refed) timer.unref();
+      }),
     ]);
     clearTimeout(timer);
     if (late) {

@@ -87,7 +87,8 @@ export class DaemonStartError extends VirtiofsDaemonError {
 /** `start()` was called while the daemon is starting or running. */
 export class DaemonRunningError extends VirtiofsDaemonError {
   constructor(what: string, pid: number) {
-    super('ERR_DAEMON_RUNNING', `${what} is already running (pid ${pid}); call stop() before starting it again`);
+    const state = pid ? `running (pid ${pid})` : 'starting';
+    super('ERR_DAEMON_RUNNING', `${what} is already ${state}; call stop() before starting it again`);
   }
 }
 

@@ -16,7 +16,7 @@ import { removeStaleSocket } from './native.js';
 import { NydusClient } from './nydus-client.js';
 import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
-import { checkDirectory, checkExecutable, checkSocketPath, requireArgs, requireString, resolveBinary } from './validate.js';
+import { checkDirectory, checkSocketPath, requireArgs, requireString, resolveBinary } from './validate.js';
 import { describe } from './virtiofsd.js';
 
 /** Where nydusd is usually installed, tried in this order. */
@@ -109,7 +109,6 @@ export class Nydusd implements VirtiofsDaemon {
     const extraArgs = requireArgs('extraArgs', o.extraArgs);
     if (sockPath === apiSockPath) throw new InvalidOptionError('apiSockPath', `must differ from sockPath ('${sockPath}')`);
     const binary = await resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
-    await checkExecutable('path', binary);
     await checkDirectory('sourcePath', sourcePath);
     await checkSocketPath('sockPath', sockPath);
     await checkSocketPath('apiSockPath', apiSockPath);
@@ -223,17 +222,19 @@ export class Nydusd implements VirtiofsDaemon {
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
     const proc = this.proc;
+    // Still validating: nothing to signal yet, so let the start settle, then stop what it made.
+    if (!proc && this.starting) return this.starting.then(() => this.stop(), () => {});
     if (!proc) {
       this.log.info('nydusd is not running; nothing to stop');
       return Promise.resolve();
     }
-    const stopping = traced('stop', 'nydusd', { pid: proc.pid }, async () => {
+    const stopping: Promise<void> = traced('stop', 'nydusd', { pid: proc.pid }, async () => {
       await proc.stop({ signal: 'SIGTERM', timeoutMs: this.options.stopTimeoutMs ?? 5000 });
-    });
-    this.stopping = stopping;
-    return stopping.finally(() => {
+    }).finally(() => {
       if (this.stopping === stopping) this.stopping = undefined;
     });
+    this.stopping = stopping;
+    return stopping;
   }
 
   /** Mount a container's RAFS image layer at `/rafs/<id>/lowerdir`. */

@@ -73,8 +73,9 @@ export async function checkSocketPath(option: string, socketPath: string): Promi
 }
 
 /**
- * The daemon binary: `explicit`, else $`envVar`, else the first executable well-known path.
- * `install` says how to get one when none is found.
+ * The daemon binary, checked to be an executable file: `explicit`, else $`envVar`, else the
+ * first executable well-known path. Errors name where the path came from (`option` or
+ * `$envVar`); `install` says how to get a binary when none is found.
  */
 export async function resolveBinary(
   option: string,
@@ -83,11 +84,17 @@ export async function resolveBinary(
   wellKnown: string[],
   install: string,
 ): Promise<string> {
-  if (explicit !== undefined) return requireString(option, explicit);
+  if (explicit !== undefined) {
+    await checkExecutable(option, requireString(option, explicit));
+    return explicit;
+  }
   const fromEnv = process.env[envVar];
-  if (fromEnv) return requireString(`$${envVar}`, fromEnv);
+  if (fromEnv) {
+    await checkExecutable(`$${envVar}`, requireString(`$${envVar}`, fromEnv));
+    return fromEnv;
+  }
   for (const candidate of wellKnown) {
-    if (await fs.access(candidate, constants.X_OK).then(() => true, () => false)) return candidate;
+    if (await checkExecutable(option, candidate).then(() => true, () => false)) return candidate;
   }
   throw new InvalidOptionError(
     option,

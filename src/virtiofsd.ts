@@ -13,8 +13,7 @@ import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
 import {
   checkDirectory,
-  checkExecutable,
-  checkSocketPath,
+    checkSocketPath,
   requireArgs,
   requireString,
   resolveBinary,
@@ -181,7 +180,6 @@ export class Virtiofsd implements VirtiofsDaemon {
       WELL_KNOWN_VIRTIOFSD_PATHS,
       'Install virtiofsd (Debian 13: apt install virtiofsd; Debian 12: apt install qemu-system-common) or pass path',
     );
-    await checkExecutable('path', binary);
     await checkDirectory('sourcePath', sourcePath);
     await checkSocketPath('socketPath', socketPath);
     const dialect = !o.dialect || o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
@@ -268,18 +266,20 @@ export class Virtiofsd implements VirtiofsDaemon {
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
     const proc = this.proc;
+    // Still validating: nothing to signal yet, so let the start settle, then stop what it made.
+    if (!proc && this.starting) return this.starting.then(() => this.stop(), () => {});
     if (!proc) {
       this.log.info('virtiofsd is not running; nothing to stop');
       return Promise.resolve();
     }
-    const stopping = traced('stop', 'virtiofsd', { pid: proc.pid }, async () => {
+    const stopping: Promise<void> = traced('stop', 'virtiofsd', { pid: proc.pid }, async () => {
       await proc.stop({ signal: this.options.stopSignal ?? 'SIGKILL', timeoutMs: this.options.stopTimeoutMs });
       // quit() has run by now: it is chained on the same `ended` promise, earlier.
-    });
-    this.stopping = stopping;
-    return stopping.finally(() => {
+    }).finally(() => {
       if (this.stopping === stopping) this.stopping = undefined;
     });
+    this.stopping = stopping;
+    return stopping;
   }
 
   mount(_opt: MountOption): Promise<void> {

@@ -1,0 +1,218 @@
+'use strict';
+/**
+ * The real daemons for the integration tests, and what /proc says about the processes they
+ * leave (or must not leave) behind.
+ *
+ * virtiofsdPath(dialect) finds a runnable virtiofsd of the asked dialect:
+ *   1. $VIRTIOFSD_LEGACY / $VIRTIOFSD_RUST (CI sets them from ../shared/tools/get-virtiofsd.sh),
+ *   2. the well-known paths /usr/lib/qemu/virtiofsd, /usr/libexec/virtiofsd and
+ *      /tmp/virtiofsd-<dialect>/virtiofsd (where get-virtiofsd.sh puts its private tree),
+ * each checked with `--version` (legacy: "virtiofsd version <qemu>", rust: "virtiofsd 1.x").
+ * When none fits it THROWS an Error that says how to get one: the tests then fail with that
+ * reason instead of being skipped silently.
+ */
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+
+const DIALECTS = ['legacy', 'rust'];
+
+const ENV_VARS = { legacy: 'VIRTIOFSD_LEGACY', rust: 'VIRTIOFSD_RUST' };
+
+/** What `--version` prints, per dialect (first matching line). */
+const VERSION_RE = {
+  legacy: /^virtiofsd version \S+/m,
+  rust: /^virtiofsd v?\d+\.\d+\S*/m,
+};
+
+/** How to get each dialect, for the error message. */
+const HOW_TO_GET = {
+  legacy:
+    'In CI: `../shared/tools/get-virtiofsd.sh legacy` (prints the path; export it as VIRTIOFSD_LEGACY). ' +
+    'Debian 12 ships it: `apt-get install qemu-system-common` (/usr/lib/qemu/virtiofsd); elsewhere ' +
+    'get-virtiofsd.sh unpacks it into /tmp/virtiofsd-legacy.',
+  rust:
+    'In CI: `../shared/tools/get-virtiofsd.sh rust` (prints the path; export it as VIRTIOFSD_RUST). ' +
+    'Debian 13 ships it as the package `virtiofsd` (/usr/libexec/virtiofsd); on Debian 12 ' +
+    'get-virtiofsd.sh unpacks the Debian 13 package into /tmp/virtiofsd-rust.',
+};
+
+/** The `--version` text of bin (stdout + stderr), or null when it cannot be run. */
+function versionText(bin) {
+  try {
+    const out = execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] });
+    return out;
+  } catch (err) {
+    // Some builds print the version on stderr or exit non-zero; use whatever came out.
+    const text = `${err.stdout ?? ''}${err.stderr ?? ''}`;
+    return text === '' ? null : text;
+  }
+}
+
+/** The version line if bin is a virtiofsd of dialect, else null. */
+function versionLine(bin, dialect) {
+  const text = versionText(bin);
+  if (text === null) return null;
+  const m = VERSION_RE[dialect].exec(text);
+  return m ? m[0] : null;
+}
+
+function wellKnownPaths(dialect) {
+  return ['/usr/lib/qemu/virtiofsd', '/usr/libexec/virtiofsd', `/tmp/virtiofsd-${dialect}/virtiofsd`];
+}
+
+const found = new Map();
+
+/**
+ * The path of a runnable virtiofsd of `dialect` ('legacy' | 'rust'). Throws (and keeps
+ * throwing, the answer is cached) when there is none, with how to get one.
+ */
+function virtiofsdPath(dialect) {
+  if (!DIALECTS.includes(dialect)) throw new TypeError(`unknown virtiofsd dialect ${JSON.stringify(dialect)}`);
+  if (found.has(dialect)) {
+    const r = found.get(dialect);
+    if (r instanceof Error) throw r;
+    return r;
+  }
+  let result;
+  const envVar = ENV_VARS[dialect];
+  const fromEnv = process.env[envVar];
+  if (fromEnv) {
+    result = versionLine(fromEnv, dialect)
+      ? fromEnv
+      : new Error(
+          `$${envVar}=${fromEnv} is not a runnable ${dialect} virtiofsd (its --version does not match ` +
+            `${VERSION_RE[dialect]}: ${JSON.stringify((versionText(fromEnv) ?? '<cannot run>').slice(0, 200))}). ` +
+            HOW_TO_GET[dialect],
+        );
+  } else {
+    const tried = [];
+    for (const candidate of wellKnownPaths(dialect)) {
+      if (!fs.existsSync(candidate)) {
+        tried.push(`${candidate} (missing)`);
+        continue;
+      }
+      if (versionLine(candidate, dialect)) {
+        result = candidate;
+        break;
+      }
+      tried.push(`${candidate} (not the ${dialect} dialect)`);
+    }
+    result ??= new Error(
+      `no ${dialect} virtiofsd found: $${envVar} is not set and none of the well-known paths fits ` +
+        `(${tried.join(', ')}). ${HOW_TO_GET[dialect]}`,
+    );
+  }
+  found.set(dialect, result);
+  if (result instanceof Error) throw result;
+  return result;
+}
+
+/**
+ * /proc/<pid>/stat as {pid, comm, state, ppid, pgrp, starttime}, or null when there is no
+ * such process (any more).
+ */
+function procStat(pid) {
+  let text;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch (err) {
+    if (err.code === 'ENOENT' || err.code === 'ESRCH') return null;
+    throw err;
+  }
+  // comm is in parentheses and may hold anything: split after the last ')'.
+  const close = text.lastIndexOf(')');
+  const rest = text.slice(close + 2).split(' ');
+  return {
+    pid: Number(pid),
+    comm: text.slice(text.indexOf('(') + 1, close),
+    state: rest[0],
+    ppid: Number(rest[1]),
+    pgrp: Number(rest[2]),
+    starttime: rest[19],
+  };
+}
+
+/** procStat of every process on the machine (one /proc scan). */
+function allProcesses() {
+  const out = [];
+  for (const name of fs.readdirSync('/proc')) {
+    if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
+    const st = procStat(name);
+    if (st) out.push(st);
+  }
+  return out;
+}
+
+const isDead = (st) => st.state === 'Z' || st.state === 'X';
+
+/** The processes of process group pgid that are alive (zombies do not count). */
+function liveGroupMembers(pgid) {
+  return allProcesses().filter((st) => st.pgrp === pgid && !isDead(st));
+}
+
+/** The live processes of any of the process groups in pgids (a Set or array of numbers). */
+function liveMembersOfGroups(pgids) {
+  const set = pgids instanceof Set ? pgids : new Set(pgids);
+  return allProcesses().filter((st) => set.has(st.pgrp) && !isDead(st));
+}
+
+/**
+ * Our own children that are zombies: exited but never reaped by us (a leak). Zombies of
+ * PID 1 (sandbox children orphaned by a killed daemon) are not ours and do not count.
+ */
+function zombieChildren(ppid = process.pid) {
+  return allProcesses().filter((st) => st.ppid === ppid && isDead(st));
+}
+
+/** Our own children that are alive. */
+function liveChildren(ppid = process.pid) {
+  return allProcesses().filter((st) => st.ppid === ppid && !isDead(st));
+}
+
+/** How many fds this process has open. */
+function fdCount() {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+/** Our fds as "fd -> target" lines (for failure messages). */
+function fdTable() {
+  const out = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let target;
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      target = '?';
+    }
+    out.push(`${fd} -> ${target}`);
+  }
+  return out;
+}
+
+/** Poll until predicate() is truthy and resolve to its value; reject after timeoutMs. */
+async function waitFor(predicate, { timeoutMs = 5000, intervalMs = 10, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await predicate();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+module.exports = {
+  DIALECTS,
+  ENV_VARS,
+  allProcesses,
+  fdCount,
+  fdTable,
+  liveChildren,
+  liveGroupMembers,
+  liveMembersOfGroups,
+  procStat,
+  versionLine,
+  virtiofsdPath,
+  waitFor,
+  wellKnownPaths,
+  zombieChildren,
+};
