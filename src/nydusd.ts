@@ -3,6 +3,7 @@
  * serves the guest over vhost-user and mounts each container's RAFS image through its HTTP API.
  * Unlike virtiofsd it cannot take an inherited socket: it binds `--sock` and `--apisock` itself.
  */
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { DaemonProcess, type ProcessEnd } from './daemon-process.js';
 import {
@@ -31,8 +32,11 @@ export const WELL_KNOWN_NYDUSD_PATHS = [
 /** Where the shared directory appears in the guest (passthrough_fs). */
 export const SHARED_MOUNTPOINT = '/containers';
 
-/** A container's RAFS image layer: `/rafs/<id>/lowerdir`, `<id>` of word characters, `.` and `-`. */
-const RAFS_MOUNTPOINT = /^\/rafs\/[\w.-]+\/lowerdir$/;
+/**
+ * A container's RAFS image layer: `/rafs/<id>/lowerdir`, `<id>` of word characters, `.` and `-`,
+ * but not only dots: nydusd resolves `.` and `..` as path steps (`/rafs/../lowerdir` is `/lowerdir`).
+ */
+const RAFS_MOUNTPOINT = /^\/rafs\/(?!\.+\/)[\w.-]+\/lowerdir$/;
 
 export interface NydusdOptions {
   /** The nydusd binary. Default: $NYDUSD, then {@link WELL_KNOWN_NYDUSD_PATHS}. */
@@ -107,7 +111,9 @@ export class Nydusd implements VirtiofsDaemon {
     const apiSockPath = requireString('apiSockPath', o.apiSockPath);
     const sourcePath = requireString('sourcePath', o.sourcePath);
     const extraArgs = requireArgs('extraArgs', o.extraArgs);
-    if (sockPath === apiSockPath) throw new InvalidOptionError('apiSockPath', `must differ from sockPath ('${sockPath}')`);
+    if (path.resolve(sockPath) === path.resolve(apiSockPath)) {
+      throw new InvalidOptionError('apiSockPath', `names the same file as sockPath ('${sockPath}'); give the API its own socket`);
+    }
     const binary = await resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
     await checkDirectory('sourcePath', sourcePath);
     await checkSocketPath('sockPath', sockPath);
@@ -131,12 +137,26 @@ export class Nydusd implements VirtiofsDaemon {
     this.client = client;
     proc.ended.then((end) => this.quit(proc, end, run.started ? onQuit : undefined));
 
+    const timeoutMs = o.startTimeoutMs ?? 10000;
+    const deadline = Date.now() + timeoutMs;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await this.waitRunning(proc, apiSockPath);
+      await this.waitRunning(proc, apiSockPath, deadline, timeoutMs);
       await Promise.race([
         client.mount(SHARED_MOUNTPOINT, { fs_type: 'passthrough_fs', source: sourcePath, config: '' }),
         proc.ended.then(() => {
           throw this.exitedError(proc, 'while the shared directory was being mounted');
+        }),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => {
+            reject(
+              new DaemonStartError(
+                'ERR_DAEMON_START_TIMEOUT',
+                `nydusd did not mount '${sourcePath}' at ${SHARED_MOUNTPOINT} within the ${timeoutMs} ms start deadline; it was stopped`,
+                { lastLines: proc.lastLines(), argv: proc.argv },
+              ),
+            );
+          }, Math.max(0, deadline - Date.now()));
         }),
       ]);
     } catch (err) {
@@ -149,34 +169,32 @@ export class Nydusd implements VirtiofsDaemon {
         { lastLines: proc.lastLines(), argv: proc.argv },
         { cause: err },
       );
+    } finally {
+      clearTimeout(timer);
     }
     run.started = true;
     return proc.pid;
   }
 
   /** Poll `GET /api/v1/daemon` until `RUNNING`, each probe bounded, the whole bounded, the exit fatal. */
-  private async waitRunning(proc: DaemonProcess, apiSockPath: string): Promise<void> {
-    const timeoutMs = this.options.startTimeoutMs ?? 10000;
-    const probe = new NydusClient(apiSockPath, { timeoutMs: this.options.probeTimeoutMs ?? 1000, keepAlive: false });
-    const deadline = Date.now() + timeoutMs;
+  private async waitRunning(proc: DaemonProcess, apiSockPath: string, deadline: number, timeoutMs: number): Promise<void> {
+    const probeTimeoutMs = this.options.probeTimeoutMs ?? 1000;
     let last = 'no answer yet';
-    try {
-      for (let delay = 10; ; delay = Math.min(delay * 2, 200)) {
-        const answer = await Promise.race([
-          probe.daemonInfo().then(
-            (info) => info.state,
-            (err: Error) => err,
-          ),
-          proc.ended.then(() => null),
-        ]);
-        if (answer === null) throw this.exitedError(proc, 'before its API answered RUNNING');
-        if (answer === 'RUNNING') return;
-        last = answer instanceof Error ? answer.message : `state ${answer}`;
-        if (Date.now() + delay > deadline) break;
-        await sleep(delay);
-      }
-    } finally {
+    // A probe started before the deadline may run past it by up to probeTimeoutMs.
+    for (let delay = 10; Date.now() < deadline; delay = Math.min(delay * 2, 200)) {
+      const probe = new NydusClient(apiSockPath, { timeoutMs: probeTimeoutMs });
+      const answer = await Promise.race([
+        probe.daemonInfo().then(
+          (info) => info.state,
+          (err: Error) => err,
+        ),
+        proc.ended.then(() => null),
+      ]);
       probe.close();
+      if (answer === null) throw this.exitedError(proc, 'before its API answered RUNNING');
+      if (answer === 'RUNNING') return;
+      last = answer instanceof Error ? answer.message : `state ${answer}`;
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
     }
     throw new DaemonStartError(
       'ERR_DAEMON_START_TIMEOUT',
@@ -255,7 +273,7 @@ export class Nydusd implements VirtiofsDaemon {
     if (!RAFS_MOUNTPOINT.test(m)) {
       throw new InvalidOptionError(
         'mountpoint',
-        `'${m}' is not a RAFS mountpoint; use /rafs/<id>/lowerdir with <id> made of letters, digits, '_', '.' and '-'`,
+        `'${m}' is not a RAFS mountpoint; use /rafs/<id>/lowerdir with <id> made of letters, digits, '_', '.' and '-' (not only dots)`,
       );
     }
     return m;
