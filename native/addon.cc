@@ -15,6 +15,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+extern char** environ;
+
 #include <string>
 #include <vector>
 
@@ -29,6 +31,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop_);
   child_constructor_ = Napi::Persistent(Child::Define(env));
   pidfd_error_ = ProbePidfdSupport(&pidfd_missing_);
+  spawn_stack_ = AllocateSpawnStack();
   napi_add_async_cleanup_hook(env, Teardown, this, &cleanup_handle_);
 
   DefineAddon(exports, {
@@ -43,6 +46,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
 }
 
 Addon::~Addon() {
+  if (spawn_stack_) FreeSpawnStack(spawn_stack_);
   // Teardown has abandoned every child already; this only guards against dangling pointers.
   for (Child* child : live_) child->ForgetAddon();
 }
@@ -98,14 +102,16 @@ static bool GetStringArray(const Napi::CallbackInfo& info, size_t i, const char*
   Napi::Array arr = info[i].As<Napi::Array>();
   for (uint32_t k = 0; k < arr.Length(); k++) {
     Napi::Value v = arr.Get(k);
-    std::string item = std::string(name) + "[" + std::to_string(k) + "]";
+    const char* problem = nullptr;
     if (!v.IsString()) {
-      Napi::TypeError::New(info.Env(), item + " must be a string").ThrowAsJavaScriptException();
-      return false;
+      problem = " must be a string";
+    } else {
+      out->push_back(v.As<Napi::String>().Utf8Value());
+      if (out->back().find('\0') != std::string::npos) problem = " contains a NUL byte";
     }
-    out->push_back(v.As<Napi::String>().Utf8Value());
-    if (out->back().find('\0') != std::string::npos) {
-      Napi::TypeError::New(info.Env(), item + " contains a NUL byte").ThrowAsJavaScriptException();
+    if (problem) {
+      Napi::TypeError::New(info.Env(), std::string(name) + "[" + std::to_string(k) + "]" + problem)
+          .ThrowAsJavaScriptException();
       return false;
     }
   }
@@ -330,8 +336,11 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   std::string file, cwd;
   std::vector<std::string> argv, envv;
   std::vector<FdSource> fds;
+  // env null: this process's environment as it is now (environ), without a round trip
+  // through process.env, which costs a getenv per variable.
+  bool own_env = !info[2].IsNull() && !info[2].IsUndefined();
   if (!GetString(info, 0, "file", &file) || !GetStringArray(info, 1, "argv", &argv) ||
-      !GetStringArray(info, 2, "env", &envv)) {
+      (own_env && !GetStringArray(info, 2, "env", &envv))) {
     return env.Undefined();
   }
   bool has_cwd = !info[3].IsNull() && !info[3].IsUndefined();
@@ -352,7 +361,8 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   SpawnRequest req;
   req.file = file.c_str();
   req.argv = c_argv.data();
-  req.envp = c_env.data();
+  req.envp = own_env ? c_env.data() : environ;
+  req.stack = spawn_stack_;
   req.cwd = has_cwd ? cwd.c_str() : nullptr;
   req.fds = fds;
   req.new_process_group = group;

@@ -46,6 +46,7 @@ class Addon : public Napi::Addon<Addon> {
   int pending_closes_ = 0;
   napi_async_cleanup_hook_handle cleanup_handle_ = nullptr;
   bool tearing_down_ = false;
+  void* spawn_stack_ = nullptr;  // reused: spawns of one environment never overlap
   int pidfd_error_ = 0;
   const char* pidfd_missing_ = nullptr;
 };

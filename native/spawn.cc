@@ -165,7 +165,7 @@ int Spawn(const SpawnRequest& req, SpawnResult* out) {
   ChildArgs args = {&req, nullptr, std::max(n, 3), 0};
   uint64_t all = ~UINT64_C(0);
   uint64_t old_mask;
-  void* stack = MAP_FAILED;
+  void* stack = req.stack;
   int pidfd = -1;
   pid_t pid;
   int err = MakePipes(req.fds, &child_ends, &parent_ends);
@@ -178,8 +178,7 @@ int Spawn(const SpawnRequest& req, SpawnResult* out) {
   }
   args.source = source.data();
 
-  stack = mmap(nullptr, kChildStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-  if (stack == MAP_FAILED) {
+  if (!stack && !(stack = AllocateSpawnStack())) {
     err = -errno;
     goto out;
   }
@@ -212,10 +211,19 @@ int Spawn(const SpawnRequest& req, SpawnResult* out) {
   parent_ends.assign(n, -1);
 
 out:
-  if (stack != MAP_FAILED) munmap(stack, kChildStackSize);
+  if (stack && stack != req.stack) FreeSpawnStack(stack);
   CloseAll(&child_ends);
   CloseAll(&parent_ends);
   return err;
+}
+
+void* AllocateSpawnStack() {
+  void* stack = mmap(nullptr, kChildStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  return stack == MAP_FAILED ? nullptr : stack;
+}
+
+void FreeSpawnStack(void* stack) {
+  munmap(stack, kChildStackSize);
 }
 
 int ProbePidfdSupport(const char** what) {

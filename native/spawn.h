@@ -21,6 +21,7 @@ struct SpawnRequest {
   const char* cwd = nullptr;       // nullptr: ours
   std::vector<FdSource> fds;       // entry i becomes file descriptor i; every other fd is closed
   bool new_process_group = false;  // pgid = pid
+  void* stack = nullptr;           // from AllocateSpawnStack, or nullptr for a fresh one
 };
 
 struct SpawnResult {
@@ -34,6 +35,11 @@ struct SpawnResult {
 // at its default disposition. Errors before or at exec come back here; the failed child has
 // been reaped by then. On success the child is held by a pidfd from CLONE_PIDFD.
 int Spawn(const SpawnRequest& req, SpawnResult* out);
+
+// A stack for the child between clone and exec. The parent is suspended while the child uses
+// it (CLONE_VFORK), so one stack serves every spawn of a thread. nullptr when mmap fails.
+void* AllocateSpawnStack();
+void FreeSpawnStack(void* stack);
 
 // 0 when this kernel has what we need (pidfd_open and waitid(P_PIDFD): Linux >= 5.4),
 // else a negative errno (-ENOSYS, -EINVAL) naming the missing piece through *what.

@@ -92,7 +92,7 @@ export class DaemonProcess {
     this.child = spawn({
       file: options.file,
       argv: this.argv,
-      env: options.env ?? process.env,
+      env: options.env,
       fds: ['null', options.captureStdout ? 'pipe' : 'null', 'pipe', ...(options.extraFds ?? [])],
       newProcessGroup: true,
       onExit: (exit) => {

@@ -38,7 +38,10 @@ export type FdSource =
   /** Closed in the child. */
   | null;
 
-/** How a child ended. */
+/**
+ * How a child ended. `code` and `signal` are both null only when the status was lost: some
+ * other code in this process reaped our child first (a `waitpid(-1)` elsewhere).
+ */
 export interface ChildExit {
   /** Exit code, or null when a signal ended it. */
   code: number | null;
@@ -53,7 +56,11 @@ export interface SpawnOptions {
   file: string;
   /** The complete argument vector, argv[0] included. */
   argv: string[];
-  /** The complete environment. Default: this process's environment. */
+  /**
+   * The complete environment. Default: this process's environment as the C library holds it
+   * (`environ`), which is what `process.env` reads and writes on the main thread. A worker_thread
+   * whose `process.env` is its own copy must pass it explicitly.
+   */
   env?: NodeJS.ProcessEnv | string[];
   /** Working directory of the child. Default: ours. */
   cwd?: string;
@@ -122,7 +129,7 @@ interface Addon {
   spawn(
     file: string,
     argv: string[],
-    env: string[],
+    env: string[] | null,
     cwd: string | null,
     fds: FdSource[],
     newProcessGroup: boolean,
@@ -208,11 +215,51 @@ export function closeFd(fd: number): void {
   call((a) => a.close(fd));
 }
 
-function envArray(env: NodeJS.ProcessEnv | string[] | undefined): string[] {
+function envArray(env: NodeJS.ProcessEnv | string[] | undefined): string[] | null {
+  if (env === undefined) return null;
   if (Array.isArray(env)) return env;
   const out: string[] = [];
-  for (const [k, v] of Object.entries(env ?? process.env)) if (v !== undefined) out.push(`${k}=${v}`);
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) out.push(`${k}=${v}`);
   return out;
+}
+
+/** The Child interface over the addon's object; methods on the prototype keep each child small. */
+class ChildHandle implements Child {
+  constructor(private readonly raw: RawChild) {}
+  get pid(): number {
+    return this.raw.pid;
+  }
+  get pidfd(): number {
+    return this.raw.pidfd;
+  }
+  get pipes(): (number | null)[] {
+    return this.raw.pipes;
+  }
+  get exited(): boolean {
+    return this.raw.exited;
+  }
+  signal(signal: NodeJS.Signals | number, options?: { group?: boolean }): boolean {
+    const raw = this.raw;
+    return call(() => raw.signal(signalNumber(signal), options?.group ?? false));
+  }
+  groupAlive(): boolean {
+    const raw = this.raw;
+    return call(() => raw.groupAlive());
+  }
+  ref(): void {
+    this.raw.ref();
+  }
+  unref(): void {
+    this.raw.unref();
+  }
+}
+
+function exitOf(code: number, signo: number, coreDumped: boolean): ChildExit {
+  return {
+    code: signo || code < 0 ? null : code,
+    signal: signo ? (signalNames.get(signo) ?? (`SIG${signo}` as NodeJS.Signals)) : null,
+    coreDumped,
+  };
 }
 
 /**
@@ -232,28 +279,8 @@ export function spawn(options: SpawnOptions): Child {
       options.cwd ?? null,
       options.fds,
       options.newProcessGroup ?? false,
-      (code, signo, coreDumped) =>
-        onExit({
-          code: signo ? null : code,
-          signal: signo ? (signalNames.get(signo) ?? (`SIG${signo}` as NodeJS.Signals)) : null,
-          coreDumped,
-        }),
+      (code, signo, coreDumped) => onExit(exitOf(code, signo, coreDumped)),
     ),
   );
-  return {
-    get pid() {
-      return raw.pid;
-    },
-    get pidfd() {
-      return raw.pidfd;
-    },
-    pipes: raw.pipes,
-    get exited() {
-      return raw.exited;
-    },
-    signal: (signal, opts) => call(() => raw.signal(signalNumber(signal), opts?.group ?? false)),
-    groupAlive: () => call(() => raw.groupAlive()),
-    ref: () => raw.ref(),
-    unref: () => raw.unref(),
-  };
+  return new ChildHandle(raw);
 }
