@@ -57,7 +57,7 @@ export interface StopOptions {
 }
 
 /** A timer that keeps the event loop alive only while `ref` says so. */
-function sleep(ms: number, ref = true): Promise<void> {
+export function sleep(ms: number, ref = true): Promise<void> {
   return new Promise<void>((resolve) => {
     const timer = setTimeout(resolve, ms);
     if (!ref) timer.unref();

@@ -5,20 +5,17 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { DaemonProcess, type ProcessEnd } from './daemon-process.js';
+import { Daemon, describeExit, type Run } from './daemon.js';
+import { DaemonProcess, sleep, type StopOptions } from './daemon-process.js';
 import {
-  DaemonRunningError,
   DaemonStartError,
   InvalidOptionError,
   VirtiofsDaemonError,
 } from './errors.js';
-import { subsystemLogger } from './logger.js';
 import { removeStaleSocket } from './native.js';
 import { NydusClient } from './nydus-client.js';
-import { traced } from './tracing.js';
-import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
+import type { DaemonExit, MountOption } from './types.js';
 import { checkDirectory, checkSocketPath, requireArgs, requireString, resolveBinary } from './validate.js';
-import { describe } from './virtiofsd.js';
 
 /** Where nydusd is usually installed, tried in this order. */
 export const WELL_KNOWN_NYDUSD_PATHS = [
@@ -79,33 +76,14 @@ export function buildNydusdArgs(input: { sockPath: string; apiSockPath: string; 
   ];
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
-
-export class Nydusd implements VirtiofsDaemon {
-  private readonly log: Logger;
-  private proc: DaemonProcess | undefined;
+export class Nydusd extends Daemon {
   private client: NydusClient | undefined;
-  private starting: Promise<number> | undefined;
-  private stopping: Promise<void> | undefined;
 
   constructor(private readonly options: NydusdOptions) {
-    this.log = subsystemLogger('nydusd', options.logger);
+    super('nydusd', options.logger);
   }
 
-  get pid(): number {
-    return this.proc?.pid ?? 0;
-  }
-
-  start(onQuit?: (exit: DaemonExit) => void): Promise<number> {
-    if (this.starting || this.proc) return Promise.reject(new DaemonRunningError('nydusd', this.pid));
-    const starting = traced('start', 'nydusd', { sockPath: this.options.sockPath }, () => this.launch(onQuit));
-    this.starting = starting;
-    return starting.finally(() => {
-      if (this.starting === starting) this.starting = undefined;
-    });
-  }
-
-  private async launch(onQuit?: (exit: DaemonExit) => void): Promise<number> {
+  protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
     const o = this.options;
     const sockPath = requireString('sockPath', o.sockPath);
     const apiSockPath = requireString('apiSockPath', o.apiSockPath);
@@ -122,7 +100,6 @@ export class Nydusd implements VirtiofsDaemon {
     for (const p of [sockPath, apiSockPath]) removeStaleSocket(p);
 
     const args = buildNydusdArgs({ sockPath, apiSockPath, debug: o.debug === true, extraArgs });
-    const run = { started: false };
     const proc = new DaemonProcess({
       name: 'nydusd',
       file: binary,
@@ -132,10 +109,9 @@ export class Nydusd implements VirtiofsDaemon {
       logger: this.log,
     });
     this.log.info({ daemonPid: proc.pid, argv: proc.argv }, 'nydusd started');
-    this.proc = proc;
     const client = new NydusClient(apiSockPath, { timeoutMs: o.apiTimeoutMs ?? 30000 });
     this.client = client;
-    proc.ended.then((end) => this.quit(proc, end, run.started ? onQuit : undefined));
+    this.adopt(proc, run, onQuit);
 
     const timeoutMs = o.startTimeoutMs ?? 10000;
     const deadline = Date.now() + timeoutMs;
@@ -205,17 +181,15 @@ export class Nydusd implements VirtiofsDaemon {
 
   private exitedError(proc: DaemonProcess, when: string): DaemonStartError {
     const exit = proc.exitStatus!;
-    return new DaemonStartError('ERR_DAEMON_EXITED', `nydusd exited (${describe(exit)}) ${when}. Its last lines:`, {
+    return new DaemonStartError('ERR_DAEMON_EXITED', `nydusd exited (${describeExit(exit)}) ${when}. Its last lines:`, {
       exit,
       lastLines: proc.lastLines(),
       argv: proc.argv,
     });
   }
 
-  /** nydusd is gone: log it, remove both sockets (if nobody else listens there now), tell the caller once. */
-  private quit(proc: DaemonProcess, end: ProcessEnd, onQuit?: (exit: DaemonExit) => void): void {
-    const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested };
-    this.log[end.requested ? 'info' : 'warn']({ ...exit, groupLeftovers: end.groupLeftovers }, 'nydusd quits');
+  /** Both sockets go (if nobody else listens there now): nydusd never removes its vhost-user one. */
+  protected cleanup(): void {
     for (const p of [this.options.sockPath, this.options.apiSockPath]) {
       try {
         removeStaleSocket(p);
@@ -223,36 +197,16 @@ export class Nydusd implements VirtiofsDaemon {
         this.log.warn({ err, socket: p }, 'socket left in place');
       }
     }
-    if (this.proc === proc) {
-      this.proc = undefined;
-      this.client?.close();
-      this.client = undefined;
-    }
-    try {
-      onQuit?.(exit);
-    } catch (err) {
-      process.nextTick(() => {
-        throw err;
-      });
-    }
+    this.client?.close();
+    this.client = undefined;
   }
 
-  stop(): Promise<void> {
-    if (this.stopping) return this.stopping;
-    const proc = this.proc;
-    // Still validating: nothing to signal yet, so let the start settle, then stop what it made.
-    if (!proc && this.starting) return this.starting.then(() => this.stop(), () => {});
-    if (!proc) {
-      this.log.info('nydusd is not running; nothing to stop');
-      return Promise.resolve();
-    }
-    const stopping: Promise<void> = traced('stop', 'nydusd', { pid: proc.pid }, async () => {
-      await proc.stop({ signal: 'SIGTERM', timeoutMs: this.options.stopTimeoutMs ?? 5000 });
-    }).finally(() => {
-      if (this.stopping === stopping) this.stopping = undefined;
-    });
-    this.stopping = stopping;
-    return stopping;
+  protected stopOptions(): StopOptions {
+    return { signal: 'SIGTERM', timeoutMs: this.options.stopTimeoutMs ?? 5000 };
+  }
+
+  protected spanAttributes(): Record<string, string> {
+    return { sockPath: this.options.sockPath, apiSockPath: this.options.apiSockPath, sourcePath: this.options.sourcePath };
   }
 
   /** Mount a container's RAFS image layer at `/rafs/<id>/lowerdir`. */
@@ -280,7 +234,7 @@ export class Nydusd implements VirtiofsDaemon {
   }
 
   private api(): NydusClient {
-    if (!this.client || this.starting) {
+    if (!this.client || this.isStarting) {
       throw new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', 'nydusd is not running; start() it and wait for it first');
     }
     return this.client;

@@ -5,12 +5,11 @@
  */
 import { existsSync, promises as fs } from 'node:fs';
 import type { Logger } from 'pino';
-import { DaemonProcess, captureOutput, type ProcessEnd } from './daemon-process.js';
-import { DaemonRunningError, DaemonStartError, InvalidOptionError, NotSupportedError } from './errors.js';
-import { subsystemLogger } from './logger.js';
+import { Daemon, describeExit, type Run } from './daemon.js';
+import { DaemonProcess, captureOutput, type StopOptions } from './daemon-process.js';
+import { DaemonStartError, InvalidOptionError, NotSupportedError } from './errors.js';
 import { chownToParent, closeFd, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
-import { traced } from './tracing.js';
-import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
+import type { DaemonExit, MountOption } from './types.js';
 import {
   checkDirectory,
     checkSocketPath,
@@ -127,32 +126,15 @@ export async function detectDialect(binary: string): Promise<Dialect> {
   return dialect;
 }
 
-export class Virtiofsd implements VirtiofsDaemon {
-  private readonly log: Logger;
-  private proc: DaemonProcess | undefined;
+export class Virtiofsd extends Daemon {
   private socket: ListeningSocket | undefined;
-  private starting: Promise<number> | undefined;
-  private stopping: Promise<void> | undefined;
 
   constructor(private readonly options: VirtiofsdOptions) {
-    this.log = subsystemLogger('virtiofsd', options.logger);
-  }
-
-  get pid(): number {
-    return this.proc?.pid ?? 0;
-  }
-
-  start(onQuit?: (exit: DaemonExit) => void): Promise<number> {
-    if (this.starting || this.proc) return Promise.reject(new DaemonRunningError('virtiofsd', this.pid));
-    const starting = traced('start', 'virtiofsd', { socketPath: this.options.socketPath }, () => this.launch(onQuit));
-    this.starting = starting;
-    return starting.finally(() => {
-      if (this.starting === starting) this.starting = undefined;
-    });
+    super('virtiofsd', options.logger);
   }
 
   /** Validation, then socket, then process; whatever fails undoes what came before. */
-  private async launch(onQuit?: (exit: DaemonExit) => void): Promise<number> {
+  protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
     const o = this.options;
     const socketPath = requireString('socketPath', o.socketPath);
     const sourcePath = requireString('sourcePath', o.sourcePath);
@@ -186,8 +168,6 @@ export class Virtiofsd implements VirtiofsDaemon {
     const args = buildVirtiofsdArgs({ dialect, sourcePath, cache, syslog: o.syslog === true, debug: o.debug === true, extraArgs });
 
     const socket = listenUnix(socketPath);
-    // onQuit belongs to a daemon whose start resolved; a failed start reports the exit itself.
-    const run = { started: false };
     let proc: DaemonProcess;
     try {
       const owner = chownToParent(socket);
@@ -204,8 +184,7 @@ export class Virtiofsd implements VirtiofsDaemon {
       });
       this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
       this.socket = socket;
-      this.proc = proc;
-      proc.ended.then((end) => this.quit(proc, end, run.started ? onQuit : undefined));
+      this.adopt(proc, run, onQuit);
       await this.waitReady(proc, syslog ? Promise.resolve() : marker);
     } catch (err) {
       if (!this.proc) unlinkSocket(socket);
@@ -239,47 +218,22 @@ export class Virtiofsd implements VirtiofsDaemon {
     const end = await proc.ended;
     throw new DaemonStartError(
       'ERR_DAEMON_EXITED',
-      `virtiofsd exited (${describe(end)}) before it was ready. Its last lines:`,
+      `virtiofsd exited (${describeExit(end)}) before it was ready. Its last lines:`,
       { exit: { code: end.code, signal: end.signal }, lastLines: proc.lastLines(), argv: proc.argv },
     );
   }
 
-  /** The daemon is gone: log it, remove our socket, tell the caller once. */
-  private quit(proc: DaemonProcess, end: ProcessEnd, onQuit?: (exit: DaemonExit) => void): void {
-    const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested };
-    this.log[end.requested ? 'info' : 'warn']({ ...exit, groupLeftovers: end.groupLeftovers }, 'virtiofsd quits');
+  protected cleanup(): void {
     if (this.socket && unlinkSocket(this.socket)) this.log.debug({ socket: this.socket.path }, 'socket removed');
-    if (this.proc === proc) {
-      this.proc = undefined;
-      this.socket = undefined;
-    }
-    try {
-      onQuit?.(exit);
-    } catch (err) {
-      // The caller's bug, not ours: surface it as an uncaught exception, as an event listener's would be.
-      process.nextTick(() => {
-        throw err;
-      });
-    }
+    this.socket = undefined;
   }
 
-  stop(): Promise<void> {
-    if (this.stopping) return this.stopping;
-    const proc = this.proc;
-    // Still validating: nothing to signal yet, so let the start settle, then stop what it made.
-    if (!proc && this.starting) return this.starting.then(() => this.stop(), () => {});
-    if (!proc) {
-      this.log.info('virtiofsd is not running; nothing to stop');
-      return Promise.resolve();
-    }
-    const stopping: Promise<void> = traced('stop', 'virtiofsd', { pid: proc.pid }, async () => {
-      await proc.stop({ signal: this.options.stopSignal ?? 'SIGKILL', timeoutMs: this.options.stopTimeoutMs });
-      // quit() has run by now: it is chained on the same `ended` promise, earlier.
-    }).finally(() => {
-      if (this.stopping === stopping) this.stopping = undefined;
-    });
-    this.stopping = stopping;
-    return stopping;
+  protected stopOptions(): StopOptions {
+    return { signal: this.options.stopSignal ?? 'SIGKILL', timeoutMs: this.options.stopTimeoutMs };
+  }
+
+  protected spanAttributes(): Record<string, string> {
+    return { socketPath: this.options.socketPath, sourcePath: this.options.sourcePath };
   }
 
   mount(_opt: MountOption): Promise<void> {
@@ -289,9 +243,4 @@ export class Virtiofsd implements VirtiofsDaemon {
   umount(_mountpoint: string): Promise<void> {
     return Promise.reject(new NotSupportedError('virtiofsd does not unmount filesystems on request; umount() is for nydusd'));
   }
-}
-
-/** "code 1" / "signal SIGKILL". */
-export function describe(exit: { code: number | null; signal: string | null }): string {
-  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
 }

@@ -1,0 +1,112 @@
+/**
+ * The lifecycle both daemons share, on top of the process layer: one process at a time, a
+ * guarded start, one shared stop, and the end reported once (log, cleanup, onQuit).
+ */
+import type { Logger } from 'pino';
+import type { DaemonProcess, ProcessEnd, StopOptions } from './daemon-process.js';
+import { DaemonRunningError } from './errors.js';
+import { subsystemLogger } from './logger.js';
+import { traced } from './tracing.js';
+import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
+
+/** Whether a launch got as far as resolving: onQuit belongs only to daemons that started. */
+export interface Run {
+  started: boolean;
+}
+
+/** "code 1" / "signal SIGKILL". */
+export function describeExit(exit: { code: number | null; signal: string | null }): string {
+  return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+}
+
+export abstract class Daemon implements VirtiofsDaemon {
+  protected readonly log: Logger;
+  protected proc: DaemonProcess | undefined;
+  private starting: Promise<number> | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    protected readonly name: 'virtiofsd' | 'nydusd',
+    logger: Logger | undefined,
+  ) {
+    this.log = subsystemLogger(name, logger);
+  }
+
+  get pid(): number {
+    return this.proc?.pid ?? 0;
+  }
+
+  /** True from the start() call until it settles. */
+  protected get isStarting(): boolean {
+    return this.starting !== undefined;
+  }
+
+  start(onQuit?: (exit: DaemonExit) => void): Promise<number> {
+    if (this.starting || this.proc) return Promise.reject(new DaemonRunningError(this.name, this.pid));
+    const run: Run = { started: false };
+    const starting = traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)).finally(() => {
+      if (this.starting === starting) this.starting = undefined;
+    });
+    this.starting = starting;
+    return starting;
+  }
+
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    const proc = this.proc;
+    // Still validating: nothing to signal yet, so let the start settle, then stop what it made.
+    if (!proc && this.starting) return this.starting.then(() => this.stop(), () => {});
+    if (!proc) {
+      this.log.info(`${this.name} is not running; nothing to stop`);
+      return Promise.resolve();
+    }
+    const stopping: Promise<void> = traced('stop', this.name, { pid: proc.pid }, async () => {
+      // Resolves after the end was reported: report() is chained on `ended` before this.
+      await proc.stop(this.stopOptions());
+    }).finally(() => {
+      if (this.stopping === stopping) this.stopping = undefined;
+    });
+    this.stopping = stopping;
+    return stopping;
+  }
+
+  abstract mount(opt: MountOption): Promise<void>;
+  abstract umount(mountpoint: string): Promise<void>;
+
+  /**
+   * Validate, create what the daemon needs, spawn it (then {@link adopt} it at once) and
+   * resolve to its pid once it is ready, setting `run.started` in the same step (no await in
+   * between: an end reported after that point goes to onQuit). Whatever fails must undo what
+   * came before.
+   */
+  protected abstract launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number>;
+  /** Remove what launch created for the process that just ended. */
+  protected abstract cleanup(): void;
+  /** How stop() stops the process. */
+  protected abstract stopOptions(): StopOptions;
+  /** Tags of the `start` span. */
+  protected abstract spanAttributes(): Record<string, string>;
+
+  /** Make a freshly spawned process ours; its end is reported once, to onQuit only if `run` started. */
+  protected adopt(proc: DaemonProcess, run: Run, onQuit?: (exit: DaemonExit) => void): void {
+    this.proc = proc;
+    proc.ended.then((end) => this.report(proc, end, run.started ? onQuit : undefined));
+  }
+
+  private report(proc: DaemonProcess, end: ProcessEnd, onQuit?: (exit: DaemonExit) => void): void {
+    const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested };
+    this.log[end.requested ? 'info' : 'warn']({ ...exit, groupLeftovers: end.groupLeftovers }, `${this.name} quits`);
+    if (this.proc === proc) {
+      this.cleanup();
+      this.proc = undefined;
+    }
+    try {
+      onQuit?.(exit);
+    } catch (err) {
+      // The caller's bug, not ours: surface it as an uncaught exception, as an event listener's would be.
+      process.nextTick(() => {
+        throw err;
+      });
+    }
+  }
+}
