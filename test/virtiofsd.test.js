@@ -10,7 +10,7 @@
  * Build first: npx tsc -p tsconfig.json && node scripts/build-helpers.js
  * Run: node --test --test-concurrency=1 test/virtiofsd.test.js
  */
-const { after, describe, test } = require('node:test');
+const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -44,15 +44,6 @@ v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-// Keep the event loop alive for the whole file. The library waits for a daemon's process group
-// with unref'd timers (src/daemon-process.ts `sleep`), so a stop() pending while a group member
-// outlives the leader (the Rust daemon's sandbox, now and then) lets the loop run empty, and
-// node:test then cancels every remaining test ("Promise resolution is still pending but the event
-// loop has already resolved"). That bug has its own deterministic test in a subprocess
-// ("`await stop()` alone keeps the process alive ..."); here it must not take the rest down.
-const keepAlive = setInterval(() => {}, 1000);
-after(() => clearInterval(keepAlive));
 
 const MiB = 1024 * 1024;
 

@@ -1,0 +1,66 @@
+'use strict';
+// The process layer both daemons stand on (src/daemon-process.ts), with stand-in daemons
+// written as shell scripts: the cases no real daemon produces on demand.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const pino = require('pino');
+const { DaemonProcess } = require('../dist/daemon-process.js');
+
+const quiet = pino({ level: 'silent' });
+
+function script(t, body) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-dp-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'daemon.sh');
+  fs.writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+  return { dir, file };
+}
+
+test('a descendant that left the group but holds stderr cannot hold the end report', async (t) => {
+  // The daemon forks a process into a session of its own (out of reach of the group kill)
+  // that keeps our stderr pipe open for 30 s, then exits by itself.
+  const { dir, file } = script(t, `setsid sleep 30 &\necho $! > "$(dirname "$0")/escaped.pid"\necho ready >&2\nexit 3`);
+  let escaped = 0;
+  t.after(() => escaped && process.kill(escaped, 'SIGKILL'));
+  const lines = [];
+  const t0 = Date.now();
+  const proc = new DaemonProcess({ name: 'stand-in', file, args: [], logger: quiet, drainTimeoutMs: 300, onLine: (l) => lines.push(l) });
+  const end = await proc.ended;
+  const ms = Date.now() - t0;
+  assert.deepEqual({ code: end.code, signal: end.signal, requested: end.requested }, { code: 3, signal: null, requested: false });
+  assert.deepEqual(lines, ['ready'], 'what was written before the exit still arrives');
+  escaped = Number(fs.readFileSync(path.join(dir, 'escaped.pid'), 'utf8'));
+  assert.ok(fs.existsSync(`/proc/${escaped}`), 'the escaped process still holds the pipe: the test proves something');
+  assert.ok(ms < 5000, `the end was reported ${ms} ms after the start, not after the 30 s the pipe stays open`);
+  t.diagnostic(`end reported after ${ms} ms (drainTimeoutMs 300)`);
+});
+
+test('survivors of the group are killed when the leader exits, and the end waits for them', async (t) => {
+  const { dir, file } = script(t, `sleep 30 &\necho $! > "$(dirname "$0")/member.pid"\nexec 2>&-\nexit 0`);
+  const proc = new DaemonProcess({ name: 'stand-in', file, args: [], logger: quiet });
+  const end = await proc.ended;
+  const member = Number(fs.readFileSync(path.join(dir, 'member.pid'), 'utf8'));
+  const stat = fs.existsSync(`/proc/${member}/stat`) ? fs.readFileSync(`/proc/${member}/stat`, 'utf8') : '';
+  const state = stat ? stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) : 'gone';
+  assert.ok(state === 'gone' || state === 'Z', `the group member is dead (state ${state})`);
+  assert.equal(end.groupLeftovers, false);
+  assert.equal(end.code, 0);
+});
+
+test('stop() escalates to SIGKILL when SIGTERM is ignored, and reports the exit as requested', async (t) => {
+  const { file } = script(t, `trap '' TERM\necho up >&2\nwhile :; do sleep 1; done`);
+  let up;
+  const ready = new Promise((r) => (up = r));
+  const proc = new DaemonProcess({ name: 'stand-in', file, args: [], logger: quiet, onLine: up });
+  await ready;
+  const t0 = Date.now();
+  const end = await proc.stop({ signal: 'SIGTERM', timeoutMs: 300 });
+  const ms = Date.now() - t0;
+  assert.deepEqual({ code: end.code, signal: end.signal, requested: end.requested }, { code: null, signal: 'SIGKILL', requested: true });
+  assert.ok(ms >= 300, `SIGKILL came after the timeout (${ms} ms)`);
+  assert.equal(proc.pid, 0);
+  assert.equal(await proc.stop(), end, 'a second stop shares the first');
+});
