@@ -37,9 +37,11 @@ export class SystemError extends VirtiofsDaemonError {
   readonly errno: number;
   readonly syscall: string;
   readonly path: string | undefined;
+  /** The option whose value the call was made with, when the error is about one. */
+  readonly option: string | undefined;
 
   constructor(
-    fields: { code: string; errno: number; syscall: string; path?: string | undefined },
+    fields: { code: string; errno: number; syscall: string; path?: string | undefined; option?: string | undefined },
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -47,6 +49,13 @@ export class SystemError extends VirtiofsDaemonError {
     this.errno = fields.errno;
     this.syscall = fields.syscall;
     this.path = fields.path;
+    this.option = fields.option;
+  }
+
+  /** The same error, attributed to `option` (named in the message too). Other errors pass as they are. */
+  static forOption(option: string, err: unknown): unknown {
+    if (!(err instanceof SystemError) || err.option) return err;
+    return new SystemError({ ...err, code: err.code, option }, `${option}: ${err.message}`, { cause: err });
   }
 }
 

@@ -10,6 +10,7 @@ import { DaemonProcess, sleep, type StopOptions } from './daemon-process.js';
 import {
   DaemonStartError,
   InvalidOptionError,
+  SystemError,
   VirtiofsDaemonError,
 } from './errors.js';
 import { removeStaleSocket } from './native.js';
@@ -97,7 +98,13 @@ export class Nydusd extends Daemon {
     await checkSocketPath('sockPath', sockPath);
     await checkSocketPath('apiSockPath', apiSockPath);
     // Stale sockets from a crashed run go; a live one, or anything that is not a socket, stays.
-    for (const p of [sockPath, apiSockPath]) removeStaleSocket(p);
+    for (const [option, p] of [['sockPath', sockPath], ['apiSockPath', apiSockPath]] as const) {
+      try {
+        removeStaleSocket(p);
+      } catch (err) {
+        throw SystemError.forOption(option, err);
+      }
+    }
 
     const args = buildNydusdArgs({ sockPath, apiSockPath, debug: o.debug === true, extraArgs });
     const proc = new DaemonProcess({

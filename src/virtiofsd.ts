@@ -7,7 +7,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import type { Logger } from 'pino';
 import { Daemon, describeExit, type Run } from './daemon.js';
 import { DaemonProcess, captureOutput, type StopOptions } from './daemon-process.js';
-import { DaemonStartError, InvalidOptionError, NotSupportedError } from './errors.js';
+import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { chownToParent, closeFd, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
 import type { DaemonExit, MountOption } from './types.js';
 import {
@@ -167,7 +167,12 @@ export class Virtiofsd extends Daemon {
     const dialect = !o.dialect || o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
     const args = buildVirtiofsdArgs({ dialect, sourcePath, cache, syslog: o.syslog === true, debug: o.debug === true, extraArgs });
 
-    const socket = listenUnix(socketPath);
+    let socket: ListeningSocket;
+    try {
+      socket = listenUnix(socketPath);
+    } catch (err) {
+      throw SystemError.forOption('socketPath', err);
+    }
     let proc: DaemonProcess;
     try {
       const owner = chownToParent(socket);

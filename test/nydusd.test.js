@@ -838,6 +838,8 @@ describe('what is at the socket paths before start', () => {
       const err = await rejection(d.start(w.onQuit), 'start');
       assert.ok(err instanceof VirtiofsDaemonError, `a typed error expected: ${err && err.stack}`);
       assert.ok(err.message.includes(file), `the message names the path: ${err.message}`);
+      assert.equal(err.code, 'EEXIST');
+      assert.equal(err.option, which, 'the error names the option at fault');
       t.diagnostic(`${err.name} code=${err.code}: ${err.message}`);
       assert.equal(fs.readFileSync(file, 'utf8'), content, 'content intact');
       assert.equal(fs.lstatSync(file).ino, ino, 'same file');

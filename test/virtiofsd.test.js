@@ -496,6 +496,9 @@ describe('failed starts with stand-in daemons: nothing left behind', () => {
     track(t, d);
     const err = await rejection(d.start(), 'file at socket path');
     assert.ok(err instanceof VirtiofsDaemonError, `${err?.name}: ${err?.message}`);
+    assert.equal(err.code, 'EEXIST');
+    assert.equal(err.option, 'socketPath', 'the error names the option at fault');
+    assert.match(err.message, /^socketPath: .*regular file.*Remove it or choose another path/);
     assert.equal(fs.readFileSync(e.socketPath, 'utf8'), 'precious');
     assert.equal(fs.existsSync(`${f}.ran`), false);
   });
@@ -1041,6 +1044,7 @@ for (const dialect of h.DIALECTS) {
       const err = await rejection(b.start(), 'second daemon on the same socket');
       assert.equal(h.fdCount(), fd0, 'an fd was leaked');
       assert.equal(err.code, 'EADDRINUSE', `${err.name}: ${err.message}`);
+      assert.equal(err.option, 'socketPath');
       assert.equal(b.pid, 0);
       assert.ok(isSocket(a.socketPath), "the first daemon's socket was removed");
       const { client } = await handshake(a.socketPath);
