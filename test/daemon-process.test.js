@@ -8,21 +8,21 @@ const os = require('node:os');
 const path = require('node:path');
 const pino = require('pino');
 const { DaemonProcess } = require('../dist/daemon-process.js');
+const { script } = require('./helpers/util.js');
 
 const quiet = pino({ level: 'silent' });
 
-function script(t, body) {
+/** A stand-in daemon script in a temp dir removed after t. */
+function standIn(t, body) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-dp-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = path.join(dir, 'daemon.sh');
-  fs.writeFileSync(file, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-  return { dir, file };
+  return { dir, file: script(path.join(dir, 'daemon.sh'), body) };
 }
 
 test('a descendant that left the group but holds stderr cannot hold the end report', async (t) => {
   // The daemon forks a process into a session of its own (out of reach of the group kill)
   // that keeps our stderr pipe open for 30 s, then exits by itself.
-  const { dir, file } = script(t, `setsid sleep 30 &\necho $! > "$(dirname "$0")/escaped.pid"\necho ready >&2\nexit 3`);
+  const { dir, file } = standIn(t, `setsid sleep 30 &\necho $! > "$(dirname "$0")/escaped.pid"\necho ready >&2\nexit 3`);
   let escaped = 0;
   t.after(() => escaped && process.kill(escaped, 'SIGKILL'));
   const lines = [];
@@ -39,7 +39,7 @@ test('a descendant that left the group but holds stderr cannot hold the end repo
 });
 
 test('survivors of the group are killed when the leader exits, and the end waits for them', async (t) => {
-  const { dir, file } = script(t, `sleep 30 &\necho $! > "$(dirname "$0")/member.pid"\nexec 2>&-\nexit 0`);
+  const { dir, file } = standIn(t, `sleep 30 &\necho $! > "$(dirname "$0")/member.pid"\nexec 2>&-\nexit 0`);
   const proc = new DaemonProcess({ name: 'stand-in', file, args: [], logger: quiet });
   const end = await proc.ended;
   const member = Number(fs.readFileSync(path.join(dir, 'member.pid'), 'utf8'));
@@ -51,7 +51,7 @@ test('survivors of the group are killed when the leader exits, and the end waits
 });
 
 test('stop() escalates to SIGKILL when SIGTERM is ignored, and reports the exit as requested', async (t) => {
-  const { file } = script(t, `trap '' TERM\necho up >&2\nwhile :; do sleep 1; done`);
+  const { file } = standIn(t, `trap '' TERM\necho up >&2\nwhile :; do sleep 1; done`);
   let up;
   const ready = new Promise((r) => (up = r));
   const proc = new DaemonProcess({ name: 'stand-in', file, args: [], logger: quiet, onLine: up });

@@ -47,6 +47,7 @@ const {
   VirtiofsDaemonError,
 } = lib;
 const h = require('./helpers/daemons.js');
+const { script } = require('./helpers/util.js');
 
 const STANDIN = path.join(__dirname, 'helpers', 'nydusd-standin.js');
 const REAL = process.env.NYDUSD || '';
@@ -101,13 +102,6 @@ function exists(p) {
   } catch {
     return false;
   }
-}
-
-/** Write an executable shell script. */
-function script(file, body) {
-  fs.writeFileSync(file, `#!/bin/sh\n${body}\n`);
-  fs.chmodSync(file, 0o755);
-  return file;
 }
 
 /** /proc/<pid>/cmdline as an array, or null. */

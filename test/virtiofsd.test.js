@@ -35,6 +35,7 @@ const {
 } = lib;
 const { connectVhostUser, VIRTIO_F_VERSION_1, VHOST_USER_F_PROTOCOL_FEATURES } = require('./helpers/vhost-user.js');
 const h = require('./helpers/daemons.js');
+const { script } = require('./helpers/util.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const FLOOD = path.join(ROOT, 'build', 'helpers', 'stderr-flood');
@@ -146,13 +147,6 @@ function isSocket(p) {
   } catch {
     return false;
   }
-}
-
-/** Write an executable shell script. */
-function script(file, body) {
-  fs.writeFileSync(file, `#!/bin/sh\n${body}\n`);
-  fs.chmodSync(file, 0o755);
-  return file;
 }
 
 /** The daemon's "virtiofsd started" record. */

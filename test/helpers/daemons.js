@@ -13,6 +13,7 @@
  */
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
+const { fdCount, procStat } = require('./util.js');
 
 const DIALECTS = ['legacy', 'rust'];
 
@@ -107,31 +108,6 @@ function virtiofsdPath(dialect) {
   return result;
 }
 
-/**
- * /proc/<pid>/stat as {pid, comm, state, ppid, pgrp, starttime}, or null when there is no
- * such process (any more).
- */
-function procStat(pid) {
-  let text;
-  try {
-    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch (err) {
-    if (err.code === 'ENOENT' || err.code === 'ESRCH') return null;
-    throw err;
-  }
-  // comm is in parentheses and may hold anything: split after the last ')'.
-  const close = text.lastIndexOf(')');
-  const rest = text.slice(close + 2).split(' ');
-  return {
-    pid: Number(pid),
-    comm: text.slice(text.indexOf('(') + 1, close),
-    state: rest[0],
-    ppid: Number(rest[1]),
-    pgrp: Number(rest[2]),
-    starttime: rest[19],
-  };
-}
-
 /** procStat of every process on the machine (one /proc scan). */
 function allProcesses() {
   const out = [];
@@ -170,10 +146,6 @@ function liveChildren(ppid = process.pid) {
 }
 
 /** How many fds this process has open. */
-function fdCount() {
-  return fs.readdirSync('/proc/self/fd').length;
-}
-
 /** Our fds as "fd -> target" lines (for failure messages). */
 function fdTable() {
   const out = [];

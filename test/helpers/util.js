@@ -151,8 +151,8 @@ function sigBit(signo) {
 }
 
 /**
- * /proc/<pid>/stat as {pid, state, ppid, pgrp, starttime}, or null when there is no such
- * process. starttime tells a recycled pid from the process we knew.
+ * /proc/<pid>/stat as {pid, comm, state, ppid, pgrp, starttime}, or null when there is no such
+ * process (any more). starttime tells a recycled pid from the process we knew.
  */
 function procStat(pid) {
   let text;
@@ -163,8 +163,23 @@ function procStat(pid) {
     throw err;
   }
   // The command name is in parentheses and may hold anything: split after the last ')'.
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { pid, state: rest[0], ppid: Number(rest[1]), pgrp: Number(rest[2]), starttime: rest[19] };
+  const close = text.lastIndexOf(')');
+  const rest = text.slice(close + 2).split(' ');
+  return {
+    pid: Number(pid),
+    comm: text.slice(text.indexOf('(') + 1, close),
+    state: rest[0],
+    ppid: Number(rest[1]),
+    pgrp: Number(rest[2]),
+    starttime: rest[19],
+  };
+}
+
+/** Write an executable shell script; returns its path. */
+function script(file, body) {
+  fs.writeFileSync(file, `#!/bin/sh\n${body}\n`);
+  fs.chmodSync(file, 0o755);
+  return file;
 }
 
 /** True when pid is no process any more, or only a zombie waiting to be reaped. */
@@ -233,6 +248,7 @@ module.exports = {
   readReport,
   root,
   runProbe,
+  script,
   sigBit,
   statusMask,
   tempDir,
