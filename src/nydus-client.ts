@@ -361,11 +361,14 @@ export class NydusClient {
     }
   }
 
+  /**
+   * One HTTP exchange: the request, bounded by `timeoutMs` from connecting to the last byte.
+   * Rejects with a {@link NydusApiError}, or a {@link RetryableReuse} that {@link send} retries.
+   */
   private sendOnce(spec: RequestSpec): Promise<RawAnswer> {
     return new Promise<RawAnswer>((resolve, reject) => {
+      const state: ExchangeState = { connected: false, answered: false };
       let settled = false;
-      let connected = false;
-      let answered = false;
       const headers: http.OutgoingHttpHeaders = {};
       if (spec.body) {
         headers['Content-Type'] = 'application/json';
@@ -380,99 +383,157 @@ export class NydusClient {
         agent: this.agent ?? false,
       });
       this.inFlight.add(req);
-      const timer = setTimeout(() => {
-        fail(new NydusApiError('ERR_NYDUS_API_TIMEOUT',
-          `${this.describe(spec)} got no complete answer within ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
-      const finish = (): void => {
+      const settle = (): boolean => {
+        if (settled) return false;
         settled = true;
         clearTimeout(timer);
         this.inFlight.delete(req);
+        return true;
       };
-      function fail(err: Error): void {
-        if (settled) return;
-        finish();
+      const fail = (err: Error): void => {
+        if (!settle()) return;
         req.destroy();
         reject(err);
-      }
+      };
+      const timer = setTimeout(() => {
+        fail(new NydusApiError('ERR_NYDUS_API_TIMEOUT', `${this.describe(spec)} got no complete answer within ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
 
       req.on('socket', (socket) => {
-        if (!socket.connecting) connected = true;
-        else socket.once('connect', () => { connected = true; });
+        if (!socket.connecting) state.connected = true;
+        else socket.once('connect', () => (state.connected = true));
       });
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (settled) return;
-        const code = err.code ?? '';
-        if (this.closed) {
-          fail(new NydusApiError('ERR_NYDUS_API', `${this.describe(spec)}: aborted, NydusClient.close() was called`, {}, { cause: err }));
-        } else if (!connected && ['ENOENT', 'ECONNREFUSED', 'EACCES', 'ENOTDIR', 'ENOTSOCK', 'ELOOP', 'ENAMETOOLONG'].includes(code)) {
-          const why = code === 'ENOENT' ? 'no such socket: is nydusd running with this --apisock?'
-            : code === 'ECONNREFUSED' ? 'the socket file exists but nothing accepts connections on it: nydusd has exited or has not opened its API yet'
-              : code === 'EACCES' ? 'permission denied on the socket or its directory'
-                : err.message;
-          fail(new NydusApiError('ERR_NYDUS_API_UNREACHABLE',
-            `cannot reach nydusd API socket ${this.apiSockPath} (${code}: ${why}) for ${spec.method} ${spec.path.split('?')[0]}`,
-            {}, { cause: err }));
-        } else if (!answered && spec.idempotent && (req as http.ClientRequest & { reusedSocket?: boolean }).reusedSocket &&
-          (code === 'ECONNRESET' || code === 'EPIPE')) {
-          finish();
-          req.destroy();
-          reject(new RetryableReuse());
-        } else if (code.startsWith('HPE_')) {
-          fail(new NydusApiError('ERR_NYDUS_API_RESPONSE',
-            `${this.describe(spec)}: the answer is not valid HTTP/1.1 (${code})`, {}, { cause: err }));
-        } else {
-          fail(new NydusApiError('ERR_NYDUS_API_RESPONSE',
-            `${this.describe(spec)}: the connection ended before a complete answer (${code || err.message})`,
-            {}, { cause: err }));
-        }
+        if (!settled) fail(this.classifyRequestError(spec, req, state, err));
       });
       req.on('response', (res) => {
-        answered = true;
+        state.answered = true;
         const status = res.statusCode ?? 0;
-        const tooBig = (size: number): NydusApiError => new NydusApiError('ERR_NYDUS_API_RESPONSE',
-          `${this.describe(spec)}: the answer (HTTP ${status}) is larger than maxResponseBytes (${size > this.maxResponseBytes ? `${size} > ` : ''}${this.maxResponseBytes} bytes)`,
-          { status });
-        const declared = Number(res.headers['content-length']);
-        if (Number.isFinite(declared) && declared > this.maxResponseBytes) {
-          res.destroy();
-          fail(tooBig(declared));
-          return;
-        }
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          if (settled) return;
-          size += chunk.length;
-          if (size > this.maxResponseBytes) {
-            res.destroy();
-            fail(tooBig(size));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('error', (err) => {
-          fail(new NydusApiError('ERR_NYDUS_API_RESPONSE',
-            `${this.describe(spec)}: the connection ended in the middle of the answer (HTTP ${status})`,
-            { status }, { cause: err }));
-        });
-        res.on('close', () => {
-          if (!res.complete) {
-            fail(new NydusApiError('ERR_NYDUS_API_RESPONSE',
-              `${this.describe(spec)}: the connection ended in the middle of the answer (HTTP ${status})`, { status }));
-          }
-        });
-        res.on('end', () => {
-          if (settled) return;
-          finish();
-          // After an error answer the server's parser may be out of step: do not reuse.
-          if (this.agent && status >= 400) res.socket?.destroy();
-          resolve({ status, headers: res.headers, body: Buffer.concat(chunks) });
-        });
+        readBody(res, this.maxResponseBytes, () => settled).then(
+          (body) => {
+            if (!settle()) return;
+            // After an error answer the server's parser may be out of step: do not reuse.
+            if (this.agent && status >= 400) res.socket?.destroy();
+            resolve({ status, headers: res.headers, body });
+          },
+          (failure: BodyFailure) => fail(this.bodyError(spec, status, failure)),
+        );
       });
       req.end(spec.body);
     });
   }
+
+  /** What a request error means, told apart by when it happened and its errno code. */
+  private classifyRequestError(
+    spec: RequestSpec,
+    req: http.ClientRequest & { reusedSocket?: boolean },
+    state: ExchangeState,
+    err: NodeJS.ErrnoException,
+  ): Error {
+    const code = err.code ?? '';
+    const cause = { cause: err };
+    if (this.closed) {
+      return new NydusApiError('ERR_NYDUS_API', `${this.describe(spec)}: aborted, NydusClient.close() was called`, {}, cause);
+    }
+    if (!state.connected && code in UNREACHABLE) {
+      const why = UNREACHABLE[code] || err.message;
+      return new NydusApiError(
+        'ERR_NYDUS_API_UNREACHABLE',
+        `cannot reach nydusd API socket ${this.apiSockPath} (${code}: ${why}) for ${spec.method} ${spec.path.split('?')[0]}`,
+        {},
+        cause,
+      );
+    }
+    if (!state.answered && spec.idempotent && req.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE')) {
+      return new RetryableReuse();
+    }
+    if (code.startsWith('HPE_')) {
+      return new NydusApiError('ERR_NYDUS_API_RESPONSE', `${this.describe(spec)}: the answer is not valid HTTP/1.1 (${code})`, {}, cause);
+    }
+    return new NydusApiError(
+      'ERR_NYDUS_API_RESPONSE',
+      `${this.describe(spec)}: the connection ended before a complete answer (${code || err.message})`,
+      {},
+      cause,
+    );
+  }
+
+  /** The error for an answer whose body could not be read whole. */
+  private bodyError(spec: RequestSpec, status: number, failure: BodyFailure): NydusApiError {
+    if (failure.kind === 'too-big') {
+      const seen = failure.size > this.maxResponseBytes ? `${failure.size} > ` : '';
+      return new NydusApiError(
+        'ERR_NYDUS_API_RESPONSE',
+        `${this.describe(spec)}: the answer (HTTP ${status}) is larger than maxResponseBytes (${seen}${this.maxResponseBytes} bytes)`,
+        { status },
+      );
+    }
+    return new NydusApiError(
+      'ERR_NYDUS_API_RESPONSE',
+      `${this.describe(spec)}: the connection ended in the middle of the answer (HTTP ${status})`,
+      { status },
+      failure.cause === undefined ? undefined : { cause: failure.cause },
+    );
+  }
+}
+
+/** Where one exchange has got to: what a request error means depends on it. */
+interface ExchangeState {
+  /** The connection to the socket was made. */
+  connected: boolean;
+  /** A status line and headers arrived. */
+  answered: boolean;
+}
+
+/**
+ * Connect-time errno codes that mean "there is no nydusd API here", with the explanation to give
+ * ('' keeps the system's own message).
+ */
+const UNREACHABLE: Record<string, string> = {
+  ENOENT: 'no such socket: is nydusd running with this --apisock?',
+  ECONNREFUSED:
+    'the socket file exists but nothing accepts connections on it: nydusd has exited or has not opened its API yet',
+  EACCES: 'permission denied on the socket or its directory',
+  ENOTDIR: '',
+  ENOTSOCK: '',
+  ELOOP: '',
+  ENAMETOOLONG: '',
+};
+
+/** Why an answer's body could not be read whole. */
+type BodyFailure = { kind: 'too-big'; size: number } | { kind: 'cut-short'; cause?: Error };
+
+/**
+ * The whole body of `res`, at most `maxBytes` (a larger one, declared or received, destroys the
+ * response). Rejects with a {@link BodyFailure}. `abandoned()` tells when the exchange has already
+ * settled (timeout, close), after which incoming data is dropped.
+ */
+function readBody(res: http.IncomingMessage, maxBytes: number, abandoned: () => boolean): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    const declared = Number(res.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      res.destroy();
+      reject({ kind: 'too-big', size: declared } satisfies BodyFailure);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.on('data', (chunk: Buffer) => {
+      if (abandoned()) return;
+      size += chunk.length;
+      if (size > maxBytes) {
+        res.destroy();
+        reject({ kind: 'too-big', size } satisfies BodyFailure);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    res.on('error', (err) => reject({ kind: 'cut-short', cause: err } satisfies BodyFailure));
+    res.on('close', () => {
+      if (!res.complete) reject({ kind: 'cut-short' } satisfies BodyFailure);
+    });
+    res.on('end', () => resolve(Buffer.concat(chunks)));
+  });
 }
 
 /** Internal: a request on a reused keep-alive connection failed before any answer. */
