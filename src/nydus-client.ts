@@ -51,7 +51,7 @@ export interface NydusBuildInfo {
 /** One mounted filesystem, as listed in {@link DaemonInfo.backend_collection}. */
 export interface NydusFsBackend {
   /** `Rafs` or `PassthroughFs`. */
-  backend_type: 'Rafs' | 'PassthroughFs' | string;
+  backend_type: 'Rafs' | 'PassthroughFs' | (string & {});
   /** The mountpoint exactly as it was given to `mount()`. */
   mountpoint: string;
   /** When it was mounted, e.g. `2024-05-01 10:00:00.123456789 +00:00:00`. */
@@ -500,8 +500,17 @@ const UNREACHABLE: Record<string, string> = {
   ENAMETOOLONG: '',
 };
 
-/** Why an answer's body could not be read whole. */
-type BodyFailure = { kind: 'too-big'; size: number } | { kind: 'cut-short'; cause?: Error };
+/** Why an answer's body could not be read whole; {@link NydusClient} turns it into a NydusApiError. */
+class BodyFailure extends Error {
+  constructor(
+    readonly kind: 'too-big' | 'cut-short',
+    /** Bytes declared or received so far (`too-big`). */
+    readonly size = 0,
+    options?: { cause?: unknown },
+  ) {
+    super(kind, options);
+  }
+}
 
 /**
  * The whole body of `res`, at most `maxBytes` (a larger one, declared or received, destroys the
@@ -513,7 +522,7 @@ function readBody(res: http.IncomingMessage, maxBytes: number, abandoned: () => 
     const declared = Number(res.headers['content-length']);
     if (Number.isFinite(declared) && declared > maxBytes) {
       res.destroy();
-      reject({ kind: 'too-big', size: declared } satisfies BodyFailure);
+      reject(new BodyFailure('too-big', declared));
       return;
     }
     const chunks: Buffer[] = [];
@@ -523,14 +532,14 @@ function readBody(res: http.IncomingMessage, maxBytes: number, abandoned: () => 
       size += chunk.length;
       if (size > maxBytes) {
         res.destroy();
-        reject({ kind: 'too-big', size } satisfies BodyFailure);
+        reject(new BodyFailure('too-big', size));
         return;
       }
       chunks.push(chunk);
     });
-    res.on('error', (err) => reject({ kind: 'cut-short', cause: err } satisfies BodyFailure));
+    res.on('error', (err) => reject(new BodyFailure('cut-short', size, { cause: err })));
     res.on('close', () => {
-      if (!res.complete) reject({ kind: 'cut-short' } satisfies BodyFailure);
+      if (!res.complete) reject(new BodyFailure('cut-short', size));
     });
     res.on('end', () => resolve(Buffer.concat(chunks)));
   });
