@@ -10,6 +10,14 @@ export {
   type VirtiofsdArgsInput,
   type VirtiofsdOptions,
 } from './virtiofsd.js';
+export {
+  VIRTIOFSD_OPTIONS,
+  escapeLegacyOptionValue,
+  normalizeCacheMode,
+  type VirtiofsdLogLevel,
+  type VirtiofsdTypedOptions,
+} from './virtiofsd-args.js';
+export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './extra-args.js';
 export { MockVirtiofsDaemon, MOCK_PID } from './mock.js';
 export {
   DaemonRunningError,
