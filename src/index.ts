@@ -39,3 +39,11 @@ export {
   type NydusDaemonState,
   type NydusMountCmd,
 } from './nydus-client.js';
+export {
+  fromKataConfig,
+  parseExtraOption,
+  ExtraOptionError,
+  type KataVirtiofsConfig,
+  type KataVirtiofsdOptions,
+  type NydusExtraOption,
+} from './kata.js';
