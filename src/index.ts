@@ -18,7 +18,7 @@ export {
   type VirtiofsdTypedOptions,
 } from './virtiofsd-args.js';
 export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './extra-args.js';
-export { MockVirtiofsDaemon, MOCK_PID } from './mock.js';
+export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './mock.js';
 export {
   DaemonRunningError,
   DaemonStartError,
@@ -30,6 +30,16 @@ export {
   type ExitStatus,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
+export {
+  MIN_NYDUSD_VERSION,
+  detectNydusdVersion,
+  nydusdCliFor,
+  parseNydusdVersion,
+  type NydusdArgsInput,
+  type NydusdCli,
+  type NydusdLogLevel,
+  type NydusdVersion,
+} from './nydusd-args.js';
 export { Nydusd, buildNydusdArgs, WELL_KNOWN_NYDUSD_PATHS, SHARED_MOUNTPOINT, type NydusdOptions } from './nydusd.js';
 export {
   NydusClient,
