@@ -35,6 +35,7 @@ export {
   detectNydusdVersion,
   nydusdCliFor,
   parseNydusdVersion,
+  requireNydusdVersion,
   type NydusdArgsInput,
   type NydusdCli,
   type NydusdLogLevel,

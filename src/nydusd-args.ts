@@ -33,6 +33,13 @@ export function parseNydusdVersion(text: string): NydusdVersion | undefined {
   return { major: Number(m[1]), minor: Number(m[2]), patch: Number(m[3]), text: text.trim() };
 }
 
+/** The version a caller gave (`2.2.3`, `v2.1.0`), or an {@link InvalidOptionError} for `version`. */
+export function requireNydusdVersion(text: unknown): NydusdVersion {
+  const v = typeof text === 'string' ? parseNydusdVersion(text) : undefined;
+  if (!v) throw new InvalidOptionError('version', `${JSON.stringify(text)} is not a nydusd version; write it as 2.2.3 (or leave it unset to ask the binary)`);
+  return v;
+}
+
 /** Which command line `version` understands; an {@link InvalidOptionError} for one older than 1.0. */
 export function nydusdCliFor(version: NydusdVersion): NydusdCli {
   if (version.major < 1) {

@@ -18,7 +18,7 @@ import { NydusClient } from './nydus-client.js';
 import type { DaemonExit, MountOption } from './types.js';
 import { checkDirectory, checkSocketPath, requireArgs, requireString, resolveBinary } from './validate.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
-import { buildNydusdArgs, detectNydusdVersion, nydusdCliFor, type NydusdLogLevel } from './nydusd-args.js';
+import { buildNydusdArgs, detectNydusdVersion, nydusdCliFor, requireNydusdVersion, type NydusdLogLevel } from './nydusd-args.js';
 
 export { buildNydusdArgs } from './nydusd-args.js';
 
@@ -66,6 +66,8 @@ export interface NydusdOptions {
    * threads are `fs_prefetch.threads_count` in the RAFS configuration passed to `mount`.
    */
   threads?: never;
+  /** nydusd's version (e.g. `2.2.3`), which decides its command line. @default asked from the binary (`--version`, once per binary) */
+  version?: string;
   /** Where nydusd's output lines and our records go. Children carry `{ subsystem: 'nydusd' }`. */
   logger?: Logger;
   /** Overall deadline for the API to answer `RUNNING` and the share to be mounted. Default 10000 ms. */
@@ -97,11 +99,11 @@ export class Nydusd extends Daemon {
       throw new InvalidOptionError('apiSockPath', `names the same file as sockPath ('${sockPath}'); give the API its own socket`);
     }
     const binary = await resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
-    const version = await detectNydusdVersion(binary);
-    const args = buildNydusdArgs({ ...o, sockPath, apiSockPath, extraArgs, cli: nydusdCliFor(version) });
     await checkDirectory('sourcePath', sourcePath);
     await checkSocketPath('sockPath', sockPath);
     await checkSocketPath('apiSockPath', apiSockPath);
+    const version = o.version === undefined ? await detectNydusdVersion(binary) : requireNydusdVersion(o.version);
+    const args = buildNydusdArgs({ ...o, sockPath, apiSockPath, extraArgs, cli: nydusdCliFor(version) });
     // Stale sockets from a crashed run go; a live one, or anything that is not a socket, stays.
     for (const [option, p] of [['sockPath', sockPath], ['apiSockPath', apiSockPath]] as const) {
       try {
