@@ -286,14 +286,15 @@ export function checkExtraArgs(option: string, args: readonly string[], policy: 
     const doc = Object.hasOwn(t.flags, name) ? t.flags[name] : undefined;
     if (!doc || name === '-o') refuse(i, arg, `it is not an option ${t.name} documents`);
     let value: string | undefined;
+    const at = i; // a value in the next argument is judged with its flag
     if (doc!.value) {
       if (eq >= 0) value = arg.slice(eq + 1);
       else if (doc!.eqOnly) refuse(i, arg, `${t.name} takes it only as ${name}=<value>`);
       else if (i + 1 < args.length) value = args[++i];
-      if (value === undefined || !valueOk(doc!, value)) refuse(i, arg, `${name} needs ${describeValues(doc!)}, got ${JSON.stringify(value ?? null)}`);
+      if (value === undefined || !valueOk(doc!, value)) refuse(at, arg, `${name} needs ${describeValues(doc!)}, got ${JSON.stringify(value ?? null)}`);
     } else if (eq >= 0) {
       refuse(i, arg, `${name} takes no value`);
     }
-    judge(i, arg, doc!);
+    judge(at, arg, doc!);
   }
 }

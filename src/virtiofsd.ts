@@ -118,7 +118,8 @@ export class Virtiofsd extends Daemon {
       throw new InvalidOptionError('dialect', `'${String(o.dialect)}' is not a dialect; use auto, rust or legacy`);
     }
     // Without a stderr there is no ready marker to wait for, whichever way syslog was asked for.
-    const syslog = o.syslog === true || extraArgs.includes('--syslog');
+    // (Under extraArgsPolicy 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
+    const syslog = o.syslog === true || (extraArgs.includes('--syslog') && o.extraArgsPolicy !== 'safe');
     if (syslog && !existsSync('/dev/log')) {
       throw new InvalidOptionError(
         'syslog',
