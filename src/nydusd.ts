@@ -233,7 +233,9 @@ export class Nydusd extends Daemon {
 
   /** Unmount the RAFS image layer at `/rafs/<id>/lowerdir`. */
   async umount(mountpoint: string): Promise<void> {
-    await this.api().umount(this.checkMountpoint(mountpoint));
+    // The mountpoint first: a bad one is the caller's error whether or not nydusd runs.
+    const m = this.checkMountpoint(mountpoint);
+    await this.api().umount(m);
   }
 
   private checkMountpoint(mountpoint: unknown): string {
