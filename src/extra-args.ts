@@ -199,14 +199,19 @@ const NYDUSD_VIRTIOFS: Readonly<Record<string, FlagDoc>> = {
 
 /** nydusd 1.x and 2.0: one flat command line, no subcommand (clap 2, src/bin/nydusd/main.rs). */
 const NYDUSD_FLAT: Readonly<Record<string, FlagDoc>> = {
-  ...Object.fromEntries(Object.entries(NYDUSD_VIRTIOFS).filter(([k]) => !['--log-rotation-size', '--localfs-dir', '-D', '-A', '-C', '-l', '-L', '-s', '-B', '-m'].includes(k))),
+  ...Object.fromEntries(
+    Object.entries(NYDUSD_VIRTIOFS).filter(
+      ([k]) => !['--log-rotation-size', '--localfs-dir', '-D', '-A', '-C', '-l', '-L', '-s', '-B', '-m'].includes(k),
+    ),
+  ),
   '--failover-policy': { value: ['flush', 'resend'] },
   '--thread-num': { value: UINT },
   '--mountpoint': { value: true, unsafe: 'mounts a FUSE filesystem on the host' },
   '--writable': {},
 };
 
-const TABLES: Readonly<Record<ArgsTable, { flags: Readonly<Record<string, FlagDoc>>; o?: Readonly<Record<string, FlagDoc>>; name: string }>> = {
+type Docs = Readonly<Record<string, FlagDoc>>;
+const TABLES: Readonly<Record<ArgsTable, { flags: Docs; o?: Docs; name: string }>> = {
   'virtiofsd-legacy': { flags: LEGACY_FLAGS, o: LEGACY_O, name: 'the legacy C virtiofsd' },
   'virtiofsd-rust': { flags: RUST_FLAGS, o: RUST_O, name: 'the Rust virtiofsd' },
   'nydusd-virtiofs': { flags: NYDUSD_VIRTIOFS, name: 'nydusd (2.1+, virtiofs)' },
@@ -266,14 +271,17 @@ export function checkExtraArgs(option: string, args: readonly string[], policy: 
       i++;
       const parts = splitGroup(group!, table);
       if (parts.length > 1 && safe) {
-        refuse(i, group!, `it holds a comma, which ${t.name} splits into ${parts.length} options (${parts.map((p) => `'${p}'`).join(', ')}); pass one option per -o`);
+        const list = parts.map((p) => `'${p}'`).join(', ');
+        refuse(i, group!, `it holds a comma, which ${t.name} splits into ${parts.length} options (${list}); pass one option per -o`);
       }
       for (const part of parts) {
         const eq = part.indexOf('=');
         const name = eq < 0 ? part : part.slice(0, eq);
         const doc = Object.hasOwn(t.o, name) ? t.o[name] : undefined;
         if (!doc) refuse(i, group!, `'-o ${name}' is not an option ${t.name} documents`);
-        if (doc!.value && (eq < 0 || !valueOk(doc!, part.slice(eq + 1)))) refuse(i, group!, `'-o ${name}=' needs ${describeValues(doc!)}`);
+        if (doc!.value && (eq < 0 || !valueOk(doc!, part.slice(eq + 1)))) {
+          refuse(i, group!, `'-o ${name}=' needs ${describeValues(doc!)}`);
+        }
         if (!doc!.value && eq >= 0) refuse(i, group!, `'-o ${name}' takes no value`);
         judge(i, group!, doc!);
       }
@@ -291,7 +299,9 @@ export function checkExtraArgs(option: string, args: readonly string[], policy: 
       if (eq >= 0) value = arg.slice(eq + 1);
       else if (doc!.eqOnly) refuse(i, arg, `${t.name} takes it only as ${name}=<value>`);
       else if (i + 1 < args.length) value = args[++i];
-      if (value === undefined || !valueOk(doc!, value)) refuse(at, arg, `${name} needs ${describeValues(doc!)}, got ${JSON.stringify(value ?? null)}`);
+      if (value === undefined || !valueOk(doc!, value)) {
+        refuse(at, arg, `${name} needs ${describeValues(doc!)}, got ${JSON.stringify(value ?? null)}`);
+      }
     } else if (eq >= 0) {
       refuse(i, arg, `${name} takes no value`);
     }

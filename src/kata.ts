@@ -125,7 +125,10 @@ export function fromKataConfig(config: KataVirtiofsConfig): KataVirtiofsdOptions
     if (m.name === 'cache') {
       const mode = normalizeCacheMode(m.value);
       if (out.cache !== undefined && out.cache !== mode && config.virtio_fs_cache !== undefined) {
-        throw new InvalidOptionError(`virtio_fs_extra_args[${i}]`, `'${arg}' contradicts virtio_fs_cache = '${config.virtio_fs_cache}'; keep one`);
+        throw new InvalidOptionError(
+          `virtio_fs_extra_args[${i}]`,
+          `'${arg}' contradicts virtio_fs_cache = '${config.virtio_fs_cache}'; keep one`,
+        );
       }
       out.cache = mode;
       return;
@@ -214,7 +217,9 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 export function parseExtraOption(mountOptions: readonly string[]): NydusExtraOption {
   if (!Array.isArray(mountOptions)) throw new InvalidOptionError('mountOptions', 'must be the mount options, a list of strings');
   let encoded: string | undefined;
-  for (const opt of mountOptions) if (typeof opt === 'string' && opt.startsWith(EXTRA_OPTION_KEY)) encoded = opt.slice(EXTRA_OPTION_KEY.length);
+  for (const opt of mountOptions) {
+    if (typeof opt === 'string' && opt.startsWith(EXTRA_OPTION_KEY)) encoded = opt.slice(EXTRA_OPTION_KEY.length);
+  }
   if (!encoded) {
     throw new ExtraOptionError(
       'ERR_EXTRA_OPTION_MISSING',
@@ -229,7 +234,8 @@ export function parseExtraOption(mountOptions: readonly string[]): NydusExtraOpt
   try {
     parsed = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8'));
   } catch (err) {
-    throw new ExtraOptionError('ERR_EXTRA_OPTION_JSON', `mountOptions: the decoded ${EXTRA_OPTION_KEY} is not JSON: ${(err as Error).message}`, {
+    const why = (err as Error).message;
+    throw new ExtraOptionError('ERR_EXTRA_OPTION_JSON', `mountOptions: the decoded ${EXTRA_OPTION_KEY} is not JSON: ${why}`, {
       cause: err,
     });
   }

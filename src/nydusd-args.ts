@@ -36,7 +36,10 @@ export function parseNydusdVersion(text: string): NydusdVersion | undefined {
 /** The version a caller gave (`2.2.3`, `v2.1.0`), or an {@link InvalidOptionError} for `version`. */
 export function requireNydusdVersion(text: unknown): NydusdVersion {
   const v = typeof text === 'string' ? parseNydusdVersion(text) : undefined;
-  if (!v) throw new InvalidOptionError('version', `${JSON.stringify(text)} is not a nydusd version; write it as 2.2.3 (or leave it unset to ask the binary)`);
+  if (!v) {
+    const got = JSON.stringify(text);
+    throw new InvalidOptionError('version', `${got} is not a nydusd version; write it as 2.2.3 (or leave it unset to ask the binary)`);
+  }
   return v;
 }
 
@@ -113,10 +116,13 @@ export function buildNydusdArgs(input: NydusdArgsInput): string[] {
     );
   }
   const level = input.logLevel ?? (input.debug ? 'debug' : 'info');
-  if (!LOG_LEVELS.includes(level)) throw new InvalidOptionError('logLevel', `${JSON.stringify(level)} is not one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_LEVELS.includes(level)) {
+    throw new InvalidOptionError('logLevel', `${JSON.stringify(level)} is not one of ${LOG_LEVELS.join(', ')}`);
+  }
   if (input.debug && level !== 'debug') throw new InvalidOptionError('logLevel', `'${level}' contradicts debug: true; set one of them`);
   const extraArgs = input.extraArgs ?? [];
-  checkExtraArgs('extraArgs', extraArgs, input.extraArgsPolicy ?? 'verbatim', cli === 'virtiofs' ? 'nydusd-virtiofs' : 'nydusd-flat');
+  const table = cli === 'virtiofs' ? 'nydusd-virtiofs' : 'nydusd-flat';
+  checkExtraArgs('extraArgs', extraArgs, input.extraArgsPolicy ?? 'verbatim', table);
   const args = ['--log-level', level, '--apisock', input.apiSockPath, '--sock', input.sockPath, ...extraArgs];
   return cli === 'virtiofs' ? ['virtiofs', ...args] : args;
 }

@@ -157,7 +157,11 @@ const MODCAPS = /^[+-][a-z_]+(?::[+-][a-z_]+)*$/;
 
 /** The option table; its order is the order in the command line. README's table follows it. */
 export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, OptionSpec>> = {
-  threadPoolSize: { kind: 'uint', legacy: { value: (v) => [`--thread-pool-size=${v}`] }, rust: { value: (v) => [`--thread-pool-size=${v}`] } },
+  threadPoolSize: {
+    kind: 'uint',
+    legacy: { value: (v) => [`--thread-pool-size=${v}`] },
+    rust: { value: (v) => [`--thread-pool-size=${v}`] },
+  },
   announceSubmounts: {
     kind: 'bool',
     legacy: { on: o('announce_submounts'), dflt: false },
@@ -188,7 +192,11 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
     legacy: { same: ['kill'], why: "the legacy daemon's seccomp filter always kills; other actions need the Rust virtiofsd" },
     rust: { value: (v) => [`--seccomp=${v}`] },
   },
-  readonly: { kind: 'bool', legacy: { dflt: false, why: 'the legacy daemon has no read-only mode' }, rust: { on: ['--readonly'], dflt: false } },
+  readonly: {
+    kind: 'bool',
+    legacy: { dflt: false, why: 'the legacy daemon has no read-only mode' },
+    rust: { on: ['--readonly'], dflt: false },
+  },
   inodeFileHandles: {
     kind: ['never', 'prefer', 'mandatory'],
     legacy: { same: ['never'], why: 'the legacy daemon always references inodes by O_PATH fd' },
@@ -205,7 +213,11 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
     legacy: { on: o('killpriv_v2'), off: o('no_killpriv_v2') },
     rust: { on: ['--killpriv-v2'], off: ['--no-killpriv-v2'] },
   },
-  readdirplus: { kind: 'bool', legacy: { on: o('readdirplus'), off: o('no_readdirplus') }, rust: { off: ['--no-readdirplus'], dflt: true } },
+  readdirplus: {
+    kind: 'bool',
+    legacy: { on: o('readdirplus'), off: o('no_readdirplus') },
+    rust: { off: ['--no-readdirplus'], dflt: true },
+  },
   logLevel: {
     kind: ['error', 'warn', 'info', 'debug', 'trace', 'off'],
     legacy: {
@@ -232,8 +244,16 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
     legacy: { on: [], off: [] },
     rust: { dflt: false, why: 'the Rust virtiofsd does not support remote POSIX locks' },
   },
-  flock: { kind: 'bool', legacy: { on: o('flock'), off: o('no_flock') }, rust: { dflt: false, why: 'the Rust virtiofsd does not support flock' } },
-  timeout: { kind: 'uint', legacy: { value: (v) => o(`timeout=${v}`) }, rust: { why: 'the Rust virtiofsd has no I/O timeout option' } },
+  flock: {
+    kind: 'bool',
+    legacy: { on: o('flock'), off: o('no_flock') },
+    rust: { dflt: false, why: 'the Rust virtiofsd does not support flock' },
+  },
+  timeout: {
+    kind: 'uint',
+    legacy: { value: (v) => o(`timeout=${v}`) },
+    rust: { why: 'the Rust virtiofsd has no I/O timeout option' },
+  },
   maxIdleThreads: {
     kind: 'uint',
     legacy: { value: (v) => o(`max_idle_threads=${v}`) },
@@ -337,7 +357,8 @@ export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
       throw new InvalidOptionError('cache', "'metadata' needs the Rust virtiofsd; the legacy C daemon knows auto, always and never");
     }
     const lock = input.posixLock === true ? 'posix_lock' : 'no_posix_lock';
-    args.push('-o', `cache=${cache === 'never' ? 'none' : cache}`, '-o', lock, '-o', `source=${escapeLegacyOptionValue(sourcePath)}`, '--fd=3');
+    const source = escapeLegacyOptionValue(sourcePath);
+    args.push('-o', `cache=${cache === 'never' ? 'none' : cache}`, '-o', lock, '-o', `source=${source}`, '--fd=3');
     args.push(debug ? '-d' : '-f');
   } else {
     args.push(`--cache=${cache}`, `--shared-dir=${sourcePath}`, '--fd=3');
