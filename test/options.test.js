@@ -532,3 +532,44 @@ describe('nydusd: typed options, the policy, versions', () => {
     });
   }
 });
+
+describe('from the snapshotter to Nydusd.mount', () => {
+  test('parseExtraOption feeds mount(); prefetchFiles reach nydusd as prefetch_files [stand-in]', async (t) => {
+    const { parseExtraOption } = require('../dist/index.js');
+    const dir = tempDir(t, 'nyx-');
+    const share = path.join(dir, 'share');
+    fs.mkdirSync(share);
+    // A RAFS v5 superblock is all the stand-in checks of a bootstrap.
+    const bootstrap = path.join(dir, 'image.boot');
+    const sb = Buffer.alloc(8192);
+    sb.writeUInt32LE(0x52414653, 0);
+    sb.writeUInt32LE(0x500, 4);
+    sb.writeUInt32LE(8192, 8);
+    fs.writeFileSync(bootstrap, sb);
+    fs.mkdirSync(path.join(dir, 'blobs'));
+    const config = JSON.stringify({
+      version: 2,
+      id: 'test',
+      backend: { type: 'localfs', localfs: { dir: path.join(dir, 'blobs') } },
+      cache: { type: 'filecache', filecache: { work_dir: path.join(dir, 'blobs') } },
+    });
+    const extra = Buffer.from(JSON.stringify({ source: bootstrap, config, snapshotdir: path.join(dir, 'snap') })).toString('base64');
+    const record = path.join(dir, 'record.jsonl');
+    const env = { ...process.env, NYDUSD_STANDIN_RECORD: record };
+    delete env.NODE_TEST_CONTEXT;
+    const d = new Nydusd({
+      path: STANDIN, sockPath: path.join(dir, 'v.sock'), apiSockPath: path.join(dir, 'a.sock'), sourcePath: share, env,
+      logger: pino({ level: 'silent' }),
+    });
+    track(t, d);
+    await d.start();
+    const { source, config: cfg } = parseExtraOption(['ro', `extraoption=${extra}`]);
+    await d.mount({ mountpoint: '/rafs/c1/lowerdir', source, config: cfg, prefetchFiles: ['/usr/bin', '/etc'] });
+    const posts = fs.readFileSync(record, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.method === 'POST');
+    const rafs = posts.find((r) => r.mountpoint === '/rafs/c1/lowerdir');
+    assert.ok(rafs, JSON.stringify(posts));
+    assert.equal(rafs.status, 204);
+    assert.deepEqual(JSON.parse(rafs.body), { fs_type: 'rafs', source: bootstrap, config, prefetch_files: ['/usr/bin', '/etc'] });
+    await d.stop();
+  });
+});
