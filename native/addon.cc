@@ -31,6 +31,7 @@ extern char** environ;
 #include "child.h"
 #include "errors.h"
 #include "spawn.h"
+#include "syscalls.h"
 #include "unix_socket.h"
 
 namespace vfd {
@@ -86,11 +87,45 @@ void Addon::ForgetSockets() {
   sockets_.resize(kept);
 }
 
+// Whether fd is still the file (dev, ino): a closed fd, or its number reused for another file,
+// is not ours any more.
+static bool StillSame(int fd, dev_t dev, ino_t ino) {
+  FileId id;
+  return StatAt(fd, "", AT_EMPTY_PATH, &id) == 0 && id.dev == dev && id.ino == ino;
+}
+
+void Addon::OwnPipes(const std::vector<int>& fds) {
+  for (int fd : fds) {
+    FileId id;
+    if (fd >= 0 && StatAt(fd, "", AT_EMPTY_PATH, &id) == 0) pipes_.push_back({fd, id.dev, id.ino});
+  }
+  // Amortized: a prune costs one statx per entry and runs when the list has doubled.
+  if (pipes_.size() < 2 * pipes_after_prune_ + 64) return;
+  size_t kept = 0;
+  for (const OwnedPipe& p : pipes_) {
+    if (StillSame(p.fd, p.dev, p.ino)) pipes_[kept++] = p;
+  }
+  pipes_.resize(kept);
+  pipes_after_prune_ = kept;
+}
+
+// Only from the environment's cleanup hook: Node closes the handles of an environment (a
+// stream's fd included) before it runs the cleanup hooks, so a pipe end that is still the same
+// pipe now was never wrapped by JS, and nobody else will close it. Not at process 'exit',
+// where streams still hold their fds and the process's end closes everything anyway.
+void Addon::ClosePipesLeftOpen() {
+  for (const OwnedPipe& p : pipes_) {
+    if (StillSame(p.fd, p.dev, p.ino)) close(p.fd);
+  }
+  pipes_.clear();
+}
+
 void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
   Addon* self = static_cast<Addon*>(arg);
   self->cleanup_handle_ = handle;
   self->tearing_down_ = true;
   self->ReleaseAll();
+  self->ClosePipesLeftOpen();
   self->pending_closes_++;
   self->HandleClosed();
 }
@@ -322,6 +357,12 @@ Napi::Value Addon::Close(const Napi::CallbackInfo& info) {
     if (s.fd == fd) s.fd = -1;
   }
   ForgetSockets();
+  for (size_t k = 0; k < pipes_.size(); k++) {
+    if (pipes_[k].fd != fd) continue;
+    pipes_[k] = pipes_.back();
+    pipes_.pop_back();
+    break;
+  }
   // Linux releases the fd even when close() fails (EINTR included): never retry.
   if (close(fd) < 0 && errno != EINTR) {
     ErrnoError(env, -errno, "close").ThrowAsJavaScriptException();
@@ -485,6 +526,7 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
     KillAfterFailedAdoption(child, &spawned.parent_ends);
     return env.Undefined();
   }
+  OwnPipes(spawned.parent_ends);
   return obj;
 }
 

@@ -56,6 +56,19 @@ class Addon : public Napi::Addon<Addon> {
   std::vector<OwnedSocket> sockets_;
   void ForgetSockets();
 
+  // The parent ends of the pipes we handed to JS. JS wraps them in streams at once, but it can
+  // be stopped before it does: teardown closes every one that is still the same pipe (see
+  // ClosePipesLeftOpen). Entries whose fd has been closed (or reused) are pruned lazily.
+  struct OwnedPipe {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+  };
+  std::vector<OwnedPipe> pipes_;
+  size_t pipes_after_prune_ = 0;
+  void OwnPipes(const std::vector<int>& fds);
+  void ClosePipesLeftOpen();
+
   uv_loop_t* loop_ = nullptr;
   Napi::FunctionReference child_constructor_;
   bool constructing_child_ = false;
