@@ -437,8 +437,8 @@ static Napi::Error SpawnError(Napi::Env env, int err, const std::string& file, c
 }
 
 // spawn(file, argv, env, cwd, fds, newProcessGroup, onExit) → Child
-Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// What every spawn in this process needs; false, with the exception thrown, when it is missing.
+bool Addon::SpawnPossible(Napi::Env env) {
   if (pidfd_error_ < 0) {
     struct utsname u;
     uname(&u);
@@ -446,15 +446,39 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
                std::string("this kernel (Linux ") + u.release + ") lacks " + pidfd_missing_ +
                    "; virtiofs-daemon needs Linux 5.4 or later to watch and signal its children safely")
         .ThrowAsJavaScriptException();
-    return env.Undefined();
+    return false;
   }
   if (!ChildStatusesKept()) {
     ErrnoError(env, -ECHILD, "sigaction", "",
                "SIGCHLD is ignored (or SA_NOCLDWAIT is set) in this process, so the kernel would discard every "
                "child's exit status. Restore SIGCHLD's default disposition before spawning")
         .ThrowAsJavaScriptException();
-    return env.Undefined();
+    return false;
   }
+  return true;
+}
+
+// Put the parent's pipe ends on the Child object. The child is registered by now (teardown
+// would end it), but its pipes are ours until JS holds them: if JS cannot take them (its
+// environment stopped running JS), nobody could own the child either, so it is ended here.
+bool Addon::HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::vector<int>* ends) {
+  Napi::Array pipes = Napi::Array::New(env, ends->size());
+  bool handed = !pipes.IsEmpty();
+  for (size_t k = 0; handed && k < ends->size(); k++) {
+    int fd = (*ends)[k];
+    handed = pipes.Set(k, fd >= 0 ? Napi::Value(Napi::Number::New(env, fd)) : env.Null());
+  }
+  if (!handed || !obj.Set("pipes", pipes)) {
+    KillAfterFailedAdoption(child, ends);
+    return false;
+  }
+  OwnPipes(*ends);
+  return true;
+}
+
+Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!SpawnPossible(env)) return env.Undefined();
 
   std::string file, cwd;
   std::vector<std::string> argv, envv;
@@ -514,20 +538,7 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  // From here the child is registered (teardown would end it), but its pipes are ours until
-  // JS holds them: if JS cannot take them, nobody can own the child either.
-  Napi::Array pipes = Napi::Array::New(env, spawned.parent_ends.size());
-  bool handed = !pipes.IsEmpty();
-  for (size_t k = 0; handed && k < spawned.parent_ends.size(); k++) {
-    int fd = spawned.parent_ends[k];
-    handed = pipes.Set(k, fd >= 0 ? Napi::Value(Napi::Number::New(env, fd)) : env.Null());
-  }
-  if (!handed || !obj.Set("pipes", pipes)) {
-    KillAfterFailedAdoption(child, &spawned.parent_ends);
-    return env.Undefined();
-  }
-  OwnPipes(spawned.parent_ends);
-  return obj;
+  return HandOverPipes(env, obj, child, &spawned.parent_ends) ? Napi::Value(obj) : env.Undefined();
 }
 
 // The environment stopped running JS between the spawn and the hand-over: end the child now,

@@ -42,6 +42,8 @@ class Addon : public Napi::Addon<Addon> {
   static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
   void ReleaseAll();
   void KillAfterFailedAdoption(Child* child, std::vector<int>* pipes);
+  bool SpawnPossible(Napi::Env env);
+  bool HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::vector<int>* ends);
 
   // A listening socket we created, until JS has closed its fd (closeFd) and handed its file
   // back (unlinkSocket): teardown releases whatever is left, so that a terminated worker

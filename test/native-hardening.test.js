@@ -66,7 +66,8 @@ function victim(dir, name) {
 
 // ---- defect 1: the socket directory's parent owned by someone else -------------------------
 
-test('a directory swapped for a symlink by another uid never redirects bind, chown or unlink (600 raced rounds)', async (t) => {
+const RACE = 'a directory swapped for a symlink by another uid never redirects bind, chown or unlink (600 rounds)';
+test(RACE, async (t) => {
   requireRoot();
   const base = openTempDir(t);
   const parent = mkdir(path.join(base, 'vmm'), NOBODY); // the VMM user's directory
@@ -114,7 +115,7 @@ test('a directory swapped for a symlink by another uid never redirects bind, cho
   await racerGone;
   t.diagnostic(JSON.stringify(outcomes));
   assert.ok(outcomes.bound > 0, `the real directory was never reached: ${JSON.stringify(outcomes)}`);
-  assert.ok(outcomes['listen ELOOP'] > 0, `the symlink was never met, so nothing was raced: ${JSON.stringify(outcomes)}`);
+  assert.ok(outcomes['listen ELOOP'] > 0, `the symlink was never met, nothing raced: ${JSON.stringify(outcomes)}`);
   assert.deepEqual(fs.readdirSync(elsewhere), ['v.sock'], 'nothing was created next to the victim');
 });
 
@@ -188,7 +189,8 @@ function runTerminator(mode, args) {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
   } catch (err) {
-    assert.fail(`the process with the workers died (${err.signal ?? `exit ${err.status}`}):\n${String(err.stderr).slice(0, 2000)}`);
+    const how = err.signal ?? `exit ${err.status}`;
+    assert.fail(`the process with the workers died (${how}):\n${String(err.stderr).slice(0, 2000)}`);
   }
   return JSON.parse(out).rounds;
 }
@@ -205,7 +207,8 @@ test('workers terminated mid-spawn never abort the process and leave no child, n
 });
 
 for (const dialect of ['legacy', 'rust']) {
-  test(`${dialect} virtiofsd: workers terminated mid-start leave no socket, fd or daemon, and the paths stay usable`, (t) => {
+  const name = `${dialect} virtiofsd: workers terminated mid-start leave no socket, fd or daemon; paths stay usable`;
+  test(name, (t) => {
     const virtiofsd = h.virtiofsdPath(dialect);
     const dir = openTempDir(t);
     // Up to 300 ms: a start (dialect probe included) takes that long, and every step of it is a target.
@@ -235,8 +238,11 @@ for (const [mode, env] of [
   test(`a daemon reaped by foreign code: its recycled pid and group are never signalled, ${mode}`, () => {
     requireRoot();
     assert.ok(fs.existsSync(path.join(HELPERS, 'reaper.node')), 'build the test addon: node scripts/build-helpers.js');
-    if (!env.VIRTIOFS_DAEMON_NO_PIDFD_GROUP) assert.ok(kernelAtLeast(6, 9), `Linux >= 6.9 needed, this is ${os.release()}`);
-    const out = execFileSync(process.execPath, [path.join(__dirname, 'helpers', 'foreign-reaper.js'), '{"hits":25,"maxTries":300}'], {
+    if (!env.VIRTIOFS_DAEMON_NO_PIDFD_GROUP) {
+      assert.ok(kernelAtLeast(6, 9), `Linux >= 6.9 needed, this is ${os.release()}`);
+    }
+    const script = path.join(__dirname, 'helpers', 'foreign-reaper.js');
+    const out = execFileSync(process.execPath, [script, '{"hits":25,"maxTries":300}'], {
       encoding: 'utf8',
       timeout: 60000,
       env: { ...process.env, ...env },
@@ -246,7 +252,8 @@ for (const [mode, env] of [
     assert.equal(r.sentinelsSignalled, 0, 'a sentinel holding the recycled pid was signalled');
     assert.ok(r.sent.every((s) => s === false), 'signal() must report that nothing was sent');
     // The exact status survives the foreign reap where the kernel keeps it (PIDFD_INFO_EXIT).
-    const expected = kernelAtLeast(6, 15) ? { code: null, signal: 'SIGKILL', coreDumped: false } : { code: null, signal: null, coreDumped: false };
+    const signal = kernelAtLeast(6, 15) ? 'SIGKILL' : null;
+    const expected = { code: null, signal, coreDumped: false };
     for (const exit of r.exits) assert.deepEqual(exit, expected);
   });
 }

@@ -36,7 +36,8 @@ async function work() {
           for (const p of pipes) p.destroy();
           resolve();
         };
-        const child = spawn({ file: probe, argv: [probe], fds: ['null', 'pipe', 'pipe'], newProcessGroup: true, onExit });
+        const fds = ['null', 'pipe', 'pipe'];
+        const child = spawn({ file: probe, argv: [probe], fds, newProcessGroup: true, onExit });
         // As src/daemon-process.ts does: the pipes become streams at once, which the worker's
         // teardown closes like any other handle.
         pipes = [1, 2].map((i) => new net.Socket({ fd: child.pipes[i], readable: true, writable: false }).resume());
@@ -114,7 +115,8 @@ async function pathsReusable(args) {
   const failures = [];
   for (let i = 0; i < args.workers; i++) {
     const socketPath = path.join(args.dir, `w${i}.sock`);
-    const d = new Virtiofsd({ socketPath, sourcePath: args.dir, path: args.virtiofsd, logger: pino({ level: 'silent' }) });
+    const logger = pino({ level: 'silent' });
+    const d = new Virtiofsd({ socketPath, sourcePath: args.dir, path: args.virtiofsd, logger });
     try {
       await d.start();
       await d.stop();
