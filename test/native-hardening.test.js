@@ -231,10 +231,11 @@ function kernelAtLeast(major, minor) {
   return a > major || (a === major && b >= minor);
 }
 
-for (const [mode, env] of [
+const GROUP_PATHS = [
   ['pidfd process-group signal (Linux >= 6.9)', {}],
   ['by number while unreaped (older kernels)', { VIRTIOFS_DAEMON_NO_PIDFD_GROUP: '1' }],
-]) {
+];
+for (const [mode, env] of GROUP_PATHS) {
   test(`a daemon reaped by foreign code: its recycled pid and group are never signalled, ${mode}`, () => {
     requireRoot();
     assert.ok(fs.existsSync(path.join(HELPERS, 'reaper.node')), 'build the test addon: node scripts/build-helpers.js');
@@ -255,6 +256,21 @@ for (const [mode, env] of [
     const signal = kernelAtLeast(6, 15) ? 'SIGKILL' : null;
     const expected = { code: null, signal, coreDumped: false };
     for (const exit of r.exits) assert.deepEqual(exit, expected);
+  });
+}
+
+for (const [mode, env] of GROUP_PATHS) {
+  test(`teardown at process exit after a foreign reap never signals the recycled group, ${mode}`, () => {
+    requireRoot();
+    const script = path.join(__dirname, 'helpers', 'foreign-reaper.js');
+    const out = execFileSync(process.execPath, [script, '{"hits":25,"maxTries":300,"teardown":true}'], {
+      encoding: 'utf8',
+      timeout: 120000,
+      env: { ...process.env, ...env },
+    });
+    const r = JSON.parse(out);
+    assert.equal(r.hits, 25, `only ${r.hits} of ${r.tries} rounds gave the pid to the sentinel`);
+    assert.equal(r.sentinelsSignalled, 0, 'the exit teardown signalled a sentinel holding the recycled group id');
   });
 }
 

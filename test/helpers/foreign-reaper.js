@@ -9,8 +9,11 @@
  * and starts a sentinel in a session of its own, so that the sentinel holds the pid and the
  * process-group id our child had. Our onExit then does what a supervisor does: SIGKILL the
  * group. Prints {hits, tries, sentinelsSignalled, exits, sent}: the sentinel must live.
+ *
+ * With { teardown: true } each round runs in a process that exits right after the foreign reap
+ * (see exitRound): the teardown's SIGKILL of the group must not reach the sentinel either.
  */
-const { spawn: nodeSpawn } = require('node:child_process');
+const { execFileSync, spawn: nodeSpawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -48,19 +51,69 @@ async function round() {
   return { hit, status, exit, sent, signalled: !alive || end !== 'SIGTERM' };
 }
 
+/**
+ * One round in a process of its own that exits right after the foreign reap: its exit watcher
+ * never runs, so the process 'exit' teardown (abandonAll: SIGKILL every child still held, with
+ * its group) meets a child that someone else reaped. Prints {pid, sentinel}.
+ */
+function exitRound() {
+  const child = native.spawn({
+    file: '/bin/sleep',
+    argv: ['sleep', '100'],
+    fds: ['null', 'null', 'null'],
+    newProcessGroup: true,
+    onExit: () => {},
+  });
+  const pid = child.pid;
+  child.signal('SIGKILL');
+  reaper.waitpid(pid);
+  fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(pid - 1));
+  const sentinel = nodeSpawn('/bin/sleep', ['100'], { detached: true, stdio: 'ignore' });
+  process.stdout.write(JSON.stringify({ pid, sentinel: sentinel.pid }));
+  process.exit(0);
+}
+
+/** Whether pid is alive, from /proc (zombies and the dead are not). */
+function alive(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\S+ \(.*\) [ZX]/.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+async function teardownRound() {
+  const out = execFileSync(process.execPath, [__filename, '{"exitRound":true}'], { encoding: 'utf8' });
+  const { pid, sentinel } = JSON.parse(out);
+  await new Promise((r) => setTimeout(r, 20));
+  const signalled = !alive(sentinel);
+  try {
+    process.kill(sentinel, 'SIGKILL');
+  } catch {
+    // gone already
+  }
+  return { hit: sentinel === pid, signalled, exit: null, sent: false };
+}
+
 async function main() {
-  const { hits, maxTries } = JSON.parse(json);
+  const { hits, maxTries, teardown } = JSON.parse(json);
   const out = { hits: 0, tries: 0, sentinelsSignalled: 0, exits: [], sent: [] };
   while (out.hits < hits && out.tries < maxTries) {
     out.tries++;
-    const r = await round();
+    const r = teardown ? await teardownRound() : await round();
     if (!r.hit) continue; // another process took the pid first: try again
     out.hits++;
     if (r.signalled) out.sentinelsSignalled++;
-    out.exits.push(r.exit);
+    if (r.exit) out.exits.push(r.exit);
     out.sent.push(r.sent);
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);
+}
+
+if (JSON.parse(json).exitRound) {
+  exitRound();
+  return;
 }
 
 main().catch((err) => {
