@@ -167,13 +167,17 @@ struct BindJob {
   int sock;
   const SocketDir* dir;
   int err;
+  bool no_unshare;  // a sandbox (seccomp) refused unshare(CLONE_FS)
 };
 
 static void* BindJobMain(void* arg) {
   BindJob* job = static_cast<BindJob*>(arg);
   // unshare(CLONE_FS) gives this thread a working directory of its own: the fchdir moves no
   // other thread of the process (Node runs several), and it dies with the thread.
-  if (unshare(CLONE_FS) < 0 || fchdir(job->dir->fd) < 0) {
+  if (unshare(CLONE_FS) < 0) {
+    job->err = -errno;
+    job->no_unshare = true;
+  } else if (fchdir(job->dir->fd) < 0) {
     job->err = -errno;
   } else {
     job->err = BindPath(job->sock, job->dir->name.c_str());
@@ -181,18 +185,25 @@ static void* BindJobMain(void* arg) {
   return nullptr;
 }
 
+// Where unshare is not allowed: the magic link names the pinned directory itself too, at the
+// price of an address that reads /proc/self/fd/<n>/<name>.
+static int BindViaProc(int sock, const SocketDir& dir) {
+  std::string via = "/proc/self/fd/" + std::to_string(dir.fd) + "/" + dir.name;
+  return BindPath(sock, via.c_str());
+}
+
 // bind() takes a path, not a directory fd. A short-lived thread with a working directory of
 // its own binds from inside the pinned directory, so nothing is resolved by path again. We
-// avoid /proc/self/fd/<dirfd>/<name>, which would pin it as well, because the socket keeps
-// the string it was bound with: getsockname() and ss(8) would show a /proc path naming an fd
-// of ours, where the bare name at least names the right file within its directory.
+// prefer it to /proc/self/fd/<dirfd>/<name>, which would pin it as well, because the socket
+// keeps the string it was bound with: getsockname() and ss(8) would show a /proc path naming
+// an fd of ours, where the bare name at least names the right file within its directory.
 static int BindAt(int sock, const SocketDir& dir) {
-  BindJob job = {sock, &dir, 0};
+  BindJob job = {sock, &dir, 0, false};
   pthread_t thread;
   int err = pthread_create(&thread, nullptr, BindJobMain, &job);
   if (err) return -err;
   pthread_join(thread, nullptr);
-  return job.err;
+  return job.no_unshare ? BindViaProc(sock, dir) : job.err;
 }
 
 // Whether a socket of this network namespace listens on the socket file (dev, ino):
