@@ -221,10 +221,11 @@ export class Virtiofsd extends Daemon {
       );
     }
     const end = await proc.ended;
+    const lastLines = proc.lastLines();
     throw new DaemonStartError(
       'ERR_DAEMON_EXITED',
-      `virtiofsd exited (${describeExit(end)}) before it was ready. Its last lines:`,
-      { exit: { code: end.code, signal: end.signal }, lastLines: proc.lastLines(), argv: proc.argv },
+      `virtiofsd exited (${describeExit(end)}) before it was ready.${sandboxHint(lastLines)} Its last lines:`,
+      { exit: { code: end.code, signal: end.signal }, lastLines, argv: proc.argv },
     );
   }
 
@@ -248,4 +249,16 @@ export class Virtiofsd extends Daemon {
   umount(_mountpoint: string): Promise<void> {
     return Promise.reject(new NotSupportedError('virtiofsd does not unmount filesystems on request; umount() is for nydusd'));
   }
+}
+
+/**
+ * The Rust virtiofsd's default sandbox (namespace) pivots into the shared directory and fails with
+ * CleanMount(EINVAL) where `/` is not a mount point (containers, chroots): say the way out.
+ */
+function sandboxHint(lastLines: string[]): string {
+  if (!lastLines.some((l) => l.includes('CleanMount(EINVAL)'))) return '';
+  return (
+    " Its namespace sandbox needs '/' to be a mount point, which it is not here (a container or chroot?):" +
+    " pass extraArgs: ['--sandbox=chroot'] (CLI: -- --sandbox=chroot)."
+  );
 }
