@@ -132,6 +132,33 @@ test('an addon the dynamic loader refuses (another arch): ERR_ADDON_LOAD with th
   assert.ok(r.cause, 'the loader error is the cause');
 });
 
+test('install script: with no prebuild that loads it builds from source, and says what that needs when it cannot', (t) => {
+  const dir = packageCopy(t, { prebuilds: {} });
+  // node-gyp that fails the way it does without a toolchain: the script must report it, not hide it.
+  const fakeGyp = path.join(dir, 'fake-node-gyp.js');
+  fs.writeFileSync(fakeGyp, "console.error('gyp ERR! find Python'); process.exit(1);\n");
+  const r = spawnSync(process.execPath, [path.join(dir, 'scripts', 'install.js')], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_node_gyp: fakeGyp },
+  });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, new RegExp(`no usable addon for linux-${process.arch}, building it from source`));
+  assert.match(r.stderr, /gyp ERR! find Python/);
+  assert.match(r.stderr, /apt-get install build-essential python3\), then: npm rebuild virtiofs-daemon/);
+});
+
+test('install script: a prebuild that loads is used as it is, nothing is built', (t) => {
+  const dir = packageCopy(t, { prebuilds: { [process.arch]: path.join(root, prebuildPath('linux', process.arch)) } });
+  const r = spawnSync(process.execPath, [path.join(dir, 'scripts', 'install.js')], {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_node_gyp: path.join(dir, 'no-such-node-gyp.js') },
+  });
+  assert.deepEqual({ status: r.status, stderr: r.stderr }, { status: 0, stderr: '' });
+  assert.equal(fs.existsSync(path.join(dir, 'build')), false);
+});
+
 /** qemu-user, the arm64 libc from Debian's cross packages and Node's arm64 binary, or why not. */
 function qemuArm64() {
   const qemu = '/usr/bin/qemu-aarch64-static';
