@@ -253,10 +253,13 @@ export class Virtiofsd extends Daemon {
 
 /**
  * The Rust virtiofsd's default sandbox (namespace) pivots into the shared directory and fails with
- * CleanMount(EINVAL) where `/` is not a mount point (containers, chroots): say the way out.
+ * EINVAL where `/` is not a mount point (containers, chroots): say the way out. virtiofsd 1.13
+ * prints it as `Error entering sandbox: CleanMount(Os { code: 22, kind: InvalidInput, ... })`.
  */
+const CLEAN_MOUNT_EINVAL = /CleanMount\((EINVAL|Os \{ code: 22\b)/;
+
 function sandboxHint(lastLines: string[]): string {
-  if (!lastLines.some((l) => l.includes('CleanMount(EINVAL)'))) return '';
+  if (!lastLines.some((l) => CLEAN_MOUNT_EINVAL.test(l))) return '';
   return (
     " Its namespace sandbox needs '/' to be a mount point, which it is not here (a container or chroot?):" +
     " pass extraArgs: ['--sandbox=chroot'] (CLI: -- --sandbox=chroot)."
