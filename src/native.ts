@@ -10,9 +10,9 @@
  * terminated; an Electron context goes away), every child still running is SIGKILLed, with its
  * process group when it has one, and reaped. Only a process killed by a signal skips this.
  */
-import { constants as osConstants } from 'node:os';
 import bindings from 'bindings';
 import { SystemError, VirtiofsDaemonError } from './errors.js';
+import { signalName, signalNumber } from './signals.js';
 
 /** A unix stream socket that we bound and that is listening. */
 export interface ListeningSocket {
@@ -166,17 +166,8 @@ function call<T>(fn: (a: Addon) => T): T {
   }
 }
 
-const signalNames = new Map<number, NodeJS.Signals>(
-  Object.entries(osConstants.signals).map(([name, num]) => [num, name as NodeJS.Signals]),
-);
-
-/** The number of a signal given by name or number. */
-export function signalNumber(signal: NodeJS.Signals | number): number {
-  if (typeof signal === 'number') return signal;
-  const n = osConstants.signals[signal];
-  if (n === undefined) throw new TypeError(`unknown signal ${String(signal)}`);
-  return n;
-}
+/** The number of a signal given by name or number; anything else is an InvalidOptionError (option `signal`). */
+export { signalNumber } from './signals.js';
 
 /**
  * Create a unix stream socket listening at `path` (blocking, close-on-exec).
@@ -257,7 +248,7 @@ class ChildHandle implements Child {
 function exitOf(code: number, signo: number, coreDumped: boolean): ChildExit {
   return {
     code: signo || code < 0 ? null : code,
-    signal: signo ? (signalNames.get(signo) ?? (`SIG${signo}` as NodeJS.Signals)) : null,
+    signal: signo ? signalName(signo) : null,
     coreDumped,
   };
 }
