@@ -273,6 +273,8 @@ export async function captureOutput(
           if (size < maxBytes) out[k]!.push(b.subarray(0, maxBytes - size));
           size += b.length;
         });
+        // A read error (EIO, a reset) only cuts the capture short, and the exit status is the
+        // answer; without a listener the 'error' event would be an uncaught exception instead.
         s.on('error', () => {});
         s.on('close', () => resolve());
       }),

@@ -4,7 +4,9 @@ export {
   buildVirtiofsdArgs,
   detectDialect,
   READY_MARKER,
+  resolveVirtiofsdOptions,
   WELL_KNOWN_VIRTIOFSD_PATHS,
+  type ResolvedVirtiofsdOptions,
   type CacheMode,
   type Dialect,
   type VirtiofsdArgsInput,
@@ -22,7 +24,15 @@ export {
   type ExitStatus,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
-export { Nydusd, buildNydusdArgs, WELL_KNOWN_NYDUSD_PATHS, SHARED_MOUNTPOINT, type NydusdOptions } from './nydusd.js';
+export {
+  Nydusd,
+  buildNydusdArgs,
+  resolveNydusdOptions,
+  WELL_KNOWN_NYDUSD_PATHS,
+  SHARED_MOUNTPOINT,
+  type NydusdOptions,
+  type ResolvedNydusdOptions,
+} from './nydusd.js';
 export {
   NydusClient,
   encodeQueryValue,
