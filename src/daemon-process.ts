@@ -4,9 +4,10 @@
  * stop with escalation, and the wait until nothing of the group is left.
  */
 import net from 'node:net';
-import type { Logger } from 'pino';
+import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { VirtiofsDaemonError, type ExitStatus } from './errors.js';
 import { LineScanner, parseDaemonLine } from './lines.js';
+import { safeLog, type Log } from './logger.js';
 import { spawn, type Child } from './native.js';
 
 export interface DaemonProcessOptions {
@@ -22,8 +23,11 @@ export interface DaemonProcessOptions {
   extraFds?: number[];
   /** Read stdout into the log too (nydusd logs there); otherwise stdout is /dev/null. */
   captureStdout?: boolean;
-  /** Receives one record per output line, at the level the daemon gave it. */
-  logger: Logger;
+  /**
+   * Receives one record per output line, at the level the daemon gave it. Wrapped with
+   * {@link safeLog}: a logger that throws never disturbs the process or its output pipes.
+   */
+  logger: Log;
   /** Called with every output line, after it is logged (readiness markers). */
   onLine?: (line: string) => void;
   /** Output lines are cut beyond this many bytes, with a marker. Default 16 KiB. */
@@ -78,6 +82,7 @@ export class DaemonProcess {
   private stopping: Promise<ProcessEnd> | undefined;
   private refed = true;
   private readonly exitSeen: Promise<void>;
+  private readonly log: Log;
 
   /**
    * Spawn the daemon. Throws synchronously (a {@link SystemError} with `syscall: 'spawn'`) when
@@ -85,6 +90,7 @@ export class DaemonProcess {
    */
   constructor(private readonly options: DaemonProcessOptions) {
     this.tailLines = options.tailLines ?? 20;
+    this.log = safeLog(options.logger);
     this.argv = [options.file, ...options.args];
     let exitSeen!: () => void;
     this.exitSeen = new Promise<void>((resolve) => (exitSeen = resolve));
@@ -134,21 +140,25 @@ export class DaemonProcess {
   }
 
   /**
-   * Stop the daemon: `signal` to its whole group, SIGKILL after `timeoutMs`, resolved once it
-   * is reaped and its group is empty. Idempotent: every call shares one stop. A daemon that has
-   * already exited is not an error.
+   * Stop the daemon: `signal` to its whole group, SIGKILL after `timeoutMs` (at once when
+   * `signal` cannot be sent), resolved once it is reaped and its group is empty. Concurrent
+   * calls share one stop; a stop that failed is not kept, so the next call tries again. A daemon
+   * that has already exited is not an error.
    */
   stop(options: StopOptions = {}): Promise<ProcessEnd> {
-    this.stopping ??= this.escalate(options);
-    return this.stopping;
+    const stopping = (this.stopping ??= this.escalate(options).catch((err: unknown) => {
+      if (this.stopping === stopping) this.stopping = undefined;
+      throw err;
+    }));
+    return stopping;
   }
 
   private async escalate({ signal = 'SIGKILL', timeoutMs = 5000, killTimeoutMs = 10000 }: StopOptions): Promise<ProcessEnd> {
     if (!this.exit) {
       this.stopRequested = true;
-      this.child.signal(signal, { group: true });
-      if (signal !== 'SIGKILL' && !(await this.exitedWithin(timeoutMs))) {
-        this.options.logger.warn({ signal, timeoutMs }, `${this.options.name} ignored ${signal}; sending SIGKILL`);
+      const polite = signal !== 'SIGKILL' && this.trySignal(signal);
+      if (!polite || !(await this.exitedWithin(timeoutMs))) {
+        if (polite) this.log.warn({ signal, timeoutMs }, `${this.options.name} ignored ${signal}; sending SIGKILL`);
         this.child.signal('SIGKILL', { group: true });
       }
       if (!(await this.exitedWithin(killTimeoutMs))) {
@@ -162,17 +172,25 @@ export class DaemonProcess {
     return this.ended;
   }
 
-  private exitedWithin(ms: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    return Promise.race([
-      this.exitSeen.then(() => true),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
-    ]).finally(() => clearTimeout(timer));
+  /** Send the polite stop signal; false (logged) when it cannot be sent, so that SIGKILL follows at once. */
+  private trySignal(signal: NodeJS.Signals): boolean {
+    try {
+      this.child.signal(signal, { group: true });
+      return true;
+    } catch (err) {
+      this.log.warn({ err, signal }, `cannot send ${String(signal)} to ${this.options.name}; sending SIGKILL`);
+      return false;
+    }
+  }
+
+  private async exitedWithin(ms: number): Promise<boolean> {
+    return (await raceDeadline(this.exitSeen, ms)) !== TIMED_OUT;
   }
 
   /** Read one output pipe on the event loop (never through the thread pool), line by line. */
   private readLines(fd: number): { done: Promise<void>; destroy: () => void } {
-    const { logger, name, onLine } = this.options;
+    const { name, onLine } = this.options;
+    const logger = this.log;
     const scanner = new LineScanner({
       maxLineBytes: this.options.maxLineBytes,
       onLine: (line, info) => {
@@ -206,7 +224,7 @@ export class DaemonProcess {
     for (let delay = 2; this.child.groupAlive(); delay = Math.min(delay * 2, 100)) {
       if (Date.now() > deadline) {
         groupLeftovers = true;
-        this.options.logger.warn(`processes of ${this.options.name}'s group outlived it by ${groupTimeoutMs} ms`);
+        this.log.warn(`processes of ${this.options.name}'s group outlived it by ${groupTimeoutMs} ms`);
         break;
       }
       // Until `ended` resolves the daemon is not over: keep the loop alive as its watch did.
@@ -216,16 +234,7 @@ export class DaemonProcess {
     // The pipes reach EOF once every writer is gone; one that escaped the group (setsid) must
     // not hold the exit report forever.
     const drained = Promise.all(streams.map((s) => s.done));
-    let timer: NodeJS.Timeout | undefined;
-    const late = await Promise.race([
-      drained.then(() => false),
-      new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(true), drainTimeoutMs);
-        if (!this.refed) timer.unref();
-      }),
-    ]);
-    clearTimeout(timer);
-    if (late) {
+    if ((await raceDeadline(drained, drainTimeoutMs, { ref: this.refed })) === TIMED_OUT) {
       for (const s of streams) s.destroy();
       await drained;
     }
@@ -264,6 +273,8 @@ export async function captureOutput(
           if (size < maxBytes) out[k]!.push(b.subarray(0, maxBytes - size));
           size += b.length;
         });
+        // A read error (EIO, a reset) only cuts the capture short, and the exit status is the
+        // answer; without a listener the 'error' event would be an uncaught exception instead.
         s.on('error', () => {});
         s.on('close', () => resolve());
       }),
@@ -275,7 +286,7 @@ export async function captureOutput(
   }, timeoutMs);
   const status = await exit;
   clearTimeout(timer);
-  await Promise.race([Promise.all(reads), sleep(500)]);
+  await raceDeadline(Promise.all(reads), 500);
   for (const s of sockets) s.destroy();
   if (timedOut) {
     throw new VirtiofsDaemonError('ERR_COMMAND_TIMEOUT', `${file} ${args.join(' ')} did not finish within ${timeoutMs} ms`);

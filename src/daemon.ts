@@ -4,8 +4,10 @@
  */
 import type { Logger } from 'pino';
 import type { DaemonProcess, ProcessEnd, StopOptions } from './daemon-process.js';
-import { DaemonRunningError } from './errors.js';
-import { subsystemLogger } from './logger.js';
+import { describeValue } from './describe.js';
+import { DaemonRunningError, InvalidOptionError } from './errors.js';
+import { safeLog, subsystemLog, type Log } from './logger.js';
+import { requireOptionsObject } from './options.js';
 import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
 
@@ -19,17 +21,49 @@ export function describeExit(exit: { code: number | null; signal: string | null 
   return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
 }
 
-export abstract class Daemon implements VirtiofsDaemon {
-  protected readonly log: Logger;
+/** What every daemon's resolved options hold. */
+export interface ResolvedDaemonOptions {
+  logger: Logger | undefined;
+}
+
+/** Where the records go while the options are invalid: nothing runs, so nothing is worth logging. */
+const SILENT = safeLog({ trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {} });
+
+export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOptions> implements VirtiofsDaemon {
+  protected readonly log: Log;
   protected proc: DaemonProcess | undefined;
   private starting: Promise<number> | undefined;
   private stopping: Promise<void> | undefined;
+  private readonly resolved: O | undefined;
+  /** Why the options are unusable; every start() rejects with it. */
+  private readonly invalid: unknown;
 
+  /**
+   * Throws an {@link InvalidOptionError} at once only when `options` is not an object. Every
+   * option is read and checked here, once, by `resolve`; when one is wrong, start() rejects
+   * with that error (before anything is created), and the instance stays inert.
+   */
   constructor(
     protected readonly name: 'virtiofsd' | 'nydusd',
-    logger: Logger | undefined,
+    options: unknown,
+    resolve: (options: object) => O,
   ) {
-    this.log = subsystemLogger(name, logger);
+    const raw = requireOptionsObject(name === 'virtiofsd' ? 'new Virtiofsd' : 'new Nydusd', options);
+    let log = SILENT;
+    try {
+      this.resolved = resolve(raw);
+      log = subsystemLog(name, this.resolved.logger);
+    } catch (err) {
+      this.resolved = undefined;
+      this.invalid = err;
+    }
+    this.log = log;
+  }
+
+  /** The options, resolved once. Only for launch() and what follows a start: start() refuses invalid ones. */
+  protected get options(): O {
+    if (!this.resolved) throw this.invalid;
+    return this.resolved;
   }
 
   get pid(): number {
@@ -41,12 +75,20 @@ export abstract class Daemon implements VirtiofsDaemon {
     return this.starting !== undefined;
   }
 
+  /** Never throws: every failure, a bad option included, is a rejection. */
   start(onQuit?: (exit: DaemonExit) => void): Promise<number> {
     if (this.starting || this.proc) return Promise.reject(new DaemonRunningError(this.name, this.pid));
+    if (!this.resolved) return Promise.reject(this.invalid);
+    if (onQuit !== undefined && typeof onQuit !== 'function') {
+      return Promise.reject(new InvalidOptionError('onQuit', `${describeValue(onQuit)} is not a function; pass a function or nothing`));
+    }
     const run: Run = { started: false };
-    const starting = traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)).finally(() => {
-      if (this.starting === starting) this.starting = undefined;
-    });
+    // Inside the async function everything, the span's attributes included, ends up in the promise.
+    const starting = (async () => traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)))().finally(
+      () => {
+        if (this.starting === starting) this.starting = undefined;
+      },
+    );
     this.starting = starting;
     return starting;
   }
@@ -93,11 +135,16 @@ export abstract class Daemon implements VirtiofsDaemon {
     proc.ended.then((end) => this.report(proc, end, run.started ? onQuit : undefined));
   }
 
+  /** Never throws: it runs on a promise nobody awaits, where a throw would be an unhandled rejection. */
   private report(proc: DaemonProcess, end: ProcessEnd, onQuit?: (exit: DaemonExit) => void): void {
     const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested };
     this.log[end.requested ? 'info' : 'warn']({ ...exit, groupLeftovers: end.groupLeftovers }, `${this.name} quits`);
     if (this.proc === proc) {
-      this.cleanup();
+      try {
+        this.cleanup();
+      } catch (err) {
+        this.log.warn({ err }, `cleaning up after ${this.name} failed`);
+      }
       this.proc = undefined;
     }
     try {

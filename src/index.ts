@@ -4,7 +4,9 @@ export {
   buildVirtiofsdArgs,
   detectDialect,
   READY_MARKER,
+  resolveVirtiofsdOptions,
   WELL_KNOWN_VIRTIOFSD_PATHS,
+  type ResolvedVirtiofsdOptions,
   type CacheMode,
   type Dialect,
   type VirtiofsdArgsInput,
@@ -41,7 +43,15 @@ export {
   type NydusdLogLevel,
   type NydusdVersion,
 } from './nydusd-args.js';
-export { Nydusd, buildNydusdArgs, WELL_KNOWN_NYDUSD_PATHS, SHARED_MOUNTPOINT, type NydusdOptions } from './nydusd.js';
+export {
+  Nydusd,
+  buildNydusdArgs,
+  resolveNydusdOptions,
+  WELL_KNOWN_NYDUSD_PATHS,
+  SHARED_MOUNTPOINT,
+  type NydusdOptions,
+  type ResolvedNydusdOptions,
+} from './nydusd.js';
 export {
   NydusClient,
   encodeQueryValue,

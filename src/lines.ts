@@ -7,6 +7,8 @@
  * bound nor make us stop reading (a full pipe blocks the daemon). Memory here
  * stays O(maxLineBytes) whatever the input.
  */
+import { describeValue } from './describe.js';
+import { InvalidOptionError } from './errors.js';
 
 /** Per-line metadata passed to {@link LineScannerOptions.onLine}. */
 export interface LineInfo {
@@ -99,7 +101,7 @@ export class LineScanner {
   constructor(opts: LineScannerOptions) {
     const max = opts.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES;
     if (!Number.isSafeInteger(max) || max < 1) {
-      throw new RangeError(`maxLineBytes must be a positive integer, got ${String(max)}`);
+      throw new InvalidOptionError('maxLineBytes', `must be a positive integer, got ${describeValue(max)}`);
     }
     this.onLine = opts.onLine;
     this.max = max;

@@ -18,9 +18,9 @@
  * owned by root or by us and writable by nobody else (or sticky and the link is root's or ours);
  * otherwise the call fails with `ELOOP`, naming the symlink, its directory's owner and the fix.
  */
-import { constants as osConstants } from 'node:os';
 import bindings from 'bindings';
 import { SystemError, VirtiofsDaemonError } from './errors.js';
+import { signalName, signalNumber } from './signals.js';
 
 /**
  * A unix stream socket that we bound and that is listening. It is bound from inside its pinned
@@ -223,17 +223,8 @@ function call<T>(fn: (a: Addon) => T): T {
   }
 }
 
-const signalNames = new Map<number, NodeJS.Signals>(
-  Object.entries(osConstants.signals).map(([name, num]) => [num, name as NodeJS.Signals]),
-);
-
-/** The number of a signal given by name or number. */
-export function signalNumber(signal: NodeJS.Signals | number): number {
-  if (typeof signal === 'number') return signal;
-  const n = osConstants.signals[signal];
-  if (n === undefined) throw new TypeError(`unknown signal ${String(signal)}`);
-  return n;
-}
+/** The number of a signal given by name or number; anything else is an InvalidOptionError (option `signal`). */
+export { signalNumber } from './signals.js';
 
 /**
  * Create a unix stream socket listening at `path` (blocking, close-on-exec).
@@ -314,7 +305,7 @@ class ChildHandle implements Child {
 function exitOf(code: number, signo: number, coreDumped: boolean): ChildExit {
   return {
     code: signo || code < 0 ? null : code,
-    signal: signo ? (signalNames.get(signo) ?? (`SIG${signo}` as NodeJS.Signals)) : null,
+    signal: signo ? signalName(signo) : null,
     coreDumped,
   };
 }

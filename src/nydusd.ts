@@ -7,16 +7,14 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { Daemon, describeExit, type Run } from './daemon.js';
 import { DaemonProcess, sleep, type StopOptions } from './daemon-process.js';
-import {
-  DaemonStartError,
-  InvalidOptionError,
-  SystemError,
-  VirtiofsDaemonError,
-} from './errors.js';
+import { raceDeadline, TIMED_OUT } from './deadline.js';
+import { DaemonStartError, InvalidOptionError, SystemError, VirtiofsDaemonError } from './errors.js';
+import { requireLogger } from './logger.js';
 import { removeStaleSocket } from './native.js';
 import { NydusClient } from './nydus-client.js';
+import { readOptions, requireBoolean, requireEnv, requireOneOf, requireOptionsObject, requireTimeout } from './options.js';
 import type { DaemonExit, MountOption } from './types.js';
-import { checkDirectory, checkSocketPath, requireArgs, requireString, resolveBinary } from './validate.js';
+import { checkDirectory, checkSocketPath, requireArgs, requireSocketPath, requireString, resolveBinary } from './validate.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
 import { buildNydusdArgs, detectNydusdVersion, nydusdCliFor, requireNydusdVersion, type NydusdLogLevel } from './nydusd-args.js';
 
@@ -40,8 +38,16 @@ export const SHARED_MOUNTPOINT = '/containers';
  */
 const RAFS_MOUNTPOINT = /^\/rafs\/(?!\.+\/)[\w.-]+\/lowerdir$/;
 
+/**
+ * What a {@link Nydusd} runs with. Every option is read once, by the constructor, and checked
+ * there; a wrong one makes start() reject with an {@link InvalidOptionError} naming it, before
+ * anything is created. Timeouts are whole milliseconds from 1 to 2**31-1.
+ */
 export interface NydusdOptions {
-  /** The nydusd binary. Default: $NYDUSD, then {@link WELL_KNOWN_NYDUSD_PATHS}. */
+  /**
+   * The nydusd binary.
+   * @default $NYDUSD, then the first executable of {@link WELL_KNOWN_NYDUSD_PATHS}
+   */
   path?: string;
   /** The vhost-user socket; nydusd binds it itself (at most 107 bytes). */
   sockPath: string;
@@ -68,42 +74,144 @@ export interface NydusdOptions {
   threads?: never;
   /** nydusd's version (e.g. `2.2.3`), which decides its command line. @default asked from the binary (`--version`, once per binary) */
   version?: string;
-  /** Where nydusd's output lines and our records go. Children carry `{ subsystem: 'nydusd' }`. */
+  /**
+   * Where nydusd's output lines and our records go (a pino logger). Children carry
+   * `{ subsystem: 'nydusd' }`. A logger that throws loses the record, never the daemon.
+   * @default a pino logger on stderr, created only when needed
+   */
   logger?: Logger;
-  /** Overall deadline for the API to answer `RUNNING` and the share to be mounted. Default 10000 ms. */
+  /**
+   * Overall deadline for the API to answer `RUNNING` and the share to be mounted, in ms.
+   * @default 10000
+   */
   startTimeoutMs?: number;
-  /** Timeout of each readiness probe (`GET /api/v1/daemon`). Default 1000 ms. */
+  /**
+   * Timeout of each readiness probe (`GET /api/v1/daemon`), in ms.
+   * @default 1000
+   */
   probeTimeoutMs?: number;
-  /** Timeout of each mount/umount request. Default 30000 ms (Kata's). */
+  /**
+   * Timeout of each mount/umount request, in ms.
+   * @default 30000 (Kata's)
+   */
   apiTimeoutMs?: number;
-  /** stop() sends SIGTERM, then SIGKILL after this long. Default 5000 ms. */
+  /**
+   * stop() sends SIGTERM, then SIGKILL after this long, in ms.
+   * @default 5000
+   */
   stopTimeoutMs?: number;
-  /** The daemon's environment. Default: ours. */
+  /**
+   * The daemon's environment: `NAME: value` strings (undefined values are left out).
+   * @default ours (the C library's `environ`)
+   */
   env?: NodeJS.ProcessEnv;
 }
 
-export class Nydusd extends Daemon {
+/** {@link NydusdOptions} read once, checked, with every default applied. */
+export interface ResolvedNydusdOptions {
+  /** undefined: $NYDUSD or a well-known path, looked up at each start. */
+  path: string | undefined;
+  sockPath: string;
+  apiSockPath: string;
+  sourcePath: string;
+  extraArgs: string[];
+  extraArgsPolicy: ExtraArgsPolicy;
+  debug: boolean;
+  /** As given; buildNydusdArgs checks it (its default depends on debug). */
+  logLevel: NydusdLogLevel | undefined;
+  /** As given: buildNydusdArgs refuses any value, naming why. */
+  threads: unknown;
+  /** As given; checked at start, before the spawn. */
+  version: string | undefined;
+  logger: Logger | undefined;
+  startTimeoutMs: number;
+  probeTimeoutMs: number;
+  apiTimeoutMs: number;
+  stopTimeoutMs: number;
+  env: Record<string, string> | undefined;
+}
+
+const NYDUSD_OPTION_KEYS = [
+  'path',
+  'sockPath',
+  'apiSockPath',
+  'sourcePath',
+  'extraArgs',
+  'debug',
+  'logger',
+  'startTimeoutMs',
+  'probeTimeoutMs',
+  'apiTimeoutMs',
+  'stopTimeoutMs',
+  'env',
+  'extraArgsPolicy',
+  'logLevel',
+  'threads',
+  'version',
+] as const;
+const POLICIES: readonly ExtraArgsPolicy[] = ['verbatim', 'known', 'safe'];
+
+/**
+ * Read every option of `options` once, check its type and range, and apply the defaults of
+ * {@link NydusdOptions} (this is the one place they are applied). Synchronous: what needs the
+ * file system is checked by start(). Throws an {@link InvalidOptionError} naming the first
+ * option at fault.
+ */
+export function resolveNydusdOptions(options: object): ResolvedNydusdOptions {
+  const o = readOptions(options, NYDUSD_OPTION_KEYS);
+  const resolved: ResolvedNydusdOptions = {
+    logger: requireLogger('logger', o.logger),
+    path: o.path === undefined ? undefined : requireString('path', o.path),
+    sockPath: requireSocketPath('sockPath', o.sockPath),
+    apiSockPath: requireSocketPath('apiSockPath', o.apiSockPath),
+    sourcePath: requireString('sourcePath', o.sourcePath),
+    extraArgs: requireArgs('extraArgs', o.extraArgs),
+    extraArgsPolicy: requireOneOf('extraArgsPolicy', o.extraArgsPolicy, POLICIES, 'verbatim', 'an extra-arguments policy'),
+    logLevel: o.logLevel as NydusdLogLevel | undefined,
+    threads: o.threads,
+    version: o.version as string | undefined,
+    debug: requireBoolean('debug', o.debug, false),
+    startTimeoutMs: requireTimeout('startTimeoutMs', o.startTimeoutMs, 10000),
+    probeTimeoutMs: requireTimeout('probeTimeoutMs', o.probeTimeoutMs, 1000),
+    apiTimeoutMs: requireTimeout('apiTimeoutMs', o.apiTimeoutMs, 30000),
+    stopTimeoutMs: requireTimeout('stopTimeoutMs', o.stopTimeoutMs, 5000),
+    env: requireEnv('env', o.env),
+  };
+  if (path.resolve(resolved.sockPath) === path.resolve(resolved.apiSockPath)) {
+    throw new InvalidOptionError('apiSockPath', `names the same file as sockPath ('${resolved.sockPath}'); give the API its own socket`);
+  }
+  return resolved;
+}
+
+export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   private client: NydusClient | undefined;
 
-  constructor(private readonly options: NydusdOptions) {
-    super('nydusd', options.logger);
+  /**
+   * Reads and checks `options` once ({@link resolveNydusdOptions}). Throws only when `options`
+   * is not an object; a wrong option makes start() reject instead.
+   */
+  constructor(options: NydusdOptions) {
+    super('nydusd', options, resolveNydusdOptions);
   }
 
   protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
     const o = this.options;
-    const sockPath = requireString('sockPath', o.sockPath);
-    const apiSockPath = requireString('apiSockPath', o.apiSockPath);
-    const sourcePath = requireString('sourcePath', o.sourcePath);
-    const extraArgs = requireArgs('extraArgs', o.extraArgs);
-    if (path.resolve(sockPath) === path.resolve(apiSockPath)) {
-      throw new InvalidOptionError('apiSockPath', `names the same file as sockPath ('${sockPath}'); give the API its own socket`);
-    }
+    const { sockPath, apiSockPath, sourcePath } = o;
     const binary = await resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
     await checkDirectory('sourcePath', sourcePath);
     await checkSocketPath('sockPath', sockPath);
     await checkSocketPath('apiSockPath', apiSockPath);
     const version = o.version === undefined ? await detectNydusdVersion(binary) : requireNydusdVersion(o.version);
-    const args = buildNydusdArgs({ ...o, sockPath, apiSockPath, extraArgs, cli: nydusdCliFor(version) });
+    const args = buildNydusdArgs({
+      sockPath,
+      apiSockPath,
+      debug: o.debug,
+      logLevel: o.logLevel,
+      extraArgs: o.extraArgs,
+      extraArgsPolicy: o.extraArgsPolicy,
+      cli: nydusdCliFor(version),
+      ...(o.threads === undefined ? {} : { threads: o.threads as never }),
+    });
     // Stale sockets from a crashed run go; a live one, or anything that is not a socket, stays.
     for (const [option, p] of [['sockPath', sockPath], ['apiSockPath', apiSockPath]] as const) {
       try {
@@ -121,33 +229,32 @@ export class Nydusd extends Daemon {
       captureStdout: true,
       logger: this.log,
     });
-    this.log.info({ daemonPid: proc.pid, version: version.text, argv: proc.argv }, 'nydusd started');
-    const client = new NydusClient(apiSockPath, { timeoutMs: o.apiTimeoutMs ?? 30000 });
+    const client = new NydusClient(apiSockPath, { timeoutMs: o.apiTimeoutMs });
+    // Ours from here on, before anything else can fail: a failure below stops it.
     this.client = client;
     this.adopt(proc, run, onQuit);
+    this.log.info({ daemonPid: proc.pid, version: version.text, argv: proc.argv }, 'nydusd started');
 
-    const timeoutMs = o.startTimeoutMs ?? 10000;
+    const timeoutMs = o.startTimeoutMs;
     const deadline = Date.now() + timeoutMs;
-    let timer: NodeJS.Timeout | undefined;
     try {
       await this.waitRunning(proc, apiSockPath, deadline, timeoutMs);
-      await Promise.race([
-        client.mount(SHARED_MOUNTPOINT, { fs_type: 'passthrough_fs', source: sourcePath, config: '' }),
-        proc.ended.then(() => {
-          throw this.exitedError(proc, 'while the shared directory was being mounted');
-        }),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => {
-            reject(
-              new DaemonStartError(
-                'ERR_DAEMON_START_TIMEOUT',
-                `nydusd did not mount '${sourcePath}' at ${SHARED_MOUNTPOINT} within the ${timeoutMs} ms start deadline; it was stopped`,
-                { lastLines: proc.lastLines(), argv: proc.argv },
-              ),
-            );
-          }, Math.max(0, deadline - Date.now()));
-        }),
-      ]);
+      const mounted = await raceDeadline(
+        Promise.race([
+          client.mount(SHARED_MOUNTPOINT, { fs_type: 'passthrough_fs', source: sourcePath, config: '' }),
+          proc.ended.then(() => {
+            throw this.exitedError(proc, 'while the shared directory was being mounted');
+          }),
+        ]),
+        deadline - Date.now(),
+      );
+      if (mounted === TIMED_OUT) {
+        throw new DaemonStartError(
+          'ERR_DAEMON_START_TIMEOUT',
+          `nydusd did not mount '${sourcePath}' at ${SHARED_MOUNTPOINT} within the ${timeoutMs} ms start deadline; it was stopped`,
+          { lastLines: proc.lastLines(), argv: proc.argv },
+        );
+      }
     } catch (err) {
       // Kata's Go runtime leaves nydusd running here; we take it down with its sockets.
       if (!proc.exitStatus) await this.stop().catch(() => {});
@@ -158,8 +265,6 @@ export class Nydusd extends Daemon {
         { lastLines: proc.lastLines(), argv: proc.argv },
         { cause: err },
       );
-    } finally {
-      clearTimeout(timer);
     }
     run.started = true;
     return proc.pid;
@@ -167,7 +272,7 @@ export class Nydusd extends Daemon {
 
   /** Poll `GET /api/v1/daemon` until `RUNNING`, each probe bounded, the whole bounded, the exit fatal. */
   private async waitRunning(proc: DaemonProcess, apiSockPath: string, deadline: number, timeoutMs: number): Promise<void> {
-    const probeTimeoutMs = this.options.probeTimeoutMs ?? 1000;
+    const probeTimeoutMs = this.options.probeTimeoutMs;
     let last = 'no answer yet';
     // A probe started before the deadline may run past it by up to probeTimeoutMs.
     for (let delay = 10; Date.now() < deadline; delay = Math.min(delay * 2, 200)) {
@@ -215,7 +320,7 @@ export class Nydusd extends Daemon {
   }
 
   protected stopOptions(): StopOptions {
-    return { signal: 'SIGTERM', timeoutMs: this.options.stopTimeoutMs ?? 5000 };
+    return { signal: 'SIGTERM', timeoutMs: this.options.stopTimeoutMs };
   }
 
   protected spanAttributes(): Record<string, string> {
@@ -224,11 +329,13 @@ export class Nydusd extends Daemon {
 
   /** Mount a container's RAFS image layer at `/rafs/<id>/lowerdir`. */
   async mount(opt: MountOption): Promise<void> {
-    const mountpoint = this.checkMountpoint(opt?.mountpoint);
-    const source = requireString('source', opt.source);
-    if (typeof opt.config !== 'string') throw new InvalidOptionError('config', 'must be the RAFS configuration as JSON text');
-    const prefetch = opt.prefetchFiles === undefined ? {} : { prefetch_files: opt.prefetchFiles };
-    await this.api().mount(mountpoint, { fs_type: 'rafs', source, config: opt.config, ...prefetch });
+    // Read once: what is checked is what is sent.
+    const o = readOptions(requireOptionsObject('mount', opt, 'opt'), ['mountpoint', 'source', 'config', 'prefetchFiles']);
+    const mountpoint = this.checkMountpoint(o.mountpoint);
+    const source = requireString('source', o.source);
+    if (typeof o.config !== 'string') throw new InvalidOptionError('config', 'must be the RAFS configuration as JSON text');
+    const prefetch = o.prefetchFiles === undefined ? {} : { prefetch_files: o.prefetchFiles as string[] };
+    await this.api().mount(mountpoint, { fs_type: 'rafs', source, config: o.config, ...prefetch });
   }
 
   /** Unmount the RAFS image layer at `/rafs/<id>/lowerdir`. */

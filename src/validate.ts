@@ -4,6 +4,7 @@
  */
 import { constants, promises as fs } from 'node:fs';
 import path from 'node:path';
+import { describeError, describeValue } from './describe.js';
 import { InvalidOptionError } from './errors.js';
 
 /** A unix socket path holds at most 107 bytes (sun_path is 108 with the NUL). */
@@ -12,7 +13,7 @@ export const MAX_SOCKET_PATH_BYTES = 107;
 /** A non-empty string without NUL bytes (C strings end at the first NUL). */
 export function requireString(option: string, value: unknown): string {
   if (typeof value !== 'string' || value === '') {
-    throw new InvalidOptionError(option, `must be a non-empty string, got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(option, `must be a non-empty string, got ${describeValue(value)}`);
   }
   rejectNul(option, value);
   return value;
@@ -20,19 +21,46 @@ export function requireString(option: string, value: unknown): string {
 
 export function rejectNul(option: string, value: string): void {
   if (value.includes('\0')) {
-    throw new InvalidOptionError(option, `contains a NUL byte (${JSON.stringify(value)}); remove it`);
+    throw new InvalidOptionError(option, `contains a NUL byte (${describeValue(value)}); remove it`);
   }
 }
 
-/** Each entry a string without NUL bytes. */
+/** More entries than any program can receive (the kernel's ARG_MAX is a few MiB): a bound on the copy, too. */
+const MAX_ARGS = 1 << 16;
+
+/**
+ * A copy of an array of strings without NUL bytes; `undefined` gives `[]`. The array is read
+ * once, `length` first and each index once, so that a getter, a Proxy or an array that changes
+ * while it is read cannot make the copy differ from what was checked. Holes are refused.
+ */
 export function requireArgs(option: string, value: unknown): string[] {
   if (value === undefined) return [];
-  if (!Array.isArray(value)) throw new InvalidOptionError(option, 'must be an array of strings');
-  value.forEach((arg, i) => {
-    if (typeof arg !== 'string') throw new InvalidOptionError(`${option}[${i}]`, `must be a string, got ${typeof arg}`);
+  let length: unknown;
+  try {
+    if (!Array.isArray(value)) throw new InvalidOptionError(option, `must be an array of strings, got ${describeValue(value)}`);
+    length = value.length;
+  } catch (err) {
+    if (err instanceof InvalidOptionError) throw err;
+    throw new InvalidOptionError(option, `cannot be read (${describeError(err)}); pass a plain array of strings`, { cause: err });
+  }
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length > MAX_ARGS) {
+    throw new InvalidOptionError(option, `has ${describeValue(length)} entries; pass at most ${MAX_ARGS} strings`);
+  }
+  const copy: string[] = [];
+  for (let i = 0; i < length; i++) {
+    let arg: unknown;
+    try {
+      arg = (value as unknown[])[i];
+    } catch (err) {
+      throw new InvalidOptionError(`${option}[${i}]`, `reading it threw (${describeError(err)}); pass a plain array of strings`, {
+        cause: err,
+      });
+    }
+    if (typeof arg !== 'string') throw new InvalidOptionError(`${option}[${i}]`, `must be a string, got ${describeValue(arg)}`);
     rejectNul(`${option}[${i}]`, arg);
-  });
-  return value as string[];
+    copy.push(arg);
+  }
+  return copy;
 }
 
 /** An existing regular file that we may execute. */
@@ -56,8 +84,12 @@ export async function checkDirectory(option: string, dir: string): Promise<void>
   if (!st.isDirectory()) throw new InvalidOptionError(option, `'${dir}' is ${kind(st)}, not a directory`);
 }
 
-/** A socket path that fits sun_path, in a directory that exists. */
-export async function checkSocketPath(option: string, socketPath: string): Promise<void> {
+/**
+ * A socket path that fits sun_path: a non-empty string without NUL of at most
+ * {@link MAX_SOCKET_PATH_BYTES} bytes. Synchronous; {@link checkSocketPath} adds the directory.
+ */
+export function requireSocketPath(option: string, value: unknown): string {
+  const socketPath = requireString(option, value);
   const bytes = Buffer.byteLength(socketPath);
   if (bytes > MAX_SOCKET_PATH_BYTES) {
     throw new InvalidOptionError(
@@ -65,6 +97,12 @@ export async function checkSocketPath(option: string, socketPath: string): Promi
       `'${socketPath}' is ${bytes} bytes; a unix socket path holds at most ${MAX_SOCKET_PATH_BYTES}. Use a shorter path`,
     );
   }
+  return socketPath;
+}
+
+/** A socket path that fits sun_path, in a directory that exists. */
+export async function checkSocketPath(option: string, socketPath: string): Promise<void> {
+  requireSocketPath(option, socketPath);
   const dir = path.dirname(socketPath);
   const st = await fs.stat(dir).catch((err: NodeJS.ErrnoException) => {
     throw new InvalidOptionError(option, `directory '${dir}' ${describeStatError(err)}; create it first`, { cause: err });

@@ -7,20 +7,28 @@ import { existsSync, promises as fs } from 'node:fs';
 import type { Logger } from 'pino';
 import { Daemon, describeExit, type Run } from './daemon.js';
 import { DaemonProcess, captureOutput, type StopOptions } from './daemon-process.js';
+import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
+import { requireLogger } from './logger.js';
 import { chownToParent, closeFd, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
+import { readOptions, requireBoolean, requireEnv, requireOneOf, requireTimeout } from './options.js';
+import { requireSignalName } from './signals.js';
 import type { DaemonExit, MountOption } from './types.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
-import { buildVirtiofsdArgs, logsAboveInfo, normalizeCacheMode, type CacheMode, type Dialect, type VirtiofsdTypedOptions } from './virtiofsd-args.js';
 import {
-  checkDirectory,
-    checkSocketPath,
-  requireArgs,
-  requireString,
-  resolveBinary,
-} from './validate.js';
+  VIRTIOFSD_OPTIONS,
+  buildVirtiofsdArgs,
+  logsAboveInfo,
+  normalizeCacheMode,
+  type CacheMode,
+  type Dialect,
+  type VirtiofsdTypedOptions,
+} from './virtiofsd-args.js';
+import { checkDirectory, checkSocketPath, requireArgs, requireSocketPath, requireString, resolveBinary } from './validate.js';
 
 export { buildVirtiofsdArgs, type CacheMode, type Dialect, type VirtiofsdArgsInput } from './virtiofsd-args.js';
+
+const DIALECTS: readonly ('auto' | Dialect)[] = ['auto', 'rust', 'legacy'];
 
 /** Where distributions and Kata install virtiofsd, tried in this order. */
 export const WELL_KNOWN_VIRTIOFSD_PATHS = [
@@ -34,8 +42,17 @@ export const WELL_KNOWN_VIRTIOFSD_PATHS = [
 /** What both dialects print on stderr once they wait for the VMM. */
 export const READY_MARKER = 'Waiting for vhost-user socket connection';
 
+/**
+ * What a {@link Virtiofsd} runs with. Every option is read once, by the constructor, and
+ * checked there; a wrong one makes start() reject with an {@link InvalidOptionError} naming it,
+ * before anything is created. Timeouts are whole milliseconds from 1 to 2**31-1. The typed
+ * daemon options ({@link VirtiofsdTypedOptions}) are checked against the dialect at each start.
+ */
 export interface VirtiofsdOptions extends VirtiofsdTypedOptions {
-  /** The virtiofsd binary. Default: $VIRTIOFSD, then {@link WELL_KNOWN_VIRTIOFSD_PATHS}. */
+  /**
+   * The virtiofsd binary.
+   * @default $VIRTIOFSD, then the first executable of {@link WELL_KNOWN_VIRTIOFSD_PATHS}
+   */
   path?: string;
   /** Where the VMM will connect. We create the socket here (at most 107 bytes). */
   socketPath: string;
@@ -55,22 +72,117 @@ export interface VirtiofsdOptions extends VirtiofsdTypedOptions {
    * @default 'verbatim'
    */
   extraArgsPolicy?: ExtraArgsPolicy;
-  /** Which command line to speak. Default `auto`: asks the binary (`--version`, once per binary). */
+  /**
+   * Which command line to speak; `auto` asks the binary (`--version`, once per binary).
+   * @default 'auto'
+   */
   dialect?: 'auto' | Dialect;
-  /** Log to syslog (`--syslog`) instead of stderr. Needs /dev/log. Default false. */
+  /**
+   * Log to syslog (`--syslog`) instead of stderr. Needs /dev/log.
+   * @default false
+   */
   syslog?: boolean;
-  /** Debug logging in the daemon. Default false. */
+  /**
+   * Debug logging in the daemon.
+   * @default false
+   */
   debug?: boolean;
-  /** Where the daemon's stderr lines and our own records go. Children carry `{ subsystem: 'virtiofsd' }`. */
+  /**
+   * Where the daemon's stderr lines and our own records go (a pino logger). Children carry
+   * `{ subsystem: 'virtiofsd' }`. A logger that throws loses the record, never the daemon.
+   * @default a pino logger on stderr, created only when needed
+   */
   logger?: Logger;
-  /** How long start() waits for the daemon to be ready. Default 10000 ms. */
+  /**
+   * How long start() waits for the daemon to be ready, in ms.
+   * @default 10000
+   */
   startTimeoutMs?: number;
-  /** The first signal stop() sends to the daemon's process group. Default `SIGKILL`, as Kata. */
+  /**
+   * The first signal stop() sends to the daemon's process group: a name Node knows (`'SIGTERM'`).
+   * @default 'SIGKILL' (as Kata)
+   */
   stopSignal?: NodeJS.Signals;
-  /** With a `stopSignal` other than SIGKILL: how long before SIGKILL follows. Default 5000 ms. */
+  /**
+   * With a `stopSignal` other than SIGKILL: how long before SIGKILL follows, in ms.
+   * @default 5000
+   */
   stopTimeoutMs?: number;
-  /** The daemon's environment. Default: ours. */
+  /**
+   * The daemon's environment: `NAME: value` strings (undefined values are left out).
+   * @default ours (the C library's `environ`)
+   */
   env?: NodeJS.ProcessEnv;
+}
+
+const POLICIES: readonly ExtraArgsPolicy[] = ['verbatim', 'known', 'safe'];
+
+/** {@link VirtiofsdOptions} read once, checked, with every default applied. */
+export interface ResolvedVirtiofsdOptions {
+  /** undefined: $VIRTIOFSD or a well-known path, looked up at each start (they may appear later). */
+  path: string | undefined;
+  socketPath: string;
+  sourcePath: string;
+  cache: CacheMode;
+  extraArgs: string[];
+  extraArgsPolicy: ExtraArgsPolicy;
+  dialect: 'auto' | Dialect;
+  syslog: boolean;
+  debug: boolean;
+  logger: Logger | undefined;
+  startTimeoutMs: number;
+  stopSignal: NodeJS.Signals;
+  stopTimeoutMs: number;
+  env: Record<string, string> | undefined;
+  /** The typed daemon options as given (read once); buildVirtiofsdArgs checks them against the dialect. */
+  typed: VirtiofsdTypedOptions;
+}
+
+const VIRTIOFSD_OPTION_KEYS = [
+  'path',
+  'socketPath',
+  'sourcePath',
+  'cache',
+  'extraArgs',
+  'dialect',
+  'syslog',
+  'debug',
+  'logger',
+  'startTimeoutMs',
+  'stopSignal',
+  'stopTimeoutMs',
+  'env',
+  'extraArgsPolicy',
+] as const;
+const TYPED_OPTION_KEYS = Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[];
+
+/**
+ * Read every option of `options` once, check its type and range, and apply the defaults of
+ * {@link VirtiofsdOptions} (this is the one place they are applied). Synchronous: what needs
+ * the file system (the binary, the directories) is checked by start(). Throws an
+ * {@link InvalidOptionError} naming the first option at fault.
+ */
+export function resolveVirtiofsdOptions(options: object): ResolvedVirtiofsdOptions {
+  const o = readOptions(options, VIRTIOFSD_OPTION_KEYS);
+  const typed = readOptions(options, TYPED_OPTION_KEYS);
+  for (const key of TYPED_OPTION_KEYS) if (typed[key] === undefined) delete typed[key];
+  return {
+    logger: requireLogger('logger', o.logger),
+    path: o.path === undefined ? undefined : requireString('path', o.path),
+    socketPath: requireSocketPath('socketPath', o.socketPath),
+    sourcePath: requireString('sourcePath', o.sourcePath),
+    cache: normalizeCacheMode(o.cache),
+    extraArgs: requireArgs('extraArgs', o.extraArgs),
+    extraArgsPolicy: requireOneOf('extraArgsPolicy', o.extraArgsPolicy, POLICIES, 'verbatim', 'an extra-arguments policy'),
+    dialect: requireOneOf('dialect', o.dialect, DIALECTS, 'auto', 'a dialect'),
+    syslog: requireBoolean('syslog', o.syslog, false),
+    debug: requireBoolean('debug', o.debug, false),
+    startTimeoutMs: requireTimeout('startTimeoutMs', o.startTimeoutMs, 10000),
+    stopSignal: o.stopSignal === undefined ? 'SIGKILL' : requireSignalName('stopSignal', o.stopSignal),
+    stopTimeoutMs: requireTimeout('stopTimeoutMs', o.stopTimeoutMs, 5000),
+    env: requireEnv('env', o.env),
+    typed: typed as VirtiofsdTypedOptions,
+  };
 }
 
 const dialectCache = new Map<string, Dialect>();
@@ -100,26 +212,24 @@ export async function detectDialect(binary: string): Promise<Dialect> {
   return dialect;
 }
 
-export class Virtiofsd extends Daemon {
+export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   private socket: ListeningSocket | undefined;
 
-  constructor(private readonly options: VirtiofsdOptions) {
-    super('virtiofsd', options.logger);
+  /**
+   * Reads and checks `options` once ({@link resolveVirtiofsdOptions}). Throws only when
+   * `options` is not an object; a wrong option makes start() reject instead.
+   */
+  constructor(options: VirtiofsdOptions) {
+    super('virtiofsd', options, resolveVirtiofsdOptions);
   }
 
-  /** Validation, then socket, then process; whatever fails undoes what came before. */
+  /** What the file system decides (binary, directories, dialect), then socket, then process; whatever fails undoes what came before. */
   protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
     const o = this.options;
-    const socketPath = requireString('socketPath', o.socketPath);
-    const sourcePath = requireString('sourcePath', o.sourcePath);
-    const extraArgs = requireArgs('extraArgs', o.extraArgs);
-    normalizeCacheMode(o.cache);
-    if (o.dialect !== undefined && !['auto', 'rust', 'legacy'].includes(o.dialect)) {
-      throw new InvalidOptionError('dialect', `'${String(o.dialect)}' is not a dialect; use auto, rust or legacy`);
-    }
+    const { socketPath, sourcePath, extraArgs } = o;
     // Without a stderr there is no ready marker to wait for, whichever way syslog was asked for.
     // (Under extraArgsPolicy 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
-    const syslog = o.syslog === true || (extraArgs.includes('--syslog') && o.extraArgsPolicy !== 'safe');
+    const syslog = o.syslog || (extraArgs.includes('--syslog') && o.extraArgsPolicy !== 'safe');
     if (syslog && !existsSync('/dev/log')) {
       throw new InvalidOptionError(
         'syslog',
@@ -136,8 +246,17 @@ export class Virtiofsd extends Daemon {
     );
     await checkDirectory('sourcePath', sourcePath);
     await checkSocketPath('socketPath', socketPath);
-    const dialect = !o.dialect || o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
-    const args = buildVirtiofsdArgs({ ...o, dialect, sourcePath, syslog: o.syslog === true, debug: o.debug === true, extraArgs });
+    const dialect = o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
+    const args = buildVirtiofsdArgs({
+      ...o.typed,
+      dialect,
+      sourcePath,
+      cache: o.cache,
+      syslog: o.syslog,
+      debug: o.debug,
+      extraArgs,
+      extraArgsPolicy: o.extraArgsPolicy,
+    });
 
     let socket: ListeningSocket;
     try {
@@ -159,11 +278,13 @@ export class Virtiofsd extends Daemon {
         logger: this.log,
         onLine: (line) => line.includes(READY_MARKER) && ready(),
       });
-      this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
+      // Ours from here on, before anything else can fail: a failure below stops it.
       this.socket = socket;
       this.adopt(proc, run, onQuit);
+      this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
       // Logged to syslog or above info, the daemon never says it waits: the socket is ours, so the VMM can connect now.
-      await this.waitReady(proc, syslog || logsAboveInfo({ logLevel: o.logLevel, extraArgs }) ? Promise.resolve() : marker);
+      const quiet = syslog || logsAboveInfo({ logLevel: o.typed.logLevel, extraArgs });
+      await this.waitReady(proc, quiet ? Promise.resolve() : marker);
     } catch (err) {
       if (!this.proc) unlinkSocket(socket);
       throw err;
@@ -176,16 +297,13 @@ export class Virtiofsd extends Daemon {
   }
 
   private async waitReady(proc: DaemonProcess, marker: Promise<void>): Promise<void> {
-    const timeoutMs = this.options.startTimeoutMs ?? 10000;
-    let timer: NodeJS.Timeout | undefined;
-    const outcome = await Promise.race([
-      marker.then(() => 'ready' as const),
-      proc.ended.then(() => 'exited' as const),
-      new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs))),
-    ]);
-    clearTimeout(timer);
+    const timeoutMs = this.options.startTimeoutMs;
+    const outcome = await raceDeadline(
+      Promise.race([marker.then(() => 'ready' as const), proc.ended.then(() => 'exited' as const)]),
+      timeoutMs,
+    );
     if (outcome === 'ready') return;
-    if (outcome === 'timeout') {
+    if (outcome === TIMED_OUT) {
       await this.stop();
       throw new DaemonStartError(
         'ERR_DAEMON_START_TIMEOUT',
@@ -208,7 +326,7 @@ export class Virtiofsd extends Daemon {
   }
 
   protected stopOptions(): StopOptions {
-    return { signal: this.options.stopSignal ?? 'SIGKILL', timeoutMs: this.options.stopTimeoutMs };
+    return { signal: this.options.stopSignal, timeoutMs: this.options.stopTimeoutMs };
   }
 
   protected spanAttributes(): Record<string, string> {

@@ -4,6 +4,7 @@ const assert = require('node:assert/strict');
 const v8 = require('node:v8');
 const vm = require('node:vm');
 const { LineScanner, parseDaemonLine, DEFAULT_MAX_LINE_BYTES } = require('../dist/lines.js');
+const { InvalidOptionError } = require('../dist/errors.js');
 
 /** Run `chunks` through a fresh scanner; return [{ line, truncated, discardedBytes }]. */
 function scan(chunks, opts = {}) {
@@ -239,7 +240,12 @@ test('custom truncation marker and option validation', () => {
   const r = scan(['abcdef\n'], { maxLineBytes: 2, truncationMarker: (n) => `<+${n}>` });
   assert.deepEqual(r, [{ line: 'ab<+4>', truncated: true, discardedBytes: 4 }]);
   for (const bad of [0, -1, 1.5, NaN, Infinity, '5']) {
-    assert.throws(() => new LineScanner({ maxLineBytes: bad, onLine() {} }), RangeError, String(bad));
+    // The package's error contract (issue 8): an InvalidOptionError naming the option, not a bare RangeError.
+    assert.throws(
+      () => new LineScanner({ maxLineBytes: bad, onLine() {} }),
+      (e) => e instanceof InvalidOptionError && e.code === 'ERR_INVALID_OPTION' && e.option === 'maxLineBytes',
+      String(bad),
+    );
   }
 });
 
