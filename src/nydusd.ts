@@ -229,6 +229,8 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
       captureStdout: true,
       logger: this.log,
     });
+    // Taken now: DaemonProcess.pid reads 0 once the exit is seen (see Virtiofsd.launch).
+    const pid = proc.pid;
     const client = new NydusClient(apiSockPath, { timeoutMs: o.apiTimeoutMs });
     // Ours from here on, before anything else can fail: a failure below stops it.
     this.client = client;
@@ -267,7 +269,7 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
       );
     }
     run.started = true;
-    return proc.pid;
+    return pid;
   }
 
   /** Poll `GET /api/v1/daemon` until `RUNNING`, each probe bounded, the whole bounded, the exit fatal. */

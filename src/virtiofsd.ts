@@ -264,12 +264,12 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     } catch (err) {
       throw SystemError.forOption('socketPath', err);
     }
-    let proc: DaemonProcess;
+    let pid: number;
     try {
       const owner = chownToParent(socket);
       let ready!: () => void;
       const marker = new Promise<void>((resolve) => (ready = resolve));
-      proc = new DaemonProcess({
+      const proc = new DaemonProcess({
         name: 'virtiofsd',
         file: binary,
         args,
@@ -278,6 +278,9 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
         logger: this.log,
         onLine: (line) => line.includes(READY_MARKER) && ready(),
       });
+      // Taken now: DaemonProcess.pid reads 0 once the exit is seen, and a daemon may die right after
+      // its ready line (then start() still resolves to its pid, and onQuit reports the end).
+      pid = proc.pid;
       // Ours from here on, before anything else can fail: a failure below stops it.
       this.socket = socket;
       this.adopt(proc, run, onQuit);
@@ -293,7 +296,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       closeFd(socket.fd);
     }
     run.started = true;
-    return proc.pid;
+    return pid;
   }
 
   private async waitReady(proc: DaemonProcess, marker: Promise<void>): Promise<void> {
