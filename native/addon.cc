@@ -22,6 +22,7 @@ extern char** environ;
 
 #include "child.h"
 #include "errors.h"
+#include "lifetime.h"
 #include "spawn.h"
 #include "unix_socket.h"
 
@@ -30,6 +31,7 @@ namespace vfd {
 Addon::Addon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop_);
   child_constructor_ = Napi::Persistent(Child::Define(env));
+  adoptee_constructor_ = Napi::Persistent(Adoptee::Define(env));
   pidfd_error_ = ProbePidfdSupport(&pidfd_missing_);
   spawn_stack_ = AllocateSpawnStack();
   napi_add_async_cleanup_hook(env, Teardown, this, &cleanup_handle_);
@@ -43,18 +45,28 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::Spawn>("spawn"),
                            InstanceMethod<&Addon::AbandonAll>("abandonAll"),
                        });
+  ExportLifetime(env, exports);
+}
+
+Napi::Object Addon::NewAdoptee() {
+  constructing_child_ = true;
+  Napi::Object obj = adoptee_constructor_.New({});
+  constructing_child_ = false;
+  return obj;
 }
 
 Addon::~Addon() {
   if (spawn_stack_) FreeSpawnStack(spawn_stack_);
   // Teardown has abandoned every child already; this only guards against dangling pointers.
   for (Child* child : live_) child->ForgetAddon();
+  for (Adoptee* adoptee : adoptees_) adoptee->ForgetAddon();
 }
 
 // abandonAll(): the teardown policy, applied now. Bound to process 'exit', because
 // process.exit() ends the process without running environment cleanup hooks.
 Napi::Value Addon::AbandonAll(const Napi::CallbackInfo& info) {
   for (Child* child : std::unordered_set<Child*>(live_)) child->Abandon();
+  for (Adoptee* adoptee : std::unordered_set<Adoptee*>(adoptees_)) adoptee->Detach();
   return info.Env().Undefined();
 }
 
@@ -64,6 +76,7 @@ void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
   self->tearing_down_ = true;
   // Abandon() unregisters, so walk a copy.
   for (Child* child : std::unordered_set<Child*>(self->live_)) child->Abandon();
+  for (Adoptee* adoptee : std::unordered_set<Adoptee*>(self->adoptees_)) adoptee->Detach();
   self->pending_closes_++;
   self->HandleClosed();
 }
@@ -313,7 +326,8 @@ static bool ChildStatusesKept() {
   return sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_NOCLDWAIT);
 }
 
-// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit) → Child
+// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit, lifetime) → Child
+// lifetime: { deathSignal: number (0: none), detach: boolean } or undefined (neither).
 Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (pidfd_error_ < 0) {
@@ -355,6 +369,17 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "argv must hold at least argv[0]").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  int death_signal = 0;
+  bool detach = false;
+  if (info[7].IsObject()) {
+    Napi::Object lifetime = info[7].As<Napi::Object>();
+    death_signal = lifetime.Get("deathSignal").ToNumber().Int32Value();
+    detach = lifetime.Get("detach").ToBoolean().Value();
+    if (death_signal < 0 || death_signal >= NSIG) {
+      Napi::RangeError::New(env, "lifetime.deathSignal is not a signal number").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
 
   std::vector<char*> c_argv = CStrings(argv);
   std::vector<char*> c_env = CStrings(envv);
@@ -366,6 +391,8 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   req.cwd = has_cwd ? cwd.c_str() : nullptr;
   req.fds = fds;
   req.new_process_group = group;
+  req.death_signal = death_signal;
+  req.parent = getpid();
 
   SpawnResult spawned;
   int err = vfd::Spawn(req, &spawned);
@@ -382,7 +409,7 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   Napi::Object obj = child_constructor_.New({});
   constructing_child_ = false;
   Child* child = Child::Unwrap(obj);
-  err = child->Adopt(this, spawned, group, info[6].As<Napi::Function>());
+  err = child->Adopt(this, spawned, group, detach, info[6].As<Napi::Function>());
   if (err < 0) {
     for (int fd : spawned.parent_ends) {
       if (fd >= 0) close(fd);

@@ -11,6 +11,7 @@
 namespace vfd {
 
 class Child;
+class Adoptee;
 
 class Addon : public Napi::Addon<Addon> {
  public:
@@ -23,6 +24,10 @@ class Addon : public Napi::Addon<Addon> {
   // Children register while they are alive; the teardown hook deals with whoever is left.
   void Register(Child* child) { live_.insert(child); }
   void Unregister(Child* child) { live_.erase(child); }
+  // Processes opened by pid (not our children) register too; teardown only lets go of them.
+  void Register(Adoptee* adoptee) { adoptees_.insert(adoptee); }
+  void Unregister(Adoptee* adoptee) { adoptees_.erase(adoptee); }
+  Napi::Object NewAdoptee();
 
   // Every uv_close() we start is counted, so that teardown can wait for its callback.
   void HandleClosing() { pending_closes_++; }
@@ -43,6 +48,8 @@ class Addon : public Napi::Addon<Addon> {
   Napi::FunctionReference child_constructor_;
   bool constructing_child_ = false;
   std::unordered_set<Child*> live_;
+  Napi::FunctionReference adoptee_constructor_;
+  std::unordered_set<Adoptee*> adoptees_;
   int pending_closes_ = 0;
   napi_async_cleanup_hook_handle cleanup_handle_ = nullptr;
   bool tearing_down_ = false;

@@ -62,10 +62,11 @@ Child::~Child() {
   if (pidfd_ >= 0) close(pidfd_);
 }
 
-int Child::Adopt(Addon* addon, const SpawnResult& spawned, bool group, Napi::Function on_exit) {
+int Child::Adopt(Addon* addon, const SpawnResult& spawned, bool group, bool detach, Napi::Function on_exit) {
   pid_ = spawned.pid;
   pidfd_ = spawned.pidfd;
   group_ = group;
+  detach_ = detach;
 
   addon_ = addon;
   poll_ = new uv_poll_t;
@@ -171,7 +172,18 @@ void Child::StopWatching() {
 void Child::Abandon() {
   if (exited_) return;
   StopWatching();
-  KillAndReap();
+  if (!detach_) {
+    KillAndReap();
+    return;
+  }
+  // It outlives us on purpose. Closing the pidfd also drops the adoption lock taken on it, so
+  // that the next manager may adopt the daemon. Until this process exits, the daemon stays
+  // our child: its exit leaves a zombie that only our own exit hands to init.
+  close(pidfd_);
+  pidfd_ = -1;
+  exited_ = true;
+  if (addon_) addon_->Unregister(this);
+  addon_ = nullptr;
 }
 
 void Child::KillAndReap() {

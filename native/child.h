@@ -18,11 +18,13 @@ class Child : public Napi::ObjectWrap<Child> {
   ~Child() override;
 
   // Take over a freshly spawned process and start watching its pidfd. On failure the
-  // process has been killed and reaped, and a negative errno is returned.
-  int Adopt(Addon* addon, const SpawnResult& spawned, bool group, Napi::Function on_exit);
+  // process has been killed and reaped, and a negative errno is returned. `detach`: teardown
+  // lets the child live on (lifetime 'survive') instead of killing it.
+  int Adopt(Addon* addon, const SpawnResult& spawned, bool group, bool detach, Napi::Function on_exit);
 
   // Environment teardown, where no JavaScript may run: SIGKILL the child (its group when it
-  // has one), reap it, stop watching. The exit callback is never called.
+  // has one), reap it, stop watching - or, for a detached child, only stop watching and close
+  // the pidfd. The exit callback is never called.
   void Abandon();
 
   // The addon is being destroyed: drop the pointer to it.
@@ -47,6 +49,7 @@ class Child : public Napi::ObjectWrap<Child> {
   pid_t pid_ = -1;
   int pidfd_ = -1;
   bool group_ = false;
+  bool detach_ = false;
   bool exited_ = false;
   uv_poll_t* poll_ = nullptr;
   Napi::FunctionReference on_exit_;

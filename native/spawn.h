@@ -22,6 +22,11 @@ struct SpawnRequest {
   std::vector<FdSource> fds;       // entry i becomes file descriptor i; every other fd is closed
   bool new_process_group = false;  // pgid = pid
   void* stack = nullptr;           // from AllocateSpawnStack, or nullptr for a fresh one
+  // Non-zero: PR_SET_PDEATHSIG(death_signal) in the child, which then exits at once if
+  // `parent` (our getpid(), taken before clone) is no longer its parent. The signal is tied to
+  // the calling THREAD, not to our process: see ChildMain.
+  int death_signal = 0;
+  pid_t parent = 0;
 };
 
 struct SpawnResult {
