@@ -7,11 +7,15 @@ export {
   WELL_KNOWN_VIRTIOFSD_PATHS,
   type CacheMode,
   type Dialect,
+  type VirtiofsdAdoptOptions,
   type VirtiofsdArgsInput,
   type VirtiofsdOptions,
 } from './virtiofsd.js';
+export { HANDLE_FORMAT, type DaemonHandle, type DaemonKind, type Lifetime, type SocketRecord } from './handle.js';
 export { MockVirtiofsDaemon, MOCK_PID } from './mock.js';
 export {
+  DaemonAdoptedError,
+  DaemonGoneError,
   DaemonRunningError,
   DaemonStartError,
   InvalidOptionError,
@@ -22,7 +26,14 @@ export {
   type ExitStatus,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
-export { Nydusd, buildNydusdArgs, WELL_KNOWN_NYDUSD_PATHS, SHARED_MOUNTPOINT, type NydusdOptions } from './nydusd.js';
+export {
+  Nydusd,
+  buildNydusdArgs,
+  WELL_KNOWN_NYDUSD_PATHS,
+  SHARED_MOUNTPOINT,
+  type NydusdAdoptOptions,
+  type NydusdOptions,
+} from './nydusd.js';
 export {
   NydusClient,
   encodeQueryValue,

@@ -186,6 +186,11 @@ const signalNames = new Map<number, NodeJS.Signals>(
   Object.entries(osConstants.signals).map(([name, num]) => [num, name as NodeJS.Signals]),
 );
 
+/** The name of signal `signo` (`SIG<n>` when it has none). */
+export function signalName(signo: number): NodeJS.Signals {
+  return signalNames.get(signo) ?? (`SIG${signo}` as NodeJS.Signals);
+}
+
 /** The number of a signal given by name or number. */
 export function signalNumber(signal: NodeJS.Signals | number): number {
   if (typeof signal === 'number') return signal;
@@ -273,7 +278,7 @@ class ChildHandle implements Child {
 function exitOf(code: number, signo: number, coreDumped: boolean): ChildExit {
   return {
     code: signo || code < 0 ? null : code,
-    signal: signo ? (signalNames.get(signo) ?? (`SIG${signo}` as NodeJS.Signals)) : null,
+    signal: signo ? signalName(signo) : null,
     coreDumped,
   };
 }

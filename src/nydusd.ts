@@ -13,7 +13,9 @@ import {
   SystemError,
   VirtiofsDaemonError,
 } from './errors.js';
-import { removeStaleSocket } from './native.js';
+import { statSync } from 'node:fs';
+import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
+import { removeStaleSocket, unlinkSocket } from './native.js';
 import { NydusClient } from './nydus-client.js';
 import type { DaemonExit, MountOption } from './types.js';
 import { checkDirectory, checkSocketPath, requireArgs, requireString, resolveBinary } from './validate.js';
@@ -61,6 +63,24 @@ export interface NydusdOptions {
   stopTimeoutMs?: number;
   /** The daemon's environment. Default: ours. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * What ends the daemon besides stop(): `'manager'` (default) or `'survive'`, exactly as for
+   * virtiofsd (see `VirtiofsdOptions.lifetime`): the death signal is tied to the **thread**
+   * that called start(); a surviving nydusd is taken over with {@link Nydusd.adopt}.
+   */
+  lifetime?: Lifetime;
+}
+
+/** What {@link Nydusd.adopt} takes besides the handle. */
+export interface NydusdAdoptOptions {
+  /** Where nydusd's output lines and our records go. */
+  logger?: Logger;
+  /** Called once when the adopted daemon exits (its status unknown on kernels before 6.15). */
+  onQuit?: (exit: DaemonExit) => void;
+  /** Timeout of each mount/umount request. Default 30000 ms. */
+  apiTimeoutMs?: number;
+  /** stop() sends SIGTERM, then SIGKILL after this long. Default 5000 ms. */
+  stopTimeoutMs?: number;
 }
 
 /** nydusd's arguments (after argv[0]). No `--hybrid-mode`: it panicked in nydusd 2.2.0. */
@@ -80,8 +100,47 @@ export function buildNydusdArgs(input: { sockPath: string; apiSockPath: string; 
 export class Nydusd extends Daemon {
   private client: NydusClient | undefined;
 
+  /** The sockets of an adopted nydusd, by identity: cleanup removes them only if they are still those. */
+  private adoptedSockets: SocketRecord[] | undefined;
+
   constructor(private readonly options: NydusdOptions) {
     super('nydusd', options.logger);
+  }
+
+  /**
+   * Take over a running nydusd from its handle, as {@link Virtiofsd.adopt} does for virtiofsd:
+   * verified by pidfd before anything else, `ERR_INVALID_OPTION` / `ERR_DAEMON_GONE` /
+   * `ERR_DAEMON_ADOPTED` otherwise. mount()/umount() go to the API socket named in the handle.
+   */
+  static async adopt(handle: unknown, options: NydusdAdoptOptions = {}): Promise<Nydusd> {
+    const h = parseHandle(handle, 'nydusd');
+    const { sock, api } = h.sockets as { sock: SocketRecord; api: SocketRecord };
+    const daemon = new Nydusd({
+      sockPath: sock.path,
+      apiSockPath: api.path,
+      sourcePath: '',
+      logger: options.logger,
+      apiTimeoutMs: options.apiTimeoutMs,
+      stopTimeoutMs: options.stopTimeoutMs,
+      lifetime: h.lifetime,
+    });
+    daemon.adoptedSockets = [sock, api];
+    daemon.attach(h, options.onQuit);
+    daemon.client = new NydusClient(api.path, { timeoutMs: options.apiTimeoutMs ?? 30000 });
+    return daemon;
+  }
+
+  protected lifetime(): Lifetime {
+    return this.options.lifetime ?? 'manager';
+  }
+
+  /** nydusd binds its sockets itself: their identity is what the files are now. */
+  protected socketRecords(): Record<string, SocketRecord> {
+    const record = (p: string): SocketRecord => {
+      const st = statSync(p, { bigint: true });
+      return { path: path.resolve(p), dev: String(st.dev), ino: String(st.ino) };
+    };
+    return { sock: record(this.options.sockPath), api: record(this.options.apiSockPath) };
   }
 
   protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
@@ -90,6 +149,7 @@ export class Nydusd extends Daemon {
     const apiSockPath = requireString('apiSockPath', o.apiSockPath);
     const sourcePath = requireString('sourcePath', o.sourcePath);
     const extraArgs = requireArgs('extraArgs', o.extraArgs);
+    const lifetime = checkLifetime(o.lifetime);
     if (path.resolve(sockPath) === path.resolve(apiSockPath)) {
       throw new InvalidOptionError('apiSockPath', `names the same file as sockPath ('${sockPath}'); give the API its own socket`);
     }
@@ -114,6 +174,7 @@ export class Nydusd extends Daemon {
       env: o.env,
       captureStdout: true,
       logger: this.log,
+      lifetime,
     });
     this.log.info({ daemonPid: proc.pid, argv: proc.argv }, 'nydusd started');
     const client = new NydusClient(apiSockPath, { timeoutMs: o.apiTimeoutMs ?? 30000 });
@@ -197,7 +258,14 @@ export class Nydusd extends Daemon {
 
   /** Both sockets go (if nobody else listens there now): nydusd never removes its vhost-user one. */
   protected cleanup(): void {
-    for (const p of [this.options.sockPath, this.options.apiSockPath]) {
+    for (const s of this.adoptedSockets ?? []) {
+      try {
+        unlinkSocket({ path: s.path, dev: BigInt(s.dev), ino: BigInt(s.ino) });
+      } catch (err) {
+        this.log.warn({ err, socket: s.path }, 'socket left in place');
+      }
+    }
+    for (const p of this.adoptedSockets ? [] : [this.options.sockPath, this.options.apiSockPath]) {
       try {
         removeStaleSocket(p);
       } catch (err) {

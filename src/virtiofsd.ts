@@ -4,11 +4,13 @@
  * over as fd 3 (`--fd=3`), as Kata does, so the VMM can connect the moment start() resolves.
  */
 import { existsSync, promises as fs } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Daemon, describeExit, type Run } from './daemon.js';
 import { DaemonProcess, captureOutput, type StopOptions } from './daemon-process.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { chownToParent, closeFd, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
+import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
 import type { DaemonExit, MountOption } from './types.js';
 import {
   checkDirectory,
@@ -62,6 +64,31 @@ export interface VirtiofsdOptions {
   stopTimeoutMs?: number;
   /** The daemon's environment. Default: ours. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * What ends the daemon besides stop(). Default `'manager'`.
+   * - `'manager'`: it dies with its manager, even a SIGKILLed one: the kernel sends it SIGKILL
+   *   (`PR_SET_PDEATHSIG`) when the **thread** that started it exits - the JS thread of the
+   *   main environment or of the worker_thread that called start(), the same environment whose
+   *   teardown already kills it - and its sandbox children follow through their own death signal.
+   * - `'survive'`: it outlives its manager (crash, SIGKILL, `process.exit()`, environment
+   *   teardown) and keeps serving; a later manager takes it over with {@link Virtiofsd.adopt}
+   *   from its {@link Virtiofsd.handle}. Its output goes to a 1 MiB pipe that it holds open
+   *   itself: lines logged while no manager reads wait there, lines beyond what the pipe holds
+   *   are dropped, and the daemon never blocks or dies for want of a reader.
+   */
+  lifetime?: Lifetime;
+}
+
+/** What {@link Virtiofsd.adopt} takes besides the handle. */
+export interface VirtiofsdAdoptOptions {
+  /** Where the daemon's output lines and our records go. */
+  logger?: Logger;
+  /** Called once when the adopted daemon exits (its status unknown on kernels before 6.15). */
+  onQuit?: (exit: DaemonExit) => void;
+  /** The first signal stop() sends to the daemon's process group. Default `SIGKILL`. */
+  stopSignal?: NodeJS.Signals;
+  /** With a `stopSignal` other than SIGKILL: how long before SIGKILL follows. Default 5000 ms. */
+  stopTimeoutMs?: number;
 }
 
 /** Everything the command line depends on, validated. */
@@ -133,12 +160,47 @@ export class Virtiofsd extends Daemon {
     super('virtiofsd', options.logger);
   }
 
+  /**
+   * Take over a running virtiofsd from its handle (as `handle()` returned it, or parsed back
+   * from its JSON), in this process or another: the result behaves as a started daemon (`pid`,
+   * `stop()`, onQuit once) and its output continues through `logger`, lines logged while it
+   * had no manager first. The process is opened by pidfd first and only then compared with the
+   * handle, so a pid that now names another process is never signalled. Rejects with
+   * `ERR_INVALID_OPTION` (not a handle), `ERR_DAEMON_GONE` (exited, pid reused, another boot)
+   * or `ERR_DAEMON_ADOPTED` (another live manager holds it).
+   */
+  static async adopt(handle: unknown, options: VirtiofsdAdoptOptions = {}): Promise<Virtiofsd> {
+    const h = parseHandle(handle, 'virtiofsd');
+    const socket = h.sockets.socket!;
+    const daemon = new Virtiofsd({
+      socketPath: socket.path,
+      sourcePath: '',
+      logger: options.logger,
+      stopSignal: options.stopSignal,
+      stopTimeoutMs: options.stopTimeoutMs,
+      lifetime: h.lifetime,
+    });
+    daemon.socket = { fd: -1, path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
+    daemon.attach(h, options.onQuit);
+    return daemon;
+  }
+
+  protected lifetime(): Lifetime {
+    return this.options.lifetime ?? 'manager';
+  }
+
+  protected socketRecords(): Record<string, SocketRecord> {
+    const s = this.socket!;
+    return { socket: { path: resolve(s.path), dev: String(s.dev), ino: String(s.ino) } };
+  }
+
   /** Validation, then socket, then process; whatever fails undoes what came before. */
   protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
     const o = this.options;
     const socketPath = requireString('socketPath', o.socketPath);
     const sourcePath = requireString('sourcePath', o.sourcePath);
     const extraArgs = requireArgs('extraArgs', o.extraArgs);
+    const lifetime = checkLifetime(o.lifetime);
     const cache = o.cache ?? 'auto';
     if (!CACHE_MODES.includes(cache)) {
       throw new InvalidOptionError('cache', `'${String(cache)}' is not a cache mode; use one of ${CACHE_MODES.join(', ')}`);
@@ -185,6 +247,7 @@ export class Virtiofsd extends Daemon {
         env: o.env,
         extraFds: [socket.fd],
         logger: this.log,
+        lifetime,
         onLine: (line) => line.includes(READY_MARKER) && ready(),
       });
       this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
