@@ -109,6 +109,29 @@ describe('survive, manager SIGKILLed, adopted by a new manager', () => {
     });
   }
 
+  test('logging more than its pipe holds while unmanaged neither blocks nor kills it; the new manager gets what the pipe held', async (t) => {
+    const { child, handles, exited } = await startManager(t, [spec(t, KINDS[0], { lifetime: 'survive', debug: true })]);
+    const [hd] = handles;
+    child.kill('SIGKILL');
+    await exited;
+    // Legacy virtiofsd with -d logs two lines (~80 bytes) per request: 8000 requests are more
+    // than the 1 MiB pipe holds.
+    const fe = await connectVhostUser(hd.sockets.socket.path);
+    t.after(() => fe.close());
+    for (let i = 0; i < 8000; i++) await fe.getFeatures();
+    assert.ok(running(hd), 'the daemon runs');
+    let lines = 0;
+    const logger = pino({ level: 'debug', base: null }, { write: (s) => JSON.parse(s).subsystem && lines++ });
+    const d = await Virtiofsd.adopt(hd, { logger });
+    await sleep(500);
+    const held = lines;
+    t.diagnostic(`${held} of ~16000 lines logged while unmanaged were delivered (the rest did not fit the pipe)`);
+    assert.ok(held > 5000 && held < 16000, `${held} lines delivered`);
+    assert.ok((await fe.getFeatures()) > 0n, 'it still serves');
+    await h.waitFor(() => lines > held, { timeoutMs: 2000, what: 'a line logged after the adoption' });
+    await d.stop();
+  });
+
   test('an adopted daemon that exits by itself: onQuit once with its real status, requested false', async (t) => {
     const { child, handles, exited } = await startManager(t, [spec(t, KINDS[0], { lifetime: 'survive' })]);
     const [hd] = handles;
