@@ -33,7 +33,8 @@ export function openVerified(handle: DaemonHandle): OpenProcess {
       throw new DaemonGoneError(handle.pid, `${what} is gone: ${why}. Nothing was signalled`);
     };
     const thisBoot = bootId();
-    if (thisBoot !== handle.bootId) gone(`the handle comes from another boot (${handle.bootId}; this one is ${thisBoot})`);
+    if (thisBoot !== handle.bootId)
+      gone(`the handle comes from another boot (${handle.bootId}; this one is ${thisBoot})`);
     const id = processIdentity(handle.pid);
     if (!id) gone('no process has that pid any more');
     if (id!.startTime !== handle.startTime) {

@@ -21,17 +21,25 @@ async function readState(file: string): Promise<DaemonHandle> {
   try {
     text = await fs.readFile(file, 'utf8');
   } catch (err) {
-    throw new VirtiofsDaemonError('ERR_INVALID_OPTION', `--state: cannot read '${file}' (${(err as NodeJS.ErrnoException).code})`, {
-      cause: err,
-    });
+    throw new VirtiofsDaemonError(
+      'ERR_INVALID_OPTION',
+      `--state: cannot read '${file}' (${(err as NodeJS.ErrnoException).code})`,
+      {
+        cause: err,
+      },
+    );
   }
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    throw new VirtiofsDaemonError('ERR_INVALID_OPTION', `--state: '${file}' is not JSON; it is not a state file written by run --detach`, {
-      cause: err,
-    });
+    throw new VirtiofsDaemonError(
+      'ERR_INVALID_OPTION',
+      `--state: '${file}' is not JSON; it is not a state file written by run --detach`,
+      {
+        cause: err,
+      },
+    );
   }
   const kind = (value as { kind?: unknown } | null)?.kind;
   return parseHandle(value, kind === 'nydusd' ? 'nydusd' : ('virtiofsd' satisfies DaemonKind));
@@ -68,11 +76,18 @@ export async function runDetached(daemon: Virtiofsd, stateFile: string, logger: 
     await writeState(stateFile, daemon.handle());
   } catch (err) {
     await daemon.stop();
-    throw new VirtiofsDaemonError('ERR_INVALID_OPTION', `--state: cannot write '${stateFile}': ${(err as Error).message}; the daemon was stopped`, {
-      cause: err,
-    });
+    throw new VirtiofsDaemonError(
+      'ERR_INVALID_OPTION',
+      `--state: cannot write '${stateFile}': ${(err as Error).message}; the daemon was stopped`,
+      {
+        cause: err,
+      },
+    );
   }
-  logger.info({ daemonPid: pid, state: stateFile }, 'virtiofsd runs detached; stop it with: virtiofs-daemon stop --state FILE');
+  logger.info(
+    { daemonPid: pid, state: stateFile },
+    'virtiofsd runs detached; stop it with: virtiofs-daemon stop --state FILE',
+  );
 }
 
 /**
@@ -112,8 +127,12 @@ export async function statusDetached(stateFile: string, out: NodeJS.WritableStre
     // Free when no manager holds it: take and drop the lock at once.
     const held = !proc.lock();
     proc.release();
-    const sockets = Object.values(handle.sockets).map((s) => s.path).join(', ');
-    out.write(`running: ${handle.kind} pid ${handle.pid} (verified), ${held ? 'managed by a live process' : 'no manager attached'}; sockets ${sockets}\n`);
+    const sockets = Object.values(handle.sockets)
+      .map((s) => s.path)
+      .join(', ');
+    out.write(
+      `running: ${handle.kind} pid ${handle.pid} (verified), ${held ? 'managed by a live process' : 'no manager attached'}; sockets ${sockets}\n`,
+    );
     return 0;
   } catch (err) {
     if ((err as VirtiofsDaemonError).code !== 'ERR_DAEMON_GONE') throw err;

@@ -103,7 +103,7 @@ function parse(argv: string[]): RunOptions | 'help' {
   if (!['auto', 'rust', 'legacy'].includes(values.dialect!)) throw new UsageError(`--dialect: '${values.dialect}' is not auto, rust or legacy`);
   return {
     command,
-    detach: values.detach!,
+    detach: values.detach,
     state: values.state === undefined ? undefined : path.resolve(values.state),
     sharedDir: path.resolve(values['shared-dir']),
     socket: path.resolve(values.socket),

@@ -106,7 +106,7 @@ export abstract class Daemon implements VirtiofsDaemon {
     const { proc, logFd, logProblem } = adoptProcess(handle);
     const log = logFd === null ? null : handle.log;
     const daemon = new DaemonProcess(
-      { name: this.name, file: handle.argv[0]!, args: handle.argv.slice(1), logger: this.log, lifetime: 'survive' },
+      { name: this.name, file: handle.argv[0], args: handle.argv.slice(1), logger: this.log, lifetime: 'survive' },
       { proc, logFd, log, argv: handle.argv, startTime: handle.startTime },
     );
     if (logProblem) this.log.warn({ daemonPid: handle.pid }, `${this.name}'s output cannot be followed: ${logProblem}`);

@@ -22,7 +22,10 @@ export type Lifetime = 'manager' | 'survive';
 export function checkLifetime(value: unknown): Lifetime {
   if (value === undefined) return 'manager';
   if (value === 'manager' || value === 'survive') return value;
-  throw new InvalidOptionError('lifetime', `${JSON.stringify(value)} is not a lifetime; use 'manager' (the default) or 'survive'`);
+  throw new InvalidOptionError(
+    'lifetime',
+    `${JSON.stringify(value)} is not a lifetime; use 'manager' (the default) or 'survive'`,
+  );
 }
 
 /** A socket file, by path and by identity (device and inode as decimal strings: JSON has no bigint). */
@@ -90,9 +93,9 @@ export function processIdentity(pid: number): ProcessIdentity | null {
     // A zombie has no executable any more.
   }
   return {
-    state: fields[0]!,
+    state: fields[0],
     pgid: Number(fields[2]),
-    startTime: fields[19]!,
+    startTime: fields[19],
     exitCode: Number(fields[49] ?? 0),
     exe,
   };
@@ -120,16 +123,19 @@ export function parseHandle(value: unknown, kind: DaemonKind): DaemonHandle {
   if (h.kind !== kind) bad('kind', `is '${String(h.kind)}': adopt it with the ${String(h.kind)} class, not ${kind}`);
   const pid = (field: string) => {
     const v = h[field];
-    if (!Number.isSafeInteger(v) || (v as number) < 2 || (v as number) > 4194304) bad(field, `is ${JSON.stringify(v)}, not a pid`);
+    if (!Number.isSafeInteger(v) || (v as number) < 2 || (v as number) > 4194304)
+      bad(field, `is ${JSON.stringify(v)}, not a pid`);
   };
   pid('pid');
   pid('pgid');
-  if (h.pgid !== h.pid) bad('pgid', `is ${String(h.pgid)}, but the daemon leads its own group (pgid = pid ${String(h.pid)})`);
+  if (h.pgid !== h.pid)
+    bad('pgid', `is ${String(h.pgid)}, but the daemon leads its own group (pgid = pid ${String(h.pid)})`);
   const decimal = (field: string, v: unknown) => {
     if (typeof v !== 'string' || !DECIMAL.test(v)) bad(field, `is ${JSON.stringify(v)}, not a decimal string`);
   };
   decimal('startTime', h.startTime);
-  if (typeof h.bootId !== 'string' || !/^[0-9a-f-]{36}$/.test(h.bootId)) bad('bootId', `is ${JSON.stringify(h.bootId)}, not a boot id`);
+  if (typeof h.bootId !== 'string' || !/^[0-9a-f-]{36}$/.test(h.bootId))
+    bad('bootId', `is ${JSON.stringify(h.bootId)}, not a boot id`);
   const exe = h.exe as Record<string, unknown> | null;
   if (typeof exe !== 'object' || exe === null) bad('exe', 'is missing');
   decimal('exe.dev', exe!.dev);
@@ -137,7 +143,8 @@ export function parseHandle(value: unknown, kind: DaemonKind): DaemonHandle {
   if (!Array.isArray(h.argv) || h.argv.length === 0 || !h.argv.every((a) => typeof a === 'string')) {
     bad('argv', 'is not a non-empty array of strings');
   }
-  if (h.lifetime !== 'manager' && h.lifetime !== 'survive') bad('lifetime', `is ${JSON.stringify(h.lifetime)}, not manager or survive`);
+  if (h.lifetime !== 'manager' && h.lifetime !== 'survive')
+    bad('lifetime', `is ${JSON.stringify(h.lifetime)}, not manager or survive`);
   const sockets = h.sockets as Record<string, unknown>;
   if (typeof sockets !== 'object' || sockets === null) bad('sockets', 'is missing');
   const wanted = kind === 'virtiofsd' ? ['socket'] : ['sock', 'api'];
@@ -152,8 +159,9 @@ export function parseHandle(value: unknown, kind: DaemonKind): DaemonHandle {
   }
   const log = h.log as Record<string, unknown> | null;
   if (log !== null) {
-    if (typeof log !== 'object' || !Number.isSafeInteger(log.fd) || (log.fd as number) < 3) bad('log.fd', 'is not an fd number above 2');
-    decimal('log.pipeIno', log!.pipeIno);
+    if (typeof log !== 'object' || !Number.isSafeInteger(log.fd) || (log.fd as number) < 3)
+      bad('log.fd', 'is not an fd number above 2');
+    decimal('log.pipeIno', log.pipeIno);
   }
   return h as unknown as DaemonHandle;
 }

@@ -112,7 +112,12 @@ export class Nydusd extends Daemon {
    * verified by pidfd before anything else, `ERR_INVALID_OPTION` / `ERR_DAEMON_GONE` /
    * `ERR_DAEMON_ADOPTED` otherwise. mount()/umount() go to the API socket named in the handle.
    */
-  static async adopt(handle: unknown, options: NydusdAdoptOptions = {}): Promise<Nydusd> {
+  static adopt(handle: unknown, options: NydusdAdoptOptions = {}): Promise<Nydusd> {
+    // A throw in the executor rejects: every failure arrives as a rejection.
+    return new Promise((resolve) => resolve(Nydusd.adoptNow(handle, options)));
+  }
+
+  private static adoptNow(handle: unknown, options: NydusdAdoptOptions): Nydusd {
     const h = parseHandle(handle, 'nydusd');
     const { sock, api } = h.sockets as { sock: SocketRecord; api: SocketRecord };
     const daemon = new Nydusd({

@@ -169,9 +169,14 @@ export class Virtiofsd extends Daemon {
    * `ERR_INVALID_OPTION` (not a handle), `ERR_DAEMON_GONE` (exited, pid reused, another boot)
    * or `ERR_DAEMON_ADOPTED` (another live manager holds it).
    */
-  static async adopt(handle: unknown, options: VirtiofsdAdoptOptions = {}): Promise<Virtiofsd> {
+  static adopt(handle: unknown, options: VirtiofsdAdoptOptions = {}): Promise<Virtiofsd> {
+    // A throw in the executor rejects: every failure arrives as a rejection.
+    return new Promise((resolve) => resolve(Virtiofsd.adoptNow(handle, options)));
+  }
+
+  private static adoptNow(handle: unknown, options: VirtiofsdAdoptOptions): Virtiofsd {
     const h = parseHandle(handle, 'virtiofsd');
-    const socket = h.sockets.socket!;
+    const socket = h.sockets.socket;
     const daemon = new Virtiofsd({
       socketPath: socket.path,
       sourcePath: '',

@@ -89,7 +89,12 @@ describe('survive, manager SIGKILLed, adopted by a new manager', () => {
 
       // Still serving under its new manager.
       if (k.kind === 'virtiofsd') assert.ok((await fe.getFeatures()) > 0n);
-      else assert.equal(typeof (await d.umount('/rafs/none/lowerdir').catch((e) => e.status)), 'number', 'the API answers');
+      else
+        assert.equal(
+          typeof (await d.umount('/rafs/none/lowerdir').catch((e) => e.status)),
+          'number',
+          'the API answers',
+        );
 
       await d.stop();
       assert.equal(quits.length, 1, JSON.stringify(quits));
@@ -220,7 +225,13 @@ describe('adoption refused: typed errors, never a signal', () => {
     const dir = tempDir(t);
     const silent = pino({ level: 'silent' });
     // Held by the manager that started it (this process).
-    const d = new Virtiofsd({ path: KINDS[0].path(), socketPath: path.join(dir, 'v.sock'), sourcePath: dir, lifetime: 'survive', logger: silent });
+    const d = new Virtiofsd({
+      path: KINDS[0].path(),
+      socketPath: path.join(dir, 'v.sock'),
+      sourcePath: dir,
+      lifetime: 'survive',
+      logger: silent,
+    });
     t.after(() => d.stop());
     await d.start();
     const hd = d.handle();
@@ -234,7 +245,10 @@ describe('adoption refused: typed errors, never a signal', () => {
     t.after(() => first.stop());
     const probe = cp.spawnSync(
       process.execPath,
-      ['-e', `require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))}).Virtiofsd.adopt(${JSON.stringify(o.hd)}).then(() => console.log('adopted'), (e) => console.log(e.code))`],
+      [
+        '-e',
+        `require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'index.js'))}).Virtiofsd.adopt(${JSON.stringify(o.hd)}).then(() => console.log('adopted'), (e) => console.log(e.code))`,
+      ],
       { encoding: 'utf8', timeout: 10000 },
     );
     assert.equal(probe.stdout.trim(), 'ERR_DAEMON_ADOPTED', probe.stderr);

@@ -31,7 +31,19 @@ function setup(t) {
     if (fs.existsSync(state)) killGroups([JSON.parse(fs.readFileSync(state, 'utf8'))]);
   });
   const run = (more = []) =>
-    cli(['run', '--detach', '--state', state, '--shared-dir', dir, '--socket', socket, '--virtiofsd', h.virtiofsdPath('rust'), ...more]);
+    cli([
+      'run',
+      '--detach',
+      '--state',
+      state,
+      '--shared-dir',
+      dir,
+      '--socket',
+      socket,
+      '--virtiofsd',
+      h.virtiofsdPath('rust'),
+      ...more,
+    ]);
   return { dir, state, socket, run };
 }
 
@@ -81,7 +93,11 @@ test('status and stop of a daemon that died: exit 3 "not running", nothing signa
 
 test('usage: stop/status need --state; --state without --detach; a state file that is not a handle', async (t) => {
   const dir = tempDir(t, 'vcl-');
-  for (const args of [['stop'], ['status'], ['run', '--shared-dir', dir, '--socket', path.join(dir, 's'), '--state', path.join(dir, 'x')]]) {
+  for (const args of [
+    ['stop'],
+    ['status'],
+    ['run', '--shared-dir', dir, '--socket', path.join(dir, 's'), '--state', path.join(dir, 'x')],
+  ]) {
     const r = await cli(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, /--state|--detach/);

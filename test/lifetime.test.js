@@ -14,20 +14,39 @@ const path = require('node:path');
 const pino = require('pino');
 const { Nydusd, Virtiofsd, InvalidOptionError } = require('../dist/index.js');
 const h = require('./helpers/daemons.js');
-const { KINDS, spec, tempDir, startManager, startWorkerManager, msUntilGroupsGone, running } = require('./helpers/lifetime.js');
+const {
+  KINDS,
+  spec,
+  tempDir,
+  startManager,
+  startWorkerManager,
+  msUntilGroupsGone,
+  running,
+  connectFrontEnds,
+} = require('./helpers/lifetime.js');
 
 /** Every process of every group, for diagnostics. */
 function groupMembers(handles) {
-  return h.liveMembersOfGroups(handles.map((hd) => hd.pgid)).map((p) => `${p.pid}(${p.comm})`).join(' ');
+  return h
+    .liveMembersOfGroups(handles.map((hd) => hd.pgid))
+    .map((p) => `${p.pid}(${p.comm})`)
+    .join(' ');
 }
 
 describe("lifetime 'manager' (the default): the daemons die with their manager", () => {
   test('manager process SIGKILLed: every process of every daemon group is gone within 1 s', async (t) => {
     const daemons = KINDS.map((k) => spec(t, k));
     const { child, handles, exited } = await startManager(t, daemons);
-    assert.deepEqual(handles.map((hd) => hd.lifetime), ['manager', 'manager', 'manager']);
+    assert.deepEqual(
+      handles.map((hd) => hd.lifetime),
+      ['manager', 'manager', 'manager'],
+    );
     for (const hd of handles) assert.ok(running(hd), `${hd.kind} ${hd.pid} runs`);
+    // Serving a front-end: the legacy daemon has forked its sandbox child by then.
+    await connectFrontEnds(t, handles);
+    const members = h.liveMembersOfGroups(handles.map((hd) => hd.pgid));
     t.diagnostic(`groups before: ${groupMembers(handles)}`);
+    assert.ok(members.length >= 5, `both virtiofsd dialects serve with two processes each: ${groupMembers(handles)}`);
 
     const since = Date.now();
     child.kill('SIGKILL');
@@ -42,6 +61,7 @@ describe("lifetime 'manager' (the default): the daemons die with their manager",
     const daemons = KINDS.map((k) => spec(t, k));
     const { worker, handles } = await startWorkerManager(t, daemons);
     for (const hd of handles) assert.ok(running(hd), `${hd.kind} ${hd.pid} runs`);
+    await connectFrontEnds(t, handles);
     const since = Date.now();
     await worker.terminate();
     const ms = await msUntilGroupsGone(handles, since);
@@ -70,7 +90,8 @@ describe("lifetime 'survive': the daemons outlive their manager", () => {
       await new Promise((r) => setTimeout(r, 1000));
       for (const hd of handles) {
         assert.ok(running(hd), `${hd.kind} ${hd.pid} still runs`);
-        for (const s of Object.values(hd.sockets)) assert.ok(fs.lstatSync(s.path).isSocket(), `${s.path} is still a socket`);
+        for (const s of Object.values(hd.sockets))
+          assert.ok(fs.lstatSync(s.path).isSocket(), `${s.path} is still a socket`);
       }
       // Take them over and stop them: nothing may be left behind.
       const quits = [];
@@ -82,7 +103,10 @@ describe("lifetime 'survive': the daemons outlive their manager", () => {
         for (const s of Object.values(hd.sockets)) assert.equal(fs.existsSync(s.path), false, `${s.path} removed`);
       }
       assert.equal(quits.length, 3);
-      assert.ok(quits.every((q) => q.requested && q.known), JSON.stringify(quits));
+      assert.ok(
+        quits.every((q) => q.requested && q.known),
+        JSON.stringify(quits),
+      );
     });
   }
 });
@@ -93,12 +117,24 @@ describe('the lifetime option', () => {
     for (const lifetime of ['forever', null, 1]) {
       const socketPath = path.join(dir, 'v.sock');
       const d = new Virtiofsd({ path: h.virtiofsdPath('legacy'), socketPath, sourcePath: dir, lifetime });
-      const err = await d.start().then(() => assert.fail('started'), (e) => e);
+      const err = await d.start().then(
+        () => assert.fail('started'),
+        (e) => e,
+      );
       assert.ok(err instanceof InvalidOptionError, String(err));
       assert.equal(err.option, 'lifetime');
       assert.equal(fs.existsSync(socketPath), false);
-      const n = new Nydusd({ path: KINDS[2].path(), sockPath: path.join(dir, 'n.sock'), apiSockPath: path.join(dir, 'a.sock'), sourcePath: dir, lifetime });
-      const nerr = await n.start().then(() => assert.fail('started'), (e) => e);
+      const n = new Nydusd({
+        path: KINDS[2].path(),
+        sockPath: path.join(dir, 'n.sock'),
+        apiSockPath: path.join(dir, 'a.sock'),
+        sourcePath: dir,
+        lifetime,
+      });
+      const nerr = await n.start().then(
+        () => assert.fail('started'),
+        (e) => e,
+      );
       assert.equal(nerr.option, 'lifetime');
     }
   });

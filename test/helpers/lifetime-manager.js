@@ -20,7 +20,9 @@ if (!args) {
 const pino = require('pino');
 const { Nydusd, Virtiofsd } = require('../../dist/index.js');
 
-const logger = args.log ? pino({ level: 'debug', base: null }, pino.destination({ dest: args.log, sync: true })) : pino({ level: 'silent' });
+const logger = args.log
+  ? pino({ level: 'debug', base: null }, pino.destination({ dest: args.log, sync: true }))
+  : pino({ level: 'silent' });
 
 function make(d) {
   if (d.kind === 'nydusd') {
@@ -34,7 +36,20 @@ function make(d) {
       logger,
     });
   }
-  return new Virtiofsd({ path: d.path, socketPath: path.join(d.dir, 'vhost.sock'), sourcePath: d.dir, lifetime: d.lifetime, debug: d.debug, logger });
+  return new Virtiofsd({
+    path: d.path,
+    socketPath: path.join(d.dir, 'vhost.sock'),
+    sourcePath: d.dir,
+    lifetime: d.lifetime,
+    debug: d.debug,
+    logger,
+  });
+}
+
+/** Written whole or not at all: the test polls for the file. */
+function writeResult(value) {
+  fs.writeFileSync(`${args.result}.tmp`, JSON.stringify(value));
+  fs.renameSync(`${args.result}.tmp`, args.result);
 }
 
 (async () => {
@@ -44,12 +59,12 @@ function make(d) {
     await daemon.start();
     handles.push(daemon.handle());
   }
-  if (isMainThread) fs.writeFileSync(args.result, JSON.stringify({ handles }));
+  if (isMainThread) writeResult({ handles });
   else parentPort.postMessage({ handles });
   if (args.then === 'exit') process.exit(0);
   setInterval(() => {}, 60000);
 })().catch((err) => {
   const error = String(err && err.stack);
-  if (isMainThread) fs.writeFileSync(args.result, JSON.stringify({ error }));
+  if (isMainThread) writeResult({ error });
   else parentPort.postMessage({ error });
 });

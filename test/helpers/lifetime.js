@@ -19,7 +19,11 @@ const STANDIN = path.join(__dirname, 'nydusd-standin.js');
 const KINDS = [
   { name: 'virtiofsd legacy', kind: 'virtiofsd', path: () => h.virtiofsdPath('legacy') },
   { name: 'virtiofsd rust', kind: 'virtiofsd', path: () => h.virtiofsdPath('rust') },
-  { name: process.env.NYDUSD ? 'nydusd' : 'nydusd (stand-in)', kind: 'nydusd', path: () => process.env.NYDUSD || STANDIN },
+  {
+    name: process.env.NYDUSD ? 'nydusd' : 'nydusd (stand-in)',
+    kind: 'nydusd',
+    path: () => process.env.NYDUSD || STANDIN,
+  },
 ];
 
 /** A short temp dir (socket paths must stay <= 107 bytes), removed after t. */
@@ -55,7 +59,9 @@ function killGroups(handles) {
 async function startManager(t, daemons, { then, log } = {}) {
   const dir = tempDir(t, 'vlm-');
   const result = path.join(dir, 'result.json');
-  const child = cp.spawn(process.execPath, [MANAGER, JSON.stringify({ daemons, result, then, log })], { stdio: 'inherit' });
+  const child = cp.spawn(process.execPath, [MANAGER, JSON.stringify({ daemons, result, then, log })], {
+    stdio: 'inherit',
+  });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   let handles = [];
   t.after(() => {
@@ -98,10 +104,38 @@ async function msUntilGroupsGone(handles, since, limitMs = 5000) {
   }
 }
 
+/**
+ * Connect a vhost-user front-end to the daemon of each handle and make one request, so that
+ * the daemons have forked what they fork for a session (legacy virtiofsd: its sandbox child).
+ * Resolves to the front-ends (closed after t).
+ */
+async function connectFrontEnds(t, handles) {
+  const { connectVhostUser } = require('./vhost-user.js');
+  const out = [];
+  for (const hd of handles) {
+    const fe = await connectVhostUser((hd.sockets.socket ?? hd.sockets.sock).path);
+    t.after(() => fe.close());
+    if (hd.kind === 'virtiofsd') await fe.getFeatures();
+    out.push(fe);
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  return out;
+}
+
 /** True while the process of `handle` runs (same pid, same start time, not a zombie). */
 function running(handle) {
   const st = h.procStat(handle.pid);
   return st !== null && st.starttime === handle.startTime && st.state !== 'Z' && st.state !== 'X';
 }
 
-module.exports = { KINDS, tempDir, spec, killGroups, startManager, startWorkerManager, msUntilGroupsGone, running };
+module.exports = {
+  KINDS,
+  tempDir,
+  spec,
+  killGroups,
+  startManager,
+  startWorkerManager,
+  msUntilGroupsGone,
+  running,
+  connectFrontEnds,
+};
