@@ -150,7 +150,7 @@ interface Addon {
   ): RawChild;
   openProcess(pid: number): RawProcess;
   makePipe(size: number, writeNonblocking: boolean): LogPipe;
-  lockFd(fd: number): boolean;
+  lockFd(fd: number): boolean | null;
 }
 
 let addon: Addon | undefined;
@@ -409,11 +409,12 @@ export function makePipe(size: number, options: { writeNonblocking?: boolean } =
 }
 
 /**
- * Take an exclusive `flock` on `fd` without waiting: true when we hold it now, false when
- * another open file holds it. On a pidfd the locked file is the process's own pidfs inode
- * (Linux >= 6.9), so the lock is on the process and its holder is our pidfd: it is dropped when
- * that pidfd is closed, by us or by our death.
+ * Lock a process through our pidfd of it (`flock`, exclusive, without waiting): true when we
+ * hold it now, false when another pidfd holds it. The locked file is the process's own pidfs
+ * inode, so the lock is on the process and its holder is our pidfd: it is dropped when that
+ * pidfd is closed, by us or by our death. Before Linux 6.9 (no pidfs) a process cannot be
+ * locked: this returns true and two managers are not kept apart.
  */
-export function lockFd(fd: number): boolean {
-  return call((a) => a.lockFd(fd));
+export function lockFd(pidfd: number): boolean {
+  return call((a) => a.lockFd(pidfd)) ?? true;
 }
