@@ -89,12 +89,25 @@ describe('survive, manager SIGKILLed, adopted by a new manager', () => {
 
       // Still serving under its new manager.
       if (k.kind === 'virtiofsd') assert.ok((await fe.getFeatures()) > 0n);
-      else
-        assert.equal(
-          typeof (await d.umount('/rafs/none/lowerdir').catch((e) => e.status)),
-          'number',
-          'the API answers',
-        );
+      else if (!process.env.NYDUSD) {
+        // mount/umount through the API socket named in the handle (a fake RAFS v5 bootstrap:
+        // the stand-in checks only its superblock magic; a real nydusd needs a real image).
+        const source = path.join(path.dirname(hd.sockets.api.path), 'image.boot');
+        const sb = Buffer.alloc(8192);
+        sb.writeUInt32LE(0x52414653, 0);
+        sb.writeUInt32LE(0x500, 4);
+        sb.writeUInt32LE(8192, 8);
+        fs.writeFileSync(source, sb);
+        const blobs = path.dirname(source);
+        const config = JSON.stringify({
+          version: 2,
+          id: 'adopted',
+          backend: { type: 'localfs', localfs: { dir: blobs } },
+          cache: { type: 'filecache', filecache: { work_dir: blobs } },
+        });
+        await d.mount({ source, mountpoint: '/rafs/adopted/lowerdir', config });
+        await d.umount('/rafs/adopted/lowerdir');
+      }
 
       await d.stop();
       assert.equal(quits.length, 1, JSON.stringify(quits));
