@@ -3,12 +3,13 @@
  * starts a surviving virtiofsd and writes its handle to FILE; `stop --state FILE` adopts and
  * stops it; `status --state FILE` says whether it still runs and is the same process.
  */
-import { promises as fs } from 'node:fs';
+import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { openVerified } from './adopt.js';
 import { VirtiofsDaemonError } from './errors.js';
 import { parseHandle, type DaemonHandle, type DaemonKind } from './handle.js';
+import { removeStaleSocket } from './native.js';
 import { Nydusd } from './nydusd.js';
 import { Virtiofsd } from './virtiofsd.js';
 
@@ -93,6 +94,8 @@ export async function runDetached(daemon: Virtiofsd, stateFile: string, logger: 
 /**
  * `stop --state FILE`: adopt the daemon, stop it (SIGTERM, SIGKILL after 3 s), remove the state
  * file. Its output since the last manager goes to `logger` first. Resolves to the exit status.
+ * A daemon that is gone already: its socket files go if nobody listens there, then the state
+ * file, and the status is {@link EXIT_NOT_RUNNING}.
  */
 export async function stopDetached(stateFile: string, logger: Logger): Promise<number> {
   const handle = await readState(stateFile);
@@ -106,6 +109,7 @@ export async function stopDetached(stateFile: string, logger: Logger): Promise<n
   } catch (err) {
     if ((err as VirtiofsDaemonError).code !== 'ERR_DAEMON_GONE') throw err;
     logger.warn({ state: stateFile }, `not running: ${(err as Error).message}`);
+    removeLeftSockets(handle, logger);
     await fs.rm(stateFile, { force: true });
     return EXIT_NOT_RUNNING;
   }
@@ -113,6 +117,22 @@ export async function stopDetached(stateFile: string, logger: Logger): Promise<n
   await fs.rm(stateFile, { force: true });
   logger.info({ daemonPid: handle.pid }, `${handle.kind} stopped`);
   return 0;
+}
+
+/**
+ * The socket files a dead daemon left behind: removed when they are still the very files of the
+ * handle (device and inode) and nobody listens on them; anything else stays.
+ */
+function removeLeftSockets(handle: DaemonHandle, logger: Logger): void {
+  for (const s of Object.values(handle.sockets)) {
+    try {
+      const st = statSync(s.path, { bigint: true, throwIfNoEntry: false });
+      if (!st || String(st.dev) !== s.dev || String(st.ino) !== s.ino) continue;
+      if (removeStaleSocket(s.path)) logger.info({ socket: s.path }, 'socket of the dead daemon removed');
+    } catch (err) {
+      logger.warn({ err, socket: s.path }, 'socket left in place');
+    }
+  }
 }
 
 /**

@@ -89,6 +89,7 @@ test('status and stop of a daemon that died: exit 3 "not running", nothing signa
   const stop = await cli(['stop', '--state', s.state]);
   assert.equal(stop.code, 3, stop.stderr);
   assert.equal(fs.existsSync(s.state), false, 'the stale state file is removed');
+  assert.equal(fs.existsSync(s.socket), false, 'the socket it left behind is removed');
 });
 
 test('usage: stop/status need --state; --state without --detach; a state file that is not a handle', async (t) => {
