@@ -187,7 +187,15 @@ describe('adoption refused: typed errors, never a signal', () => {
     const sigs = 'HUP INT QUIT USR1 USR2 PIPE ALRM TERM CONT TSTP TTIN TTOU';
     const body = `for s in ${sigs}; do trap "echo $s >> '${file}'" $s; done; while :; do sleep 0.05; done`;
     for (let attempt = 0; attempt < 200; attempt++) {
-      if (atPid) fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(atPid - 1));
+      if (atPid) {
+        try {
+          fs.writeFileSync('/proc/sys/kernel/ns_last_pid', String(atPid - 1));
+        } catch (err) {
+          assert.fail(
+            `handing pid ${atPid} to a sentinel needs root (writing /proc/sys/kernel/ns_last_pid: ${err.code})`,
+          );
+        }
+      }
       const c = cp.spawn('/bin/sh', ['-c', body], { stdio: 'ignore' });
       t.after(() => c.kill('SIGKILL'));
       if (!atPid || c.pid === atPid) {
