@@ -2,6 +2,7 @@
  * The lifecycle both daemons share, on top of the process layer: one process at a time, a
  * guarded start, one shared stop, and the end reported once (log, cleanup, onQuit).
  */
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { adoptProcess } from './adopt.js';
 import { DaemonProcess, type ProcessEnd, type StopOptions } from './daemon-process.js';
@@ -93,6 +94,7 @@ export abstract class Daemon implements VirtiofsDaemon {
       exe,
       argv,
       lifetime: this.lifetime(),
+      sourcePath: resolve(this.sourcePath()),
       sockets: this.socketRecords(),
       log,
     };
@@ -114,6 +116,8 @@ export abstract class Daemon implements VirtiofsDaemon {
     this.adopt(daemon, { started: true }, onQuit);
   }
 
+  /** The shared directory (for its handle). */
+  protected abstract sourcePath(): string;
   /** The lifetime policy of the daemon (for its handle). */
   protected abstract lifetime(): Lifetime;
   /** The daemon's sockets, by name, with their identity (for its handle). */

@@ -51,6 +51,8 @@ export interface DaemonHandle {
   /** The command line it was started with. */
   argv: string[];
   lifetime: Lifetime;
+  /** The shared directory it serves (absolute). */
+  sourcePath: string;
   /** Its sockets: virtiofsd `socket`; nydusd `sock` and `api` (the HTTP API that mount/umount use). */
   sockets: Record<string, SocketRecord>;
   /**
@@ -145,6 +147,9 @@ export function parseHandle(value: unknown, kind: DaemonKind): DaemonHandle {
   }
   if (h.lifetime !== 'manager' && h.lifetime !== 'survive')
     bad('lifetime', `is ${JSON.stringify(h.lifetime)}, not manager or survive`);
+  if (typeof h.sourcePath !== 'string' || !h.sourcePath.startsWith('/') || h.sourcePath.includes('\0')) {
+    bad('sourcePath', `is ${JSON.stringify(h.sourcePath)}, not an absolute path`);
+  }
   const sockets = h.sockets as Record<string, unknown>;
   if (typeof sockets !== 'object' || sockets === null) bad('sockets', 'is missing');
   const wanted = kind === 'virtiofsd' ? ['socket'] : ['sock', 'api'];

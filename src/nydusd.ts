@@ -123,7 +123,7 @@ export class Nydusd extends Daemon {
     const daemon = new Nydusd({
       sockPath: sock.path,
       apiSockPath: api.path,
-      sourcePath: '',
+      sourcePath: h.sourcePath,
       logger: options.logger,
       apiTimeoutMs: options.apiTimeoutMs,
       stopTimeoutMs: options.stopTimeoutMs,
@@ -133,6 +133,10 @@ export class Nydusd extends Daemon {
     daemon.attach(h, options.onQuit);
     daemon.client = new NydusClient(api.path, { timeoutMs: options.apiTimeoutMs ?? 30000 });
     return daemon;
+  }
+
+  protected sourcePath(): string {
+    return this.options.sourcePath;
   }
 
   protected lifetime(): Lifetime {

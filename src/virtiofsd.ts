@@ -179,7 +179,7 @@ export class Virtiofsd extends Daemon {
     const socket = h.sockets.socket;
     const daemon = new Virtiofsd({
       socketPath: socket.path,
-      sourcePath: '',
+      sourcePath: h.sourcePath,
       logger: options.logger,
       stopSignal: options.stopSignal,
       stopTimeoutMs: options.stopTimeoutMs,
@@ -188,6 +188,10 @@ export class Virtiofsd extends Daemon {
     daemon.socket = { fd: -1, path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
     daemon.attach(h, options.onQuit);
     return daemon;
+  }
+
+  protected sourcePath(): string {
+    return this.options.sourcePath;
   }
 
   protected lifetime(): Lifetime {

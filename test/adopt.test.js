@@ -314,6 +314,7 @@ describe('adoption refused: typed errors, never a signal', () => {
       [{ ...hd, exe: null }, /exe/],
       [{ ...hd, argv: [] }, /argv/],
       [{ ...hd, lifetime: 'forever' }, /lifetime/],
+      [{ ...hd, sourcePath: 'share' }, /sourcePath/],
       [{ ...hd, sockets: {} }, /sockets.socket/],
       [{ ...hd, sockets: { socket: { ...hd.sockets.socket, path: 'relative' } } }, /sockets.socket.path/],
       [{ ...hd, log: { fd: 1, pipeIno: hd.log.pipeIno } }, /log.fd/],
