@@ -12,7 +12,15 @@ export {
   type VirtiofsdOptions,
 } from './virtiofsd.js';
 export { HANDLE_FORMAT, type DaemonHandle, type DaemonKind, type Lifetime, type SocketRecord } from './handle.js';
-export { MockVirtiofsDaemon, MOCK_PID } from './mock.js';
+export {
+  VIRTIOFSD_OPTIONS,
+  escapeLegacyOptionValue,
+  normalizeCacheMode,
+  type VirtiofsdLogLevel,
+  type VirtiofsdTypedOptions,
+} from './virtiofsd-args.js';
+export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './extra-args.js';
+export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './mock.js';
 export {
   DaemonAdoptedError,
   DaemonGoneError,
@@ -26,6 +34,17 @@ export {
   type ExitStatus,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
+export {
+  MIN_NYDUSD_VERSION,
+  detectNydusdVersion,
+  nydusdCliFor,
+  parseNydusdVersion,
+  requireNydusdVersion,
+  type NydusdArgsInput,
+  type NydusdCli,
+  type NydusdLogLevel,
+  type NydusdVersion,
+} from './nydusd-args.js';
 export {
   Nydusd,
   buildNydusdArgs,
@@ -42,3 +61,11 @@ export {
   type NydusDaemonState,
   type NydusMountCmd,
 } from './nydus-client.js';
+export {
+  fromKataConfig,
+  parseExtraOption,
+  ExtraOptionError,
+  type KataVirtiofsConfig,
+  type KataVirtiofsdOptions,
+  type NydusExtraOption,
+} from './kata.js';
