@@ -9,12 +9,14 @@
         "native/unix_socket.cc",
         "native/errors.cc",
         "native/process_group.cc",
+        "native/syscalls.cc",
         "native/lifetime.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_DISABLE_CPP_EXCEPTIONS",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED",
         "_GNU_SOURCE"
       ],

@@ -24,8 +24,8 @@ class Child : public Napi::ObjectWrap<Child> {
 
   // Environment teardown, where no JavaScript may run: SIGKILL the child (its group when it
   // has one), reap it, stop watching - or, for a detached child, only stop watching and close
-  // the pidfd. The exit callback is never called.
-  void Abandon();
+  // the pidfd (unless `kill_detached`: nobody will ever own it). The exit callback is never called.
+  void Abandon(bool kill_detached = false);
 
   // The addon is being destroyed: drop the pointer to it.
   void ForgetAddon() { addon_ = nullptr; }
@@ -43,6 +43,7 @@ class Child : public Napi::ObjectWrap<Child> {
   void DeliverExit(const siginfo_t& info);
   void Reap();
   void KillAndReap();
+  int SignalGroup(int signo);
   void StopWatching();
 
   Addon* addon_ = nullptr;  // null once the child is no longer registered
@@ -51,6 +52,7 @@ class Child : public Napi::ObjectWrap<Child> {
   bool group_ = false;
   bool detach_ = false;
   bool exited_ = false;
+  bool reaped_elsewhere_ = false;  // waitid said ECHILD: its pid may be someone else's now
   uv_poll_t* poll_ = nullptr;
   Napi::FunctionReference on_exit_;
   Napi::ObjectReference self_;  // keeps the JS object alive while the child is watched

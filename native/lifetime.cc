@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/ioctl.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -15,44 +14,21 @@
 #include "addon.h"
 #include "errors.h"
 #include "process_group.h"
-
-#ifndef PIDFD_SIGNAL_PROCESS_GROUP
-#define PIDFD_SIGNAL_PROCESS_GROUP (1UL << 2)
-#endif
+#include "syscalls.h"
 
 namespace vfd {
-
-// <linux/pidfd.h> of Linux 6.15; the C library's headers here predate it.
-struct PidfdInfo {
-  uint64_t mask;
-  uint64_t cgroupid;
-  uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
-  int32_t exit_code;  // a wait status, as waitpid gives it
-  uint32_t coredump_mask;
-  uint32_t spare;
-};
-static constexpr uint64_t kPidfdInfoExit = 1ULL << 3;
-static constexpr unsigned long kPidfdGetInfo = _IOWR(0xFF, 11, PidfdInfo);
 
 // What PIDFD_GET_INFO says about the end of the process.
 enum class ExitKnown { kYes, kNotYet, kNever };
 
 // The kernel publishes the exit status of any process to every pidfd holder once it has been
-// reaped (Linux >= 6.15, PIDFD_INFO_EXIT), whoever its parent was. Before the reap the answer
-// lacks it (kNotYet); a kernel without it says ENOTTY/EINVAL, or ESRCH once the process is gone
+// reaped (Linux >= 6.15, PIDFD_INFO_EXIT), whoever its parent was. Before the reap it is not
+// there yet (kNotYet); a kernel without it fails, at the latest once the process is reaped
 // (kNever: the status is lost to us, and we must not make one up).
 static ExitKnown ReadPidfdExit(int pidfd, int* status) {
-  PidfdInfo info;
-  memset(&info, 0, sizeof(info));
-  info.mask = kPidfdInfoExit;
-  if (ioctl(pidfd, kPidfdGetInfo, &info) < 0) return ExitKnown::kNever;
-  if (!(info.mask & kPidfdInfoExit)) return ExitKnown::kNotYet;
-  *status = info.exit_code;
-  return ExitKnown::kYes;
-}
-
-static int PidfdSendSignal(int pidfd, int signo, unsigned int flags) {
-  return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, flags));
+  int r = PidfdExitStatus(pidfd, status);
+  if (r == 0) return ExitKnown::kYes;
+  return r == -EAGAIN ? ExitKnown::kNotYet : ExitKnown::kNever;
 }
 
 // ---- Adoptee --------------------------------------------------------------------------------
@@ -150,10 +126,14 @@ Napi::Value Adoptee::Signal(const Napi::CallbackInfo& info) {
   }
   if (pidfd_ < 0) return Napi::Boolean::New(env, false);
   int signo = info[0].As<Napi::Number>().Int32Value();
-  unsigned int flags = info[1].As<Napi::Boolean>().Value() ? PIDFD_SIGNAL_PROCESS_GROUP : 0;
-  if (PidfdSendSignal(pidfd_, signo, flags) < 0) {
-    if (errno == ESRCH) return Napi::Boolean::New(env, false);
-    ErrnoError(env, -errno, "pidfd_send_signal").ThrowAsJavaScriptException();
+  // Before Linux 6.9 a group cannot be named through a pidfd, and by number it is not safe for a
+  // process we cannot keep from being reaped: the leader alone gets it then (the daemons' sandbox
+  // children follow it through their own death signal).
+  bool group = info[1].As<Napi::Boolean>().Value() && PidfdCanSignalGroup();
+  int r = PidfdSendSignal(pidfd_, signo, group ? kPidfdSignalProcessGroup : 0);
+  if (r < 0) {
+    if (r == -ESRCH) return Napi::Boolean::New(env, false);
+    ErrnoError(env, r, "pidfd_send_signal").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   return Napi::Boolean::New(env, true);
@@ -224,10 +204,9 @@ Napi::Value Adoptee::Getfd(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "getfd(targetfd: number)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int fd = pidfd_ < 0 ? (errno = ESRCH, -1)
-                      : static_cast<int>(syscall(SYS_pidfd_getfd, pidfd_, info[0].As<Napi::Number>().Int32Value(), 0));
+  int fd = pidfd_ < 0 ? -ESRCH : PidfdGetfd(pidfd_, info[0].As<Napi::Number>().Int32Value());
   if (fd < 0) {
-    ErrnoError(env, -errno, "pidfd_getfd").ThrowAsJavaScriptException();
+    ErrnoError(env, fd, "pidfd_getfd").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   return Napi::Number::New(env, fd);
@@ -264,9 +243,9 @@ static Napi::Value OpenProcess(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   pid_t pid = info[0].As<Napi::Number>().Int32Value();
-  int pidfd = pid > 0 ? static_cast<int>(syscall(SYS_pidfd_open, pid, 0)) : (errno = EINVAL, -1);
+  int pidfd = pid > 0 ? PidfdOpen(pid) : -EINVAL;
   if (pidfd < 0) {
-    ErrnoError(env, -errno, "pidfd_open").ThrowAsJavaScriptException();
+    ErrnoError(env, pidfd, "pidfd_open").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Object obj = addon->NewAdoptee();

@@ -8,17 +8,28 @@
  * Lifetime policy: a child never outlives the Node environment that spawned it. When the
  * environment ends (the process exits, process.exit() included; a worker_thread ends or is
  * terminated; an Electron context goes away), every child still running is SIGKILLed, with its
- * process group when it has one, and reaped. Only a process killed by a signal skips this; a
- * child spawned with `lifetime.deathSignal` gets that signal from the kernel then. A child
- * spawned with `lifetime.detach` is left running instead (its pidfd is closed).
+ * process group when it has one, and reaped. Every listening socket made by {@link listenUnix}
+ * whose fd was not closed with {@link closeFd} is closed, and its file, unless handed back with
+ * {@link unlinkSocket} or {@link keepSocketFile}, is removed (when it is still the file we bound).
+ * Only a process killed by a signal skips this; a child spawned with `lifetime.deathSignal` gets
+ * that signal from the kernel then. A child spawned with `lifetime.detach` is left running
+ * instead (its pidfd is closed).
+ *
+ * Socket directories: every socket-file operation pins the socket's directory with one fd and
+ * acts relative to it. A symlink on the way is followed only when the directory holding it is
+ * owned by root or by us and writable by nobody else (or sticky and the link is root's or ours);
+ * otherwise the call fails with `ELOOP`, naming the symlink, its directory's owner and the fix.
  */
 import { constants as osConstants } from 'node:os';
 import bindings from 'bindings';
 import { SystemError, VirtiofsDaemonError } from './errors.js';
 
-/** A unix stream socket that we bound and that is listening. */
+/**
+ * A unix stream socket that we bound and that is listening. It is bound from inside its pinned
+ * directory, so its address (getsockname, ss) is the file's name within that directory.
+ */
 export interface ListeningSocket {
-  /** The listening fd: blocking, close-on-exec. Ours to pass on and to close. */
+  /** The listening fd: blocking, close-on-exec. Ours to pass on and to close, with {@link closeFd} only. */
   fd: number;
   /** The path it is bound to. */
   path: string;
@@ -42,7 +53,8 @@ export type FdSource =
 
 /**
  * How a child ended. `code` and `signal` are both null only when the status was lost: some
- * other code in this process reaped our child first (a `waitpid(-1)` elsewhere).
+ * other code in this process reaped our child first (a `waitpid(-1)` elsewhere) and the kernel
+ * keeps no copy of it (it does from Linux 6.15: PIDFD_INFO_EXIT).
  */
 export interface ChildExit {
   /** Exit code, or null when a signal ended it. */
@@ -105,7 +117,9 @@ export interface Child {
   /**
    * Send `signal` through the pidfd, or to the whole process group (`group: true`, for
    * children spawned with `newProcessGroup`). Returns false, and sends nothing, when the child
-   * has already been reaped: a recycled pid is never signalled.
+   * has already been reaped: a recycled pid is never signalled. The group is named through the
+   * pidfd on Linux >= 6.9; before, by number only while the leader is known unreaped, so after
+   * a foreign reap (someone else's waitpid) it returns false.
    */
   signal(signal: NodeJS.Signals | number, options?: { group?: boolean }): boolean;
   /**
@@ -151,6 +165,7 @@ interface Addon {
   openProcess(pid: number): RawProcess;
   makePipe(size: number, writeNonblocking: boolean): LogPipe;
   lockFd(fd: number): boolean | null;
+  keepSocketFile(dev: bigint, ino: bigint): void;
 }
 
 let addon: Addon | undefined;
@@ -231,7 +246,15 @@ export function removeStaleSocket(path: string): boolean {
   return call((a) => a.removeStaleSocket(path));
 }
 
-/** Close an fd the addon gave us. */
+/**
+ * The socket file now belongs to a daemon that outlives this environment (lifetime 'survive'):
+ * teardown leaves it in place. {@link unlinkSocket} still removes it when we stop the daemon.
+ */
+export function keepSocketFile(sock: Pick<ListeningSocket, 'dev' | 'ino'>): void {
+  call((a) => a.keepSocketFile(sock.dev, sock.ino));
+}
+
+/** Close an fd the addon gave us (the listening socket's fd must be closed here, never otherwise). */
 export function closeFd(fd: number): void {
   call((a) => a.close(fd));
 }
@@ -288,7 +311,7 @@ function exitOf(code: number, signo: number, coreDumped: boolean): ChildExit {
  * signal at its default disposition, without copying our address space (a CLONE_VM|CLONE_VFORK
  * child: its cost does not grow with our memory). Exec failures (ENOENT, EACCES, ENOEXEC, ...)
  * throw here, synchronously, with `syscall: 'spawn'` and `path`; the failed child is already
- * reaped then and `onExit` is never called.
+ * reaped then and `onExit` is never called. `EMFILE` names RLIMIT_NOFILE and its fix.
  */
 export function spawn(options: SpawnOptions): Child {
   const { onExit } = options;

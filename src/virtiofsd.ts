@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { Daemon, describeExit, type Run } from './daemon.js';
 import { DaemonProcess, captureOutput, type StopOptions } from './daemon-process.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
-import { chownToParent, closeFd, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
+import { chownToParent, closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
 import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
 import type { DaemonExit, MountOption } from './types.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
@@ -233,6 +233,8 @@ export class Virtiofsd extends Daemon {
       });
       this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
       this.socket = socket;
+      // A surviving daemon keeps serving the file after our environment is gone.
+      if (lifetime === 'survive') keepSocketFile(socket);
       this.adopt(proc, run, onQuit);
       // Logged to syslog or above info, the daemon never says it waits: the socket is ours, so the VMM can connect now.
       await this.waitReady(proc, syslog || logsAboveInfo({ logLevel: o.logLevel, extraArgs }) ? Promise.resolve() : marker);
