@@ -83,22 +83,35 @@ export interface NydusdOptions {
   /** The daemon's environment. Default: ours. */
   env?: NodeJS.ProcessEnv;
   /**
-   * What ends the daemon besides stop(): `'manager'` (default) or `'survive'`, exactly as for
-   * virtiofsd (see `VirtiofsdOptions.lifetime`): the death signal is tied to the **thread**
-   * that called start(); a surviving nydusd is taken over with {@link Nydusd.adopt}.
+   * What ends the daemon besides stop(): `'manager'` or `'survive'`, exactly as for virtiofsd
+   * (see `VirtiofsdOptions.lifetime`): the death signal is tied to the **thread** that called
+   * start(); a surviving nydusd is taken over with {@link Nydusd.adopt}.
+   * @default 'manager'
    */
   lifetime?: Lifetime;
 }
 
 /** What {@link Nydusd.adopt} takes besides the handle. */
 export interface NydusdAdoptOptions {
-  /** Where nydusd's output lines and our records go. */
+  /**
+   * Where nydusd's output lines (first those logged while it had no manager) and our records go.
+   * @default a pino logger on stderr
+   */
   logger?: Logger;
-  /** Called once when the adopted daemon exits (its status unknown on kernels before 6.15). */
+  /**
+   * Called once when the adopted daemon exits (`known: false` where the kernel cannot tell its status).
+   * @default none
+   */
   onQuit?: (exit: DaemonExit) => void;
-  /** Timeout of each mount/umount request. Default 30000 ms. */
+  /**
+   * Timeout of each mount/umount request, in ms.
+   * @default 30000
+   */
   apiTimeoutMs?: number;
-  /** stop() sends SIGTERM, then SIGKILL after this long. Default 5000 ms. */
+  /**
+   * stop() sends SIGTERM, then SIGKILL after this long, in ms.
+   * @default 5000
+   */
   stopTimeoutMs?: number;
 }
 

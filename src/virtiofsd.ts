@@ -74,7 +74,7 @@ export interface VirtiofsdOptions extends VirtiofsdTypedOptions {
   /** The daemon's environment. Default: ours. */
   env?: NodeJS.ProcessEnv;
   /**
-   * What ends the daemon besides stop(). Default `'manager'`.
+   * What ends the daemon besides stop().
    * - `'manager'`: it dies with its manager, even a SIGKILLed one: the kernel sends it SIGKILL
    *   (`PR_SET_PDEATHSIG`) when the **thread** that started it exits - the JS thread of the
    *   main environment or of the worker_thread that called start(), the same environment whose
@@ -84,19 +84,32 @@ export interface VirtiofsdOptions extends VirtiofsdTypedOptions {
    *   from its {@link Virtiofsd.handle}. Its output goes to a 1 MiB pipe that it holds open
    *   itself: lines logged while no manager reads wait there, lines beyond what the pipe holds
    *   are dropped, and the daemon never blocks or dies for want of a reader.
+   * @default 'manager'
    */
   lifetime?: Lifetime;
 }
 
 /** What {@link Virtiofsd.adopt} takes besides the handle. */
 export interface VirtiofsdAdoptOptions {
-  /** Where the daemon's output lines and our records go. */
+  /**
+   * Where the daemon's output lines (first those logged while it had no manager) and our records go.
+   * @default a pino logger on stderr
+   */
   logger?: Logger;
-  /** Called once when the adopted daemon exits (its status unknown on kernels before 6.15). */
+  /**
+   * Called once when the adopted daemon exits (`known: false` where the kernel cannot tell its status).
+   * @default none
+   */
   onQuit?: (exit: DaemonExit) => void;
-  /** The first signal stop() sends to the daemon's process group. Default `SIGKILL`. */
+  /**
+   * The first signal stop() sends to the daemon's process group.
+   * @default 'SIGKILL'
+   */
   stopSignal?: NodeJS.Signals;
-  /** With a `stopSignal` other than SIGKILL: how long before SIGKILL follows. Default 5000 ms. */
+  /**
+   * With a `stopSignal` other than SIGKILL: how long before SIGKILL follows, in ms.
+   * @default 5000
+   */
   stopTimeoutMs?: number;
 }
 
