@@ -170,12 +170,55 @@ interface Addon {
 
 let addon: Addon | undefined;
 
+/** scripts/addon-path.js, shared with the install and prebuild scripts (plain CommonJS, shipped as is). */
+const addonPaths = require('../scripts/addon-path.js') as {
+  PACKAGE_ROOT: string;
+  addonSearchList(): string[];
+};
+
+/** How to get a working addon, for the errors below. */
+const ADDON_FIX =
+  'Fix: `npm rebuild virtiofs-daemon` (pnpm: `pnpm approve-builds`, then `pnpm rebuild virtiofs-daemon`), which ' +
+  'builds it from source and needs a C++ compiler, make and python3 (Debian/Ubuntu: ' +
+  '`apt-get install build-essential python3`). In a bundled app, keep virtiofs-daemon external and its ' +
+  '*.node files outside the asar archive.';
+
+/**
+ * Loads the addon with `bindings`, from the package's own directory: a build from source first,
+ * then the prebuild for this platform and arch. A missing addon is ERR_ADDON_NOT_FOUND; one the
+ * dynamic loader refuses (another arch, a glibc too old, a broken file) is ERR_ADDON_LOAD.
+ */
 function load(): Addon {
   if (addon) return addon;
   if (process.platform !== 'linux') {
     throw new VirtiofsDaemonError('ERR_UNSUPPORTED_PLATFORM', `virtiofs-daemon runs on Linux only, not ${process.platform}`);
   }
-  const loaded = bindings('virtiofs_daemon') as Addon;
+  const tries = addonPaths.addonSearchList();
+  let loaded: Addon;
+  try {
+    loaded = bindings({
+      bindings: 'virtiofs_daemon.node',
+      module_root: addonPaths.PACKAGE_ROOT,
+      try: tries.map((file) => [file]),
+    } as bindings.Options) as Addon;
+  } catch (err) {
+    if (err instanceof Error && Array.isArray((err as { tries?: unknown }).tries)) {
+      throw new VirtiofsDaemonError(
+        'ERR_ADDON_NOT_FOUND',
+        `virtiofs-daemon's native addon is missing: there is no prebuilt one for ${process.platform}-${process.arch} ` +
+          `and it was not built from source (install scripts skipped or failed?). Looked for ${tries.join(', ')}. ` +
+          ADDON_FIX,
+        { cause: err },
+      );
+    }
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new VirtiofsDaemonError(
+      'ERR_ADDON_LOAD',
+      `virtiofs-daemon's native addon cannot be loaded on this machine (${process.platform}-${process.arch}, ` +
+        `Node ${process.version}): ${reason}. ${ADDON_FIX}`,
+      { cause: err },
+    );
+  }
   // The addon kills and reaps its live children when this environment is torn down, but
   // process.exit() skips that teardown: apply the same policy on 'exit'.
   process.once('exit', () => loaded.abandonAll());
