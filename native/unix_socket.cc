@@ -22,6 +22,17 @@
 
 #include "syscalls.h"
 
+// The prebuilds must load wherever Node's own binaries do (glibc >= 2.28). glibc 2.34 moved the
+// pthread functions into libc under a new symbol version; bind to the original version, which
+// every glibc still exports (from libpthread before 2.34, from libc since).
+#if defined(__GLIBC__) && defined(__x86_64__)
+__asm__(".symver pthread_create,pthread_create@GLIBC_2.2.5");
+__asm__(".symver pthread_join,pthread_join@GLIBC_2.2.5");
+#elif defined(__GLIBC__) && defined(__aarch64__)
+__asm__(".symver pthread_create,pthread_create@GLIBC_2.17");
+__asm__(".symver pthread_join,pthread_join@GLIBC_2.17");
+#endif
+
 namespace vfd {
 
 // The kernel's own limit on symlinks followed in one lookup.

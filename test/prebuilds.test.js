@@ -174,7 +174,11 @@ function qemuArm64() {
   if (missing.length) {
     throw new Error(`cannot run arm64 code here: missing ${missing.map(([p, fix]) => `${p} (${fix})`).join(', ')}; scripts/setup.sh installs them all`);
   }
-  return [qemu, '-L', sysroot, node];
+  // The arm64 loader named explicitly, not `-L sysroot`: -L makes qemu look up every absolute path
+  // in the sysroot first, so the addon's open("/") for its component-by-component walk of the
+  // socket's directory would land in the sysroot.
+  const lib = path.join(sysroot, 'lib');
+  return [qemu, path.join(lib, 'ld-linux-aarch64.so.1'), '--library-path', lib, node];
 }
 
 test('the arm64 prebuild loads under qemu-user and its socket primitives work there', (t) => {
