@@ -8,7 +8,8 @@
         "native/spawn.cc",
         "native/unix_socket.cc",
         "native/errors.cc",
-        "native/process_group.cc"
+        "native/process_group.cc",
+        "native/clone3.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

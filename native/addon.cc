@@ -22,6 +22,7 @@ extern char** environ;
 
 #include "child.h"
 #include "errors.h"
+#include "process_group.h"
 #include "spawn.h"
 #include "unix_socket.h"
 
@@ -42,6 +43,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::Close>("close"),
                            InstanceMethod<&Addon::Spawn>("spawn"),
                            InstanceMethod<&Addon::AbandonAll>("abandonAll"),
+                           InstanceMethod<&Addon::LiveGroups>("liveGroups"),
                        });
 }
 
@@ -313,7 +315,7 @@ static bool ChildStatusesKept() {
   return sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_NOCLDWAIT);
 }
 
-// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit) → Child
+// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit, cgroupFd?, cgroupMethod?) → Child
 Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (pidfd_error_ < 0) {
@@ -355,6 +357,9 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "argv must hold at least argv[0]").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  int cgroup_fd = -1;
+  if (info[7].IsNumber()) cgroup_fd = info[7].As<Napi::Number>().Int32Value();
+  bool by_procs = info[8].IsString() && info[8].As<Napi::String>().Utf8Value() == "procs";
 
   std::vector<char*> c_argv = CStrings(argv);
   std::vector<char*> c_env = CStrings(envv);
@@ -366,9 +371,17 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   req.cwd = has_cwd ? cwd.c_str() : nullptr;
   req.fds = fds;
   req.new_process_group = group;
+  req.cgroup_fd = cgroup_fd;
+  req.cgroup_method = by_procs ? SpawnRequest::kProcs : SpawnRequest::kClone;
 
   SpawnResult spawned;
   int err = vfd::Spawn(req, &spawned);
+  if (err < 0 && spawned.cgroup_step) {
+    std::string msg = std::string("cannot start ") + file + " in its cgroup (" + spawned.cgroup_step + " " +
+                      ErrnoName(err) + ": " + ErrnoText(err) + ")";
+    ErrnoError(env, err, spawned.cgroup_step, file, msg).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   if (err < 0) {
     std::string msg = "spawn " + file + " " + ErrnoName(err) + ": " + ErrnoText(err);
     if (has_cwd && err == -ENOENT && access(cwd.c_str(), F_OK) < 0) {
@@ -399,6 +412,29 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   }
   obj.Set("pipes", pipes);
   return obj;
+}
+
+// liveGroups(pgids) → for each, whether a process of that group is alive (zombies do not
+// count). One pass over /proc for all of them, and none when kill(-pgid, 0) finds every
+// group gone: many daemons stopping at once cost one scan per check, not one each.
+Napi::Value Addon::LiveGroups(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) {
+    Napi::TypeError::New(env, "pgids must be an array of numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array arr = info[0].As<Napi::Array>();
+  std::vector<pid_t> pgids(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); k++) pgids[k] = arr.Get(k).As<Napi::Number>().Int32Value();
+  std::vector<uint8_t> alive(pgids.size(), 0);
+  int err = GroupsWithLiveMembers(pgids, &alive);
+  if (err < 0) {
+    ErrnoError(env, err, "opendir", "/proc").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env, alive.size());
+  for (size_t k = 0; k < alive.size(); k++) out.Set(k, Napi::Boolean::New(env, alive[k] != 0));
+  return out;
 }
 
 }  // namespace vfd

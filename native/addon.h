@@ -36,6 +36,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Spawn(const Napi::CallbackInfo& info);
   Napi::Value AbandonAll(const Napi::CallbackInfo& info);
+  Napi::Value LiveGroups(const Napi::CallbackInfo& info);
 
   static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
 

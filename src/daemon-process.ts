@@ -6,8 +6,9 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import { VirtiofsDaemonError, type ExitStatus } from './errors.js';
+import { Cgroup, type CgroupStats } from './cgroup.js';
 import { LineScanner, parseDaemonLine } from './lines.js';
-import { spawn, type Child } from './native.js';
+import { liveGroups, spawn, type Child } from './native.js';
 
 export interface DaemonProcessOptions {
   /** The daemon's name, for log records and errors (e.g. `virtiofsd`). */
@@ -37,13 +38,19 @@ export interface DaemonProcessOptions {
   drainTimeoutMs?: number;
   /** After the exit, how long to wait for the rest of the process group to go. Default 5000 ms. */
   groupTimeoutMs?: number;
+  /**
+   * The daemon's own cgroup (see {@link Cgroup.prepare}). The daemon starts in it; SIGKILL goes
+   * through `cgroup.kill`, which no descendant escapes (setsid() and setpgid() included); "gone"
+   * means the cgroup is empty; the cgroup is removed at the end if it was created for the daemon.
+   */
+  cgroup?: Cgroup;
 }
 
 /** How a daemon process ended, and whether we asked it to. */
 export interface ProcessEnd extends ExitStatus {
   /** True when the exit followed our {@link DaemonProcess.stop}. */
   requested: boolean;
-  /** True when processes of its group were still alive when the deadline passed. */
+  /** True when processes of its group (or cgroup) were still alive when the deadline passed. */
   groupLeftovers: boolean;
 }
 
@@ -62,6 +69,59 @@ export function sleep(ms: number, ref = true): Promise<void> {
     const timer = setTimeout(resolve, ms);
     if (!ref) timer.unref();
   });
+}
+
+interface GroupWait {
+  pgid: number;
+  deadline: number;
+  ref: boolean;
+  resolve: (empty: boolean) => void;
+}
+
+const groupWaits = new Set<GroupWait>();
+let groupTimer: NodeJS.Timeout | undefined;
+let groupDelay = 2;
+
+/**
+ * Resolve true once no process of group `pgid` is alive, false after `timeoutMs`. Every wait of
+ * this thread shares one check per tick ({@link liveGroups}: at most one walk of /proc for all of
+ * them), so a thousand daemons stopping at once do not walk /proc a thousand times per tick.
+ */
+function waitGroupEmpty(pgid: number, timeoutMs: number, ref: boolean): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    groupWaits.add({ pgid, deadline: Date.now() + timeoutMs, ref, resolve });
+    // A newcomer is checked soon (its group is often gone at once), with the others.
+    clearTimeout(groupTimer);
+    groupDelay = 2;
+    scheduleGroupCheck(0);
+  });
+}
+
+function scheduleGroupCheck(ms: number): void {
+  groupTimer = setTimeout(checkGroups, ms);
+  let ref = false;
+  for (const w of groupWaits) ref ||= w.ref;
+  if (!ref) groupTimer.unref();
+}
+
+function checkGroups(): void {
+  groupTimer = undefined;
+  const waits = [...groupWaits];
+  let alive: boolean[];
+  try {
+    alive = liveGroups(waits.map((w) => w.pgid));
+  } catch {
+    alive = waits.map(() => false); // no /proc to read: nothing more we can learn
+  }
+  const now = Date.now();
+  waits.forEach((w, i) => {
+    if (alive[i] && now <= w.deadline) return;
+    groupWaits.delete(w);
+    w.resolve(!alive[i]);
+  });
+  if (groupWaits.size === 0) return;
+  scheduleGroupCheck(groupDelay);
+  groupDelay = Math.min(groupDelay * 2, 100);
 }
 
 /** A running daemon in a process group of its own. */
@@ -89,20 +149,26 @@ export class DaemonProcess {
     let exitSeen!: () => void;
     this.exitSeen = new Promise<void>((resolve) => (exitSeen = resolve));
 
-    this.child = spawn({
-      file: options.file,
-      argv: this.argv,
-      env: options.env,
-      fds: ['null', options.captureStdout ? 'pipe' : 'null', 'pipe', ...(options.extraFds ?? [])],
-      newProcessGroup: true,
-      onExit: (exit) => {
-        this.exit = { code: exit.code, signal: exit.signal };
-        // The daemon is still a zombie here, so its group id cannot have been reused: this
-        // reaches exactly its descendants (both virtiofsd dialects fork a sandbox child).
-        this.child.signal('SIGKILL', { group: true });
-        exitSeen();
-      },
-    });
+    const cgroupFd = options.cgroup?.openFd();
+    try {
+      this.child = spawn({
+        file: options.file,
+        argv: this.argv,
+        env: options.env,
+        fds: ['null', options.captureStdout ? 'pipe' : 'null', 'pipe', ...(options.extraFds ?? [])],
+        newProcessGroup: true,
+        cgroupFd,
+        onExit: (exit) => {
+          this.exit = { code: exit.code, signal: exit.signal };
+          // The daemon is still a zombie here, so its group id cannot have been reused: this
+          // reaches exactly its descendants (both virtiofsd dialects fork a sandbox child).
+          this.killAll();
+          exitSeen();
+        },
+      });
+    } finally {
+      if (cgroupFd !== undefined) Cgroup.closeFd(cgroupFd);
+    }
 
     const streams = this.child.pipes.filter((fd): fd is number => fd !== null).map((fd) => this.readLines(fd));
     this.ended = this.finish(streams);
@@ -116,6 +182,26 @@ export class DaemonProcess {
   /** The exit status once the daemon has exited, else null. */
   get exitStatus(): ExitStatus | null {
     return this.exit;
+  }
+
+  /** What the daemon's cgroup accounts; rejects without a cgroup. */
+  stats(): Promise<CgroupStats> {
+    if (!this.options.cgroup) {
+      return Promise.reject(
+        new VirtiofsDaemonError('ERR_NO_CGROUP', `${this.options.name} has no cgroup of its own; start it with the cgroup option`),
+      );
+    }
+    return this.options.cgroup.stats();
+  }
+
+  /** SIGKILL for the daemon's group, and for its whole cgroup when it has one. */
+  private killAll(): void {
+    this.child.signal('SIGKILL', { group: true });
+    try {
+      this.options.cgroup?.kill();
+    } catch (err) {
+      this.options.logger.warn({ err, cgroup: this.options.cgroup?.path }, 'cgroup.kill failed');
+    }
   }
 
   /** The last output lines, oldest first. */
@@ -146,10 +232,11 @@ export class DaemonProcess {
   private async escalate({ signal = 'SIGKILL', timeoutMs = 5000, killTimeoutMs = 10000 }: StopOptions): Promise<ProcessEnd> {
     if (!this.exit) {
       this.stopRequested = true;
-      this.child.signal(signal, { group: true });
+      if (signal === 'SIGKILL') this.killAll();
+      else this.child.signal(signal, { group: true });
       if (signal !== 'SIGKILL' && !(await this.exitedWithin(timeoutMs))) {
         this.options.logger.warn({ signal, timeoutMs }, `${this.options.name} ignored ${signal}; sending SIGKILL`);
-        this.child.signal('SIGKILL', { group: true });
+        this.killAll();
       }
       if (!(await this.exitedWithin(killTimeoutMs))) {
         throw new VirtiofsDaemonError(
@@ -201,16 +288,17 @@ export class DaemonProcess {
     const drainTimeoutMs = this.options.drainTimeoutMs ?? 500;
 
     // Descendants that outlive the daemon got SIGKILL at the exit; wait until they are gone.
-    let groupLeftovers = false;
-    const deadline = Date.now() + groupTimeoutMs;
-    for (let delay = 2; this.child.groupAlive(); delay = Math.min(delay * 2, 100)) {
-      if (Date.now() > deadline) {
-        groupLeftovers = true;
-        this.options.logger.warn(`processes of ${this.options.name}'s group outlived it by ${groupTimeoutMs} ms`);
-        break;
-      }
-      // Until `ended` resolves the daemon is not over: keep the loop alive as its watch did.
-      await sleep(delay, this.refed);
+    // Until `ended` resolves the daemon is not over: keep the loop alive as its watch did.
+    const cgroup = this.options.cgroup;
+    const empty = cgroup
+      ? await cgroup.waitEmpty(groupTimeoutMs, this.refed)
+      : await waitGroupEmpty(this.child.pid, groupTimeoutMs, this.refed);
+    const groupLeftovers = !empty;
+    if (!empty) {
+      const what = cgroup ? `cgroup '${cgroup.path}'` : 'group';
+      this.options.logger.warn(`processes of ${this.options.name}'s ${what} outlived it by ${groupTimeoutMs} ms`);
+    } else if (cgroup?.created && !(await cgroup.remove())) {
+      this.options.logger.warn({ cgroup: cgroup.path }, `could not remove ${this.options.name}'s cgroup`);
     }
 
     // The pipes reach EOF once every writer is gone; one that escaped the group (setsid) must

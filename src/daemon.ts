@@ -3,8 +3,9 @@
  * guarded start, one shared stop, and the end reported once (log, cleanup, onQuit).
  */
 import type { Logger } from 'pino';
+import type { CgroupStats } from './cgroup.js';
 import type { DaemonProcess, ProcessEnd, StopOptions } from './daemon-process.js';
-import { DaemonRunningError } from './errors.js';
+import { DaemonRunningError, VirtiofsDaemonError } from './errors.js';
 import { subsystemLogger } from './logger.js';
 import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
@@ -68,6 +69,18 @@ export abstract class Daemon implements VirtiofsDaemon {
     });
     this.stopping = stopping;
     return stopping;
+  }
+
+  /**
+   * What the daemon's cgroup accounts now: CPU time always, memory and pids where those
+   * controllers are enabled for it. Rejects with `ERR_NO_CGROUP` when it was started without
+   * the `cgroup` option, `ERR_DAEMON_NOT_RUNNING` when it is not running.
+   */
+  stats(): Promise<CgroupStats> {
+    if (!this.proc) {
+      return Promise.reject(new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.name} is not running; start() it first`));
+    }
+    return this.proc.stats();
   }
 
   abstract mount(opt: MountOption): Promise<void>;

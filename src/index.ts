@@ -31,3 +31,4 @@ export {
   type NydusDaemonState,
   type NydusMountCmd,
 } from './nydus-client.js';
+export { cgroup2Mount, type CgroupStats } from './cgroup.js';

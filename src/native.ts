@@ -73,6 +73,20 @@ export interface SpawnOptions {
   /** Put the child in a new process group (pgid = pid), so that it can be signalled with its descendants. */
   newProcessGroup?: boolean;
   /**
+   * An fd of a cgroup v2 directory: the child is in that cgroup before its first instruction
+   * (clone3 with CLONE_INTO_CGROUP, Linux >= 5.7; before that, or where seccomp refuses clone3,
+   * the child joins through `cgroup.procs` before it execs). A cgroup that refuses the child
+   * (EBUSY: controllers enabled for its children; EACCES) fails the spawn with
+   * `syscall: 'clone3'` or `'cgroup.procs'`. Ours to close afterwards.
+   */
+  cgroupFd?: number;
+  /**
+   * How the child gets into `cgroupFd`: `clone` (default, as above) or `procs` (always through
+   * `cgroup.procs`, for comparing the two in bench/).
+   * @default 'clone'
+   */
+  cgroupMethod?: 'clone' | 'procs';
+  /**
    * Called once, on this thread's event loop, when the child has exited. While it runs the
    * child is not yet reaped, so its pid and process-group id cannot be reused: a
    * `signal(..., { group: true })` made inside it reaches exactly the survivors of the group.
@@ -126,6 +140,7 @@ interface Addon {
   removeStaleSocket(path: string): boolean;
   close(fd: number): void;
   abandonAll(): void;
+  liveGroups(pgids: number[]): boolean[];
   spawn(
     file: string,
     argv: string[],
@@ -134,6 +149,8 @@ interface Addon {
     fds: FdSource[],
     newProcessGroup: boolean,
     onExit: (code: number, signo: number, coreDumped: boolean) => void,
+    cgroupFd: number | null,
+    cgroupMethod: string | null,
   ): RawChild;
 }
 
@@ -280,7 +297,17 @@ export function spawn(options: SpawnOptions): Child {
       options.fds,
       options.newProcessGroup ?? false,
       (code, signo, coreDumped) => onExit(exitOf(code, signo, coreDumped)),
+      options.cgroupFd ?? null,
+      options.cgroupMethod ?? null,
     ),
   );
   return new ChildHandle(raw);
+}
+
+/**
+ * For each process-group id, whether a process of that group is alive (zombies do not count).
+ * One walk of /proc answers for all of them, and none is made when every group is gone.
+ */
+export function liveGroups(pgids: number[]): boolean[] {
+  return call((a) => a.liveGroups(pgids));
 }

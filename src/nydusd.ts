@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { Cgroup } from './cgroup.js';
 import { Daemon, describeExit, type Run } from './daemon.js';
 import { DaemonProcess, sleep, type StopOptions } from './daemon-process.js';
 import {
@@ -61,6 +62,20 @@ export interface NydusdOptions {
   stopTimeoutMs?: number;
   /** The daemon's environment. Default: ours. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The daemon's own cgroup v2 directory: absolute, or relative to where cgroup v2 is mounted
+   * (read from /proc/self/mountinfo). The daemon runs its first instruction in it; stop() kills
+   * everything in it (`cgroup.kill`), descendants that left the process group included, and
+   * waits until it is empty; {@link Daemon.stats} reads it. It must be a leaf that holds no
+   * process yet: one cgroup per daemon. Default: none (the daemon stays in ours).
+   */
+  cgroup?: string;
+  /**
+   * Create `cgroup` (and missing parents) when it does not exist, and remove what was created
+   * once the daemon has stopped. A directory that existed is never removed.
+   * @default false
+   */
+  cgroupCreate?: boolean;
 }
 
 /** nydusd's arguments (after argv[0]). No `--hybrid-mode`: it panicked in nydusd 2.2.0. */
@@ -107,14 +122,22 @@ export class Nydusd extends Daemon {
     }
 
     const args = buildNydusdArgs({ sockPath, apiSockPath, debug: o.debug === true, extraArgs });
-    const proc = new DaemonProcess({
-      name: 'nydusd',
-      file: binary,
-      args,
-      env: o.env,
-      captureStdout: true,
-      logger: this.log,
-    });
+    const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(requireString('cgroup', o.cgroup), o.cgroupCreate === true);
+    let proc: DaemonProcess;
+    try {
+      proc = new DaemonProcess({
+        name: 'nydusd',
+        file: binary,
+        args,
+        env: o.env,
+        captureStdout: true,
+        cgroup,
+        logger: this.log,
+      });
+    } catch (err) {
+      void cgroup?.remove();
+      throw SystemError.isCgroupPlacement(err) ? SystemError.forOption('cgroup', err) : err;
+    }
     this.log.info({ daemonPid: proc.pid, argv: proc.argv }, 'nydusd started');
     const client = new NydusClient(apiSockPath, { timeoutMs: o.apiTimeoutMs ?? 30000 });
     this.client = client;

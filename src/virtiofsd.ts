@@ -5,6 +5,7 @@
  */
 import { existsSync, promises as fs } from 'node:fs';
 import type { Logger } from 'pino';
+import { Cgroup } from './cgroup.js';
 import { Daemon, describeExit, type Run } from './daemon.js';
 import { DaemonProcess, captureOutput, type StopOptions } from './daemon-process.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
@@ -62,6 +63,20 @@ export interface VirtiofsdOptions {
   stopTimeoutMs?: number;
   /** The daemon's environment. Default: ours. */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The daemon's own cgroup v2 directory: absolute, or relative to where cgroup v2 is mounted
+   * (read from /proc/self/mountinfo). The daemon runs its first instruction in it; stop() kills
+   * everything in it (`cgroup.kill`), descendants that left the process group included, and
+   * waits until it is empty; {@link Daemon.stats} reads it. It must be a leaf that holds no
+   * process yet: one cgroup per daemon. Default: none (the daemon stays in ours).
+   */
+  cgroup?: string;
+  /**
+   * Create `cgroup` (and missing parents) when it does not exist, and remove what was created
+   * once the daemon has stopped. A directory that existed is never removed.
+   * @default false
+   */
+  cgroupCreate?: boolean;
 }
 
 /** Everything the command line depends on, validated. */
@@ -167,10 +182,12 @@ export class Virtiofsd extends Daemon {
     const dialect = !o.dialect || o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
     const args = buildVirtiofsdArgs({ dialect, sourcePath, cache, syslog: o.syslog === true, debug: o.debug === true, extraArgs });
 
+    const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(requireString('cgroup', o.cgroup), o.cgroupCreate === true);
     let socket: ListeningSocket;
     try {
       socket = listenUnix(socketPath);
     } catch (err) {
+      void cgroup?.remove();
       throw SystemError.forOption('socketPath', err);
     }
     let proc: DaemonProcess;
@@ -184,6 +201,7 @@ export class Virtiofsd extends Daemon {
         args,
         env: o.env,
         extraFds: [socket.fd],
+        cgroup,
         logger: this.log,
         onLine: (line) => line.includes(READY_MARKER) && ready(),
       });
@@ -192,8 +210,10 @@ export class Virtiofsd extends Daemon {
       this.adopt(proc, run, onQuit);
       await this.waitReady(proc, syslog ? Promise.resolve() : marker);
     } catch (err) {
-      if (!this.proc) unlinkSocket(socket);
-      throw err;
+      if (this.proc) throw err;
+      unlinkSocket(socket);
+      void cgroup?.remove();
+      throw SystemError.isCgroupPlacement(err) ? SystemError.forOption('cgroup', err) : err;
     } finally {
       // The daemon holds its own copy now (or never will): ours would keep the socket alive.
       closeFd(socket.fd);
