@@ -143,7 +143,15 @@ export class Cgroup {
 
   /** True while a process (zombies excepted) is in the cgroup or below it (`cgroup.events`). */
   populated(): boolean {
-    return /^populated 1$/m.test(this.read('cgroup.events'));
+    let events: string;
+    try {
+      events = this.read('cgroup.events');
+    } catch (err) {
+      // Removed under us (by an operator): a cgroup with a process in it cannot be removed.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+    return /^populated 1$/m.test(events);
   }
 
   /**
@@ -188,15 +196,10 @@ export class Cgroup {
         resolve(empty);
       };
       const check = (): void => {
-        let populated = true;
-        try {
-          populated = this.populated();
-        } catch {
-          populated = false; // removed under us: nothing can be in it
-        }
-        if (!populated) done(true);
+        if (!this.populated()) done(true);
       };
       watcher.on('change', check);
+      // The watch itself failed (the directory went away): ask the file once more.
       watcher.on('error', () => done(!this.populated()));
       // It may have emptied between the first read and the watch.
       check();

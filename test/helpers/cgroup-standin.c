@@ -6,8 +6,8 @@
  * moved anywhere, and write it to $STANDIN_OUT (renamed into place once complete). Then, as
  * asked through the environment (its command line is virtiofsd's, and ignored):
  *   STANDIN_ESCAPE=1   fork a grandchild that calls setsid() - out of our process group and
- *                      session - and sleeps; its pid goes to $STANDIN_OUT.escaped
- *   STANDIN_BURN_MS=N  spin on the CPU for N ms (for stats())
+ *                      session - and sleeps; once out, it writes its pid to $STANDIN_OUT.escaped
+ *   STANDIN_BURN_MS=N  spin until it has used N ms of CPU time (for stats())
  * Then it prints virtiofsd's ready line on stderr and waits for a signal.
  */
 #define _GNU_SOURCE
@@ -42,23 +42,24 @@ int main(void) {
   if (out) write_file(out, cg, (size_t)n);
 
   if (getenv("STANDIN_ESCAPE")) {
+    // The grandchild reports itself once it has left: a reader never sees it still in the group.
     pid_t pid = fork();
     if (pid == 0) {
-      setsid();
+      if (setsid() < 0 || !out) _exit(1);
+      char path[4096], text[32];
+      snprintf(path, sizeof(path), "%s.escaped", out);
+      int len = snprintf(text, sizeof(text), "%d\n", (int)getpid());
+      write_file(path, text, (size_t)len);
       for (;;) pause();
     }
-    if (pid < 0 || !out) return 1;
-    char path[4096], text[32];
-    snprintf(path, sizeof(path), "%s.escaped", out);
-    int len = snprintf(text, sizeof(text), "%d\n", (int)pid);
-    write_file(path, text, (size_t)len);
+    if (pid < 0) return 1;
   }
 
   const char *burn = getenv("STANDIN_BURN_MS");
   if (burn) {
     struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    do clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
+    do clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
     while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < atol(burn));
   }
 
