@@ -3,7 +3,7 @@
  * QEMU <= 7.2 and the Rust virtiofsd. We listen on the vhost-user socket ourselves and hand it
  * over as fd 3 (`--fd=3`), as Kata does, so the VMM can connect the moment start() resolves.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { Cgroup } from './cgroup.js';
 import { Daemon, describeExit, type Run } from './daemon.js';
@@ -121,7 +121,8 @@ const dialectCache = new Map<string, Dialect>();
  * daemon, `virtiofsd <semver>` the Rust one). Asked once per binary path, size and mtime.
  */
 export async function detectDialect(binary: string): Promise<Dialect> {
-  const st = await fs.stat(binary);
+  // Directly, not through the thread pool: this runs on every start (see validate.ts statOr).
+  const st = statSync(binary);
   const key = `${binary}\0${st.size}\0${st.mtimeMs}`;
   const known = dialectCache.get(key);
   if (known) return known;
