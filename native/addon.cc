@@ -22,6 +22,7 @@ extern char** environ;
 
 #include "child.h"
 #include "errors.h"
+#include "pipe_reader.h"
 #include "process_group.h"
 #include "spawn.h"
 #include "unix_socket.h"
@@ -31,6 +32,7 @@ namespace vfd {
 Addon::Addon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop_);
   child_constructor_ = Napi::Persistent(Child::Define(env));
+  reader_constructor_ = Napi::Persistent(PipeReader::Define(env));
   pidfd_error_ = ProbePidfdSupport(&pidfd_missing_);
   spawn_stack_ = AllocateSpawnStack();
   napi_add_async_cleanup_hook(env, Teardown, this, &cleanup_handle_);
@@ -44,6 +46,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::Spawn>("spawn"),
                            InstanceMethod<&Addon::AbandonAll>("abandonAll"),
                            InstanceMethod<&Addon::LiveGroups>("liveGroups"),
+                           InstanceMethod<&Addon::ReadPipe>("readPipe"),
                        });
 }
 
@@ -51,6 +54,7 @@ Addon::~Addon() {
   if (spawn_stack_) FreeSpawnStack(spawn_stack_);
   // Teardown has abandoned every child already; this only guards against dangling pointers.
   for (Child* child : live_) child->ForgetAddon();
+  for (PipeReader* reader : readers_) reader->ForgetAddon();
 }
 
 // abandonAll(): the teardown policy, applied now. Bound to process 'exit', because
@@ -66,6 +70,7 @@ void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
   self->tearing_down_ = true;
   // Abandon() unregisters, so walk a copy.
   for (Child* child : std::unordered_set<Child*>(self->live_)) child->Abandon();
+  for (PipeReader* reader : std::unordered_set<PipeReader*>(self->readers_)) reader->Abandon();
   self->pending_closes_++;
   self->HandleClosed();
 }
@@ -435,6 +440,25 @@ Napi::Value Addon::LiveGroups(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(env, alive.size());
   for (size_t k = 0; k < alive.size(); k++) out.Set(k, Napi::Boolean::New(env, alive[k] != 0));
   return out;
+}
+
+// readPipe(fd, onData) → PipeReader: our end of a child's pipe, read on this loop; onData
+// gets each chunk as a Buffer, then null once at the end (the fd is closed then).
+Napi::Value Addon::ReadPipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsFunction()) {
+    Napi::TypeError::New(env, "readPipe(fd: number, onData: function)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  constructing_reader_ = true;
+  Napi::Object obj = reader_constructor_.New({});
+  constructing_reader_ = false;
+  int err = PipeReader::Unwrap(obj)->Start(this, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Function>());
+  if (err < 0) {
+    ErrnoError(env, err, "uv_poll_init", "", "cannot watch the pipe: " + ErrnoText(err)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return obj;
 }
 
 }  // namespace vfd

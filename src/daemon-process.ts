@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { VirtiofsDaemonError, type ExitStatus } from './errors.js';
 import { Cgroup, type CgroupStats } from './cgroup.js';
 import { LineScanner, parseDaemonLine } from './lines.js';
-import { liveGroups, spawn, type Child } from './native.js';
+import { liveGroups, readPipe, spawn, type Child, type PipeReader } from './native.js';
 
 export interface DaemonProcessOptions {
   /** The daemon's name, for log records and errors (e.g. `virtiofsd`). */
@@ -138,6 +138,7 @@ export class DaemonProcess {
   private stopping: Promise<ProcessEnd> | undefined;
   private refed = true;
   private readonly exitSeen: Promise<void>;
+  private readonly readers: PipeReader[] = [];
 
   /**
    * Spawn the daemon. Throws synchronously (a {@link SystemError} with `syscall: 'spawn'`) when
@@ -213,10 +214,12 @@ export class DaemonProcess {
   ref(): void {
     this.refed = true;
     this.child.ref();
+    for (const r of this.readers) r.ref();
   }
   unref(): void {
     this.refed = false;
     this.child.unref();
+    for (const r of this.readers) r.unref();
   }
 
   /**
@@ -259,7 +262,7 @@ export class DaemonProcess {
 
   /** Read one output pipe on the event loop (never through the thread pool), line by line. */
   private readLines(fd: number): { done: Promise<void>; destroy: () => void } {
-    const { logger, name, onLine } = this.options;
+    const { logger, onLine } = this.options;
     const scanner = new LineScanner({
       maxLineBytes: this.options.maxLineBytes,
       onLine: (line, info) => {
@@ -270,16 +273,25 @@ export class DaemonProcess {
         onLine?.(line);
       },
     });
-    const stream = new net.Socket({ fd, readable: true, writable: false });
-    const done = new Promise<void>((resolve) => {
-      stream.on('data', (chunk: Buffer) => scanner.push(chunk));
-      stream.on('error', (err) => logger.warn({ err }, `reading ${name}'s output failed`));
-      stream.on('close', () => {
-        scanner.end();
-        resolve();
-      });
-    });
-    return { done, destroy: () => stream.destroy() };
+    let ended!: () => void;
+    const done = new Promise<void>((resolve) => (ended = resolve));
+    let open = true;
+    const end = (): void => {
+      if (!open) return;
+      open = false;
+      scanner.end();
+      ended();
+    };
+    const reader = readPipe(fd, (chunk) => (chunk ? scanner.push(chunk) : end()));
+    this.readers.push(reader);
+    if (!this.refed) reader.unref();
+    return {
+      done,
+      destroy: () => {
+        reader.close();
+        end();
+      },
+    };
   }
 
   private async finish(streams: { done: Promise<void>; destroy: () => void }[]): Promise<ProcessEnd> {

@@ -133,6 +133,16 @@ interface RawChild {
   unref(): void;
 }
 
+/** A pipe being read on the event loop (see {@link readPipe}). */
+export interface PipeReader {
+  /** Stop reading and close the pipe, without a further callback. Idempotent. */
+  close(): void;
+  /** Keep the event loop alive while the pipe is open (the default). */
+  ref(): void;
+  /** Let the event loop end while the pipe is open. */
+  unref(): void;
+}
+
 interface Addon {
   listen(path: string, backlog: number): { fd: number; dev: bigint; ino: bigint };
   chownToParent(path: string, dev: bigint, ino: bigint): { uid: number; gid: number };
@@ -141,6 +151,7 @@ interface Addon {
   close(fd: number): void;
   abandonAll(): void;
   liveGroups(pgids: number[]): boolean[];
+  readPipe(fd: number, onData: (chunk: Buffer | null) => void): PipeReader;
   spawn(
     file: string,
     argv: string[],
@@ -310,4 +321,14 @@ export function spawn(options: SpawnOptions): Child {
  */
 export function liveGroups(pgids: number[]): boolean[] {
   return call((a) => a.liveGroups(pgids));
+}
+
+/**
+ * Read our end of a child's pipe (from `pipes`, non-blocking) on this thread's event loop:
+ * `onData` gets what each wakeup read (at most 64 KiB), then `null` once at EOF or on a read
+ * error, after which the fd is closed. Lighter than a net.Socket over the fd (no stream, no
+ * thread pool), which matters with hundreds of daemons. The fd is the reader's from now on.
+ */
+export function readPipe(fd: number, onData: (chunk: Buffer | null) => void): PipeReader {
+  return call((a) => a.readPipe(fd, onData));
 }
