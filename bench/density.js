@@ -33,13 +33,27 @@ const LAUNCHER = path.join(c.binDir, 'lean-launcher');
 const TICKER = path.join(c.binDir, 'ready-standin');
 const MARKER = 'Waiting for vhost-user socket connection';
 const log = (s) => process.stderr.write(`[density] ${s}\n`);
-const list = (name, dflt) => (process.env[name] || dflt).split(',').map((s) => s.trim()).filter(Boolean);
+const list = (name, dflt) =>
+  (process.env[name] || dflt)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 /** bench/ready-standin.c without libc (ready at once), built into dir. */
 function rawStandin(dir) {
   const out = path.join(dir, 'ready-raw');
-  cp.execFileSync('cc', ['-O2', '-static', '-nostdlib', '-fno-stack-protector', '-fno-pie', '-no-pie', '-DBENCH_NOSTDLIB',
-    '-o', out, path.join(__dirname, 'ready-standin.c')]);
+  cp.execFileSync('cc', [
+    '-O2',
+    '-static',
+    '-nostdlib',
+    '-fno-stack-protector',
+    '-fno-pie',
+    '-no-pie',
+    '-DBENCH_NOSTDLIB',
+    '-o',
+    out,
+    path.join(__dirname, 'ready-standin.c'),
+  ]);
   return out;
 }
 
@@ -72,7 +86,14 @@ async function oneWorker(rssMB, iters) {
   try {
     for (const name of list('BENCH_ONE_DAEMONS', 'standin,legacy,rust')) {
       const [bin, dialect] = daemonOf(name, dir);
-      const args = buildVirtiofsdArgs({ dialect, sourcePath: dir, cache: 'auto', syslog: false, debug: false, extraArgs: [] });
+      const args = buildVirtiofsdArgs({
+        dialect,
+        sourcePath: dir,
+        cache: 'auto',
+        syslog: false,
+        debug: false,
+        extraArgs: [],
+      });
       const launcher = cp.spawn(LAUNCHER, ['serve', '--rss-mb', String(rssMB), '--', bin, ...args], {
         stdio: ['pipe', 'pipe', 'inherit'],
       });
@@ -86,7 +107,13 @@ async function oneWorker(rssMB, iters) {
       const ours = [];
       const lean = [];
       const oursOnce = async (i) => {
-        const d = new Virtiofsd({ path: bin, dialect, socketPath: path.join(dir, `o${i}.sock`), sourcePath: dir, logger });
+        const d = new Virtiofsd({
+          path: bin,
+          dialect,
+          socketPath: path.join(dir, `o${i}.sock`),
+          sourcePath: dir,
+          logger,
+        });
         if (global.gc) global.gc();
         const t0 = c.nowUs();
         await d.start();
@@ -94,11 +121,11 @@ async function oneWorker(rssMB, iters) {
         await d.stop();
         return t;
       };
-      for (let i = 0; i < 5; i++) await oursOnce(-1 - i), await cStart(path.join(dir, 'w.sock')); // warm-up
+      for (let i = 0; i < 5; i++) (await oursOnce(-1 - i), await cStart(path.join(dir, 'w.sock'))); // warm-up
       for (let i = 0; i < iters; i++) {
         // Alternate which goes first, so neither always follows the other's teardown.
-        if (i % 2) ours.push(await oursOnce(i)), lean.push(await cStart(path.join(dir, `c${i}.sock`)));
-        else lean.push(await cStart(path.join(dir, `c${i}.sock`))), ours.push(await oursOnce(i));
+        if (i % 2) (ours.push(await oursOnce(i)), lean.push(await cStart(path.join(dir, `c${i}.sock`))));
+        else (lean.push(await cStart(path.join(dir, `c${i}.sock`))), ours.push(await oursOnce(i)));
       }
       launcher.stdin.end();
       await new Promise((r) => launcher.on('exit', r));
@@ -117,7 +144,9 @@ function runWorker(args) {
     const w = cp.fork(__filename, args, { execArgv: ['--expose-gc'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
     let result;
     w.on('message', (m) => (result = m));
-    w.on('exit', (code) => (code === 0 && result ? resolve(result) : reject(new Error(`worker ${args.join(' ')} exited ${code}`))));
+    w.on('exit', (code) =>
+      code === 0 && result ? resolve(result) : reject(new Error(`worker ${args.join(' ')} exited ${code}`)),
+    );
   });
 }
 
@@ -125,7 +154,9 @@ async function one() {
   const iters = Number(process.env.BENCH_ONE_ITERS || 60);
   const out = [];
   out.push('### One start: `Virtiofsd.start()` → ready against the C launcher', '');
-  out.push('| parent RSS | daemon | ours median µs | C median µs | ours − C, µs | median ×C | ours p90 µs | C p90 µs | n |');
+  out.push(
+    '| parent RSS | daemon | ours median µs | C median µs | ours − C, µs | median ×C | ours p90 µs | C p90 µs | n |',
+  );
   out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const mb of list('BENCH_ONE_RSS_MB', '100,4096').map(Number)) {
     log(`one: ${mb} MiB, ${iters} starts per launcher per daemon`);
@@ -163,7 +194,14 @@ async function stormWorker(mode, name, n, holdMs) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-storm-'));
   const [bin, dialect] = daemonOf(name, dir);
   const env = { ...process.env, STANDIN_TICK_MS: '1000' };
-  const args = buildVirtiofsdArgs({ dialect, sourcePath: dir, cache: 'auto', syslog: false, debug: false, extraArgs: [] });
+  const args = buildVirtiofsdArgs({
+    dialect,
+    sourcePath: dir,
+    cache: 'auto',
+    syslog: false,
+    debug: false,
+    extraArgs: [],
+  });
   const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
   // Everything loaded and opened once, outside the measurement.
   {
@@ -179,7 +217,17 @@ async function stormWorker(mode, name, n, holdMs) {
   if (mode === 'ours') {
     const ds = [];
     for (let i = 0; i < n; i++) {
-      ds.push(new Virtiofsd({ path: bin, dialect, socketPath: path.join(dir, `d${i}.sock`), sourcePath: dir, logger, env, startTimeoutMs: 60000 }));
+      ds.push(
+        new Virtiofsd({
+          path: bin,
+          dialect,
+          socketPath: path.join(dir, `d${i}.sock`),
+          sourcePath: dir,
+          logger,
+          env,
+          startTimeoutMs: 60000,
+        }),
+      );
     }
     await Promise.all(ds.map((d) => d.start()));
     stopAll = () => Promise.all(ds.map((d) => d.stop()));
@@ -200,7 +248,7 @@ async function stormWorker(mode, name, n, holdMs) {
             buf += s;
             for (let k; (k = buf.indexOf('\n')) >= 0; buf = buf.slice(k + 1)) {
               lines++;
-              if (!ready && buf.slice(0, k).includes(MARKER)) (ready = true), resolve();
+              if (!ready && buf.slice(0, k).includes(MARKER)) ((ready = true), resolve());
             }
           });
           child.on('exit', () => reject(new Error('exited before ready')));
@@ -210,7 +258,10 @@ async function stormWorker(mode, name, n, holdMs) {
     stopAll = async () => {
       for (const { child } of children) process.kill(-child.pid, 'SIGKILL');
       await Promise.all(children.map((x) => x.exited));
-      await groupsGone(children.map((x) => x.child.pid), native);
+      await groupsGone(
+        children.map((x) => x.child.pid),
+        native,
+      );
       for (const { sock } of children) native.unlinkSocket(sock);
     };
   }
@@ -242,7 +293,14 @@ async function stormWorker(mode, name, n, holdMs) {
 function stormLean(name, n, holdMs, dir) {
   const [bin, dialect] = daemonOf(name, dir);
   const { buildVirtiofsdArgs } = c.lib().virtiofsd;
-  const args = buildVirtiofsdArgs({ dialect, sourcePath: dir, cache: 'auto', syslog: false, debug: false, extraArgs: [] });
+  const args = buildVirtiofsdArgs({
+    dialect,
+    sourcePath: dir,
+    cache: 'auto',
+    syslog: false,
+    debug: false,
+    extraArgs: [],
+  });
   return new Promise((resolve, reject) => {
     const p = cp.spawn(LAUNCHER, ['storm', String(n), dir, '--', bin, ...args], {
       stdio: ['pipe', 'pipe', 'inherit'],
@@ -260,7 +318,10 @@ function stormLean(name, n, holdMs, dir) {
       }
     });
     p.on('exit', (code) => {
-      const ls = out.split('\n').filter(Boolean).map((l) => l.split(' ').map(Number));
+      const ls = out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' ').map(Number));
       if (code !== 0 || ls.length < 3) return reject(new Error(`lean-launcher storm exited ${code}: ${out}`));
       const [[readyMs, cpuMs, hwmKB], [rssKB, fds], [stopMs, stopCpuMs]] = ls;
       resolve({
@@ -282,7 +343,13 @@ async function storm() {
   const out = [];
   const nofile = cp.execSync('sh -c "ulimit -n"').toString().trim();
   out.push('### Boot storm: N daemons started at once, then all stopped', '');
-  out.push(`Load average before: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}; RLIMIT_NOFILE ${nofile}; ${os.cpus().length} CPUs.`, '');
+  out.push(
+    `Load average before: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}; RLIMIT_NOFILE ${nofile}; ${os.cpus().length} CPUs.`,
+    '',
+  );
   out.push(
     '| daemon | N | launcher | all ready, ms | ×C | manager CPU / start, µs | peak manager RSS, MiB | per running daemon: RSS KB | JS heap bytes | fds | stop all, ms | ×C |',
   );
@@ -304,7 +371,11 @@ async function storm() {
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
-      for (const [key, label] of [['c', 'C (epoll)'], ['ours', '**ours**'], ['cp', 'child_process']]) {
+      for (const [key, label] of [
+        ['c', 'C (epoll)'],
+        ['ours', '**ours**'],
+        ['cp', 'child_process'],
+      ]) {
         const x = r[key];
         const f = (v, d = 0) => (Number.isFinite(v) ? v.toFixed(d) : '—');
         out.push(
@@ -314,7 +385,13 @@ async function storm() {
       }
     }
   }
-  out.push('', `Load average after: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}.`);
+  out.push(
+    '',
+    `Load average after: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}.`,
+  );
   return out.join('\n');
 }
 

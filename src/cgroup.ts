@@ -30,7 +30,7 @@ export function cgroup2Mount(): string | null {
     const sep = line.indexOf(' - ');
     if (sep < 0 || line.slice(sep + 3).split(' ')[0] !== 'cgroup2') continue;
     // mountinfo escapes space, tab, newline and backslash as \ooo.
-    mountCache = line.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    mountCache = line.split(' ')[4].replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
     break;
   }
   return mountCache;
@@ -276,6 +276,8 @@ function isInside(dir: string, root: string): boolean {
 function notV2(dir: string, mount: string | null): string {
   return (
     `'${dir}' is not a cgroup v2 directory; ` +
-    (mount ? `cgroup v2 is mounted at '${mount}' here: use a directory below it` : 'no cgroup v2 hierarchy is mounted here')
+    (mount
+      ? `cgroup v2 is mounted at '${mount}' here: use a directory below it`
+      : 'no cgroup v2 hierarchy is mounted here')
   );
 }

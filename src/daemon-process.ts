@@ -71,6 +71,32 @@ export function sleep(ms: number, ref = true): Promise<void> {
   });
 }
 
+/** Cgroups of running daemons, killed if this process exits under them (see {@link watchCgroup}). */
+const liveCgroups = new Set<Cgroup>();
+
+/**
+ * Kill the daemon's cgroup if this process exits while it runs. The addon kills each child's
+ * process group then (see native.ts), which a descendant that left the group escapes; its
+ * cgroup it cannot leave. Created directories stay: they empty only after the kill.
+ */
+function watchCgroup(cgroup: Cgroup): () => void {
+  if (liveCgroups.size === 0 && !exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const c of liveCgroups) {
+        try {
+          c.kill();
+        } catch {
+          // Exiting: nothing left to report to.
+        }
+      }
+    });
+  }
+  liveCgroups.add(cgroup);
+  return () => liveCgroups.delete(cgroup);
+}
+let exitHook = false;
+
 interface GroupWait {
   pgid: number;
   deadline: number;
@@ -132,7 +158,7 @@ export class DaemonProcess {
 
   private readonly child: Child;
   private readonly tail: string[] = [];
-  private readonly tailLines: number;
+  private tailLines: number;
   private exit: ExitStatus | null = null;
   private stopRequested = false;
   private stopping: Promise<ProcessEnd> | undefined;
@@ -171,6 +197,10 @@ export class DaemonProcess {
       if (cgroupFd !== undefined) Cgroup.closeFd(cgroupFd);
     }
 
+    if (options.cgroup) {
+      const unwatch = watchCgroup(options.cgroup);
+      void this.exitSeen.then(unwatch);
+    }
     const streams = this.child.pipes.filter((fd): fd is number => fd !== null).map((fd) => this.readLines(fd));
     this.ended = this.finish(streams);
   }
@@ -205,9 +235,19 @@ export class DaemonProcess {
     }
   }
 
-  /** The last output lines, oldest first. */
+  /** The last output lines, oldest first (until {@link startOver}). */
   lastLines(): string[] {
     return [...this.tail];
+  }
+
+  /**
+   * The start is over: stop keeping the last lines. They serve start errors only; a running
+   * daemon's lines are in the log, and a host with hundreds of daemons would otherwise hold
+   * `tailLines` strings for each (~2 KB a daemon).
+   */
+  startOver(): void {
+    this.tailLines = 0;
+    this.tail.length = 0;
   }
 
   /** Keep the event loop alive while the daemon runs (the default), or not. */
@@ -268,8 +308,10 @@ export class DaemonProcess {
       onLine: (line, info) => {
         const { level, msg } = parseDaemonLine(line);
         logger[level](info.truncated ? { truncated: info.discardedBytes } : {}, msg);
-        this.tail.push(line.length > 1024 ? `${line.slice(0, 1024)}…` : line);
-        if (this.tail.length > this.tailLines) this.tail.shift();
+        if (this.tailLines > 0) {
+          this.tail.push(line.length > 1024 ? `${line.slice(0, 1024)}…` : line);
+          if (this.tail.length > this.tailLines) this.tail.shift();
+        }
         onLine?.(line);
       },
     });

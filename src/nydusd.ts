@@ -108,10 +108,10 @@ export class Nydusd extends Daemon {
     if (path.resolve(sockPath) === path.resolve(apiSockPath)) {
       throw new InvalidOptionError('apiSockPath', `names the same file as sockPath ('${sockPath}'); give the API its own socket`);
     }
-    const binary = await resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
-    await checkDirectory('sourcePath', sourcePath);
-    await checkSocketPath('sockPath', sockPath);
-    await checkSocketPath('apiSockPath', apiSockPath);
+    const binary = resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
+    checkDirectory('sourcePath', sourcePath);
+    checkSocketPath('sockPath', sockPath);
+    checkSocketPath('apiSockPath', apiSockPath);
     // Stale sockets from a crashed run go; a live one, or anything that is not a socket, stays.
     for (const [option, p] of [['sockPath', sockPath], ['apiSockPath', apiSockPath]] as const) {
       try {
@@ -178,6 +178,7 @@ export class Nydusd extends Daemon {
     } finally {
       clearTimeout(timer);
     }
+    proc.startOver();
     run.started = true;
     return proc.pid;
   }

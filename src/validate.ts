@@ -36,7 +36,7 @@ export function requireArgs(option: string, value: unknown): string[] {
 }
 
 /** An existing regular file that we may execute. */
-export async function checkExecutable(option: string, file: string): Promise<void> {
+export function checkExecutable(option: string, file: string): void {
   const st = statOr(file, (err) => new InvalidOptionError(option, `'${file}' ${describeStatError(err)}`, { cause: err }));
   if (!st.isFile()) throw new InvalidOptionError(option, `'${file}' is ${kind(st)}, not a program`);
   try {
@@ -49,13 +49,13 @@ export async function checkExecutable(option: string, file: string): Promise<voi
 }
 
 /** An existing directory. */
-export async function checkDirectory(option: string, dir: string): Promise<void> {
+export function checkDirectory(option: string, dir: string): void {
   const st = statOr(dir, (err) => new InvalidOptionError(option, `'${dir}' ${describeStatError(err)}`, { cause: err }));
   if (!st.isDirectory()) throw new InvalidOptionError(option, `'${dir}' is ${kind(st)}, not a directory`);
 }
 
 /** A socket path that fits sun_path, in a directory that exists. */
-export async function checkSocketPath(option: string, socketPath: string): Promise<void> {
+export function checkSocketPath(option: string, socketPath: string): void {
   const bytes = Buffer.byteLength(socketPath);
   if (bytes > MAX_SOCKET_PATH_BYTES) {
     throw new InvalidOptionError(
@@ -73,24 +73,29 @@ export async function checkSocketPath(option: string, socketPath: string): Promi
  * first executable well-known path. Errors name where the path came from (`option` or
  * `$envVar`); `install` says how to get a binary when none is found.
  */
-export async function resolveBinary(
+export function resolveBinary(
   option: string,
   explicit: string | undefined,
   envVar: string,
   wellKnown: string[],
   install: string,
-): Promise<string> {
+): string {
   if (explicit !== undefined) {
-    await checkExecutable(option, requireString(option, explicit));
+    checkExecutable(option, requireString(option, explicit));
     return explicit;
   }
   const fromEnv = process.env[envVar];
   if (fromEnv) {
-    await checkExecutable(`$${envVar}`, requireString(`$${envVar}`, fromEnv));
+    checkExecutable(`$${envVar}`, requireString(`$${envVar}`, fromEnv));
     return fromEnv;
   }
   for (const candidate of wellKnown) {
-    if (await checkExecutable(option, candidate).then(() => true, () => false)) return candidate;
+    try {
+      checkExecutable(option, candidate);
+      return candidate;
+    } catch {
+      // Not there, or not executable: try the next one.
+    }
   }
   throw new InvalidOptionError(
     option,

@@ -116,6 +116,8 @@ export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
 
 const dialectCache = new Map<string, Dialect>();
 
+const EXITED = (): 'exited' => 'exited';
+
 /**
  * Which virtiofsd `binary` is, from its `--version` (`virtiofsd version <qemu>` is the legacy C
  * daemon, `virtiofsd <semver>` the Rust one). Asked once per binary path, size and mtime.
@@ -171,15 +173,15 @@ export class Virtiofsd extends Daemon {
           'connection). Run a syslog daemon (or systemd-journald) or leave syslog off to log through us',
       );
     }
-    const binary = await resolveBinary(
+    const binary = resolveBinary(
       'path',
       o.path,
       'VIRTIOFSD',
       WELL_KNOWN_VIRTIOFSD_PATHS,
       'Install virtiofsd (Debian 13: apt install virtiofsd; Debian 12: apt install qemu-system-common) or pass path',
     );
-    await checkDirectory('sourcePath', sourcePath);
-    await checkSocketPath('socketPath', socketPath);
+    checkDirectory('sourcePath', sourcePath);
+    checkSocketPath('socketPath', socketPath);
     const dialect = !o.dialect || o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
     const args = buildVirtiofsdArgs({ dialect, sourcePath, cache, syslog: o.syslog === true, debug: o.debug === true, extraArgs });
 
@@ -219,6 +221,7 @@ export class Virtiofsd extends Daemon {
       // The daemon holds its own copy now (or never will): ours would keep the socket alive.
       closeFd(socket.fd);
     }
+    proc.startOver();
     run.started = true;
     return proc.pid;
   }
@@ -228,8 +231,10 @@ export class Virtiofsd extends Daemon {
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
       marker.then(() => 'ready' as const),
-      proc.ended.then(() => 'exited' as const),
-      new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), timeoutMs))),
+      // Module-level callbacks: a closure here would keep this frame (the timer among it)
+      // alive as long as the daemon runs, through the reaction left on `ended`.
+      proc.ended.then(EXITED),
+      new Promise<'timeout'>((resolve) => (timer = setTimeout(resolve, timeoutMs, 'timeout'))),
     ]);
     clearTimeout(timer);
     if (outcome === 'ready') return;

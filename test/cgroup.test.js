@@ -45,7 +45,9 @@ function removeTree(dir) {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) removeTree(path.join(dir, e.name));
   try {
     fs.writeFileSync(path.join(dir, 'cgroup.kill'), '1');
-  } catch {}
+  } catch {
+    // No cgroup.kill (Linux < 5.14) or nothing to kill: rmdir says what is left.
+  }
   for (let i = 0; i < 100; i++) {
     try {
       fs.rmdirSync(dir);
@@ -149,7 +151,13 @@ describe('native spawn with cgroupFd', () => {
   test('liveGroups answers for many groups at once: a live group true, a gone one false', async () => {
     let exited;
     const gone = new Promise((r) => (exited = r));
-    const child = native.spawn({ file: SLEEPER, argv: [SLEEPER], fds: ['null', 'null', 'null'], newProcessGroup: true, onExit: exited });
+    const child = native.spawn({
+      file: SLEEPER,
+      argv: [SLEEPER],
+      fds: ['null', 'null', 'null'],
+      newProcessGroup: true,
+      onExit: exited,
+    });
     const deadGroup = 0x3ffffff0; // above pid_max: no such group
     assert.deepEqual(native.liveGroups([child.pid, deadGroup]), [true, false]);
     child.signal('SIGKILL', { group: true });
@@ -185,7 +193,9 @@ describe('Virtiofsd with a cgroup (stand-in daemon)', () => {
   test('a grandchild that called setsid() does not survive stop() with a cgroup', async (t) => {
     const s = standin(t, { cgroup: cgroupName(t), cgroupCreate: true }, { STANDIN_ESCAPE: '1' });
     const pid = await s.d.start();
-    const escaped = Number(await h.waitFor(() => fs.existsSync(`${s.out}.escaped`) && fs.readFileSync(`${s.out}.escaped`, 'utf8')));
+    const escaped = Number(
+      await h.waitFor(() => fs.existsSync(`${s.out}.escaped`) && fs.readFileSync(`${s.out}.escaped`, 'utf8')),
+    );
     const st = h.procStat(escaped);
     assert.notEqual(st.pgrp, pid, 'the grandchild left the process group');
     assert.equal(st.pgrp, escaped, 'and leads a session of its own');
@@ -196,23 +206,52 @@ describe('Virtiofsd with a cgroup (stand-in daemon)', () => {
   test('without a cgroup the setsid() grandchild escapes stop() (what the README warns about)', async (t) => {
     const s = standin(t, {}, { STANDIN_ESCAPE: '1' });
     await s.d.start();
-    const escaped = Number(await h.waitFor(() => fs.existsSync(`${s.out}.escaped`) && fs.readFileSync(`${s.out}.escaped`, 'utf8')));
+    const escaped = Number(
+      await h.waitFor(() => fs.existsSync(`${s.out}.escaped`) && fs.readFileSync(`${s.out}.escaped`, 'utf8')),
+    );
     t.after(() => {
       try {
         process.kill(escaped, 'SIGKILL');
-      } catch {}
+      } catch {
+        // Gone already: what the test hopes to be wrong about.
+      }
     });
     await s.d.stop();
     assert.ok(!dead(escaped), 'the grandchild outside the process group survives: stop() reaches the group only');
   });
 
+  test('a process that exits with a daemon running takes the whole cgroup with it, setsid() grandchild included', async (t) => {
+    const dir = tempDir(t);
+    const out = path.join(dir, 'report');
+    const name = cgroupName(t);
+    const script = `
+      const { Virtiofsd } = require(${JSON.stringify(path.join(ROOT, 'dist', 'index.js'))});
+      const pino = require(${JSON.stringify(require.resolve('pino'))});
+      const d = new Virtiofsd({ path: ${JSON.stringify(STANDIN)}, dialect: 'rust', socketPath: ${JSON.stringify(path.join(dir, 'v.sock'))},
+        sourcePath: ${JSON.stringify(dir)}, logger: pino({ level: 'silent' }), cgroup: ${JSON.stringify(name)}, cgroupCreate: true,
+        env: { STANDIN_OUT: ${JSON.stringify(out)}, STANDIN_ESCAPE: '1' } });
+      d.start().then(async () => {
+        while (!require('fs').existsSync(${JSON.stringify(`${out}.escaped`)})) await new Promise((r) => setTimeout(r, 10));
+        process.exit(0);
+      });`;
+    require('node:child_process').execFileSync(process.execPath, ['-e', script], { stdio: 'inherit', timeout: 20000 });
+    const escaped = Number(fs.readFileSync(`${out}.escaped`, 'utf8'));
+    await h.waitFor(() => dead(escaped), { timeoutMs: 2000, what: `the setsid() grandchild ${escaped} to die` });
+  });
+
   test('stopSignal ignored with a cgroup: cgroup.kill after stopTimeoutMs ends everything', async (t) => {
     const name = cgroupName(t);
-    const s = standin(t, { cgroup: name, cgroupCreate: true, stopSignal: 'SIGUSR2', stopTimeoutMs: 200 }, { STANDIN_ESCAPE: '1' });
+    const s = standin(
+      t,
+      { cgroup: name, cgroupCreate: true, stopSignal: 'SIGUSR2', stopTimeoutMs: 200 },
+      { STANDIN_ESCAPE: '1' },
+    );
     const pid = await s.d.start();
     // SIGUSR2 kills the stand-in (default action), so the leader goes at once; the setsid()
     // grandchild never gets it, and must still be gone when stop() resolves.
-    const escaped = Number(await h.waitFor(() => fs.existsSync(`${s.out}.escaped`) && fs.readFileSync(`${s.out}.escaped`, 'utf8')));
+    const escaped = Number(
+      await h.waitFor(() => fs.existsSync(`${s.out}.escaped`) && fs.readFileSync(`${s.out}.escaped`, 'utf8')),
+    );
     await s.d.stop();
     assert.ok(dead(pid) && dead(escaped));
     assert.equal(fs.existsSync(path.join(v2(), name)), false);
@@ -225,7 +264,10 @@ describe('Virtiofsd with a cgroup (stand-in daemon)', () => {
     const stats = await s.d.stats();
     assert.ok(stats.cpuUsageUsec >= 100000, `cpuUsageUsec ${stats.cpuUsageUsec} after burning 150 ms of CPU`);
     const dir = path.join(v2(), name);
-    for (const [key, file] of [['memoryCurrent', 'memory.current'], ['pidsCurrent', 'pids.current']]) {
+    for (const [key, file] of [
+      ['memoryCurrent', 'memory.current'],
+      ['pidsCurrent', 'pids.current'],
+    ]) {
       if (fs.existsSync(path.join(dir, file))) {
         assert.equal(typeof stats[key], 'number', `${key} from ${file}`);
       } else {
@@ -256,7 +298,10 @@ describe('bad cgroups: InvalidOptionError for cgroup before anything is spawned'
     assert.match(err.message, pattern);
     assert.equal(fs.existsSync(s.socketPath), false, 'no socket file left');
     assert.equal(fs.existsSync(s.out), false, 'nothing was spawned');
-    assert.deepEqual(h.liveChildren().map((c) => c.pid), children);
+    assert.deepEqual(
+      h.liveChildren().map((c) => c.pid),
+      children,
+    );
     return err;
   }
 
@@ -312,13 +357,46 @@ describe('bad cgroups: InvalidOptionError for cgroup before anything is spawned'
   });
 });
 
+describe('Nydusd with a cgroup (its stand-in, or $NYDUSD)', () => {
+  test('nydusd runs in the cgroup, stats() reads it, stop() empties and removes it', async (t) => {
+    const dir = tempDir(t);
+    const share = path.join(dir, 'share');
+    fs.mkdirSync(share);
+    const name = cgroupName(t);
+    const n = new Nydusd({
+      path: process.env.NYDUSD || path.join(__dirname, 'helpers', 'nydusd-standin.js'),
+      sockPath: path.join(dir, 'n.sock'),
+      apiSockPath: path.join(dir, 'api.sock'),
+      sourcePath: share,
+      logger: silent,
+      stopTimeoutMs: 1000,
+      cgroup: name,
+      cgroupCreate: true,
+    });
+    t.after(() => n.stop());
+    const pid = await n.start();
+    assert.equal(v2Line(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8')), `0::/${name}`);
+    assert.ok((await n.stats()).cpuUsageUsec > 0);
+    await n.stop();
+    assert.equal(fs.existsSync(path.join(v2(), name)), false);
+    assert.ok(dead(pid));
+  });
+});
+
 describe('real virtiofsd in a cgroup', () => {
   for (const dialect of h.DIALECTS) {
     test(`${dialect}: the daemon and its sandbox children are in the cgroup; stop() empties and removes it`, async (t) => {
       const bin = h.virtiofsdPath(dialect);
       const name = cgroupName(t);
       const dir = tempDir(t);
-      const d = new Virtiofsd({ path: bin, socketPath: path.join(dir, 'v.sock'), sourcePath: dir, logger: silent, cgroup: name, cgroupCreate: true });
+      const d = new Virtiofsd({
+        path: bin,
+        socketPath: path.join(dir, 'v.sock'),
+        sourcePath: dir,
+        logger: silent,
+        cgroup: name,
+        cgroupCreate: true,
+      });
       t.after(() => d.stop());
       const pid = await d.start();
       const cg = path.join(v2(), name);
