@@ -114,7 +114,6 @@ async function oneWorker(rssMB, iters) {
           sourcePath: dir,
           logger,
         });
-        if (global.gc) global.gc();
         const t0 = c.nowUs();
         await d.start();
         const t = c.nowUs() - t0;
