@@ -10,7 +10,15 @@ export {
   type VirtiofsdArgsInput,
   type VirtiofsdOptions,
 } from './virtiofsd.js';
-export { MockVirtiofsDaemon, MOCK_PID } from './mock.js';
+export {
+  VIRTIOFSD_OPTIONS,
+  escapeLegacyOptionValue,
+  normalizeCacheMode,
+  type VirtiofsdLogLevel,
+  type VirtiofsdTypedOptions,
+} from './virtiofsd-args.js';
+export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './extra-args.js';
+export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './mock.js';
 export {
   DaemonRunningError,
   DaemonStartError,
@@ -22,6 +30,17 @@ export {
   type ExitStatus,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
+export {
+  MIN_NYDUSD_VERSION,
+  detectNydusdVersion,
+  nydusdCliFor,
+  parseNydusdVersion,
+  requireNydusdVersion,
+  type NydusdArgsInput,
+  type NydusdCli,
+  type NydusdLogLevel,
+  type NydusdVersion,
+} from './nydusd-args.js';
 export { Nydusd, buildNydusdArgs, WELL_KNOWN_NYDUSD_PATHS, SHARED_MOUNTPOINT, type NydusdOptions } from './nydusd.js';
 export {
   NydusClient,
@@ -31,4 +50,12 @@ export {
   type NydusDaemonState,
   type NydusMountCmd,
 } from './nydus-client.js';
+export {
+  fromKataConfig,
+  parseExtraOption,
+  ExtraOptionError,
+  type KataVirtiofsConfig,
+  type KataVirtiofsdOptions,
+  type NydusExtraOption,
+} from './kata.js';
 export { cgroup2Mount, type CgroupStats } from './cgroup.js';

@@ -2,19 +2,41 @@
  * A stand-in for unit tests of code that drives a VirtiofsDaemon (what Kata's `virtiofsdMock`
  * is): no process, no socket. It records every call and lets the test make the daemon quit.
  */
-import { DaemonRunningError } from './errors.js';
+import { DaemonRunningError, InvalidOptionError, NotSupportedError } from './errors.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
 
 /** The pid the mock reports, as Kata's mock does: no real process has it. */
 export const MOCK_PID = 9999999;
 
+export interface MockVirtiofsDaemonOptions {
+  /**
+   * Which daemon the mock stands for. A `virtiofsd` mock refuses mount/umount with
+   * `ERR_NOT_SUPPORTED`, as `Virtiofsd` does (and as Kata's `virtiofsdMock` returns
+   * `errUnimplemented`); a `nydusd` mock records them, as `Nydusd` would perform them. The
+   * default is Kata's: its mock stands for virtiofsd, so code tested against it must not
+   * depend on mount working.
+   * @default 'virtiofsd'
+   */
+  kind?: 'virtiofsd' | 'nydusd';
+}
+
 export class MockVirtiofsDaemon implements VirtiofsDaemon {
+  /** The daemon this mock stands for. */
+  readonly kind: 'virtiofsd' | 'nydusd';
   /** Every call, in order: `['start']`, `['mount', opt]`, `['umount', mountpoint]`, `['stop']`. */
   readonly calls: [string, ...unknown[]][] = [];
   /** Mounts made through mount() and not yet undone. */
   readonly mounts = new Map<string, MountOption>();
   private onQuit: ((exit: DaemonExit) => void) | undefined;
   private running = false;
+
+  constructor(options: MockVirtiofsDaemonOptions = {}) {
+    const kind = options.kind ?? 'virtiofsd';
+    if (kind !== 'virtiofsd' && kind !== 'nydusd') {
+      throw new InvalidOptionError('kind', `${JSON.stringify(kind)} is not virtiofsd or nydusd`);
+    }
+    this.kind = kind;
+  }
 
   get pid(): number {
     return this.running ? MOCK_PID : 0;
@@ -35,11 +57,13 @@ export class MockVirtiofsDaemon implements VirtiofsDaemon {
 
   async mount(opt: MountOption): Promise<void> {
     this.calls.push(['mount', opt]);
+    if (this.kind === 'virtiofsd') throw new NotSupportedError('virtiofsd does not mount filesystems on request; mount() is for nydusd');
     this.mounts.set(opt.mountpoint, opt);
   }
 
   async umount(mountpoint: string): Promise<void> {
     this.calls.push(['umount', mountpoint]);
+    if (this.kind === 'virtiofsd') throw new NotSupportedError('virtiofsd does not unmount filesystems on request; umount() is for nydusd');
     this.mounts.delete(mountpoint);
   }
 

@@ -18,6 +18,10 @@ import { removeStaleSocket } from './native.js';
 import { NydusClient } from './nydus-client.js';
 import type { DaemonExit, MountOption } from './types.js';
 import { checkDirectory, checkSocketPath, requireArgs, requireString, resolveBinary } from './validate.js';
+import type { ExtraArgsPolicy } from './extra-args.js';
+import { buildNydusdArgs, detectNydusdVersion, nydusdCliFor, requireNydusdVersion, type NydusdLogLevel } from './nydusd-args.js';
+
+export { buildNydusdArgs } from './nydusd-args.js';
 
 /** Where nydusd is usually installed, tried in this order. */
 export const WELL_KNOWN_NYDUSD_PATHS = [
@@ -46,10 +50,25 @@ export interface NydusdOptions {
   apiSockPath: string;
   /** Host directory shared with the guest at `/containers` (passthrough_fs). */
   sourcePath: string;
-  /** Appended to the command line as they are. */
+  /** Appended to the command line, as `extraArgsPolicy` allows. @default [] */
   extraArgs?: string[];
-  /** `--log-level debug` instead of `info`. */
+  /**
+   * How far to trust `extraArgs`: `verbatim`, `known` (only what the detected nydusd documents)
+   * or `safe` (also nothing that widens the guest's reach or makes nydusd read or write host files).
+   * @default 'verbatim'
+   */
+  extraArgsPolicy?: ExtraArgsPolicy;
+  /** `--log-level debug` instead of `info`. @default false */
   debug?: boolean;
+  /** nydusd's `--log-level`. @default 'info' ('debug' with debug) */
+  logLevel?: NydusdLogLevel;
+  /**
+   * Refused with a clear error: nydusd has no worker-thread option in virtio-fs mode. Prefetch
+   * threads are `fs_prefetch.threads_count` in the RAFS configuration passed to `mount`.
+   */
+  threads?: never;
+  /** nydusd's version (e.g. `2.2.3`), which decides its command line. @default asked from the binary (`--version`, once per binary) */
+  version?: string;
   /** Where nydusd's output lines and our records go. Children carry `{ subsystem: 'nydusd' }`. */
   logger?: Logger;
   /** Overall deadline for the API to answer `RUNNING` and the share to be mounted. Default 10000 ms. */
@@ -78,20 +97,6 @@ export interface NydusdOptions {
   cgroupCreate?: boolean;
 }
 
-/** nydusd's arguments (after argv[0]). No `--hybrid-mode`: it panicked in nydusd 2.2.0. */
-export function buildNydusdArgs(input: { sockPath: string; apiSockPath: string; debug: boolean; extraArgs: string[] }): string[] {
-  return [
-    'virtiofs',
-    '--log-level',
-    input.debug ? 'debug' : 'info',
-    '--apisock',
-    input.apiSockPath,
-    '--sock',
-    input.sockPath,
-    ...input.extraArgs,
-  ];
-}
-
 export class Nydusd extends Daemon {
   private client: NydusClient | undefined;
 
@@ -112,6 +117,8 @@ export class Nydusd extends Daemon {
     checkDirectory('sourcePath', sourcePath);
     checkSocketPath('sockPath', sockPath);
     checkSocketPath('apiSockPath', apiSockPath);
+    const version = o.version === undefined ? await detectNydusdVersion(binary) : requireNydusdVersion(o.version);
+    const args = buildNydusdArgs({ ...o, sockPath, apiSockPath, extraArgs, cli: nydusdCliFor(version) });
     // Stale sockets from a crashed run go; a live one, or anything that is not a socket, stays.
     for (const [option, p] of [['sockPath', sockPath], ['apiSockPath', apiSockPath]] as const) {
       try {
@@ -121,7 +128,6 @@ export class Nydusd extends Daemon {
       }
     }
 
-    const args = buildNydusdArgs({ sockPath, apiSockPath, debug: o.debug === true, extraArgs });
     const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(requireString('cgroup', o.cgroup), o.cgroupCreate === true);
     let proc: DaemonProcess;
     try {
@@ -138,7 +144,7 @@ export class Nydusd extends Daemon {
       void cgroup?.remove();
       throw SystemError.isCgroupPlacement(err) ? SystemError.forOption('cgroup', err) : err;
     }
-    this.log.info({ daemonPid: proc.pid, argv: proc.argv }, 'nydusd started');
+    this.log.info({ daemonPid: proc.pid, version: version.text, argv: proc.argv }, 'nydusd started');
     const client = new NydusClient(apiSockPath, { timeoutMs: o.apiTimeoutMs ?? 30000 });
     this.client = client;
     this.adopt(proc, run, onQuit);
@@ -245,12 +251,15 @@ export class Nydusd extends Daemon {
     const mountpoint = this.checkMountpoint(opt?.mountpoint);
     const source = requireString('source', opt.source);
     if (typeof opt.config !== 'string') throw new InvalidOptionError('config', 'must be the RAFS configuration as JSON text');
-    await this.api().mount(mountpoint, { fs_type: 'rafs', source, config: opt.config });
+    const prefetch = opt.prefetchFiles === undefined ? {} : { prefetch_files: opt.prefetchFiles };
+    await this.api().mount(mountpoint, { fs_type: 'rafs', source, config: opt.config, ...prefetch });
   }
 
   /** Unmount the RAFS image layer at `/rafs/<id>/lowerdir`. */
   async umount(mountpoint: string): Promise<void> {
-    await this.api().umount(this.checkMountpoint(mountpoint));
+    // The mountpoint first: a bad one is the caller's error whether or not nydusd runs.
+    const m = this.checkMountpoint(mountpoint);
+    await this.api().umount(m);
   }
 
   private checkMountpoint(mountpoint: unknown): string {

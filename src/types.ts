@@ -21,6 +21,8 @@ export interface MountOption {
   mountpoint: string;
   /** Daemon-specific configuration (nydusd: the RAFS config as JSON text). */
   config: string;
+  /** nydusd: files and directories of the image to prefetch (absolute paths in the image). @default none */
+  prefetchFiles?: string[];
 }
 
 export interface VirtiofsDaemon {

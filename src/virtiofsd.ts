@@ -11,6 +11,8 @@ import { DaemonProcess, captureOutput, type StopOptions } from './daemon-process
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { chownToParent, closeFd, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
 import type { DaemonExit, MountOption } from './types.js';
+import type { ExtraArgsPolicy } from './extra-args.js';
+import { buildVirtiofsdArgs, logsAboveInfo, normalizeCacheMode, type CacheMode, type Dialect, type VirtiofsdTypedOptions } from './virtiofsd-args.js';
 import {
   checkDirectory,
     checkSocketPath,
@@ -19,10 +21,7 @@ import {
   resolveBinary,
 } from './validate.js';
 
-export type CacheMode = 'auto' | 'always' | 'never' | 'metadata';
-export type Dialect = 'rust' | 'legacy';
-
-const CACHE_MODES: readonly CacheMode[] = ['auto', 'always', 'never', 'metadata'];
+export { buildVirtiofsdArgs, type CacheMode, type Dialect, type VirtiofsdArgsInput } from './virtiofsd-args.js';
 
 /** Where distributions and Kata install virtiofsd, tried in this order. */
 export const WELL_KNOWN_VIRTIOFSD_PATHS = [
@@ -36,17 +35,27 @@ export const WELL_KNOWN_VIRTIOFSD_PATHS = [
 /** What both dialects print on stderr once they wait for the VMM. */
 export const READY_MARKER = 'Waiting for vhost-user socket connection';
 
-export interface VirtiofsdOptions {
+export interface VirtiofsdOptions extends VirtiofsdTypedOptions {
   /** The virtiofsd binary. Default: $VIRTIOFSD, then {@link WELL_KNOWN_VIRTIOFSD_PATHS}. */
   path?: string;
   /** Where the VMM will connect. We create the socket here (at most 107 bytes). */
   socketPath: string;
   /** The directory shared with the guest. */
   sourcePath: string;
-  /** Guest cache policy. Default `auto`. `metadata` exists in the Rust daemon only. */
-  cache?: CacheMode;
-  /** Appended to the command line as they are. */
+  /**
+   * Guest cache policy. `metadata` exists in the Rust daemon only; `none` is another name for
+   * `never` and `''` for `auto` (as in Kata's configuration).
+   * @default 'auto'
+   */
+  cache?: CacheMode | 'none' | '';
+  /** Appended to the command line, after the typed options, as `extraArgsPolicy` allows. @default [] */
   extraArgs?: string[];
+  /**
+   * How far to trust `extraArgs`: `verbatim`, `known` (only what the detected dialect documents)
+   * or `safe` (also nothing that widens the guest's reach or loosens confinement). See {@link ExtraArgsPolicy}.
+   * @default 'verbatim'
+   */
+  extraArgsPolicy?: ExtraArgsPolicy;
   /** Which command line to speak. Default `auto`: asks the binary (`--version`, once per binary). */
   dialect?: 'auto' | Dialect;
   /** Log to syslog (`--syslog`) instead of stderr. Needs /dev/log. Default false. */
@@ -77,41 +86,6 @@ export interface VirtiofsdOptions {
    * @default false
    */
   cgroupCreate?: boolean;
-}
-
-/** Everything the command line depends on, validated. */
-export interface VirtiofsdArgsInput {
-  dialect: Dialect;
-  sourcePath: string;
-  cache: CacheMode;
-  syslog: boolean;
-  debug: boolean;
-  extraArgs: string[];
-}
-
-/**
- * The daemon's arguments (after argv[0]) for a socket at fd 3. Pure: no file is touched.
- * - legacy: `-o cache=<c> -o no_posix_lock -o source=<dir> --fd=3 -f` (`-d` with debug); the
- *   C option parser splits `-o` values on commas, so `\` and `,` in the source are escaped,
- *   and `never` is spelled `none` there.
- * - rust: `--cache=<c> --shared-dir=<dir> --fd=3` (`--log-level=debug` with debug).
- * `--syslog` comes first when asked for, `extraArgs` last.
- */
-export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
-  const { dialect, sourcePath, cache, syslog, debug, extraArgs } = input;
-  const args = syslog ? ['--syslog'] : [];
-  if (dialect === 'legacy') {
-    if (cache === 'metadata') {
-      throw new InvalidOptionError('cache', "'metadata' needs the Rust virtiofsd; the legacy C daemon knows auto, always and never");
-    }
-    const escaped = sourcePath.replace(/[\\,]/g, (c) => `\\${c}`);
-    args.push('-o', `cache=${cache === 'never' ? 'none' : cache}`, '-o', 'no_posix_lock', '-o', `source=${escaped}`, '--fd=3');
-    args.push(debug ? '-d' : '-f');
-  } else {
-    args.push(`--cache=${cache}`, `--shared-dir=${sourcePath}`, '--fd=3');
-    if (debug) args.push('--log-level=debug');
-  }
-  return [...args, ...extraArgs];
 }
 
 const dialectCache = new Map<string, Dialect>();
@@ -157,15 +131,13 @@ export class Virtiofsd extends Daemon {
     const socketPath = requireString('socketPath', o.socketPath);
     const sourcePath = requireString('sourcePath', o.sourcePath);
     const extraArgs = requireArgs('extraArgs', o.extraArgs);
-    const cache = o.cache ?? 'auto';
-    if (!CACHE_MODES.includes(cache)) {
-      throw new InvalidOptionError('cache', `'${String(cache)}' is not a cache mode; use one of ${CACHE_MODES.join(', ')}`);
-    }
+    normalizeCacheMode(o.cache);
     if (o.dialect !== undefined && !['auto', 'rust', 'legacy'].includes(o.dialect)) {
       throw new InvalidOptionError('dialect', `'${String(o.dialect)}' is not a dialect; use auto, rust or legacy`);
     }
     // Without a stderr there is no ready marker to wait for, whichever way syslog was asked for.
-    const syslog = o.syslog === true || extraArgs.includes('--syslog');
+    // (Under extraArgsPolicy 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
+    const syslog = o.syslog === true || (extraArgs.includes('--syslog') && o.extraArgsPolicy !== 'safe');
     if (syslog && !existsSync('/dev/log')) {
       throw new InvalidOptionError(
         'syslog',
@@ -183,7 +155,7 @@ export class Virtiofsd extends Daemon {
     checkDirectory('sourcePath', sourcePath);
     checkSocketPath('socketPath', socketPath);
     const dialect = !o.dialect || o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
-    const args = buildVirtiofsdArgs({ dialect, sourcePath, cache, syslog: o.syslog === true, debug: o.debug === true, extraArgs });
+    const args = buildVirtiofsdArgs({ ...o, dialect, sourcePath, syslog: o.syslog === true, debug: o.debug === true, extraArgs });
 
     const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(requireString('cgroup', o.cgroup), o.cgroupCreate === true);
     let socket: ListeningSocket;
@@ -211,7 +183,8 @@ export class Virtiofsd extends Daemon {
       this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
       this.socket = socket;
       this.adopt(proc, run, onQuit);
-      await this.waitReady(proc, syslog ? Promise.resolve() : marker);
+      // Logged to syslog or above info, the daemon never says it waits: the socket is ours, so the VMM can connect now.
+      await this.waitReady(proc, syslog || logsAboveInfo({ logLevel: o.logLevel, extraArgs }) ? Promise.resolve() : marker);
     } catch (err) {
       if (this.proc) throw err;
       unlinkSocket(socket);

@@ -345,7 +345,7 @@ describe('bad cgroups: InvalidOptionError for cgroup before anything is spawned'
   test('Nydusd takes the same option and refuses the same way', async (t) => {
     const dir = tempDir(t);
     const n = new Nydusd({
-      path: STANDIN,
+      path: path.join(__dirname, 'helpers', 'nydusd-standin.js'),
       sockPath: path.join(dir, 'n.sock'),
       apiSockPath: path.join(dir, 'api.sock'),
       sourcePath: dir,

@@ -5,8 +5,8 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { MockVirtiofsDaemon, MOCK_PID } = require('../dist/index.js');
 
-test('the mock follows the contract and records every call', async () => {
-  const m = new MockVirtiofsDaemon();
+test('a nydusd mock follows the contract and records every call', async () => {
+  const m = new MockVirtiofsDaemon({ kind: 'nydusd' });
   const quits = [];
   assert.equal(m.pid, 0);
   assert.equal(await m.start((e) => quits.push(e)), MOCK_PID);
@@ -32,4 +32,18 @@ test('stop() on a running mock reports a requested exit', async () => {
   await m.stop();
   assert.deepEqual(exit, { code: null, signal: 'SIGKILL', requested: true });
   assert.equal(m.pid, 0);
+});
+
+test("a virtiofsd mock (the default, as Kata's virtiofsdMock) refuses mount/umount as Virtiofsd does", async () => {
+  const m = new MockVirtiofsDaemon();
+  assert.equal(m.kind, 'virtiofsd');
+  await m.start();
+  await assert.rejects(m.mount({ source: '/b', mountpoint: '/rafs/x/lowerdir', config: '{}' }), {
+    name: 'NotSupportedError',
+    code: 'ERR_NOT_SUPPORTED',
+  });
+  await assert.rejects(m.umount('/rafs/x/lowerdir'), { code: 'ERR_NOT_SUPPORTED' });
+  assert.equal(m.mounts.size, 0);
+  assert.deepEqual(m.calls.map((c) => c[0]), ['start', 'mount', 'umount'], 'refused calls are recorded too');
+  assert.throws(() => new MockVirtiofsDaemon({ kind: 'qemu' }), { code: 'ERR_INVALID_OPTION', option: 'kind' });
 });

@@ -246,7 +246,8 @@ function world(t, { env = {}, prefix = 'nyd-' } = {}) {
     quits: [],
   };
   fs.mkdirSync(w.share);
-  script(w.wrapper, `echo "$$" >> '${w.marker}'\nexec '${DAEMON}' "$@"`);
+  // The version probe (`--version`, once per binary) is not a start: only starts are counted.
+  script(w.wrapper, `[ "$1" = --version ] || echo "$$" >> '${w.marker}'\nexec '${DAEMON}' "$@"`);
   w.env = daemonEnv(w.record, env);
   const { logger, records } = captureLogger();
   w.logger = logger;
@@ -762,10 +763,12 @@ describe('validation: InvalidOptionError before anything is created', () => {
       assert.equal(err.code, 'ENOEXEC', `attempt ${attempt}: ${err.message}`);
       assert.equal(d.pid, 0);
     }
-    assert.equal(exists(w.sockPath), false, 'the stale socket was removed');
+    // The version probe (`--version`) fails first, before anything is touched.
+    assert.equal(isSocket(w.sockPath), true, 'the stale socket is left as it was');
     assert.equal(exists(w.apiSockPath), false);
     assert.deepEqual(w.quits, []);
     await d.stop();
+    fs.rmSync(w.sockPath);
     await assertNothingLeft(0, w.dir);
   });
 
@@ -806,6 +809,7 @@ describe('what is at the socket paths before start', () => {
     // there at exec time, so that we see the library's own removal.
     const seen = path.join(w.dir, 'seen');
     const wrapper = script(path.join(w.dir, 'seeing-nydusd'),
+      `[ "$1" = --version ] && exec '${DAEMON}' "$@"\n` +
       `for p in '${w.sockPath}' '${w.apiSockPath}'; do if [ -e "$p" ]; then echo "present $p" >> '${seen}'; fi; done\n` +
       `echo exec >> '${seen}'\nexec '${DAEMON}' "$@"`);
     const d = w.make({ path: wrapper });
@@ -1021,7 +1025,7 @@ process.on('SIGTERM', () => { note('SIGTERM'); unlink(api); unlink(sock); proces
     const startTimeoutMs = 1500;
     w.env.FAKE_RUNNING_AT = String(Date.now() + 3600e3); // INIT for an hour
     w.env.FAKE_LOG = path.join(w.dir, 'fake.log');
-    const d = w.make({ path: fake, startTimeoutMs });
+    const d = w.make({ path: fake, version: '2.2.3', startTimeoutMs });
     const t0 = Date.now();
     const err = await rejection(d.start(w.onQuit), 'start');
     const ms = Date.now() - t0;
@@ -1049,7 +1053,7 @@ process.on('SIGTERM', () => { note('SIGTERM'); unlink(api); unlink(sock); proces
     const fake = fakeNydusd(w.dir);
     const startTimeoutMs = 1500;
     w.env.FAKE_MOUNT_DELAY = '4000';
-    const d = w.make({ path: fake, startTimeoutMs });
+    const d = w.make({ path: fake, version: '2.2.3', startTimeoutMs });
     const t0 = Date.now();
     const [r] = await Promise.allSettled([d.start(w.onQuit)]);
     const ms = Date.now() - t0;
@@ -1070,7 +1074,7 @@ process.on('SIGTERM', () => { note('SIGTERM'); unlink(api); unlink(sock); proces
     w.env.FAKE_MODE = 'hang';
     const startTimeoutMs = 1500;
     const probeTimeoutMs = 300;
-    const d = w.make({ path: fake, startTimeoutMs, probeTimeoutMs });
+    const d = w.make({ path: fake, version: '2.2.3', startTimeoutMs, probeTimeoutMs });
     let pid = 0;
     const watcher = setInterval(() => (pid ||= d.pid), 5);
     const t0 = Date.now();
@@ -1092,7 +1096,7 @@ process.on('SIGTERM', () => { note('SIGTERM'); unlink(api); unlink(sock); proces
     const w = world(t);
     const fake = script(path.join(w.dir, 'fake-nydusd'),
       `echo "out: hello on stdout"\necho "[2024-01-01 00:00:00.000000 +00:00] ERROR err: hello on stderr" >&2\nexit 7`);
-    const d = w.make({ path: fake });
+    const d = w.make({ path: fake, version: '2.2.3' });
     const err = await rejection(d.start(w.onQuit), 'start');
     assert.ok(err instanceof DaemonStartError, `DaemonStartError expected: ${err && err.stack}`);
     assert.equal(err.code, 'ERR_DAEMON_EXITED');

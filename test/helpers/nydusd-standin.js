@@ -67,6 +67,12 @@
  *                                  request delays all others.
  *   NYDUSD_STANDIN_STDERR_LINES=<n>  Log n extra INFO filler lines at start (output-draining
  *                                  tests).
+ *   NYDUSD_STANDIN_VERSION=<vX.Y.Z>  The version `--version` and the start-up line report
+ *                                  (default v2.2.3). Below v2.1.0 the stand-in speaks the
+ *                                  command line of nydusd 1.x/2.0 (clap 2, no subcommands):
+ *                                  `nydusd [--log-level L] [--apisock A] --sock S [...]` serves
+ *                                  virtio-fs, and `virtiofs` is refused as clap 2 refuses an
+ *                                  unexpected positional argument (exit 1).
  *   NODE_TEST_CONTEXT              Set by `node --test` when it runs this file as if it
  *                                  were a test (it lives under test/): with no command-line
  *                                  arguments the stand-in then exits 0 silently.
@@ -85,7 +91,7 @@ const { performance } = require('node:perf_hooks');
 /* ------------------------------------------------------------------ constants */
 
 const BUILD = {
-  package_ver: 'v2.2.3',
+  package_ver: process.env.NYDUSD_STANDIN_VERSION || 'v2.2.3',
   git_commit: 'nydusd-standin',
   build_time: '2023-09-01T00:00:00.000000000Z',
   profile: 'release',
@@ -265,11 +271,22 @@ const CONTEXTS = {
     opt('fscache-threads', { def: '4' })],
 };
 const SUBCOMMANDS = ['fuse', 'virtiofs', 'singleton', 'help'];
+/** nydusd before 2.1.0: no subcommands; `--sock` on the one command line means virtio-fs. */
+const FLAT = (() => {
+  const m = /^v?(\d+)\.(\d+)/.exec(BUILD.package_ver);
+  return m !== null && (Number(m[1]) < 2 || (Number(m[1]) === 2 && Number(m[2]) < 1));
+})();
+CONTEXTS.flat = [
+  ...GLOBAL_ARGS.filter((a) => a.name !== 'log-rotation-size'),
+  opt('sock', { required: true }), opt('hybrid-mode', { flag: true }), opt('thread-num', { def: '1' }),
+  opt('failover-policy', { possible: ['resend', 'flush'], def: 'resend' }), opt('writable', { flag: true }),
+  ...FS_ARGS.filter((a) => a.name !== 'localfs-dir'), opt('version', { short: 'V', flag: true, special: true }),
+];
 const argDisplay = (a) => (a.flag ? `--${a.long}` : `--${a.long} <${a.name}>`);
 
 /** Parse argv as clap would for nydusd. Returns { sub, values: Map } or throws ClapError. */
 function parseCommandLine(argv) {
-  let ctx = 'top';
+  let ctx = FLAT ? 'flat' : 'top';
   const values = new Map(); // name -> value (string) or true for flags
   const given = new Map(); // name -> arg def, in order given
   let topSpecific = null; // a non-global top-level arg given before a subcommand
@@ -355,6 +372,12 @@ function parseCommandLine(argv) {
       ctx = tok;
       continue;
     }
+    if (ctx === 'flat') {
+      // clap 2's wording and exit code (1) for a stray positional argument.
+      writeStderr(`error: Found argument '${tok}' which wasn't expected, or isn't valid in this context\n\n` +
+        'USAGE:\n    nydusd [FLAGS] [OPTIONS] --sock <sock>\n\nFor more information try --help\n');
+      process.exit(1);
+    }
     if (ctx === 'top') throw new ClapError(`unrecognized subcommand '${tok}'`, { ctx });
     throw new ClapError(`unexpected argument '${tok}' found`, { ctx });
   }
@@ -383,7 +406,7 @@ function parseCommandLine(argv) {
   for (const a of CONTEXTS[ctx]) {
     if (!values.has(a.name) && a.def !== undefined) values.set(a.name, a.def);
   }
-  return { sub: ctx === 'top' ? null : ctx, values, given };
+  return { sub: ctx === 'top' ? null : ctx === 'flat' ? 'virtiofs' : ctx, values, given };
 }
 
 function clapFail(err) {
@@ -1421,7 +1444,7 @@ async function main() {
   const val = (k) => cl.values.get(k);
 
   // setup_logging
-  const rotation = val('log-rotation-size');
+  const rotation = FLAT ? '0' : val('log-rotation-size');
   if (!/^\d+$/.test(rotation)) {
     mainError(`Custom { kind: InvalidInput, error: ${dbg(`Invalid log rotation size: ${rotation === '' ? 'cannot parse integer from empty string' : 'invalid digit found in string'}`)} }`);
   }

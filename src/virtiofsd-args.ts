@@ -1,0 +1,392 @@
+/**
+ * virtiofsd's command line, from typed options, for both dialects. The two daemons disagree on
+ * nearly every spelling (the legacy C daemon of QEMU <= 7.2 wants `-o xattr`, the Rust one
+ * `--xattr`), so one table says, per typed option, how each dialect spells it and what it means
+ * when the dialect has no spelling. Everything here is pure: no file is touched.
+ *
+ * Sources: `/usr/lib/qemu/virtiofsd --help` (7.2) and `virtiofsd --help` (Rust 1.13).
+ */
+import { InvalidOptionError } from './errors.js';
+import { checkExtraArgs, type ExtraArgsPolicy } from './extra-args.js';
+
+export type CacheMode = 'auto' | 'always' | 'never' | 'metadata';
+export type Dialect = 'rust' | 'legacy';
+
+/** The cache modes, and the other names callers use for them (Kata's seed: `none`; Kata's valid(): `''`). */
+const CACHE_NAMES: Readonly<Record<string, CacheMode>> = {
+  auto: 'auto',
+  always: 'always',
+  never: 'never',
+  metadata: 'metadata',
+  none: 'never',
+  '': 'auto',
+};
+
+/** The log levels; `trace` and `off` exist in the Rust daemon only. */
+export type VirtiofsdLogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'off';
+
+/**
+ * Options that mean the same on both dialects. Unset (`undefined`) means "the daemon's own
+ * default", which is not always the same on both (see `announceSubmounts`, `killprivV2`).
+ * An option a dialect cannot express is refused with an {@link InvalidOptionError} naming it
+ * and the dialect, before anything is created.
+ */
+export interface VirtiofsdTypedOptions {
+  /** Worker thread pool size; 0 disables the pool. Both: `--thread-pool-size=N`. @default the daemon's (0) */
+  threadPoolSize?: number;
+  /**
+   * Tell the guest which directories are mount points. Legacy `-o announce_submounts` (off by
+   * default, no way to say "off"); Rust `--announce-submounts` / `--no-announce-submounts` (on by default).
+   * @default the daemon's (legacy off, Rust on)
+   */
+  announceSubmounts?: boolean;
+  /** Extended attributes. Legacy `-o xattr` / `-o no_xattr`; Rust `--xattr`. @default off */
+  xattr?: boolean;
+  /** xattr name mapping rules, e.g. `:map::user.virtiofs.:` (enables xattr). Legacy `-o xattrmap=`; Rust `--xattrmap=`. */
+  xattrmap?: string;
+  /** POSIX ACLs (needs xattr, which it turns on). Legacy `-o posix_acl` + `-o xattr`; Rust `--posix-acl`. @default off */
+  posixAcl?: boolean;
+  /** Security labels (SELinux, needs xattr, which it turns on). Legacy `-o security_label` + `-o xattr`; Rust `--security-label`. @default off */
+  securityLabel?: boolean;
+  /**
+   * How the daemon confines itself. Legacy `-o sandbox=namespace|chroot` (no `none`); Rust `--sandbox=`.
+   * @default the daemon's (namespace)
+   */
+  sandbox?: 'namespace' | 'chroot' | 'none';
+  /**
+   * What seccomp does on a forbidden syscall. Rust `--seccomp=`; the legacy daemon always kills,
+   * so there only `kill` is accepted (and spelled as nothing).
+   * @default the daemon's (kill)
+   */
+  seccomp?: 'none' | 'kill' | 'log' | 'trap';
+  /** Refuse every guest modification. Rust `--readonly`; the legacy daemon has none: `true` is refused there. @default false */
+  readonly?: boolean;
+  /**
+   * Reference inodes by file handle instead of O_PATH fd. Rust `--inode-file-handles=`; the
+   * legacy daemon always uses O_PATH fds, so there only `never` is accepted.
+   * @default the daemon's (never)
+   */
+  inodeFileHandles?: 'never' | 'prefer' | 'mandatory';
+  /** Honour the guest's O_DIRECT. Legacy `-o allow_direct_io` / `-o no_allow_direct_io`; Rust `--allow-direct-io`. @default off */
+  allowDirectIo?: boolean;
+  /** Writeback cache. Legacy `-o writeback` / `-o no_writeback`; Rust `--writeback`. @default off */
+  writeback?: boolean;
+  /**
+   * FUSE_HANDLE_KILLPRIV_V2. Legacy `-o killpriv_v2` / `-o no_killpriv_v2` (on when the guest
+   * supports it); Rust `--killpriv-v2` / `--no-killpriv-v2` (off).
+   * @default the daemon's (legacy on, Rust off)
+   */
+  killprivV2?: boolean;
+  /** READDIRPLUS. Legacy `-o readdirplus` / `-o no_readdirplus`; Rust `--no-readdirplus` (on by default). @default the daemon's */
+  readdirplus?: boolean;
+  /**
+   * The daemon's log level. Legacy `-o log_level=` (`error` spelled `err`; no `trace`, no `off`);
+   * Rust `--log-level=`. Conflicts with `debug: true` unless it is `debug`.
+   * @default the daemon's (info)
+   */
+  logLevel?: VirtiofsdLogLevel;
+  /** Capability changes, e.g. `+sys_admin:-chown`. Legacy `-o modcaps=`; Rust `--modcaps=`. */
+  modcaps?: string;
+  /** RLIMIT_NOFILE for the daemon (0 leaves it unchanged). Both: `--rlimit-nofile=N`. @default the daemon's */
+  rlimitNofile?: number;
+  /** Keep the guest's O_NOATIME. Rust `--preserve-noatime`; the legacy daemon has none: `true` is refused there. @default false */
+  preserveNoatime?: boolean;
+  /** Allow shared mmap with cache never/metadata. Rust `--allow-mmap`; legacy has none: `true` is refused there. @default false */
+  allowMmap?: boolean;
+  /**
+   * Remote POSIX locks. Legacy `-o posix_lock` (we pass `-o no_posix_lock` otherwise, as Kata);
+   * the Rust daemon has none: `true` is refused there.
+   * @default false
+   */
+  posixLock?: boolean;
+  /** flock(2) locks. Legacy `-o flock` / `-o no_flock`; the Rust daemon has none: `true` is refused there. @default false */
+  flock?: boolean;
+  /** I/O timeout in seconds. Legacy `-o timeout=N`; the Rust daemon has none: refused there. @default the daemon's */
+  timeout?: number;
+  /** Most idle worker threads kept. Legacy `-o max_idle_threads=N`; the Rust daemon has none: refused there. @default 10 */
+  maxIdleThreads?: number;
+}
+
+/** Everything the command line depends on. */
+export interface VirtiofsdArgsInput extends VirtiofsdTypedOptions {
+  dialect: Dialect;
+  sourcePath: string;
+  /** `none` is another name for `never`, `''` for `auto` (as Kata). @default 'auto' */
+  cache?: CacheMode | 'none' | '';
+  /** @default false */
+  syslog?: boolean;
+  /** @default false */
+  debug?: boolean;
+  /** @default [] */
+  extraArgs?: string[];
+  /** How much of `extraArgs` to trust (see {@link checkExtraArgs}). @default 'verbatim' */
+  extraArgsPolicy?: ExtraArgsPolicy;
+}
+
+type Kind = 'bool' | 'uint' | 'string' | readonly string[];
+
+/**
+ * How one dialect spells a typed option. `on`/`off` for booleans (absent: no such spelling, then
+ * `dflt` says which value is the same as saying nothing); `value` for the others (absent: the
+ * dialect has none, `same` lists values that are its fixed behaviour and so need no spelling).
+ */
+interface Spelling {
+  on?: string[];
+  off?: string[];
+  dflt?: boolean;
+  value?: (v: string) => string[];
+  same?: readonly string[];
+  /** Why the dialect cannot express it, for the error. */
+  why?: string;
+}
+
+interface OptionSpec {
+  kind: Kind;
+  legacy: Spelling;
+  rust: Spelling;
+}
+
+/** Legacy `-o` values are split on commas by the C parser: `\` and `,` are escaped (one level is right). */
+export function escapeLegacyOptionValue(value: string): string {
+  return value.replace(/[\\,]/g, (c) => `\\${c}`);
+}
+
+const o = (opt: string) => ['-o', opt];
+const LEGACY_LEVEL: Readonly<Record<string, string>> = { error: 'err', warn: 'warn', info: 'info', debug: 'debug' };
+const MODCAPS = /^[+-][a-z_]+(?::[+-][a-z_]+)*$/;
+
+/** The option table; its order is the order in the command line. README's table follows it. */
+export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, OptionSpec>> = {
+  threadPoolSize: {
+    kind: 'uint',
+    legacy: { value: (v) => [`--thread-pool-size=${v}`] },
+    rust: { value: (v) => [`--thread-pool-size=${v}`] },
+  },
+  announceSubmounts: {
+    kind: 'bool',
+    legacy: { on: o('announce_submounts'), dflt: false },
+    rust: { on: ['--announce-submounts'], off: ['--no-announce-submounts'] },
+  },
+  xattr: { kind: 'bool', legacy: { on: o('xattr'), off: o('no_xattr') }, rust: { on: ['--xattr'], dflt: false } },
+  xattrmap: {
+    kind: 'string',
+    legacy: { value: (v) => o(`xattrmap=${escapeLegacyOptionValue(v)}`) },
+    rust: { value: (v) => [`--xattrmap=${v}`] },
+  },
+  posixAcl: { kind: 'bool', legacy: { on: o('posix_acl'), off: o('no_posix_acl') }, rust: { on: ['--posix-acl'], dflt: false } },
+  securityLabel: {
+    kind: 'bool',
+    legacy: { on: o('security_label'), off: o('no_security_label') },
+    rust: { on: ['--security-label'], dflt: false },
+  },
+  sandbox: {
+    kind: ['namespace', 'chroot', 'none'],
+    legacy: {
+      value: (v) => (v === 'none' ? [] : o(`sandbox=${v}`)),
+      why: "the legacy daemon always sandboxes itself (namespace or chroot); 'none' needs the Rust virtiofsd",
+    },
+    rust: { value: (v) => [`--sandbox=${v}`] },
+  },
+  seccomp: {
+    kind: ['none', 'kill', 'log', 'trap'],
+    legacy: { same: ['kill'], why: "the legacy daemon's seccomp filter always kills; other actions need the Rust virtiofsd" },
+    rust: { value: (v) => [`--seccomp=${v}`] },
+  },
+  readonly: {
+    kind: 'bool',
+    legacy: { dflt: false, why: 'the legacy daemon has no read-only mode' },
+    rust: { on: ['--readonly'], dflt: false },
+  },
+  inodeFileHandles: {
+    kind: ['never', 'prefer', 'mandatory'],
+    legacy: { same: ['never'], why: 'the legacy daemon always references inodes by O_PATH fd' },
+    rust: { value: (v) => [`--inode-file-handles=${v}`] },
+  },
+  allowDirectIo: {
+    kind: 'bool',
+    legacy: { on: o('allow_direct_io'), off: o('no_allow_direct_io') },
+    rust: { on: ['--allow-direct-io'], dflt: false },
+  },
+  writeback: { kind: 'bool', legacy: { on: o('writeback'), off: o('no_writeback') }, rust: { on: ['--writeback'], dflt: false } },
+  killprivV2: {
+    kind: 'bool',
+    legacy: { on: o('killpriv_v2'), off: o('no_killpriv_v2') },
+    rust: { on: ['--killpriv-v2'], off: ['--no-killpriv-v2'] },
+  },
+  readdirplus: {
+    kind: 'bool',
+    legacy: { on: o('readdirplus'), off: o('no_readdirplus') },
+    rust: { off: ['--no-readdirplus'], dflt: true },
+  },
+  logLevel: {
+    kind: ['error', 'warn', 'info', 'debug', 'trace', 'off'],
+    legacy: {
+      value: (v) => (LEGACY_LEVEL[v] ? o(`log_level=${LEGACY_LEVEL[v]}`) : []),
+      why: "the legacy daemon knows error, warn, info and debug; 'trace' and 'off' need the Rust virtiofsd",
+    },
+    rust: { value: (v) => [`--log-level=${v}`] },
+  },
+  modcaps: { kind: 'string', legacy: { value: (v) => o(`modcaps=${v}`) }, rust: { value: (v) => [`--modcaps=${v}`] } },
+  rlimitNofile: { kind: 'uint', legacy: { value: (v) => [`--rlimit-nofile=${v}`] }, rust: { value: (v) => [`--rlimit-nofile=${v}`] } },
+  preserveNoatime: {
+    kind: 'bool',
+    legacy: { dflt: false, why: 'the legacy daemon has no --preserve-noatime' },
+    rust: { on: ['--preserve-noatime'], dflt: false },
+  },
+  allowMmap: {
+    kind: 'bool',
+    legacy: { dflt: false, why: 'the legacy daemon has no --allow-mmap' },
+    rust: { on: ['--allow-mmap'], dflt: false },
+  },
+  posixLock: {
+    kind: 'bool',
+    // `-o no_posix_lock` is always in the legacy command line (as Kata's); `true` replaces it.
+    legacy: { on: [], off: [] },
+    rust: { dflt: false, why: 'the Rust virtiofsd does not support remote POSIX locks' },
+  },
+  flock: {
+    kind: 'bool',
+    legacy: { on: o('flock'), off: o('no_flock') },
+    rust: { dflt: false, why: 'the Rust virtiofsd does not support flock' },
+  },
+  timeout: {
+    kind: 'uint',
+    legacy: { value: (v) => o(`timeout=${v}`) },
+    rust: { why: 'the Rust virtiofsd has no I/O timeout option' },
+  },
+  maxIdleThreads: {
+    kind: 'uint',
+    legacy: { value: (v) => o(`max_idle_threads=${v}`) },
+    rust: { why: 'the Rust virtiofsd has no max_idle_threads (use threadPoolSize)' },
+  },
+};
+
+const DIALECT_NAME: Readonly<Record<Dialect, string>> = { legacy: 'the legacy C virtiofsd', rust: 'the Rust virtiofsd' };
+
+/** The cache mode `cache` names, or an {@link InvalidOptionError}. */
+export function normalizeCacheMode(cache: unknown): CacheMode {
+  if (cache === undefined) return 'auto';
+  if (typeof cache === 'string' && Object.hasOwn(CACHE_NAMES, cache)) return CACHE_NAMES[cache]!;
+  throw new InvalidOptionError(
+    'cache',
+    `${JSON.stringify(cache)} is not a cache mode; use auto, always, never (also called none) or metadata`,
+  );
+}
+
+function checkValue(name: string, kind: Kind, value: unknown): string {
+  if (kind === 'bool') {
+    if (typeof value !== 'boolean') throw new InvalidOptionError(name, `must be true or false, got ${JSON.stringify(value)}`);
+    return String(value);
+  }
+  if (kind === 'uint') {
+    if (!Number.isSafeInteger(value) || (value as number) < 0) {
+      throw new InvalidOptionError(name, `must be a whole number >= 0, got ${JSON.stringify(value)}`);
+    }
+    return String(value);
+  }
+  if (kind === 'string') {
+    if (typeof value !== 'string' || value === '' || value.includes('\0')) {
+      throw new InvalidOptionError(name, `must be a non-empty string without NUL bytes, got ${JSON.stringify(value)}`);
+    }
+    if (name === 'modcaps' && !MODCAPS.test(value)) {
+      throw new InvalidOptionError(name, `'${value}' is not a capability list; write it as +cap:-cap (e.g. +sys_admin:-chown)`);
+    }
+    return value;
+  }
+  if (typeof value !== 'string' || !kind.includes(value)) {
+    throw new InvalidOptionError(name, `${JSON.stringify(value)} is not one of ${kind.join(', ')}`);
+  }
+  return value;
+}
+
+/** The spelling of one typed option in `dialect`, or an {@link InvalidOptionError} naming both. */
+function spell(name: keyof VirtiofsdTypedOptions, value: unknown, dialect: Dialect): string[] {
+  const spec = VIRTIOFSD_OPTIONS[name];
+  const s = spec[dialect];
+  const v = checkValue(name, spec.kind, value);
+  const refuse = (): never => {
+    throw new InvalidOptionError(
+      name,
+      `${JSON.stringify(value)} cannot be expressed for ${DIALECT_NAME[dialect]}: ${s.why ?? 'it has no such option'}. ` +
+        `Leave ${name} unset for this daemon, or use the other dialect`,
+    );
+  };
+  if (spec.kind === 'bool') {
+    const spelled = value ? s.on : s.off;
+    if (spelled) return spelled;
+    return s.dflt === value ? [] : refuse();
+  }
+  if (s.same?.includes(v)) return [];
+  if (!s.value) return refuse();
+  const out = s.value(v);
+  return out.length ? out : refuse();
+}
+
+/**
+ * The daemon's arguments (after argv[0]) for a socket at fd 3. Pure: no file is touched.
+ * - legacy: `-o cache=<c> -o no_posix_lock -o source=<dir> --fd=3 -f` (`-d` with debug); the
+ *   C option parser splits `-o` values on commas, so `\` and `,` in values are escaped,
+ *   and `never` is spelled `none` there.
+ * - rust: `--cache=<c> --shared-dir=<dir> --fd=3` (`--log-level=debug` with debug).
+ * `--syslog` comes first when asked for, then the above, then the typed options in the order of
+ * {@link VIRTIOFSD_OPTIONS}, `extraArgs` last (checked against `extraArgsPolicy` first).
+ * Throws {@link InvalidOptionError} for a bad cache mode, a typed option the dialect cannot
+ * express, or an extra argument the policy refuses.
+ */
+export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
+  const { dialect, sourcePath } = input;
+  const cache = normalizeCacheMode(input.cache);
+  const debug = input.debug === true;
+  const extraArgs = input.extraArgs ?? [];
+  if (dialect !== 'legacy' && dialect !== 'rust') {
+    throw new InvalidOptionError('dialect', `${JSON.stringify(dialect)} is not a dialect; use rust or legacy`);
+  }
+  if (debug && input.logLevel !== undefined && input.logLevel !== 'debug') {
+    throw new InvalidOptionError('logLevel', `'${input.logLevel}' contradicts debug: true; set one of them`);
+  }
+  checkExtraArgs('extraArgs', extraArgs, input.extraArgsPolicy ?? 'verbatim', `virtiofsd-${dialect}`);
+  // Both daemons need xattr for ACLs and labels; the Rust one implies it, the legacy one refuses without.
+  const needsXattr = input.posixAcl === true || input.securityLabel === true || input.xattrmap !== undefined;
+  if (needsXattr && input.xattr === false) {
+    const by = input.posixAcl ? 'posixAcl' : input.securityLabel ? 'securityLabel' : 'xattrmap';
+    throw new InvalidOptionError('xattr', `false contradicts ${by}, which needs extended attributes; drop one of them`);
+  }
+  const args = input.syslog === true ? ['--syslog'] : [];
+  if (dialect === 'legacy') {
+    if (cache === 'metadata') {
+      throw new InvalidOptionError('cache', "'metadata' needs the Rust virtiofsd; the legacy C daemon knows auto, always and never");
+    }
+    const lock = input.posixLock === true ? 'posix_lock' : 'no_posix_lock';
+    const source = escapeLegacyOptionValue(sourcePath);
+    args.push('-o', `cache=${cache === 'never' ? 'none' : cache}`, '-o', lock, '-o', `source=${source}`, '--fd=3');
+    args.push(debug ? '-d' : '-f');
+  } else {
+    args.push(`--cache=${cache}`, `--shared-dir=${sourcePath}`, '--fd=3');
+    if (debug) args.push('--log-level=debug');
+  }
+  for (const name of Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[]) {
+    const value = input[name];
+    if (value === undefined || (debug && name === 'logLevel')) continue;
+    args.push(...spell(name, value, dialect));
+  }
+  if (dialect === 'legacy' && needsXattr && input.xattr === undefined && input.xattrmap === undefined) args.push(...o('xattr'));
+  return [...args, ...extraArgs];
+}
+
+const QUIET_LEVELS = new Set(['error', 'err', 'warn', 'off']);
+
+/**
+ * True when the daemon logs above `info` (typed `logLevel`, or a level among `extraArgs`), so it
+ * never prints the info line that says it waits for the VMM: readiness cannot be read from it.
+ */
+export function logsAboveInfo(input: { logLevel?: string | undefined; extraArgs?: readonly string[] | undefined }): boolean {
+  if (input.logLevel !== undefined && QUIET_LEVELS.has(input.logLevel)) return true;
+  const args = input.extraArgs ?? [];
+  return args.some((arg, i) => {
+    const value =
+      /^--log-level=(.*)$/.exec(arg)?.[1] ??
+      (arg === '--log-level' ? args[i + 1] : undefined) ??
+      (args[i - 1] === '-o' ? /(?:^|,)(?:log_level|loglevel)=([a-z]+)/.exec(arg)?.[1] : undefined);
+    return value !== undefined && QUIET_LEVELS.has(value);
+  });
+}
