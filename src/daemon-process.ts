@@ -106,7 +106,9 @@ interface GroupWait {
 
 const groupWaits = new Set<GroupWait>();
 let groupTimer: NodeJS.Timeout | undefined;
+let groupTimerSoon = false;
 let groupDelay = 2;
+let refedWaits = 0;
 
 /**
  * Resolve true once no process of group `pgid` is alive, false after `timeoutMs`. Every wait of
@@ -116,22 +118,27 @@ let groupDelay = 2;
 function waitGroupEmpty(pgid: number, timeoutMs: number, ref: boolean): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     groupWaits.add({ pgid, deadline: Date.now() + timeoutMs, ref, resolve });
+    if (ref) refedWaits++;
     // A newcomer is checked soon (its group is often gone at once), with the others.
-    clearTimeout(groupTimer);
     groupDelay = 2;
-    scheduleGroupCheck(0);
+    if (!groupTimerSoon) {
+      clearTimeout(groupTimer);
+      scheduleGroupCheck(0);
+    } else if (ref) {
+      groupTimer?.ref();
+    }
   });
 }
 
 function scheduleGroupCheck(ms: number): void {
   groupTimer = setTimeout(checkGroups, ms);
-  let ref = false;
-  for (const w of groupWaits) ref ||= w.ref;
-  if (!ref) groupTimer.unref();
+  groupTimerSoon = ms === 0;
+  if (refedWaits === 0) groupTimer.unref();
 }
 
 function checkGroups(): void {
   groupTimer = undefined;
+  groupTimerSoon = false;
   const waits = [...groupWaits];
   let alive: boolean[];
   try {
@@ -143,6 +150,7 @@ function checkGroups(): void {
   waits.forEach((w, i) => {
     if (alive[i] && now <= w.deadline) return;
     groupWaits.delete(w);
+    if (w.ref) refedWaits--;
     w.resolve(!alive[i]);
   });
   if (groupWaits.size === 0) return;
