@@ -290,6 +290,11 @@ function exitOf(code: number, signo: number, coreDumped: boolean): ChildExit {
   };
 }
 
+/** The addon's exit callback, made outside spawn() so that it keeps `onExit` only, not the options. */
+function exitCallback(onExit: (exit: ChildExit) => void): (code: number, signo: number, coreDumped: boolean) => void {
+  return (code, signo, coreDumped) => onExit(exitOf(code, signo, coreDumped));
+}
+
 /**
  * Start a program with exactly the fds of `options.fds`, an empty signal mask and every
  * signal at its default disposition, without copying our address space (a CLONE_VM|CLONE_VFORK
@@ -298,7 +303,6 @@ function exitOf(code: number, signo: number, coreDumped: boolean): ChildExit {
  * reaped then and `onExit` is never called.
  */
 export function spawn(options: SpawnOptions): Child {
-  const { onExit } = options;
   const raw = call((a) =>
     a.spawn(
       options.file,
@@ -307,7 +311,7 @@ export function spawn(options: SpawnOptions): Child {
       options.cwd ?? null,
       options.fds,
       options.newProcessGroup ?? false,
-      (code, signo, coreDumped) => onExit(exitOf(code, signo, coreDumped)),
+      exitCallback(options.onExit),
       options.cgroupFd ?? null,
       options.cgroupMethod ?? null,
     ),
