@@ -9,6 +9,7 @@
         "native/unix_socket.cc",
         "native/errors.cc",
         "native/process_group.cc",
+        "native/syscalls.cc",
         "native/clone3.cc",
         "native/pipe_reader.cc"
       ],
@@ -16,6 +17,7 @@
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_DISABLE_CPP_EXCEPTIONS",
+        "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS",
         "NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED",
         "_GNU_SOURCE"
       ],

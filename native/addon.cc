@@ -5,12 +5,20 @@
 // the process exits, process.exit() included, an Electron context is destroyed) every child it
 // still watches is SIGKILLed - its whole process group when it was spawned with newProcessGroup -
 // and reaped, without calling back into JavaScript. A daemon must not outlive the code that
-// supervises it, and in a process that lives on, an unwatched child would stay a zombie.
+// supervises it, and in a process that lives on, an unwatched child would stay a zombie. Every
+// listening socket it created and JS has not released yet is closed, and its file removed.
+//
+// JavaScript may stop running at any point of a call here (worker.terminate() from another
+// thread): every Node-API result after a side effect is checked, and a failure undoes the side
+// effect. NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS (binding.gyp) makes an exception thrown into
+// such an environment a no-op instead of a fatal error.
 #include "addon.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -25,6 +33,7 @@ extern char** environ;
 #include "pipe_reader.h"
 #include "process_group.h"
 #include "spawn.h"
+#include "syscalls.h"
 #include "unix_socket.h"
 
 namespace vfd {
@@ -60,17 +69,72 @@ Addon::~Addon() {
 // abandonAll(): the teardown policy, applied now. Bound to process 'exit', because
 // process.exit() ends the process without running environment cleanup hooks.
 Napi::Value Addon::AbandonAll(const Napi::CallbackInfo& info) {
-  for (Child* child : std::unordered_set<Child*>(live_)) child->Abandon();
+  ReleaseAll();
   return info.Env().Undefined();
+}
+
+void Addon::ReleaseAll() {
+  // Abandon() unregisters, so walk a copy.
+  for (Child* child : std::unordered_set<Child*>(live_)) child->Abandon();
+  // After the children: a killed daemon no longer holds the socket, so the path is free.
+  for (const OwnedSocket& s : sockets_) {
+    if (s.fd >= 0) close(s.fd);
+    if (!s.file_released) UnlinkSocketIfSame(s.path, s.dev, s.ino);
+  }
+  sockets_.clear();
+}
+
+// Drop the sockets JS has fully released (fd closed, file handed back).
+void Addon::ForgetSockets() {
+  size_t kept = 0;
+  for (OwnedSocket& s : sockets_) {
+    if (s.fd >= 0 || !s.file_released) sockets_[kept++] = s;
+  }
+  sockets_.resize(kept);
+}
+
+// Whether fd is still the file (dev, ino): a closed fd, or its number reused for another file,
+// is not ours any more.
+static bool StillSame(int fd, dev_t dev, ino_t ino) {
+  FileId id;
+  return StatAt(fd, "", AT_EMPTY_PATH, &id) == 0 && id.dev == dev && id.ino == ino;
+}
+
+void Addon::OwnPipes(const std::vector<int>& fds) {
+  for (int fd : fds) {
+    FileId id;
+    if (fd >= 0 && StatAt(fd, "", AT_EMPTY_PATH, &id) == 0) pipes_.push_back({fd, id.dev, id.ino});
+  }
+  // Amortized: a prune costs one statx per entry and runs when the list has doubled.
+  if (pipes_.size() < 2 * pipes_after_prune_ + 64) return;
+  size_t kept = 0;
+  for (const OwnedPipe& p : pipes_) {
+    if (StillSame(p.fd, p.dev, p.ino)) pipes_[kept++] = p;
+  }
+  pipes_.resize(kept);
+  pipes_after_prune_ = kept;
+}
+
+// Only from the environment's cleanup hook: Node closes the handles of an environment (a
+// stream's fd included) before it runs the cleanup hooks, so a pipe end that is still the same
+// pipe now was never wrapped by JS, and nobody else will close it. Not at process 'exit',
+// where streams still hold their fds and the process's end closes everything anyway.
+void Addon::ClosePipesLeftOpen() {
+  for (const OwnedPipe& p : pipes_) {
+    if (StillSame(p.fd, p.dev, p.ino)) close(p.fd);
+  }
+  pipes_.clear();
 }
 
 void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
   Addon* self = static_cast<Addon*>(arg);
   self->cleanup_handle_ = handle;
   self->tearing_down_ = true;
-  // Abandon() unregisters, so walk a copy.
-  for (Child* child : std::unordered_set<Child*>(self->live_)) child->Abandon();
+  // Readers first: each closes its own pipe end, which ClosePipesLeftOpen would otherwise close
+  // under it (and the reader again after, when the number may already be someone else's).
   for (PipeReader* reader : std::unordered_set<PipeReader*>(self->readers_)) reader->Abandon();
+  self->ReleaseAll();
+  self->ClosePipesLeftOpen();
   self->pending_closes_++;
   self->HandleClosed();
 }
@@ -137,9 +201,15 @@ static bool GetIdentity(const Napi::CallbackInfo& info, size_t i, dev_t* dev, in
 }
 
 static std::string DirName(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
+  std::string dir, base;
+  SplitPath(path, &dir, &base);
+  return dir;
+}
+
+static std::string Octal(mode_t mode) {
+  char buf[8];
+  snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
 }
 
 static const char* FileType(mode_t mode) {
@@ -153,9 +223,16 @@ static const char* FileType(mode_t mode) {
 
 // ---- sockets ----------------------------------------------------------------------------
 
-// The errors of ListenUnix and RemoveStaleSocket, each naming the path and the way out.
+static std::string RefusedSymlink(const std::string& path, const PathProblem& why) {
+  return "refusing to follow the symlink '" + why.symlink + "' on the way to socket path '" + path +
+         "': its directory is owned by uid " + std::to_string(why.dir_owner) + " with mode " + Octal(why.dir_mode) +
+         ", so someone other than root or us could have planted it. Use a path whose symlinks sit in directories "
+         "owned by root (or by us) and writable by nobody else, or the symlink's target itself";
+}
+
+// The errors of the socket primitives, each naming the path and the way out.
 static Napi::Error SocketPathError(Napi::Env env, int err, const char* syscall, const std::string& path,
-                                   mode_t found_mode) {
+                                   const PathProblem& why) {
   std::string msg;
   switch (err) {
     case -ENAMETOOLONG:
@@ -163,10 +240,23 @@ static Napi::Error SocketPathError(Napi::Env env, int err, const char* syscall, 
             std::to_string(kMaxSocketPath) + " bytes (sun_path). Use a shorter path; it is never truncated";
       break;
     case -EEXIST:
-      msg = "'" + path + "' is " + FileType(found_mode) + ", not a socket, and was left alone. Remove it or choose another path";
+      msg = "'" + path + "' is " + FileType(why.found_mode) +
+            ", not a socket, and was left alone. Remove it or choose another path";
       break;
     case -EADDRINUSE:
-      msg = "socket '" + path + "' is in use: a process is listening on it. Stop that process or choose another path";
+      // Only sock_diag's word makes "a process is listening" true; else the path was re-taken.
+      msg = why.listener ? "socket '" + path +
+                               "' is in use: a process is listening on it. Stop that process or choose another path"
+                         : "socket '" + path +
+                               "' was taken again while we replaced a stale socket file there: something else "
+                               "creates files at this path. Find it, or choose another path";
+      break;
+    case -ELOOP:
+      if (!why.symlink.empty()) msg = RefusedSymlink(path, why);
+      break;
+    case -ESTALE:
+      msg = "socket '" + path + "' was replaced by something else right after we bound it: someone else writes to '" +
+            DirName(path) + "'. Nothing was removed. Use a directory only root and the VMM user can write";
       break;
     case -ENOENT:
     case -ENOTDIR:
@@ -191,9 +281,11 @@ Napi::Value Addon::Listen(const Napi::CallbackInfo& info) {
   BoundSocket sock;
   int err = ListenUnix(path, backlog, &sock);
   if (err < 0) {
-    SocketPathError(env, err, "listen", path, sock.found_mode).ThrowAsJavaScriptException();
+    SocketPathError(env, err, "listen", path, sock.problem).ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  // Owned before any Node-API call that could fail: teardown releases it if JS never gets it.
+  sockets_.push_back({sock.fd, path, sock.dev, sock.ino, false});
   Napi::Object out = Napi::Object::New(env);
   out.Set("fd", Napi::Number::New(env, sock.fd));
   out.Set("dev", Napi::BigInt::New(env, static_cast<uint64_t>(sock.dev)));
@@ -206,10 +298,10 @@ Napi::Value Addon::RemoveStaleSocket(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path;
   if (!GetString(info, 0, "path", &path)) return env.Undefined();
-  mode_t found_mode = 0;
-  int r = vfd::RemoveStaleSocket(path, &found_mode);
+  PathProblem why;
+  int r = vfd::RemoveStaleSocket(path, &why);
   if (r < 0) {
-    SocketPathError(env, r, "unlink", path, found_mode).ThrowAsJavaScriptException();
+    SocketPathError(env, r, "unlink", path, why).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   return Napi::Boolean::New(env, r == 1);
@@ -224,12 +316,15 @@ Napi::Value Addon::ChownToParent(const Napi::CallbackInfo& info) {
   if (!GetString(info, 0, "path", &path) || !GetIdentity(info, 1, &dev, &ino)) return env.Undefined();
   uid_t uid;
   gid_t gid;
-  int err = vfd::ChownToParent(path, dev, ino, &uid, &gid);
+  PathProblem why;
+  int err = vfd::ChownToParent(path, dev, ino, &uid, &gid, &why);
   if (err < 0) {
     std::string msg;
     if (err == -ESTALE) {
       msg = "refusing to chown '" + path +
             "': it is no longer the socket we bound (replaced, or a symlink). Nothing was changed";
+    } else if (err == -ELOOP && !why.symlink.empty()) {
+      msg = RefusedSymlink(path, why);
     }
     ErrnoError(env, err, "fchownat", path, msg).ThrowAsJavaScriptException();
     return env.Undefined();
@@ -248,6 +343,11 @@ Napi::Value Addon::UnlinkSocket(const Napi::CallbackInfo& info) {
   ino_t ino;
   if (!GetString(info, 0, "path", &path) || !GetIdentity(info, 1, &dev, &ino)) return env.Undefined();
   int r = UnlinkSocketIfSame(path, dev, ino);
+  // Handed back, whatever the outcome: an error here is JS's to act on, not teardown's.
+  for (OwnedSocket& s : sockets_) {
+    if (s.dev == dev && s.ino == ino) s.file_released = true;
+  }
+  ForgetSockets();
   if (r < 0) {
     ErrnoError(env, r, "unlink", path).ThrowAsJavaScriptException();
     return env.Undefined();
@@ -261,8 +361,19 @@ Napi::Value Addon::Close(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  for (OwnedSocket& s : sockets_) {
+    if (s.fd == fd) s.fd = -1;
+  }
+  ForgetSockets();
+  for (size_t k = 0; k < pipes_.size(); k++) {
+    if (pipes_[k].fd != fd) continue;
+    pipes_[k] = pipes_.back();
+    pipes_.pop_back();
+    break;
+  }
   // Linux releases the fd even when close() fails (EINTR included): never retry.
-  if (close(info[0].As<Napi::Number>().Int32Value()) < 0 && errno != EINTR) {
+  if (close(fd) < 0 && errno != EINTR) {
     ErrnoError(env, -errno, "close").ThrowAsJavaScriptException();
   }
   return env.Undefined();
@@ -320,9 +431,22 @@ static bool ChildStatusesKept() {
   return sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_NOCLDWAIT);
 }
 
-// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit, cgroupFd?, cgroupMethod?) → Child
-Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+static Napi::Error SpawnError(Napi::Env env, int err, const std::string& file, const std::string* cwd) {
+  std::string msg = "spawn " + file + " " + ErrnoName(err) + ": " + ErrnoText(err);
+  if (cwd && err == -ENOENT && access(cwd->c_str(), F_OK) < 0) {
+    msg = "spawn " + file + " ENOENT: working directory '" + *cwd + "' does not exist";
+  } else if (err == -EMFILE) {
+    struct rlimit lim;
+    getrlimit(RLIMIT_NOFILE, &lim);
+    msg = "spawn " + file + " EMFILE: this process is at its limit of open files (RLIMIT_NOFILE, soft limit " +
+          std::to_string(lim.rlim_cur) + "), and a spawn needs a few more for pipes and for placing the child's fds. "
+          "Close fds you no longer need, or raise the limit (ulimit -n, setrlimit, LimitNOFILE=)";
+  }
+  return ErrnoError(env, err, "spawn", file, msg);
+}
+
+// What every spawn in this process needs; false, with the exception thrown, when it is missing.
+bool Addon::SpawnPossible(Napi::Env env) {
   if (pidfd_error_ < 0) {
     struct utsname u;
     uname(&u);
@@ -330,15 +454,40 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
                std::string("this kernel (Linux ") + u.release + ") lacks " + pidfd_missing_ +
                    "; virtiofs-daemon needs Linux 5.4 or later to watch and signal its children safely")
         .ThrowAsJavaScriptException();
-    return env.Undefined();
+    return false;
   }
   if (!ChildStatusesKept()) {
     ErrnoError(env, -ECHILD, "sigaction", "",
                "SIGCHLD is ignored (or SA_NOCLDWAIT is set) in this process, so the kernel would discard every "
                "child's exit status. Restore SIGCHLD's default disposition before spawning")
         .ThrowAsJavaScriptException();
-    return env.Undefined();
+    return false;
   }
+  return true;
+}
+
+// Put the parent's pipe ends on the Child object. The child is registered by now (teardown
+// would end it), but its pipes are ours until JS holds them: if JS cannot take them (its
+// environment stopped running JS), nobody could own the child either, so it is ended here.
+bool Addon::HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::vector<int>* ends) {
+  Napi::Array pipes = Napi::Array::New(env, ends->size());
+  bool handed = !pipes.IsEmpty();
+  for (size_t k = 0; handed && k < ends->size(); k++) {
+    int fd = (*ends)[k];
+    handed = pipes.Set(k, fd >= 0 ? Napi::Value(Napi::Number::New(env, fd)) : env.Null());
+  }
+  if (!handed || !obj.Set("pipes", pipes)) {
+    KillAfterFailedAdoption(child, ends);
+    return false;
+  }
+  OwnPipes(*ends);
+  return true;
+}
+
+// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit, cgroupFd?, cgroupMethod?) → Child
+Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!SpawnPossible(env)) return env.Undefined();
 
   std::string file, cwd;
   std::vector<std::string> argv, envv;
@@ -353,7 +502,9 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   bool has_cwd = !info[3].IsNull() && !info[3].IsUndefined();
   if (has_cwd && !GetString(info, 3, "cwd", &cwd)) return env.Undefined();
   if (!GetFdSources(info, 4, &fds)) return env.Undefined();
-  bool group = info[5].ToBoolean().Value();
+  // Not ToBoolean(): a coercion can fail once the environment stops running JS, and its empty
+  // result would then abort the process in Value().
+  bool group = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
   if (!info[6].IsFunction()) {
     Napi::TypeError::New(env, "onExit must be a function").ThrowAsJavaScriptException();
     return env.Undefined();
@@ -362,8 +513,7 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "argv must hold at least argv[0]").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int cgroup_fd = -1;
-  if (info[7].IsNumber()) cgroup_fd = info[7].As<Napi::Number>().Int32Value();
+  int cgroup_fd = info[7].IsNumber() ? info[7].As<Napi::Number>().Int32Value() : -1;
   bool by_procs = info[8].IsString() && info[8].As<Napi::String>().Utf8Value() == "procs";
 
   std::vector<char*> c_argv = CStrings(argv);
@@ -379,6 +529,13 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   req.cgroup_fd = cgroup_fd;
   req.cgroup_method = by_procs ? SpawnRequest::kProcs : SpawnRequest::kClone;
 
+  // The JS object first: if the environment is going away, we learn it before a child exists.
+  constructing_child_ = true;
+  Napi::Object obj = child_constructor_.New({});
+  constructing_child_ = false;
+  Child* child = obj.IsEmpty() ? nullptr : Child::Unwrap(obj);
+  if (!child) return env.Undefined();
+
   SpawnResult spawned;
   int err = vfd::Spawn(req, &spawned);
   if (err < 0 && spawned.cgroup_step) {
@@ -388,18 +545,9 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (err < 0) {
-    std::string msg = "spawn " + file + " " + ErrnoName(err) + ": " + ErrnoText(err);
-    if (has_cwd && err == -ENOENT && access(cwd.c_str(), F_OK) < 0) {
-      msg = "spawn " + file + " ENOENT: working directory '" + cwd + "' does not exist";
-    }
-    ErrnoError(env, err, "spawn", file, msg).ThrowAsJavaScriptException();
+    SpawnError(env, err, file, has_cwd ? &cwd : nullptr).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-
-  constructing_child_ = true;
-  Napi::Object obj = child_constructor_.New({});
-  constructing_child_ = false;
-  Child* child = Child::Unwrap(obj);
   err = child->Adopt(this, spawned, group, info[6].As<Napi::Function>());
   if (err < 0) {
     for (int fd : spawned.parent_ends) {
@@ -409,14 +557,17 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  return HandOverPipes(env, obj, child, &spawned.parent_ends) ? Napi::Value(obj) : env.Undefined();
+}
 
-  Napi::Array pipes = Napi::Array::New(env, spawned.parent_ends.size());
-  for (size_t k = 0; k < spawned.parent_ends.size(); k++) {
-    int fd = spawned.parent_ends[k];
-    pipes.Set(k, fd >= 0 ? Napi::Value(Napi::Number::New(env, fd)) : env.Null());
+// The environment stopped running JS between the spawn and the hand-over: end the child now,
+// rather than leave it to a teardown that might be far away, and close its pipes.
+void Addon::KillAfterFailedAdoption(Child* child, std::vector<int>* pipes) {
+  child->Abandon();
+  for (int& fd : *pipes) {
+    if (fd >= 0) close(fd);
+    fd = -1;
   }
-  obj.Set("pipes", pipes);
-  return obj;
 }
 
 // liveGroups(pgids) → for each, whether a process of that group is alive (zombies do not
@@ -453,7 +604,9 @@ Napi::Value Addon::ReadPipe(const Napi::CallbackInfo& info) {
   constructing_reader_ = true;
   Napi::Object obj = reader_constructor_.New({});
   constructing_reader_ = false;
-  int err = PipeReader::Unwrap(obj)->Start(this, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Function>());
+  PipeReader* reader = obj.IsEmpty() ? nullptr : PipeReader::Unwrap(obj);
+  if (!reader) return env.Undefined();
+  int err = reader->Start(this, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Function>());
   if (err < 0) {
     ErrnoError(env, err, "uv_poll_init", "", "cannot watch the pipe: " + ErrnoText(err)).ThrowAsJavaScriptException();
     return env.Undefined();

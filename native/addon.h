@@ -6,7 +6,9 @@
 #include <napi.h>
 #include <uv.h>
 
+#include <string>
 #include <unordered_set>
+#include <vector>
 
 namespace vfd {
 
@@ -44,6 +46,36 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value ReadPipe(const Napi::CallbackInfo& info);
 
   static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
+  void ReleaseAll();
+  void KillAfterFailedAdoption(Child* child, std::vector<int>* pipes);
+  bool SpawnPossible(Napi::Env env);
+  bool HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::vector<int>* ends);
+
+  // A listening socket we created, until JS has closed its fd (closeFd) and handed its file
+  // back (unlinkSocket): teardown releases whatever is left, so that a terminated worker
+  // leaves no fd and no socket file behind, and the path can be bound again.
+  struct OwnedSocket {
+    int fd;  // -1 once closed
+    std::string path;
+    dev_t dev;
+    ino_t ino;
+    bool file_released;
+  };
+  std::vector<OwnedSocket> sockets_;
+  void ForgetSockets();
+
+  // The parent ends of the pipes we handed to JS. JS wraps them in streams at once, but it can
+  // be stopped before it does: teardown closes every one that is still the same pipe (see
+  // ClosePipesLeftOpen). Entries whose fd has been closed (or reused) are pruned lazily.
+  struct OwnedPipe {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+  };
+  std::vector<OwnedPipe> pipes_;
+  size_t pipes_after_prune_ = 0;
+  void OwnPipes(const std::vector<int>& fds);
+  void ClosePipesLeftOpen();
 
   uv_loop_t* loop_ = nullptr;
   Napi::FunctionReference child_constructor_;

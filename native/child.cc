@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,10 +10,7 @@
 #include "errors.h"
 #include "process_group.h"
 #include "spawn.h"
-
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
+#include "syscalls.h"
 
 namespace vfd {
 
@@ -22,19 +18,20 @@ namespace vfd {
 // (a hung FUSE or NFS request) can outlive SIGKILL, and teardown must not hang with it.
 static constexpr int kTeardownWaitMs = 2000;
 
-static int PidfdSendSignal(int pidfd, int signo) {
-  return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0));
-}
-
-static int WaitPidfd(int pidfd, siginfo_t* info, int options) {
-  info->si_pid = 0;
-  int r;
-  do {
-    r = waitid(static_cast<idtype_t>(P_PIDFD), pidfd, info, options);
-  } while (r < 0 && errno == EINTR);
-  // uv_poll_init made the pidfd O_NONBLOCK, which turns "still running" into EAGAIN.
-  if (r < 0 && errno == EAGAIN) return 0;
-  return r < 0 ? -errno : 0;
+// The exit of a child that someone else reaped, from the status the kernel keeps in the
+// pidfd (Linux >= 6.15); si_code 0 (status unknown) before.
+static void LostExit(int pidfd, siginfo_t* info) {
+  int status;
+  info->si_code = 0;
+  info->si_status = 0;
+  if (PidfdExitStatus(pidfd, &status) < 0) return;
+  if (WIFEXITED(status)) {
+    info->si_code = CLD_EXITED;
+    info->si_status = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    info->si_code = WCOREDUMP(status) ? CLD_DUMPED : CLD_KILLED;
+    info->si_status = WTERMSIG(status);
+  }
 }
 
 Napi::Function Child::Define(Napi::Env env) {
@@ -99,9 +96,9 @@ void Child::OnPidfdReadable(uv_poll_t* handle, int /*status*/, int /*events*/) {
   if (err == 0 && info.si_pid == 0) return;  // spurious wakeup: still running
   if (err < 0) {
     // ECHILD: another waiter in this process reaped our child (a waitpid(-1) elsewhere).
-    // The status is lost; still report the end, exactly once.
-    info.si_code = 0;
-    info.si_status = 0;
+    // Its pid may belong to someone else already; still report the end, exactly once.
+    self->reaped_elsewhere_ = true;
+    LostExit(self->pidfd_, &info);
   }
   self->DeliverExit(info);
 }
@@ -174,12 +171,28 @@ void Child::Abandon() {
   KillAndReap();
 }
 
+// Signal the process group our child leads. 0 sent, -ESRCH when nobody could be signalled
+// safely, another negative errno on failure.
+//
+// Linux >= 6.9 names the group through the pidfd (its struct pid, not its number), so this is
+// exact even after the leader is reaped, by us or by anyone. Before, the group can only be
+// named by number, which is safe only while the leader is unreaped: until then its pid (the
+// group id) cannot be handed out again. waitid(WNOWAIT) tells alive or zombie from reaped; a
+// foreign reaper acting between that check and kill() remains a window we cannot close there.
+int Child::SignalGroup(int signo) {
+  if (PidfdCanSignalGroup()) return PidfdSendSignal(pidfd_, signo, kPidfdSignalProcessGroup);
+  if (reaped_elsewhere_) return -ESRCH;
+  siginfo_t info;
+  int err = WaitPidfd(pidfd_, &info, WEXITED | WNOHANG | WNOWAIT);
+  if (err == -ECHILD) reaped_elsewhere_ = true;
+  if (err < 0) return -ESRCH;
+  return kill(-pid_, signo) < 0 ? -errno : 0;
+}
+
 void Child::KillAndReap() {
-  if (group_) {
-    kill(-pid_, SIGKILL);
-  } else {
-    PidfdSendSignal(pidfd_, SIGKILL);
-  }
+  // The pidfd too: a leader that left its group is still ours to end.
+  if (group_) SignalGroup(SIGKILL);
+  PidfdSendSignal(pidfd_, SIGKILL);
   struct pollfd p = {pidfd_, POLLIN, 0};
   while (poll(&p, 1, kTeardownWaitMs) < 0 && errno == EINTR) {
   }
@@ -200,9 +213,8 @@ Napi::Value Child::Exited(const Napi::CallbackInfo& info) {
 
 // signal(signo, group) → true when sent, false when the child is already reaped.
 //
-// Both forms are free of pid reuse: the pidfd names this process only, and the group id
-// equals our child's pid, which the kernel cannot hand out again before we reap the child
-// (until then it is alive or a zombie we hold).
+// Both forms are free of pid reuse: the pidfd names this process only, and the group is
+// signalled as SignalGroup explains (never by number once the leader may have been reaped).
 Napi::Value Child::Signal(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber() || !info[1].IsBoolean()) {
@@ -217,10 +229,10 @@ Napi::Value Child::Signal(const Napi::CallbackInfo& info) {
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int r = group ? kill(-pid_, signo) : PidfdSendSignal(pidfd_, signo);
+  int r = group ? SignalGroup(signo) : PidfdSendSignal(pidfd_, signo);
   if (r < 0) {
-    if (errno == ESRCH) return Napi::Boolean::New(env, false);
-    ErrnoError(env, -errno, group ? "kill" : "pidfd_send_signal").ThrowAsJavaScriptException();
+    if (r == -ESRCH) return Napi::Boolean::New(env, false);
+    ErrnoError(env, r, group ? "kill" : "pidfd_send_signal").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   return Napi::Boolean::New(env, true);

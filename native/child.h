@@ -41,6 +41,7 @@ class Child : public Napi::ObjectWrap<Child> {
   void DeliverExit(const siginfo_t& info);
   void Reap();
   void KillAndReap();
+  int SignalGroup(int signo);
   void StopWatching();
 
   Addon* addon_ = nullptr;  // null once the child is no longer registered
@@ -48,6 +49,7 @@ class Child : public Napi::ObjectWrap<Child> {
   int pidfd_ = -1;
   bool group_ = false;
   bool exited_ = false;
+  bool reaped_elsewhere_ = false;  // waitid said ECHILD: its pid may be someone else's now
   uv_poll_t* poll_ = nullptr;
   Napi::FunctionReference on_exit_;
   Napi::ObjectReference self_;  // keeps the JS object alive while the child is watched

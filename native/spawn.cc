@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -14,10 +15,8 @@
 #include <algorithm>
 
 #include "clone3.h"
+#include "syscalls.h"
 
-#ifndef P_PIDFD
-#define P_PIDFD 3
-#endif
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
@@ -161,6 +160,14 @@ static int MakePipes(const std::vector<FdSource>& fds, std::vector<int>* child_e
   return 0;
 }
 
+// The child parks its sources at fds [high, high + n) before placing them; past
+// RLIMIT_NOFILE dup3 would fail with a puzzling EBADF, so say EMFILE before we clone.
+static int CheckFdRoom(int top) {
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) < 0) return 0;
+  return lim.rlim_cur != RLIM_INFINITY && static_cast<rlim_t>(top) > lim.rlim_cur ? -EMFILE : 0;
+}
+
 static void CloseAll(std::vector<int>* fds) {
   for (int& fd : *fds) {
     if (fd >= 0) close(fd);
@@ -189,6 +196,7 @@ int Spawn(const SpawnRequest& req, SpawnResult* out) {
     if (source[i] >= args.high) args.high = source[i] + 1;
   }
   args.source = source.data();
+  if ((err = CheckFdRoom(args.high + n)) < 0) goto out;
 
   if (!stack && !(stack = AllocateSpawnStack())) {
     err = -errno;
@@ -241,8 +249,7 @@ int Spawn(const SpawnRequest& req, SpawnResult* out) {
   if (args.err) {
     // The child told us why before it exited: reap it so that no zombie is left behind.
     siginfo_t info;
-    while (waitid(static_cast<idtype_t>(P_PIDFD), pidfd, &info, WEXITED) < 0 && errno == EINTR) {
-    }
+    WaitPidfd(pidfd, &info, WEXITED);
     close(pidfd);
     err = -args.err;
     if (args.joining) out->cgroup_step = "cgroup.procs";
@@ -271,19 +278,18 @@ void FreeSpawnStack(void* stack) {
 }
 
 int ProbePidfdSupport(const char** what) {
-  int fd = static_cast<int>(syscall(SYS_pidfd_open, getpid(), 0));
+  int fd = PidfdOpen(getpid());
   if (fd < 0) {
     *what = "pidfd_open (Linux 5.3)";
-    return -errno;
+    return fd;
   }
   siginfo_t info;
-  int r = waitid(static_cast<idtype_t>(P_PIDFD), fd, &info, WEXITED | WNOHANG);
-  int err = r < 0 ? errno : 0;
+  int err = WaitPidfd(fd, &info, WEXITED | WNOHANG);
   close(fd);
   // We are not our own child: ECHILD means the kernel understood P_PIDFD.
-  if (err == ECHILD) return 0;
+  if (err == -ECHILD) return 0;
   *what = "waitid(P_PIDFD) (Linux 5.4)";
-  return err ? -err : -EINVAL;
+  return err ? err : -EINVAL;
 }
 
 }  // namespace vfd

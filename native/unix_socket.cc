@@ -2,29 +2,219 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/netlink.h>
+#include <linux/openat2.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "syscalls.h"
+
+// The prebuilds must load wherever Node's own binaries do (glibc >= 2.28). glibc 2.34 moved the
+// pthread functions into libc under a new symbol version; bind to the original version, which
+// every glibc still exports (from libpthread before 2.34, from libc since).
+#if defined(__GLIBC__) && defined(__x86_64__)
+__asm__(".symver pthread_create,pthread_create@GLIBC_2.2.5");
+__asm__(".symver pthread_join,pthread_join@GLIBC_2.2.5");
+#elif defined(__GLIBC__) && defined(__aarch64__)
+__asm__(".symver pthread_create,pthread_create@GLIBC_2.17");
+__asm__(".symver pthread_join,pthread_join@GLIBC_2.17");
+#endif
+
 namespace vfd {
 
-static int FillAddress(const std::string& path, struct sockaddr_un* addr, socklen_t* len) {
+// The kernel's own limit on symlinks followed in one lookup.
+static constexpr int kMaxSymlinks = 40;
+
+void SplitPath(const std::string& path, std::string* dir, std::string* base) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) {
+    *dir = ".";
+    *base = path;
+  } else {
+    *dir = slash == 0 ? "/" : path.substr(0, slash);
+    *base = path.substr(slash + 1);
+  }
+}
+
+// ---- resolving the directory ------------------------------------------------------------
+
+// Whether the symlink `name` in directory `dirfd` can only have been put there by root or
+// by us: then following it is as safe as the directory itself.
+static bool LinkTrusted(int dirfd, const char* name, PathProblem* why) {
+  FileId dir, link;
+  if (StatAt(dirfd, "", AT_EMPTY_PATH, &dir) < 0 || StatAt(dirfd, name, AT_SYMLINK_NOFOLLOW, &link) < 0) return false;
+  uid_t me = geteuid();
+  bool dir_ours = dir.uid == 0 || dir.uid == me;
+  bool link_ours = link.uid == 0 || link.uid == me;
+  why->dir_owner = dir.uid;
+  why->dir_mode = dir.mode;
+  if (!dir_ours) return false;
+  if (!(dir.mode & (S_IWGRP | S_IWOTH))) return true;
+  // In a sticky directory (/tmp) only an entry's owner or the directory's may replace it.
+  return (dir.mode & S_ISVTX) && link_ours;
+}
+
+// Replace *rest up to `end` (the symlink `comp` in dirfd) by the link's target: the walk goes
+// on from dirfd, or from the root when the target is absolute.
+static int SpliceLink(int dirfd, const std::string& comp, std::string* rest, size_t end) {
+  char target[PATH_MAX];
+  ssize_t n = readlinkat(dirfd, comp.c_str(), target, sizeof(target));
+  if (n < 0) return -errno;
+  if (n == sizeof(target)) return -ENAMETOOLONG;
+  *rest = std::string(target, n) + "/" + rest->substr(end);
+  return 0;
+}
+
+// The component-by-component walk behind OpenDirSafely, for paths that hold a symlink.
+static int WalkDir(const std::string& path, PathProblem* why) {
+  std::string rest = path;
+  std::string done;
+  int cur = open(path[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (cur < 0) return -errno;
+  int links = 0;
+  size_t pos = 0;
+  while (pos < rest.size()) {
+    if (rest[pos] == '/') {
+      if (pos == 0) {  // an absolute target restarts at the root
+        close(cur);
+        if ((cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) return -errno;
+        done.clear();
+      }
+      pos++;
+      continue;
+    }
+    size_t end = rest.find('/', pos);
+    if (end == std::string::npos) end = rest.size();
+    std::string comp = rest.substr(pos, end - pos);
+    int next = openat(cur, comp.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
+    if (next >= 0) {
+      close(cur);
+      cur = next;
+      done += "/" + comp;
+      pos = end;
+      continue;
+    }
+    int err = -errno;
+    FileId f;
+    // O_PATH|O_NOFOLLOW opens a symlink itself, which O_DIRECTORY then refuses.
+    bool link = (err == -ENOTDIR || err == -ELOOP) && StatAt(cur, comp.c_str(), AT_SYMLINK_NOFOLLOW, &f) == 0 &&
+                S_ISLNK(f.mode);
+    if (link && !LinkTrusted(cur, comp.c_str(), why)) {
+      why->symlink = (done.empty() && path[0] != '/' ? comp : done + "/" + comp);
+      err = -ELOOP;
+    } else if (link && ++links > kMaxSymlinks) {
+      err = -ELOOP;
+    } else if (link && (err = SpliceLink(cur, comp, &rest, end)) == 0) {
+      pos = 0;
+      continue;
+    }
+    close(cur);
+    return err;
+  }
+  return cur;
+}
+
+int OpenDirSafely(const std::string& dir, PathProblem* why) {
+  // Strict and cheap: one call for the common path that holds no symlink at all.
+  struct open_how how;
+  memset(&how, 0, sizeof(how));
+  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  how.resolve = RESOLVE_NO_SYMLINKS;
+  int fd = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, dir.c_str(), &how, sizeof(how)));
+  if (fd >= 0) return fd;
+  // ELOOP: a symlink on the way, which the walk may trust; ENOSYS, E2BIG: Linux < 5.6.
+  if (errno != ELOOP && errno != ENOSYS && errno != E2BIG && errno != EPERM) return -errno;
+  return WalkDir(dir, why);
+}
+
+// A socket path split into its pinned directory and the name inside it.
+struct SocketDir {
+  int fd = -1;
+  std::string name;
+  ~SocketDir() {
+    if (fd >= 0) close(fd);
+  }
+};
+
+static int OpenSocketDir(const std::string& path, SocketDir* out, PathProblem* why) {
   if (path.empty()) return -EINVAL;
   if (path.size() > kMaxSocketPath) return -ENAMETOOLONG;
-  memset(addr, 0, sizeof(*addr));
-  addr->sun_family = AF_UNIX;
-  memcpy(addr->sun_path, path.data(), path.size());
-  *len = offsetof(struct sockaddr_un, sun_path) + path.size() + 1;
+  std::string dir;
+  SplitPath(path, &dir, &out->name);
+  if (out->name.empty() || out->name == "." || out->name == "..") return -EISDIR;
+  int fd = OpenDirSafely(dir, why);
+  if (fd < 0) return fd;
+  out->fd = fd;
   return 0;
+}
+
+// ---- binding inside the pinned directory --------------------------------------------------
+
+static int BindPath(int sock, const char* path) {
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  size_t len = strlen(path);
+  if (len >= sizeof(addr.sun_path)) return -ENAMETOOLONG;
+  memcpy(addr.sun_path, path, len);
+  socklen_t addr_len = offsetof(struct sockaddr_un, sun_path) + len + 1;
+  return bind(sock, reinterpret_cast<struct sockaddr*>(&addr), addr_len) < 0 ? -errno : 0;
+}
+
+struct BindJob {
+  int sock;
+  const SocketDir* dir;
+  int err;
+  bool no_unshare;  // a sandbox (seccomp) refused unshare(CLONE_FS)
+};
+
+static void* BindJobMain(void* arg) {
+  BindJob* job = static_cast<BindJob*>(arg);
+  // unshare(CLONE_FS) gives this thread a working directory of its own: the fchdir moves no
+  // other thread of the process (Node runs several), and it dies with the thread.
+  if (unshare(CLONE_FS) < 0) {
+    job->err = -errno;
+    job->no_unshare = true;
+  } else if (fchdir(job->dir->fd) < 0) {
+    job->err = -errno;
+  } else {
+    job->err = BindPath(job->sock, job->dir->name.c_str());
+  }
+  return nullptr;
+}
+
+// Where unshare is not allowed: the magic link names the pinned directory itself too, at the
+// price of an address that reads /proc/self/fd/<n>/<name>.
+static int BindViaProc(int sock, const SocketDir& dir) {
+  std::string via = "/proc/self/fd/" + std::to_string(dir.fd) + "/" + dir.name;
+  return BindPath(sock, via.c_str());
+}
+
+// bind() takes a path, not a directory fd. A short-lived thread with a working directory of
+// its own binds from inside the pinned directory, so nothing is resolved by path again. We
+// prefer it to /proc/self/fd/<dirfd>/<name>, which would pin it as well, because the socket
+// keeps the string it was bound with: getsockname() and ss(8) would show a /proc path naming
+// an fd of ours, where the bare name at least names the right file within its directory.
+static int BindAt(int sock, const SocketDir& dir) {
+  BindJob job = {sock, &dir, 0, false};
+  pthread_t thread;
+  int err = pthread_create(&thread, nullptr, BindJobMain, &job);
+  if (err) return -err;
+  pthread_join(thread, nullptr);
+  return job.no_unshare ? BindViaProc(sock, dir) : job.err;
 }
 
 // Whether a socket of this network namespace listens on the socket file (dev, ino):
@@ -94,122 +284,114 @@ out:
   return err < 0 ? err : found;
 }
 
-int RemoveStaleSocket(const std::string& path, mode_t* found_mode) {
-  struct stat st;
-  if (lstat(path.c_str(), &st) < 0) return errno == ENOENT ? 0 : -errno;
-  if (!S_ISSOCK(st.st_mode)) {
-    *found_mode = st.st_mode;
+// Remove the stale socket `dir.name`: 1 removed, 0 nothing there, else see RemoveStaleSocket.
+static int RemoveStaleAt(const SocketDir& dir, PathProblem* why) {
+  FileId st;
+  int err = StatAt(dir.fd, dir.name.c_str(), AT_SYMLINK_NOFOLLOW, &st);
+  if (err < 0) return err == -ENOENT ? 0 : err;
+  if (!S_ISSOCK(st.mode)) {
+    why->found_mode = st.mode;
     return -EEXIST;
   }
-  int live = ListenerOnInode(st.st_dev, st.st_ino);
+  int live = ListenerOnInode(st.dev, st.ino);
   if (live < 0) return live;
-  if (live) return -EADDRINUSE;
-  if (unlink(path.c_str()) < 0) return errno == ENOENT ? 0 : -errno;
+  if (live) {
+    why->listener = true;
+    return -EADDRINUSE;
+  }
+  if (unlinkat(dir.fd, dir.name.c_str(), 0) < 0) return errno == ENOENT ? 0 : -errno;
   return 1;
+}
+
+int RemoveStaleSocket(const std::string& path, PathProblem* why) {
+  SocketDir dir;
+  int err = OpenSocketDir(path, &dir, why);
+  if (err < 0) return err;
+  return RemoveStaleAt(dir, why);
+}
+
+// Unlink `dir.name` if it is still the socket (dev, ino): 1 removed, 0 not ours or gone.
+static int UnlinkAtIfSame(const SocketDir& dir, dev_t dev, ino_t ino) {
+  FileId st;
+  int err = StatAt(dir.fd, dir.name.c_str(), AT_SYMLINK_NOFOLLOW, &st);
+  if (err < 0) return err == -ENOENT ? 0 : err;
+  if (!S_ISSOCK(st.mode) || st.dev != dev || st.ino != ino) return 0;
+  if (unlinkat(dir.fd, dir.name.c_str(), 0) < 0) return errno == ENOENT ? 0 : -errno;
+  return 1;
+}
+
+// Bind `sock` at dir.name, replacing a stale socket file once, and read the file's identity.
+static int BindAndIdentify(int sock, const SocketDir& dir, BoundSocket* out) {
+  for (int attempt = 0;; attempt++) {
+    int err = BindAt(sock, dir);
+    if (err == 0) break;
+    // A second EADDRINUSE: something took the path again after we removed a stale socket.
+    if (err != -EADDRINUSE || attempt > 0) return err;
+    if ((err = RemoveStaleAt(dir, &out->problem)) < 0) return err;
+  }
+  FileId st;
+  int err = StatAt(dir.fd, dir.name.c_str(), AT_SYMLINK_NOFOLLOW, &st);
+  if (err < 0) return err == -ENOENT ? -ESTALE : err;
+  // Replaced already, by someone who may write the directory: not ours, so not ours to remove.
+  if (!S_ISSOCK(st.mode)) return -ESTALE;
+  out->dev = st.dev;
+  out->ino = st.ino;
+  return 0;
 }
 
 int ListenUnix(const std::string& path, int backlog, BoundSocket* out) {
-  struct sockaddr_un addr;
-  socklen_t addr_len;
-  struct stat st;
-  bool bound = false;
-  int err = FillAddress(path, &addr, &addr_len);
-  if (err < 0) return err;
-
+  // The socket first: callers that arranged for it to get a particular (lowest) fd number keep it.
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
-
-  for (int attempt = 0;; attempt++) {
-    if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), addr_len) == 0) break;
-    err = -errno;
-    if (err != -EADDRINUSE || attempt > 0) goto fail;
-    err = RemoveStaleSocket(path, &out->found_mode);
-    if (err < 0) goto fail;
+  SocketDir dir;
+  int err = OpenSocketDir(path, &dir, &out->problem);
+  if (err == 0) err = BindAndIdentify(fd, dir, out);
+  if (err < 0) {
+    close(fd);
+    return err;
   }
-  bound = true;
-
   if (listen(fd, backlog) < 0) {
     err = -errno;
-    goto fail;
-  }
-  // A socket fd's fstat() describes the sockfs inode; the file's identity needs the path.
-  if (lstat(path.c_str(), &st) < 0) {
-    err = -errno;
-    goto fail;
-  }
-  if (!S_ISSOCK(st.st_mode)) {
-    err = -ESTALE;
-    goto fail;
+    UnlinkAtIfSame(dir, out->dev, out->ino);
+    close(fd);
+    return err;
   }
   out->fd = fd;
-  out->dev = st.st_dev;
-  out->ino = st.st_ino;
   return 0;
-
-fail:
-  if (bound) unlink(path.c_str());
-  close(fd);
-  return err;
 }
 
-static void SplitPath(const std::string& path, std::string* dir, std::string* base) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) {
-    *dir = ".";
-    *base = path;
-  } else {
-    *dir = slash == 0 ? "/" : path.substr(0, slash);
-    *base = path.substr(slash + 1);
-  }
-}
-
-int ChownToParent(const std::string& path, dev_t dev, ino_t ino, uid_t* uid, gid_t* gid) {
-  std::string dir, base;
-  SplitPath(path, &dir, &base);
-  struct stat dst, st;
-  int err = 0;
-  int node = -1;
-
-  int dirfd = open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (dirfd < 0) return -errno;
-  if (fstat(dirfd, &dst) < 0) {
-    err = -errno;
-    goto out;
-  }
-  // O_PATH|O_NOFOLLOW pins the node itself: a symlink planted at the path is opened as a
+int ChownToParent(const std::string& path, dev_t dev, ino_t ino, uid_t* uid, gid_t* gid, PathProblem* why) {
+  SocketDir dir;
+  FileId owner, st;
+  int err = OpenSocketDir(path, &dir, why);
+  if (err < 0) return err;
+  if ((err = StatAt(dir.fd, "", AT_EMPTY_PATH, &owner)) < 0) return err;
+  // O_PATH|O_NOFOLLOW pins the node itself: a symlink planted at the name is opened as a
   // symlink, fails the identity check below, and its target is never touched.
-  node = openat(dirfd, base.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
-  if (node < 0) {
-    err = -errno;
-    goto out;
+  int node = openat(dir.fd, dir.name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (node < 0) return -errno;
+  if ((err = StatAt(node, "", AT_EMPTY_PATH, &st)) == 0) {
+    if (!S_ISSOCK(st.mode) || st.dev != dev || st.ino != ino) {
+      err = -ESTALE;
+    } else if (fchownat(node, "", owner.uid, owner.gid, AT_EMPTY_PATH) < 0) {
+      err = -errno;
+    }
   }
-  if (fstat(node, &st) < 0) {
-    err = -errno;
-    goto out;
-  }
-  if (!S_ISSOCK(st.st_mode) || st.st_dev != dev || st.st_ino != ino) {
-    err = -ESTALE;
-    goto out;
-  }
-  if (fchownat(node, "", dst.st_uid, dst.st_gid, AT_EMPTY_PATH) < 0) {
-    err = -errno;
-    goto out;
-  }
-  *uid = dst.st_uid;
-  *gid = dst.st_gid;
-
-out:
-  if (node >= 0) close(node);
-  close(dirfd);
-  return err;
+  close(node);
+  if (err < 0) return err;
+  *uid = owner.uid;
+  *gid = owner.gid;
+  return 0;
 }
 
 int UnlinkSocketIfSame(const std::string& path, dev_t dev, ino_t ino) {
-  struct stat st;
-  if (lstat(path.c_str(), &st) < 0) return errno == ENOENT ? 0 : -errno;
-  if (!S_ISSOCK(st.st_mode) || st.st_dev != dev || st.st_ino != ino) return 0;
-  if (unlink(path.c_str()) < 0) return errno == ENOENT ? 0 : -errno;
-  return 1;
+  SocketDir dir;
+  PathProblem ignored;
+  int err = OpenSocketDir(path, &dir, &ignored);
+  // Our file is not at this path any more (its directory is gone or was replaced).
+  if (err == -ENOENT || err == -ENOTDIR || err == -ELOOP) return 0;
+  if (err < 0) return err;
+  return UnlinkAtIfSame(dir, dev, ino);
 }
 
 }  // namespace vfd

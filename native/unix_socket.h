@@ -1,5 +1,12 @@
 // Unix listening sockets handed to a daemon as an inherited fd, and the life of their file.
 // Plain POSIX: no Node-API here. Every function returns 0 or a negative errno.
+//
+// Security model. We run as root for an unprivileged VMM user who owns the socket's directory
+// (or its parent). Every step acts on the socket file through a descriptor of its directory,
+// opened once per call without following a symlink that anyone but root or us could have
+// planted (see OpenSocketDir), and never by path again: a directory swapped for a symlink
+// between two steps cannot redirect a bind, chown or unlink elsewhere. An unlink only removes
+// a socket file whose device and inode are the ones we bound or just inspected.
 #ifndef VFD_UNIX_SOCKET_H_
 #define VFD_UNIX_SOCKET_H_
 
@@ -11,29 +18,49 @@ namespace vfd {
 // sun_path holds 108 bytes, one of which is the terminating NUL.
 constexpr size_t kMaxSocketPath = 107;
 
+// Why a call failed, beyond its errno, for the message the caller shows.
+struct PathProblem {
+  mode_t found_mode = 0;    // -EEXIST: the type of what occupies the path
+  bool listener = false;    // -EADDRINUSE: sock_diag saw a listener (else: the path was re-taken meanwhile)
+  std::string symlink;      // -ELOOP: the symlink we refused to follow ...
+  uid_t dir_owner = 0;      // ... the owner and mode of the directory that holds it
+  mode_t dir_mode = 0;
+};
+
 struct BoundSocket {
   int fd = -1;
-  dev_t dev = 0;        // the socket file's identity, so that later steps touch only it
+  dev_t dev = 0;  // the socket file's identity, so that later steps touch only it
   ino_t ino = 0;
-  mode_t found_mode = 0;  // on -EEXIST: the type of what occupies the path
+  PathProblem problem;
 };
+
+// "/a/b/c" -> "/a/b", "c"; "c" -> ".", "c"; "/c" -> "/", "c". One definition for every caller.
+void SplitPath(const std::string& path, std::string* dir, std::string* base);
+
+// Open `dir` (O_PATH|O_DIRECTORY) without following a symlink that someone else could have
+// planted: a symlink is followed only when the directory holding it is owned by root or by
+// our euid and writable by nobody else (or is sticky and the link is root's or ours), like
+// systemd's chase "safe" mode. Trusted links such as Debian's /var/run -> /run still work.
+// -ELOOP (with why->symlink) when refused. Returns the fd.
+int OpenDirSafely(const std::string& dir, PathProblem* why);
 
 // Bind a SOCK_STREAM|SOCK_CLOEXEC unix socket at `path` and listen; the fd stays blocking.
 // A socket file that nobody listens on is replaced. -EADDRINUSE when a socket of this network
 // namespace listens there, -EEXIST when the path holds anything but a socket (left intact),
-// -ENAMETOOLONG past kMaxSocketPath bytes (never truncated).
+// -ENAMETOOLONG past kMaxSocketPath bytes (never truncated), -ELOOP for a planted symlink.
 int ListenUnix(const std::string& path, int backlog, BoundSocket* out);
 
 // Remove `path` when it is a socket file that no socket of this network namespace listens
-// on: 1 removed, 0 nothing there. -EADDRINUSE when one listens, -EEXIST (with *found_mode)
-// when the path holds anything but a socket; both leave it intact.
-int RemoveStaleSocket(const std::string& path, mode_t* found_mode);
+// on: 1 removed, 0 nothing there. -EADDRINUSE when one listens, -EEXIST when the path holds
+// anything but a socket; both leave it intact.
+int RemoveStaleSocket(const std::string& path, PathProblem* why);
 
 // Give the socket file at `path` to the owner of its directory, without following a symlink
 // at `path`, and only if the file there is still (dev, ino): -ESTALE otherwise.
-int ChownToParent(const std::string& path, dev_t dev, ino_t ino, uid_t* uid, gid_t* gid);
+int ChownToParent(const std::string& path, dev_t dev, ino_t ino, uid_t* uid, gid_t* gid, PathProblem* why);
 
-// Unlink `path` if it is still the socket (dev, ino). 1 when removed, 0 when not ours or gone.
+// Unlink `path` if it is still the socket (dev, ino). 1 when removed, 0 when not ours or not
+// there, which includes a directory that is gone or was swapped for a symlink we refuse.
 int UnlinkSocketIfSame(const std::string& path, dev_t dev, ino_t ino);
 
 }  // namespace vfd

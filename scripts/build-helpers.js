@@ -2,7 +2,9 @@
 'use strict';
 /**
  * Compiles the C helpers of the tests and benchmarks: every test/helpers/*.c and bench/*.c
- * becomes build/helpers/<name>, with `cc -O2 -Wall` ($CC overrides cc). An output newer
+ * becomes build/helpers/<name>, with `cc -O2 -Wall` ($CC overrides cc); a `<name>.addon.c` is a
+ * tiny Node-API test addon and becomes build/helpers/<name>.node (never part of binding.gyp:
+ * users do not build test helpers). An output newer
  * than its source is left alone. A missing source directory is fine; a failed compile
  * exits non-zero.
  */
@@ -14,6 +16,8 @@ const root = path.resolve(__dirname, '..');
 const sourceDirs = ['test/helpers', 'bench'];
 const outDir = path.join(root, 'build', 'helpers');
 const cc = process.env.CC || 'cc';
+/** node_api.h of the running Node: <prefix>/include/node. */
+const nodeInclude = path.join(path.dirname(process.execPath), '..', 'include', 'node');
 
 /** The .c files directly in dir (absolute paths), or none when dir does not exist. */
 function cSources(dir) {
@@ -41,7 +45,7 @@ function main() {
   const sources = sourceDirs.flatMap(cSources);
   const seen = new Map();
   for (const src of sources) {
-    const name = path.basename(src, '.c');
+    const name = src.endsWith('.addon.c') ? `${path.basename(src, '.addon.c')}.node` : path.basename(src, '.c');
     if (seen.has(name)) {
       throw new Error(`two helpers would both build ${name}: ${seen.get(name)} and ${src}`);
     }
@@ -51,7 +55,8 @@ function main() {
   for (const [name, src] of seen) {
     const out = path.join(outDir, name);
     if (upToDate(src, out)) continue;
-    const args = ['-O2', '-Wall', '-o', out, src];
+    const addon = name.endsWith('.node');
+    const args = addon ? ['-O2', '-Wall', '-shared', '-fPIC', `-I${nodeInclude}`, '-o', out, src] : ['-O2', '-Wall', '-o', out, src];
     console.log(`${cc} ${args.join(' ')}`);
     try {
       execFileSync(cc, args, { stdio: 'inherit' });

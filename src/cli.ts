@@ -3,6 +3,7 @@
  * virtiofs-daemon run: serve a directory through virtiofsd until Ctrl-C, printing the QEMU
  * options that attach a guest to it. Built on the public API only.
  */
+import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -28,12 +29,45 @@ Options:
   --debug             debug logging in virtiofsd
   --syslog            virtiofsd logs to syslog instead of through us
   -h, --help          this text
+  --version           print the version of virtiofs-daemon
 Arguments after -- go to virtiofsd as they are.
 
 Exit status: 0 after a stop on Ctrl-C/SIGTERM; the daemon's own when it quits by itself
 (128+N when signal N killed it); 1 when it cannot start; 2 on bad usage.`;
 
 class UsageError extends Error {}
+
+/** The flag that sets each option of Virtiofsd, so errors name what the user typed. */
+const FLAG_OF: Record<string, string> = {
+  sourcePath: '--shared-dir',
+  socketPath: '--socket',
+  path: '--virtiofsd',
+  cache: '--cache',
+  dialect: '--dialect',
+  extraArgs: 'the arguments after --',
+};
+
+/**
+ * An error's message in the CLI's terms: the Virtiofsd option it names (`sourcePath: ...`) becomes
+ * the flag that set it (`--shared-dir: ...`).
+ */
+export function cliMessage(err: unknown): string {
+  if (!(err instanceof VirtiofsDaemonError)) return String(err);
+  let message = err.message;
+  const option = (err as { option?: unknown }).option;
+  if (typeof option === 'string') {
+    const base = /^\w+/.exec(option)?.[0] ?? option;
+    const flag = FLAG_OF[base];
+    // The prefix always; elsewhere only names that cannot be ordinary words (sourcePath, not cache).
+    if (flag) message = message.replace(new RegExp(/[A-Z]/.test(base) ? `\\b${base}\\b` : `^${base}\\b`, 'g'), flag);
+  }
+  return message;
+}
+
+function version(): string {
+  // dist/cli.js -> the package's own package.json.
+  return (JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 interface RunOptions {
   sharedDir: string;
@@ -48,7 +82,7 @@ interface RunOptions {
   extraArgs: string[];
 }
 
-function parse(argv: string[]): RunOptions | 'help' {
+function parse(argv: string[]): RunOptions | 'help' | 'version' {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -64,9 +98,11 @@ function parse(argv: string[]): RunOptions | 'help' {
       debug: { type: 'boolean', default: false },
       syslog: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
+      version: { type: 'boolean', default: false },
     },
   });
   if (values.help) return 'help';
+  if (values.version) return 'version';
   const dashdash = argv.indexOf('--');
   const extraArgs = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
   const [command, ...rest] = positionals.slice(0, positionals.length - extraArgs.length);
@@ -140,7 +176,8 @@ async function run(opts: RunOptions): Promise<number> {
     logger.info({ daemonPid: pid, socket: opts.socket, sharedDir: opts.sharedDir }, 'virtiofsd is ready; attach QEMU with:');
     process.stdout.write(`${qemuOptions(opts.socket, opts.tag, opts.memory).join(' \\\n  ')}\n`);
   } catch (err) {
-    logger.error({ err }, 'virtiofsd did not start');
+    logger.debug({ err }, 'virtiofsd did not start');
+    process.stderr.write(`virtiofs-daemon: ${cliMessage(err)}\n`);
     return 1;
   }
 
@@ -153,25 +190,30 @@ async function run(opts: RunOptions): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  let opts: RunOptions | 'help';
+  let opts: RunOptions | 'help' | 'version';
   try {
     opts = parse(process.argv.slice(2));
   } catch (err) {
-    const message = err instanceof UsageError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')
-      ? (err as Error).message
-      : String(err);
-    process.stderr.write(`virtiofs-daemon: ${message}\n\n${USAGE}\n`);
+    const code = (err as NodeJS.ErrnoException).code;
+    const message =
+      code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
+        ? `unknown option ${/'[^']*'/.exec((err as Error).message)?.[0] ?? ''}`
+        : err instanceof UsageError || code?.startsWith('ERR_PARSE_ARGS')
+          ? (err as Error).message.split('\n')[0]
+          : String(err);
+    // One line: what is wrong and where the usage is, not the whole usage.
+    process.stderr.write(`virtiofs-daemon: ${message}; see virtiofs-daemon --help\n`);
     process.exitCode = 2;
     return;
   }
-  if (opts === 'help') {
-    process.stdout.write(`${USAGE}\n`);
+  if (opts === 'help' || opts === 'version') {
+    process.stdout.write(`${opts === 'help' ? USAGE : version()}\n`);
     return;
   }
   try {
     process.exitCode = await run(opts);
   } catch (err) {
-    process.stderr.write(`virtiofs-daemon: ${err instanceof VirtiofsDaemonError ? err.message : String(err)}\n`);
+    process.stderr.write(`virtiofs-daemon: ${cliMessage(err)}\n`);
     process.exitCode = 1;
   }
 }

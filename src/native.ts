@@ -8,15 +8,26 @@
  * Lifetime policy: a child never outlives the Node environment that spawned it. When the
  * environment ends (the process exits, process.exit() included; a worker_thread ends or is
  * terminated; an Electron context goes away), every child still running is SIGKILLed, with its
- * process group when it has one, and reaped. Only a process killed by a signal skips this.
+ * process group when it has one, and reaped. Every listening socket made by {@link listenUnix}
+ * whose fd was not closed with {@link closeFd} is closed, and its file, unless handed back with
+ * {@link unlinkSocket}, is removed (when it is still the file we bound). Only a process killed by
+ * a signal skips this.
+ *
+ * Socket directories: every socket-file operation pins the socket's directory with one fd and
+ * acts relative to it. A symlink on the way is followed only when the directory holding it is
+ * owned by root or by us and writable by nobody else (or sticky and the link is root's or ours);
+ * otherwise the call fails with `ELOOP`, naming the symlink, its directory's owner and the fix.
  */
 import { constants as osConstants } from 'node:os';
 import bindings from 'bindings';
 import { SystemError, VirtiofsDaemonError } from './errors.js';
 
-/** A unix stream socket that we bound and that is listening. */
+/**
+ * A unix stream socket that we bound and that is listening. It is bound from inside its pinned
+ * directory, so its address (getsockname, ss) is the file's name within that directory.
+ */
 export interface ListeningSocket {
-  /** The listening fd: blocking, close-on-exec. Ours to pass on and to close. */
+  /** The listening fd: blocking, close-on-exec. Ours to pass on and to close, with {@link closeFd} only. */
   fd: number;
   /** The path it is bound to. */
   path: string;
@@ -40,7 +51,8 @@ export type FdSource =
 
 /**
  * How a child ended. `code` and `signal` are both null only when the status was lost: some
- * other code in this process reaped our child first (a `waitpid(-1)` elsewhere).
+ * other code in this process reaped our child first (a `waitpid(-1)` elsewhere) and the kernel
+ * keeps no copy of it (it does from Linux 6.15: PIDFD_INFO_EXIT).
  */
 export interface ChildExit {
   /** Exit code, or null when a signal ended it. */
@@ -107,7 +119,9 @@ export interface Child {
   /**
    * Send `signal` through the pidfd, or to the whole process group (`group: true`, for
    * children spawned with `newProcessGroup`). Returns false, and sends nothing, when the child
-   * has already been reaped: a recycled pid is never signalled.
+   * has already been reaped: a recycled pid is never signalled. The group is named through the
+   * pidfd on Linux >= 6.9; before, by number only while the leader is known unreaped, so after
+   * a foreign reap (someone else's waitpid) it returns false.
    */
   signal(signal: NodeJS.Signals | number, options?: { group?: boolean }): boolean;
   /**
@@ -167,12 +181,55 @@ interface Addon {
 
 let addon: Addon | undefined;
 
+/** scripts/addon-path.js, shared with the install and prebuild scripts (plain CommonJS, shipped as is). */
+const addonPaths = require('../scripts/addon-path.js') as {
+  PACKAGE_ROOT: string;
+  addonSearchList(): string[];
+};
+
+/** How to get a working addon, for the errors below. */
+const ADDON_FIX =
+  'Fix: `npm rebuild virtiofs-daemon` (pnpm: `pnpm approve-builds`, then `pnpm rebuild virtiofs-daemon`), which ' +
+  'builds it from source and needs a C++ compiler, make and python3 (Debian/Ubuntu: ' +
+  '`apt-get install build-essential python3`). In a bundled app, keep virtiofs-daemon external and its ' +
+  '*.node files outside the asar archive.';
+
+/**
+ * Loads the addon with `bindings`, from the package's own directory: a build from source first,
+ * then the prebuild for this platform and arch. A missing addon is ERR_ADDON_NOT_FOUND; one the
+ * dynamic loader refuses (another arch, a glibc too old, a broken file) is ERR_ADDON_LOAD.
+ */
 function load(): Addon {
   if (addon) return addon;
   if (process.platform !== 'linux') {
     throw new VirtiofsDaemonError('ERR_UNSUPPORTED_PLATFORM', `virtiofs-daemon runs on Linux only, not ${process.platform}`);
   }
-  const loaded = bindings('virtiofs_daemon') as Addon;
+  const tries = addonPaths.addonSearchList();
+  let loaded: Addon;
+  try {
+    loaded = bindings({
+      bindings: 'virtiofs_daemon.node',
+      module_root: addonPaths.PACKAGE_ROOT,
+      try: tries.map((file) => [file]),
+    } as bindings.Options) as Addon;
+  } catch (err) {
+    if (err instanceof Error && Array.isArray((err as { tries?: unknown }).tries)) {
+      throw new VirtiofsDaemonError(
+        'ERR_ADDON_NOT_FOUND',
+        `virtiofs-daemon's native addon is missing: there is no prebuilt one for ${process.platform}-${process.arch} ` +
+          `and it was not built from source (install scripts skipped or failed?). Looked for ${tries.join(', ')}. ` +
+          ADDON_FIX,
+        { cause: err },
+      );
+    }
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new VirtiofsDaemonError(
+      'ERR_ADDON_LOAD',
+      `virtiofs-daemon's native addon cannot be loaded on this machine (${process.platform}-${process.arch}, ` +
+        `Node ${process.version}): ${reason}. ${ADDON_FIX}`,
+      { cause: err },
+    );
+  }
   // The addon kills and reaps its live children when this environment is torn down, but
   // process.exit() skips that teardown: apply the same policy on 'exit'.
   process.once('exit', () => loaded.abandonAll());
@@ -238,7 +295,7 @@ export function removeStaleSocket(path: string): boolean {
   return call((a) => a.removeStaleSocket(path));
 }
 
-/** Close an fd the addon gave us. */
+/** Close an fd the addon gave us (the listening socket's fd must be closed here, never otherwise). */
 export function closeFd(fd: number): void {
   call((a) => a.close(fd));
 }
@@ -300,7 +357,7 @@ function exitCallback(onExit: (exit: ChildExit) => void): (code: number, signo: 
  * signal at its default disposition, without copying our address space (a CLONE_VM|CLONE_VFORK
  * child: its cost does not grow with our memory). Exec failures (ENOENT, EACCES, ENOEXEC, ...)
  * throw here, synchronously, with `syscall: 'spawn'` and `path`; the failed child is already
- * reaped then and `onExit` is never called.
+ * reaped then and `onExit` is never called. `EMFILE` names RLIMIT_NOFILE and its fix.
  */
 export function spawn(options: SpawnOptions): Child {
   const raw = call((a) =>

@@ -220,10 +220,11 @@ export class Virtiofsd extends Daemon {
       );
     }
     const end = await proc.ended;
+    const lastLines = proc.lastLines();
     throw new DaemonStartError(
       'ERR_DAEMON_EXITED',
-      `virtiofsd exited (${describeExit(end)}) before it was ready. Its last lines:`,
-      { exit: { code: end.code, signal: end.signal }, lastLines: proc.lastLines(), argv: proc.argv },
+      `virtiofsd exited (${describeExit(end)}) before it was ready.${sandboxHint(lastLines)} Its last lines:`,
+      { exit: { code: end.code, signal: end.signal }, lastLines, argv: proc.argv },
     );
   }
 
@@ -247,4 +248,19 @@ export class Virtiofsd extends Daemon {
   umount(_mountpoint: string): Promise<void> {
     return Promise.reject(new NotSupportedError('virtiofsd does not unmount filesystems on request; umount() is for nydusd'));
   }
+}
+
+/**
+ * The Rust virtiofsd's default sandbox (namespace) pivots into the shared directory and fails with
+ * EINVAL where `/` is not a mount point (containers, chroots): say the way out. virtiofsd 1.13
+ * prints it as `Error entering sandbox: CleanMount(Os { code: 22, kind: InvalidInput, ... })`.
+ */
+const CLEAN_MOUNT_EINVAL = /CleanMount\((EINVAL|Os \{ code: 22\b)/;
+
+function sandboxHint(lastLines: string[]): string {
+  if (!lastLines.some((l) => CLEAN_MOUNT_EINVAL.test(l))) return '';
+  return (
+    " Its namespace sandbox needs '/' to be a mount point, which it is not here (a container or chroot?):" +
+    " pass extraArgs: ['--sandbox=chroot'] (CLI: -- --sandbox=chroot)."
+  );
 }

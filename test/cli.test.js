@@ -91,21 +91,59 @@ test('run: a daemon that rejects its arguments makes the CLI exit 1 with the dae
   assert.equal(fs.existsSync(sock), false, 'no socket left');
 });
 
-test('run: bad usage exits 2 and says what is missing', async () => {
+test('run: bad usage exits 2 with one line: what is wrong, and --help', async () => {
   const cli = runCli(['run', '--socket', '/tmp/x.sock']);
   assert.deepEqual(await cli.exited, { code: 2, signal: null });
-  assert.match(cli.stderr(), /--shared-dir DIR is required/);
-  assert.match(cli.stderr(), /Usage: virtiofs-daemon run/);
+  assert.equal(cli.stderr(), 'virtiofs-daemon: --shared-dir DIR is required; see virtiofs-daemon --help\n');
 
   const unknown = runCli(['run', '--shared-dir', '/tmp', '--socket', '/tmp/x.sock', '--frobnicate']);
   assert.deepEqual(await unknown.exited, { code: 2, signal: null });
-  assert.match(unknown.stderr(), /frobnicate/);
+  assert.equal(unknown.stderr(), "virtiofs-daemon: unknown option '--frobnicate'; see virtiofs-daemon --help\n");
 });
 
-test('run: a missing shared directory exits 1 and names the option', async (t) => {
+test('--version prints the package version and exits 0; --help prints the usage on stdout', async () => {
+  const { version } = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8'));
+  const v = runCli(['--version']);
+  assert.deepEqual(await v.exited, { code: 0, signal: null });
+  assert.equal(v.stdout(), `${version}\n`);
+  const h = runCli(['--help']);
+  assert.deepEqual(await h.exited, { code: 0, signal: null });
+  assert.match(h.stdout(), /^Usage: virtiofs-daemon run --shared-dir DIR --socket PATH/);
+  assert.match(h.stdout(), /--version/);
+});
+
+test('run: an option error names the flag the user typed, not the API option', async (t) => {
+  const dir = tmpdir(t);
+  const bad = runCli(['run', '--shared-dir', dir, '--socket', path.join(dir, 'no-dir', 's.sock'), '--virtiofsd', virtiofsdPath('rust')]);
+  assert.deepEqual(await bad.exited, { code: 1, signal: null });
+  assert.match(bad.stderr(), /^virtiofs-daemon: --socket: directory '[^']*no-dir' does not exist; create it first$/m);
+  assert.doesNotMatch(bad.stderr(), /socketPath/);
+});
+
+// What the Rust virtiofsd prints where / is not a mount point (a container, a chroot): the first line is
+// virtiofsd 1.13's (Debian 13), seen in a Debian 13 chroot; the second the form the issue quotes.
+for (const line of [
+  'Error entering sandbox: CleanMount(Os { code: 22, kind: InvalidInput, message: \\"Invalid argument\\" })',
+  'Error entering sandbox: CleanMount(EINVAL)',
+]) {
+  test(`run: the Rust virtiofsd failing with ${line.slice(24, 44)}... points to --sandbox=chroot`, async (t) => {
+    const dir = tmpdir(t);
+    const fake = path.join(dir, 'virtiofsd');
+    fs.writeFileSync(fake, `#!/bin/sh\necho "[2026-01-01T00:00:00Z ERROR virtiofsd] ${line}" >&2\nexit 1\n`);
+    fs.chmodSync(fake, 0o755);
+    const cli = runCli(['run', '--shared-dir', dir, '--socket', path.join(dir, 's.sock'), '--virtiofsd', fake, '--dialect', 'rust']);
+    assert.deepEqual(await cli.exited, { code: 1, signal: null });
+    assert.match(cli.stderr(), /virtiofsd exited \(code 1\) before it was ready\. Its namespace sandbox needs '\/' to be a mount point/);
+    assert.match(cli.stderr(), /-- --sandbox=chroot/);
+    assert.match(cli.stderr(), /\| .*Error entering sandbox: CleanMount/);
+    assert.equal(fs.existsSync(path.join(dir, 's.sock')), false, 'no socket left');
+  });
+}
+
+test('run: a missing shared directory exits 1 and names the flag', async (t) => {
   const dir = tmpdir(t);
   const cli = runCli(['run', '--shared-dir', path.join(dir, 'nope'), '--socket', path.join(dir, 's.sock'), '--virtiofsd', virtiofsdPath('rust')]);
   assert.deepEqual(await cli.exited, { code: 1, signal: null });
-  assert.match(cli.stderr(), /sourcePath: '[^']*nope' does not exist/);
+  assert.match(cli.stderr(), /--shared-dir: '[^']*nope' does not exist/);
   assert.equal(fs.existsSync(path.join(dir, 's.sock')), false);
 });

@@ -4,15 +4,17 @@
  * leave (or must not leave) behind.
  *
  * virtiofsdPath(dialect) finds a runnable virtiofsd of the asked dialect:
- *   1. $VIRTIOFSD_LEGACY / $VIRTIOFSD_RUST (CI sets them from ../shared/tools/get-virtiofsd.sh),
- *   2. the well-known paths /usr/lib/qemu/virtiofsd, /usr/libexec/virtiofsd and
- *      /tmp/virtiofsd-<dialect>/virtiofsd (where get-virtiofsd.sh puts its private tree),
+ *   1. $VIRTIOFSD_LEGACY / $VIRTIOFSD_RUST, when set (to test another build),
+ *   2. the well-known paths /usr/lib/qemu/virtiofsd, /usr/libexec/virtiofsd and the project's
+ *      .cache/virtiofsd-<dialect>/virtiofsd (where scripts/setup.sh unpacks the dialect that this
+ *      Debian release does not ship, with scripts/get-virtiofsd.sh),
  * each checked with `--version` (legacy: "virtiofsd version <qemu>", rust: "virtiofsd 1.x").
  * When none fits it THROWS an Error that says how to get one: the tests then fail with that
  * reason instead of being skipped silently.
  */
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
+const path = require('node:path');
 const { fdCount, procStat } = require('./util.js');
 
 const DIALECTS = ['legacy', 'rust'];
@@ -28,13 +30,11 @@ const VERSION_RE = {
 /** How to get each dialect, for the error message. */
 const HOW_TO_GET = {
   legacy:
-    'In CI: `../shared/tools/get-virtiofsd.sh legacy` (prints the path; export it as VIRTIOFSD_LEGACY). ' +
-    'Debian 12 ships it: `apt-get install qemu-system-common` (/usr/lib/qemu/virtiofsd); elsewhere ' +
-    'get-virtiofsd.sh unpacks it into /tmp/virtiofsd-legacy.',
+    'Run scripts/setup.sh: Debian 12 ships it (qemu-system-common, /usr/lib/qemu/virtiofsd); elsewhere ' +
+    'setup.sh unpacks the Debian 12 package into .cache/virtiofsd-legacy (scripts/get-virtiofsd.sh legacy).',
   rust:
-    'In CI: `../shared/tools/get-virtiofsd.sh rust` (prints the path; export it as VIRTIOFSD_RUST). ' +
-    'Debian 13 ships it as the package `virtiofsd` (/usr/libexec/virtiofsd); on Debian 12 ' +
-    'get-virtiofsd.sh unpacks the Debian 13 package into /tmp/virtiofsd-rust.',
+    'Run scripts/setup.sh: Debian 13 ships it (package virtiofsd, /usr/libexec/virtiofsd); on Debian 12 ' +
+    'setup.sh unpacks the Debian 13 package into .cache/virtiofsd-rust (scripts/get-virtiofsd.sh rust).',
 };
 
 /** The `--version` text of bin (stdout + stderr), or null when it cannot be run. */
@@ -58,7 +58,11 @@ function versionLine(bin, dialect) {
 }
 
 function wellKnownPaths(dialect) {
-  return ['/usr/lib/qemu/virtiofsd', '/usr/libexec/virtiofsd', `/tmp/virtiofsd-${dialect}/virtiofsd`];
+  return [
+    '/usr/lib/qemu/virtiofsd',
+    '/usr/libexec/virtiofsd',
+    path.join(__dirname, '..', '..', '.cache', `virtiofsd-${dialect}`, 'virtiofsd'),
+  ];
 }
 
 const found = new Map();
