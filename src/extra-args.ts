@@ -8,6 +8,7 @@
  * nydusd 2.x `virtiofs` and 1.x/2.0 clap definitions), one entry per documented flag.
  */
 import { InvalidOptionError } from './errors.js';
+import { describeValue } from './describe.js';
 
 /**
  * - `verbatim`: appended as they are (trusted callers).
@@ -252,7 +253,7 @@ function describeValues(doc: FlagDoc): string {
 export function checkExtraArgs(option: string, args: readonly string[], policy: ExtraArgsPolicy, table: ArgsTable): void {
   if (policy === 'verbatim') return;
   if (policy !== 'known' && policy !== 'safe') {
-    throw new InvalidOptionError('extraArgsPolicy', `${JSON.stringify(policy)} is not a policy; use verbatim, known or safe`);
+    throw new InvalidOptionError('extraArgsPolicy', `${describeValue(policy)} is not a policy; use verbatim, known or safe`);
   }
   const t = TABLES[table];
   const safe = policy === 'safe';
@@ -300,7 +301,7 @@ export function checkExtraArgs(option: string, args: readonly string[], policy: 
       else if (doc!.eqOnly) refuse(i, arg, `${t.name} takes it only as ${name}=<value>`);
       else if (i + 1 < args.length) value = args[++i];
       if (value === undefined || !valueOk(doc!, value)) {
-        refuse(at, arg, `${name} needs ${describeValues(doc!)}, got ${JSON.stringify(value ?? null)}`);
+        refuse(at, arg, `${name} needs ${describeValues(doc!)}, got ${describeValue(value)}`);
       }
     } else if (eq >= 0) {
       refuse(i, arg, `${name} takes no value`);

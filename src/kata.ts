@@ -4,6 +4,7 @@
  * containerd's nydus snapshotter hands to the runtime.
  */
 import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
+import { describeValue } from './describe.js';
 import {
   VIRTIOFSD_OPTIONS,
   normalizeCacheMode,
@@ -104,7 +105,7 @@ export function fromKataConfig(config: KataVirtiofsConfig): KataVirtiofsdOptions
   const out: KataVirtiofsdOptions = {};
   if (config.virtio_fs_daemon !== undefined) {
     if (typeof config.virtio_fs_daemon !== 'string' || config.virtio_fs_daemon === '') {
-      throw new InvalidOptionError('virtio_fs_daemon', `must be the path of virtiofsd, got ${JSON.stringify(config.virtio_fs_daemon)}`);
+      throw new InvalidOptionError('virtio_fs_daemon', `must be the path of virtiofsd, got ${describeValue(config.virtio_fs_daemon)}`);
     }
     out.path = config.virtio_fs_daemon;
   }
@@ -136,7 +137,7 @@ export function fromKataConfig(config: KataVirtiofsConfig): KataVirtiofsdOptions
     if (target[m.name] !== undefined && target[m.name] !== m.value) {
       throw new InvalidOptionError(
         `virtio_fs_extra_args[${i}]`,
-        `'${arg}' sets ${m.name} to ${JSON.stringify(m.value)}, but an earlier flag set it to ${JSON.stringify(target[m.name])}; keep one`,
+        `'${arg}' sets ${m.name} to ${describeValue(m.value)}, but an earlier flag set it to ${describeValue(target[m.name])}; keep one`,
       );
     }
     target[m.name] = m.value;
@@ -247,7 +248,7 @@ export function parseExtraOption(mountOptions: readonly string[]): NydusExtraOpt
     if (typeof fields[field] !== 'string' || fields[field] === '') {
       throw new ExtraOptionError(
         'ERR_EXTRA_OPTION_FIELD',
-        `mountOptions: the ${EXTRA_OPTION_KEY} JSON has no non-empty string '${field}' (got ${JSON.stringify(fields[field] ?? null)})`,
+        `mountOptions: the ${EXTRA_OPTION_KEY} JSON has no non-empty string '${field}' (got ${describeValue(fields[field] ?? null)})`,
       );
     }
   }

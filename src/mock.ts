@@ -4,6 +4,7 @@
  */
 import { DaemonRunningError, InvalidOptionError, NotSupportedError } from './errors.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
+import { describeValue } from './describe.js';
 
 /** The pid the mock reports, as Kata's mock does: no real process has it. */
 export const MOCK_PID = 9999999;
@@ -33,7 +34,7 @@ export class MockVirtiofsDaemon implements VirtiofsDaemon {
   constructor(options: MockVirtiofsDaemonOptions = {}) {
     const kind = options.kind ?? 'virtiofsd';
     if (kind !== 'virtiofsd' && kind !== 'nydusd') {
-      throw new InvalidOptionError('kind', `${JSON.stringify(kind)} is not virtiofsd or nydusd`);
+      throw new InvalidOptionError('kind', `${describeValue(kind)} is not virtiofsd or nydusd`);
     }
     this.kind = kind;
   }

@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import { captureOutput } from './daemon-process.js';
 import { InvalidOptionError } from './errors.js';
 import { checkExtraArgs, type ExtraArgsPolicy } from './extra-args.js';
+import { describeValue } from './describe.js';
 
 export type NydusdLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 const LOG_LEVELS: readonly NydusdLogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
@@ -107,7 +108,7 @@ export interface NydusdArgsInput {
  */
 export function buildNydusdArgs(input: NydusdArgsInput): string[] {
   const cli = input.cli ?? 'virtiofs';
-  if (cli !== 'virtiofs' && cli !== 'flat') throw new InvalidOptionError('cli', `${JSON.stringify(cli)} is not virtiofs or flat`);
+  if (cli !== 'virtiofs' && cli !== 'flat') throw new InvalidOptionError('cli', `${describeValue(cli)} is not virtiofs or flat`);
   if ((input as { threads?: unknown }).threads !== undefined) {
     throw new InvalidOptionError(
       'threads',
@@ -117,7 +118,7 @@ export function buildNydusdArgs(input: NydusdArgsInput): string[] {
   }
   const level = input.logLevel ?? (input.debug ? 'debug' : 'info');
   if (!LOG_LEVELS.includes(level)) {
-    throw new InvalidOptionError('logLevel', `${JSON.stringify(level)} is not one of ${LOG_LEVELS.join(', ')}`);
+    throw new InvalidOptionError('logLevel', `${describeValue(level)} is not one of ${LOG_LEVELS.join(', ')}`);
   }
   if (input.debug && level !== 'debug') throw new InvalidOptionError('logLevel', `'${level}' contradicts debug: true; set one of them`);
   const extraArgs = input.extraArgs ?? [];

@@ -8,6 +8,7 @@
  */
 import { InvalidOptionError } from './errors.js';
 import { checkExtraArgs, type ExtraArgsPolicy } from './extra-args.js';
+import { describeValue } from './describe.js';
 
 export type CacheMode = 'auto' | 'always' | 'never' | 'metadata';
 export type Dialect = 'rust' | 'legacy';
@@ -269,24 +270,24 @@ export function normalizeCacheMode(cache: unknown): CacheMode {
   if (typeof cache === 'string' && Object.hasOwn(CACHE_NAMES, cache)) return CACHE_NAMES[cache]!;
   throw new InvalidOptionError(
     'cache',
-    `${JSON.stringify(cache)} is not a cache mode; use auto, always, never (also called none) or metadata`,
+    `${describeValue(cache)} is not a cache mode; use auto, always, never (also called none) or metadata`,
   );
 }
 
 function checkValue(name: string, kind: Kind, value: unknown): string {
   if (kind === 'bool') {
-    if (typeof value !== 'boolean') throw new InvalidOptionError(name, `must be true or false, got ${JSON.stringify(value)}`);
+    if (typeof value !== 'boolean') throw new InvalidOptionError(name, `must be true or false, got ${describeValue(value)}`);
     return String(value);
   }
   if (kind === 'uint') {
     if (!Number.isSafeInteger(value) || (value as number) < 0) {
-      throw new InvalidOptionError(name, `must be a whole number >= 0, got ${JSON.stringify(value)}`);
+      throw new InvalidOptionError(name, `must be a whole number >= 0, got ${describeValue(value)}`);
     }
     return String(value);
   }
   if (kind === 'string') {
     if (typeof value !== 'string' || value === '' || value.includes('\0')) {
-      throw new InvalidOptionError(name, `must be a non-empty string without NUL bytes, got ${JSON.stringify(value)}`);
+      throw new InvalidOptionError(name, `must be a non-empty string without NUL bytes, got ${describeValue(value)}`);
     }
     if (name === 'modcaps' && !MODCAPS.test(value)) {
       throw new InvalidOptionError(name, `'${value}' is not a capability list; write it as +cap:-cap (e.g. +sys_admin:-chown)`);
@@ -294,7 +295,7 @@ function checkValue(name: string, kind: Kind, value: unknown): string {
     return value;
   }
   if (typeof value !== 'string' || !kind.includes(value)) {
-    throw new InvalidOptionError(name, `${JSON.stringify(value)} is not one of ${kind.join(', ')}`);
+    throw new InvalidOptionError(name, `${describeValue(value)} is not one of ${kind.join(', ')}`);
   }
   return value;
 }
@@ -307,7 +308,7 @@ function spell(name: keyof VirtiofsdTypedOptions, value: unknown, dialect: Diale
   const refuse = (): never => {
     throw new InvalidOptionError(
       name,
-      `${JSON.stringify(value)} cannot be expressed for ${DIALECT_NAME[dialect]}: ${s.why ?? 'it has no such option'}. ` +
+      `${describeValue(value)} cannot be expressed for ${DIALECT_NAME[dialect]}: ${s.why ?? 'it has no such option'}. ` +
         `Leave ${name} unset for this daemon, or use the other dialect`,
     );
   };
@@ -339,7 +340,7 @@ export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
   const debug = input.debug === true;
   const extraArgs = input.extraArgs ?? [];
   if (dialect !== 'legacy' && dialect !== 'rust') {
-    throw new InvalidOptionError('dialect', `${JSON.stringify(dialect)} is not a dialect; use rust or legacy`);
+    throw new InvalidOptionError('dialect', `${describeValue(dialect)} is not a dialect; use rust or legacy`);
   }
   if (debug && input.logLevel !== undefined && input.logLevel !== 'debug') {
     throw new InvalidOptionError('logLevel', `'${input.logLevel}' contradicts debug: true; set one of them`);

@@ -263,6 +263,15 @@ describe('defect 7: every bad input raises a VirtiofsDaemonError with a code', (
       ['Symbol path', { path: Symbol('p') }, 'path'],
       ['BigInt stopTimeoutMs', { stopTimeoutMs: 10n }, 'stopTimeoutMs'],
       ['Symbol stopTimeoutMs', { stopTimeoutMs: Symbol('s') }, 'stopTimeoutMs'],
+      // The typed options (issue 11) describe a bad value in their message: never with JSON.stringify,
+      // which throws a TypeError on a BigInt (found by the fuzz, cache: -9n).
+      ['BigInt cache', { cache: -9n }, 'cache'],
+      ['Symbol cache', { cache: Symbol('c') }, 'cache'],
+      ['BigInt threadPoolSize', { threadPoolSize: 10n }, 'threadPoolSize'],
+      ['Symbol sandbox', { sandbox: Symbol('s') }, 'sandbox'],
+      ['BigInt xattr', { xattr: 1n }, 'xattr'],
+      ['BigInt dialect', { dialect: 2n }, 'dialect'],
+      ['Symbol extraArgsPolicy', { extraArgsPolicy: Symbol('p') }, 'extraArgsPolicy'],
     ];
     for (const [what, patch, option] of cases) {
       await expectRefused(w, { ...w.base(), ...patch }, option, what);

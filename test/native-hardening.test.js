@@ -66,7 +66,7 @@ function victim(dir, name) {
 
 // ---- defect 1: the socket directory's parent owned by someone else -------------------------
 
-const RACE = 'a directory swapped for a symlink by another uid never redirects bind, chown or unlink (600 rounds)';
+const RACE = 'a directory swapped for a symlink by another uid never redirects bind, chown or unlink (600+ rounds)';
 test(RACE, async (t) => {
   requireRoot();
   const base = openTempDir(t);
@@ -87,7 +87,11 @@ test(RACE, async (t) => {
 
   const outcomes = {};
   const count = (what) => (outcomes[what] = (outcomes[what] ?? 0) + 1);
-  for (let i = 0; i < 600; i++) {
+  // A round meets the symlink when one of its steps fails with ELOOP or ENOTDIR. How often that
+  // happens depends on the scheduler (4 of 600 rounds on one loaded machine, dozens on another),
+  // so go on past 600 rounds until it has happened a few times: the test must have raced.
+  const met = () => Object.entries(outcomes).filter(([k]) => /ELOOP|ENOTDIR/.test(k)).reduce((n, [, c]) => n + c, 0);
+  for (let i = 0; i < 600 || (met() < 5 && i < 20000); i++) {
     try {
       const sock = native.listenUnix(sockPath);
       count('bound');
@@ -115,7 +119,7 @@ test(RACE, async (t) => {
   await racerGone;
   t.diagnostic(JSON.stringify(outcomes));
   assert.ok(outcomes.bound > 0, `the real directory was never reached: ${JSON.stringify(outcomes)}`);
-  assert.ok(outcomes['listen ELOOP'] > 0, `the symlink was never met, nothing raced: ${JSON.stringify(outcomes)}`);
+  assert.ok(met() > 0, `the symlink was never met, nothing raced: ${JSON.stringify(outcomes)}`);
   assert.deepEqual(fs.readdirSync(elsewhere), ['v.sock'], 'nothing was created next to the victim');
 });
 
