@@ -4,10 +4,10 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { connectVhostUser } = require('./helpers/vhost-user.js');
 const { virtiofsdPath } = require('./helpers/daemons.js');
+const { tempDir } = require('./helpers/util.js');
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 
@@ -30,17 +30,11 @@ async function until(what, fn, ms = 10000) {
   }
 }
 
-function tmpdir(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-cli-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 const daemonPidOf = (stderr) => Number(/"daemonPid":(\d+)/.exec(stderr)?.[1]);
 
 for (const dialect of ['legacy', 'rust']) {
   test(`run (${dialect}): prints QEMU options, serves the socket, stops and cleans up on SIGINT`, async (t) => {
-    const dir = tmpdir(t);
+    const dir = tempDir(t);
     const share = path.join(dir, 'share');
     fs.mkdirSync(share);
     const sock = path.join(dir, 'vfs,1.sock');
@@ -70,7 +64,7 @@ for (const dialect of ['legacy', 'rust']) {
 }
 
 test('run: exit status reflects a daemon killed from outside (128 + SIGKILL)', async (t) => {
-  const dir = tmpdir(t);
+  const dir = tempDir(t);
   const sock = path.join(dir, 'vfs.sock');
   const cli = runCli(['run', '--shared-dir', dir, '--socket', sock, '--virtiofsd', virtiofsdPath('rust')]);
   t.after(() => cli.child.kill('SIGKILL'));
@@ -82,7 +76,7 @@ test('run: exit status reflects a daemon killed from outside (128 + SIGKILL)', a
 });
 
 test('run: a daemon that rejects its arguments makes the CLI exit 1 with the daemon\'s words', async (t) => {
-  const dir = tmpdir(t);
+  const dir = tempDir(t);
   const sock = path.join(dir, 'vfs.sock');
   const cli = runCli(['run', '--shared-dir', dir, '--socket', sock, '--virtiofsd', virtiofsdPath('legacy'), '--', '--bogus-flag']);
   const exit = await cli.exited;
@@ -113,7 +107,7 @@ test('--version prints the package version and exits 0; --help prints the usage 
 });
 
 test('run: an option error names the flag the user typed, not the API option', async (t) => {
-  const dir = tmpdir(t);
+  const dir = tempDir(t);
   const bad = runCli(['run', '--shared-dir', dir, '--socket', path.join(dir, 'no-dir', 's.sock'), '--virtiofsd', virtiofsdPath('rust')]);
   assert.deepEqual(await bad.exited, { code: 1, signal: null });
   assert.match(bad.stderr(), /^virtiofs-daemon: --socket: directory '[^']*no-dir' does not exist; create it first$/m);
@@ -127,7 +121,7 @@ for (const line of [
   'Error entering sandbox: CleanMount(EINVAL)',
 ]) {
   test(`run: the Rust virtiofsd failing with ${line.slice(24, 44)}... points to --sandbox=chroot`, async (t) => {
-    const dir = tmpdir(t);
+    const dir = tempDir(t);
     const fake = path.join(dir, 'virtiofsd');
     fs.writeFileSync(fake, `#!/bin/sh\necho "[2026-01-01T00:00:00Z ERROR virtiofsd] ${line}" >&2\nexit 1\n`);
     fs.chmodSync(fake, 0o755);
@@ -141,7 +135,7 @@ for (const line of [
 }
 
 test('run: a missing shared directory exits 1 and names the flag', async (t) => {
-  const dir = tmpdir(t);
+  const dir = tempDir(t);
   const cli = runCli(['run', '--shared-dir', path.join(dir, 'nope'), '--socket', path.join(dir, 's.sock'), '--virtiofsd', virtiofsdPath('rust')]);
   assert.deepEqual(await cli.exited, { code: 1, signal: null });
   assert.match(cli.stderr(), /--shared-dir: '[^']*nope' does not exist/);

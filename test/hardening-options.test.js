@@ -23,9 +23,9 @@ const pino = require('pino');
 const lib = require('../dist/index.js');
 const { DaemonProcess } = require('../dist/daemon-process.js');
 const native = require('../dist/native.js');
-const { Virtiofsd, Nydusd, NydusClient, InvalidOptionError, VirtiofsDaemonError, LineScanner } = lib;
+const { Virtiofsd, Nydusd, NydusClient, InvalidOptionError, LineScanner } = lib;
 const h = require('./helpers/daemons.js');
-const { script } = require('./helpers/util.js');
+const { assertTyped, captureLogger, isSocket, script, settle, sleep } = require('./helpers/util.js');
 
 const { describe } = nodeTest;
 /** node:test's test() with a default timeout, so that a hang fails instead of stalling the run. */
@@ -36,23 +36,6 @@ function test(name, opts, fn) {
 
 const ROOT = path.resolve(__dirname, '..');
 const READY_LINE = 'virtio_session_mount: Waiting for vhost-user socket connection...';
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** A pino logger whose records (parsed) land in `records`. */
-function captureLogger() {
-  const records = [];
-  const logger = pino({ level: 'debug', base: null }, { write: (s) => records.push(JSON.parse(s)) });
-  return { logger, records };
-}
-
-function isSocket(p) {
-  try {
-    return fs.lstatSync(p).isSocket();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * A test's world: a short temp dir with a shared directory, a socket path, and stand-in
  * daemons that touch `ran` when they run at all. `ready` prints the ready line and sleeps;
@@ -82,26 +65,6 @@ function world(t) {
     fs.rmSync(dir, { recursive: true, force: true });
   });
   return w;
-}
-
-/** Call an async method: it must return a promise, never throw. Resolves to { value } or { error }. */
-async function settle(fn, what) {
-  let p;
-  try {
-    p = fn();
-  } catch (err) {
-    assert.fail(`${what} threw synchronously: ${err?.name}: ${err?.message}`);
-  }
-  assert.ok(p instanceof Promise, `${what} did not return a promise`);
-  return p.then(
-    (value) => ({ value }),
-    (error) => ({ error }),
-  );
-}
-
-function assertTyped(err, what) {
-  assert.ok(err instanceof VirtiofsDaemonError, `${what}: expected a VirtiofsDaemonError, got ${err?.name}: ${err?.message}`);
-  assert.equal(typeof err.code, 'string', `${what}: no string code`);
 }
 
 /** The level methods of a logger, doing nothing. */

@@ -14,7 +14,6 @@
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const pino = require('pino');
 
@@ -28,16 +27,11 @@ const {
   InvalidOptionError,
 } = require('../dist/index.js');
 const h = require('./helpers/daemons.js');
+const { tempDir } = require('./helpers/util.js');
 
 const STANDIN = path.join(__dirname, 'helpers', 'nydusd-standin.js');
 const NYDUSD = process.env.NYDUSD || STANDIN;
 const silent = pino({ level: 'silent' });
-
-function tempDir(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kp-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 /** start(); resolves to the error, or null once a started daemon is stopped again. */
 async function startError(t, daemon) {

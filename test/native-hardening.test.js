@@ -17,6 +17,7 @@ const path = require('node:path');
 
 const native = require('../dist/native.js');
 const h = require('./helpers/daemons.js');
+const { tempDir } = require('./helpers/util.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const HELPERS = path.join(ROOT, 'build', 'helpers');
@@ -28,9 +29,8 @@ function requireRoot() {
 
 /** A 0755 temp directory (other uids must traverse it), removed after t. */
 function openTempDir(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-hard-'));
+  const dir = tempDir(t, 'vfsd-hard-');
   fs.chmodSync(dir, 0o755);
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 

@@ -24,12 +24,11 @@ if (!fs.existsSync(u.probePath)) {
 const native = require('../dist/native.js');
 const { SystemError } = require('../dist/errors.js');
 
-const { probePath } = u;
+const { probePath, sleep } = u;
 const innerScript = path.join(__dirname, 'helpers', 'inner.js');
 const workerScript = path.join(__dirname, 'helpers', 'spawn-worker.js');
 const SIGNALS = os.constants.signals;
 const tick = () => new Promise((resolve) => setImmediate(resolve));
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A listening socket in a fresh temp dir, closed and unlinked after the test. */
 function listenInTemp(t, name = 'test.sock') {

@@ -17,23 +17,14 @@ const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
-const os = require('node:os');
 const path = require('node:path');
 const { NydusClient, encodeQueryValue, NYDUS_API_MAX_BODY_BYTES } = require('../dist/nydus-client.js');
 const { NydusApiError, InvalidOptionError } = require('../dist/errors.js');
+const { sleep, tempDir } = require('./helpers/util.js');
 
 const STANDIN = path.join(__dirname, 'helpers', 'nydusd-standin.js');
 const REAL = process.env.NYDUSD || '';
 const DAEMON = REAL || STANDIN;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** A fresh short directory under os.tmpdir() (socket paths must stay under 108 bytes). */
-function tempDir(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nyc-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 /** Start the daemon under test; by default wait until GET /daemon says RUNNING. */
 async function startNydusd(t, { env = {}, args = null, dir = null, waitRunning = true } = {}) {
   dir = dir || tempDir(t);

@@ -26,14 +26,13 @@ const path = require('node:path');
 const fc = require('fast-check');
 const pino = require('pino');
 
-const { Virtiofsd, Nydusd, NydusClient, VirtiofsDaemonError, InvalidOptionError } = require('../dist/index.js');
+const { Virtiofsd, Nydusd, NydusClient, InvalidOptionError } = require('../dist/index.js');
 const h = require('./helpers/daemons.js');
+const { assertTyped, settle, sleep } = require('./helpers/util.js');
 
 const STANDIN = path.join(__dirname, 'helpers', 'nydusd-standin.js');
 const RUNS = process.env.FUZZ_RUNS ? Number(process.env.FUZZ_RUNS) : undefined;
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined;
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
 /** node:test's test() with a timeout, so that a hang fails instead of stalling the run. */
 function test(name, fn) {
   return nodeTest.test(name, { timeout: 180000 }, fn);
@@ -260,27 +259,6 @@ function socketsIn(dir) {
         }
       }),
   );
-}
-
-/** Call an async method: it must return a promise and never throw. Resolves to { value } or { error }. */
-async function settle(fn, what) {
-  let p;
-  try {
-    p = fn();
-  } catch (err) {
-    throw new Error(`${what} threw synchronously: ${err?.name}: ${err?.message}`);
-  }
-  assert.ok(p instanceof Promise, `${what} did not return a promise`);
-  return p.then(
-    (value) => ({ value }),
-    (error) => ({ error }),
-  );
-}
-
-function assertTyped(err, what) {
-  assert.ok(err instanceof VirtiofsDaemonError, `${what}: expected a VirtiofsDaemonError, got ${err?.name}: ${err?.message}`);
-  assert.equal(typeof err.code, 'string', `${what}: no string code`);
-  assert.equal(typeof err.message, 'string');
 }
 
 /** Until the fd count is back at fd0 (a closed socket's fd is released on the loop), at most 1 s. */

@@ -16,7 +16,6 @@
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const pino = require('pino');
 
@@ -35,22 +34,10 @@ const {
 } = require('../dist/index.js');
 const { connectVhostUser } = require('./helpers/vhost-user.js');
 const h = require('./helpers/daemons.js');
-const { script } = require('./helpers/util.js');
+const { captureLogger, script, tempDir } = require('./helpers/util.js');
 
 const STANDIN = path.join(__dirname, 'helpers', 'nydusd-standin.js');
 const NYDUSD = process.env.NYDUSD || STANDIN;
-
-function tempDir(t, prefix = 'vopt-') {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
-function captureLogger() {
-  const records = [];
-  const logger = pino({ level: 'debug', base: null }, { write: (s) => records.push(JSON.parse(s)) });
-  return { logger, records };
-}
 
 /** Stop the daemon after t whatever happened, and SIGKILL what is left of its group. */
 function track(t, daemon) {

@@ -15,7 +15,7 @@
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { fdCount, procStat } = require('./util.js');
+const { allProcesses, fdCount, fdTable, isDead, liveChildren, procStat, waitFor, zombieChildren } = require('./util.js');
 
 const DIALECTS = ['legacy', 'rust'];
 
@@ -112,19 +112,6 @@ function virtiofsdPath(dialect) {
   return result;
 }
 
-/** procStat of every process on the machine (one /proc scan). */
-function allProcesses() {
-  const out = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
-    const st = procStat(name);
-    if (st) out.push(st);
-  }
-  return out;
-}
-
-const isDead = (st) => st.state === 'Z' || st.state === 'X';
-
 /** The processes of process group pgid that are alive (zombies do not count). */
 function liveGroupMembers(pgid) {
   return allProcesses().filter((st) => st.pgrp === pgid && !isDead(st));
@@ -136,46 +123,7 @@ function liveMembersOfGroups(pgids) {
   return allProcesses().filter((st) => set.has(st.pgrp) && !isDead(st));
 }
 
-/**
- * Our own children that are zombies: exited but never reaped by us (a leak). Zombies of
- * PID 1 (sandbox children orphaned by a killed daemon) are not ours and do not count.
- */
-function zombieChildren(ppid = process.pid) {
-  return allProcesses().filter((st) => st.ppid === ppid && isDead(st));
-}
-
-/** Our own children that are alive. */
-function liveChildren(ppid = process.pid) {
-  return allProcesses().filter((st) => st.ppid === ppid && !isDead(st));
-}
-
-/** How many fds this process has open. */
-/** Our fds as "fd -> target" lines (for failure messages). */
-function fdTable() {
-  const out = [];
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    let target;
-    try {
-      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      target = '?';
-    }
-    out.push(`${fd} -> ${target}`);
-  }
-  return out;
-}
-
-/** Poll until predicate() is truthy and resolve to its value; reject after timeoutMs. */
-async function waitFor(predicate, { timeoutMs = 5000, intervalMs = 10, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await predicate();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
-
+// allProcesses … zombieChildren are util.js's, re-exported so that a daemon test needs one import.
 module.exports = {
   DIALECTS,
   ENV_VARS,

@@ -1,7 +1,9 @@
 'use strict';
 /**
- * Shared helpers of the native tests: where the probe is, running it through the
- * library's spawn, and reading what /proc says about us and our children.
+ * The one home of the helpers every test file shares: temp directories, waiting and sleeping,
+ * what /proc says about us and our children, a capturing logger, and the checks of the error
+ * contract. Also where the probe is and running it through the library's spawn (native tests).
+ * test/helpers/daemons.js adds the real daemons and their process groups on top of this.
  */
 const fs = require('node:fs');
 const os = require('node:os');
@@ -44,14 +46,22 @@ function readReport(file) {
   return JSON.parse(text);
 }
 
-/** Poll until predicate() returns a truthy value and resolve to it; reject after timeoutMs. */
-async function waitFor(predicate, { timeoutMs = 5000, intervalMs = 20, what = 'condition' } = {}) {
+/** Resolve after ms milliseconds. */
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Poll until predicate() (which may return a promise) gives a truthy value and resolve to it;
+ * reject after timeoutMs with a message naming `what`.
+ */
+async function waitFor(predicate, { timeoutMs = 5000, intervalMs = 10, what = 'condition' } = {}) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = predicate();
+    const v = await predicate();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await sleep(intervalMs);
   }
 }
 
@@ -96,7 +106,7 @@ function runProbe({
       fds,
       onExit: (exit) => {
         clearTimeout(timer);
-        let report = null;
+        let report;
         try {
           report = readReport(out);
           if (onExit) onExit(exit, child);
@@ -200,20 +210,95 @@ function isRunning(known) {
   return st !== null && st.starttime === known.starttime && st.state !== 'Z' && st.state !== 'X';
 }
 
-/** procStat of every process whose parent is ppid (default: us). */
-function childrenOf(ppid = process.pid) {
+/** procStat of every process on the machine (one /proc scan). */
+function allProcesses() {
   const out = [];
   for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const st = procStat(Number(name));
-    if (st && st.ppid === ppid) out.push(st);
+    if (name.charCodeAt(0) < 48 || name.charCodeAt(0) > 57) continue;
+    const st = procStat(name);
+    if (st) out.push(st);
   }
   return out;
 }
 
-/** Our children that are zombies (exited, not reaped). */
+/** Exited: a zombie (Z) or being torn down (X). */
+const isDead = (st) => st.state === 'Z' || st.state === 'X';
+
+/** procStat of every process whose parent is ppid (default: us). */
+function childrenOf(ppid = process.pid) {
+  return allProcesses().filter((st) => st.ppid === ppid);
+}
+
+/**
+ * Our own children that have exited and were never reaped by us (a leak). Zombies of PID 1
+ * (sandbox children orphaned by a killed daemon) are not ours and do not count.
+ */
 function zombieChildren(ppid = process.pid) {
-  return childrenOf(ppid).filter((st) => st.state === 'Z');
+  return childrenOf(ppid).filter(isDead);
+}
+
+/** Our own children that are alive. */
+function liveChildren(ppid = process.pid) {
+  return childrenOf(ppid).filter((st) => !isDead(st));
+}
+
+/** Our fds as "fd -> target" lines (for failure messages). */
+function fdTable() {
+  const out = [];
+  for (const fd of fs.readdirSync('/proc/self/fd')) {
+    let target;
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      target = '?';
+    }
+    out.push(`${fd} -> ${target}`);
+  }
+  return out;
+}
+
+/** True when p is a socket file (false when it is anything else or nothing). */
+function isSocket(p) {
+  try {
+    return fs.lstatSync(p).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+/** A pino logger at debug whose records (parsed) land in `records`. */
+function captureLogger() {
+  const pino = require('pino');
+  const records = [];
+  const logger = pino({ level: 'debug', base: null }, { write: (line) => records.push(JSON.parse(line)) });
+  return { logger, records };
+}
+
+/**
+ * Call fn, which must return a promise and never throw synchronously (the package's promise
+ * API), and resolve to { value } or { error }. `what` names the call in a failure.
+ */
+async function settle(fn, what) {
+  let p;
+  try {
+    p = fn();
+  } catch (err) {
+    throw new Error(`${what} threw synchronously: ${err?.name}: ${err?.message}`, { cause: err });
+  }
+  if (!(p instanceof Promise)) throw new Error(`${what} did not return a promise`);
+  return p.then(
+    (value) => ({ value }),
+    (error) => ({ error }),
+  );
+}
+
+/** The error contract: err is a VirtiofsDaemonError with a string code and message. */
+function assertTyped(err, what) {
+  const assert = require('node:assert/strict');
+  const { VirtiofsDaemonError } = require(path.join(root, 'dist', 'index.js'));
+  assert.ok(err instanceof VirtiofsDaemonError, `${what}: expected a VirtiofsDaemonError, got ${err?.name}: ${err?.message}`);
+  assert.equal(typeof err.code, 'string', `${what}: no string code`);
+  assert.equal(typeof err.message, 'string', `${what}: no string message`);
 }
 
 /** The open-file flags of fd (of pid) from /proc/<pid>/fdinfo, as a number. */
@@ -235,13 +320,20 @@ function killIfAlive(known) {
 module.exports = {
   O_CLOEXEC,
   O_NONBLOCK,
+  allProcesses,
+  assertTyped,
+  captureLogger,
   childrenOf,
   fdCount,
   fdFlags,
+  fdTable,
+  isDead,
   isReaped,
   isRunning,
+  isSocket,
   isZombieOrGone,
   killIfAlive,
+  liveChildren,
   nativeModulePath,
   probePath,
   procStat,
@@ -249,7 +341,9 @@ module.exports = {
   root,
   runProbe,
   script,
+  settle,
   sigBit,
+  sleep,
   statusMask,
   tempDir,
   tempReportPath,
