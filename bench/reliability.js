@@ -85,6 +85,24 @@ function describeErr(err) {
   return `${err?.constructor?.name ?? typeof err}${err?.code ? ` ${err.code}` : ''}: ${String(err?.message ?? err).slice(0, 160)}`;
 }
 
+/**
+ * Start d and, when it started, stop it; the exhaustion rows' outcome: 'ran and stopped',
+ * 'typed <code>', 'UNTYPED', 'STALL' or 'STOP FAILED' (plus the onQuit count when it is not 1).
+ * before/after bracket only the start (a limit that must not hold during the stop).
+ */
+async function startThenStop(d, { before = () => {}, after = () => {} } = {}) {
+  let quits = 0;
+  await before();
+  const s = await settle(d.start(() => quits++));
+  await after();
+  if (s.stalled) return { outcome: 'STALL', detail: '' };
+  if (s.error) return { outcome: isTyped(s.error) ? `typed ${s.error.code}` : 'UNTYPED', detail: describeErr(s.error) };
+  const st = await settle(d.stop());
+  let outcome = st.error || st.stalled ? 'STOP FAILED' : 'ran and stopped';
+  if (quits !== 1) outcome += ` (onQuit ${quits})`;
+  return { outcome, detail: '' };
+}
+
 function silentLogger() {
   return require('pino')({ level: 'silent' });
 }
@@ -745,25 +763,14 @@ async function caseExhaust({ nofileSteps, asUser, rootDir }) {
       return;
     }
     const d = kinds[kind]({ socketPath: path.join(where, 's.sock'), ...opts });
-    let quits = 0;
-    const s = await settle(d.start(() => quits++));
-    let outcome;
-    let detail = '';
-    if (s.stalled) outcome = 'STALL';
-    else if (s.error) {
-      outcome = isTyped(s.error) ? `typed ${s.error.code}` : 'UNTYPED';
-      detail = describeErr(s.error);
-    } else {
-      const st = await settle(d.stop());
-      outcome = st.error || st.stalled ? 'STOP FAILED' : 'ran and stopped';
-      if (quits !== 1) outcome += ` (onQuit ${quits})`;
-    }
+    const { outcome, detail } = await startThenStop(d);
+    let teardownFailure = '';
     try {
       teardown();
     } catch (err) {
-      detail += ` teardown: ${err.message}`;
+      teardownFailure = ` teardown: ${err.message}`;
     }
-    results.push({ name, kind, outcome, detail });
+    results.push({ name, kind, outcome, detail: detail + teardownFailure });
   }
 
   if (asUser) {
@@ -779,21 +786,10 @@ async function caseExhaust({ nofileSteps, asUser, rootDir }) {
     for (let free = 0; free < nofileSteps; free++) {
       const where = sub('nofile');
       const d = kinds[k]({ socketPath: path.join(where, 's.sock') });
-      let quits = 0;
-      await nofile.set(fdCount() + free);
-      const s = await settle(d.start(() => quits++));
-      await nofile.restore();
-      let outcome;
-      let detail = '';
-      if (s.stalled) outcome = 'STALL';
-      else if (s.error) {
-        outcome = isTyped(s.error) ? `typed ${s.error.code}` : 'UNTYPED';
-        detail = describeErr(s.error);
-      } else {
-        const st = await settle(d.stop());
-        outcome = st.error || st.stalled ? 'STOP FAILED' : 'ran and stopped';
-        if (quits !== 1) outcome += ` (onQuit ${quits})`;
-      }
+      const { outcome, detail } = await startThenStop(d, {
+        before: () => nofile.set(fdCount() + free),
+        after: () => nofile.restore(),
+      });
       results.push({ name: `RLIMIT_NOFILE = open fds + ${free}`, kind: k, outcome, detail });
     }
   }
