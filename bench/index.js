@@ -74,7 +74,9 @@ let cleanedUp = false;
 function killGroup(pgid) {
   try {
     process.kill(-pgid, 'SIGKILL');
-  } catch {}
+  } catch {
+    // the group is gone already
+  }
 }
 
 function cleanupSync() {
@@ -83,7 +85,9 @@ function cleanupSync() {
   for (const p of procs) {
     try {
       p.kill('SIGKILL');
-    } catch {}
+    } catch {
+      // it has exited already
+    }
   }
   for (const pgid of daemonGroups) killGroup(pgid);
   fs.rmSync(runDir, { recursive: true, force: true });
@@ -98,7 +102,9 @@ async function shutdown(code) {
   for (const p of procs) {
     try {
       p.kill('SIGTERM');
-    } catch {}
+    } catch {
+      // it has exited already
+    }
   }
   const deadline = Date.now() + 3000;
   while ([...procs].some((p) => p.exitCode === null && p.signalCode === null) && Date.now() < deadline) await c.sleep(20);
@@ -673,11 +679,15 @@ function machineInfo() {
   let thp = 'unknown';
   try {
     thp = (/\[(\w+)\]/.exec(fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8')) || [])[1] || thp;
-  } catch {}
+  } catch {
+    // no transparent huge pages here: report the default
+  }
   let commit = '';
   try {
     commit = cp.execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: c.root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {}
+  } catch {
+    // not a git checkout: no commit to report
+  }
   const env = Object.entries(process.env)
     .filter(([k]) => k.startsWith('BENCH_') && !['BENCH_RUN_DIR', 'BENCH_BIN_DIR', 'BENCH_ADDON'].includes(k) || k.startsWith('VIRTIOFSD_'))
     .map(([k, v]) => `${k}=${v} `)

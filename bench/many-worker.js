@@ -123,7 +123,9 @@ c.serve(
     for (const entry of live) {
       try {
         entry.kill();
-      } catch {}
+      } catch {
+        // it has exited already
+      }
     }
   },
 );

@@ -361,8 +361,7 @@ async function caseSoak({ cycles, concurrency, inject, seed, kinds = ['legacy', 
   }
   await Promise.all(
     slots.map(async (slot) => {
-      let i;
-      while ((i = next++) < cycles) {
+      while (next++ < cycles) {
         await cycle(slot);
         r.cycles++;
         inc(r.perDialect, slot.dialect);
@@ -746,15 +745,15 @@ async function caseExhaust({ nofileSteps, asUser, rootDir }) {
   const fdBaseline = fdCount();
   const results = [];
   let n = 0;
-  const sub = (name) => {
+  const sub = () => {
     const p = path.join(dir, `c${n++}`);
     fs.mkdirSync(p);
     return p;
   };
   /** One case: set up, start, stop if it started, tear down; record the outcome. */
   async function one(name, kind, setup) {
-    const where = sub(name);
-    let teardown = () => {};
+    const where = sub();
+    let teardown;
     let opts;
     try {
       ({ opts, teardown = () => {} } = setup(where));
@@ -784,7 +783,7 @@ async function caseExhaust({ nofileSteps, asUser, rootDir }) {
   const nofile = nofileControl();
   for (const k of KINDS) {
     for (let free = 0; free < nofileSteps; free++) {
-      const where = sub('nofile');
+      const where = sub();
       const d = kinds[k]({ socketPath: path.join(where, 's.sock') });
       const { outcome, detail } = await startThenStop(d, {
         before: () => nofile.set(fdCount() + free),

@@ -148,7 +148,9 @@ async function iterBaseline(binary, dialect, socketPath) {
     if (!child || !child.pid) return;
     try {
       process.kill(-child.pid, 'SIGKILL');
-    } catch {}
+    } catch {
+      // the group is gone already
+    }
     await exited;
     await groupGone(child.pid);
   };

@@ -227,8 +227,10 @@ function splitGroup(group: string, table: ArgsTable): string[] {
   for (let i = 0; i < group.length; i++) {
     const c = group[i];
     if (c === '\\' && i + 1 < group.length) cur += c + group[++i];
-    else if (c === ',') parts.push(cur), (cur = '');
-    else cur += c;
+    else if (c === ',') {
+      parts.push(cur);
+      cur = '';
+    } else cur += c;
   }
   parts.push(cur);
   return parts;
@@ -265,26 +267,26 @@ export function checkExtraArgs(option: string, args: readonly string[], policy: 
     throw new InvalidOptionError(`${option}[${i}]`, `'${arg}' is refused under extraArgsPolicy '${policy}': ${why}`);
   };
   for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
+    const arg = args[i];
     if (t.o && arg === '-o') {
       const group = args[i + 1];
       if (group === undefined) refuse(i, arg, '-o needs an option after it');
       i++;
-      const parts = splitGroup(group!, table);
+      const parts = splitGroup(group, table);
       if (parts.length > 1 && safe) {
         const list = parts.map((p) => `'${p}'`).join(', ');
-        refuse(i, group!, `it holds a comma, which ${t.name} splits into ${parts.length} options (${list}); pass one option per -o`);
+        refuse(i, group, `it holds a comma, which ${t.name} splits into ${parts.length} options (${list}); pass one option per -o`);
       }
       for (const part of parts) {
         const eq = part.indexOf('=');
         const name = eq < 0 ? part : part.slice(0, eq);
         const doc = Object.hasOwn(t.o, name) ? t.o[name] : undefined;
-        if (!doc) refuse(i, group!, `'-o ${name}' is not an option ${t.name} documents`);
+        if (!doc) refuse(i, group, `'-o ${name}' is not an option ${t.name} documents`);
         if (doc!.value && (eq < 0 || !valueOk(doc!, part.slice(eq + 1)))) {
-          refuse(i, group!, `'-o ${name}=' needs ${describeValues(doc!)}`);
+          refuse(i, group, `'-o ${name}=' needs ${describeValues(doc!)}`);
         }
-        if (!doc!.value && eq >= 0) refuse(i, group!, `'-o ${name}' takes no value`);
-        judge(i, group!, doc!);
+        if (!doc!.value && eq >= 0) refuse(i, group, `'-o ${name}' takes no value`);
+        judge(i, group, doc!);
       }
       continue;
     }

@@ -53,7 +53,7 @@ function spellings(): { exact: Map<string, Meaning>; prefixes: [string, Name][] 
       if (s.off?.length) exact.set(key(s.off), { name, value: false });
       if (!s.value) continue;
       if (Array.isArray(spec.kind)) {
-        for (const v of spec.kind) {
+        for (const v of spec.kind as readonly string[]) {
           const tokens = s.value(v);
           if (tokens.length) exact.set(key(tokens), { name, value: v });
         }
@@ -143,7 +143,7 @@ export function fromKataConfig(config: KataVirtiofsConfig): KataVirtiofsdOptions
     target[m.name] = m.value;
   };
   for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
+    const arg = args[i];
     let units: string[];
     if (arg === '-o' || (arg.startsWith('-o') && !arg.startsWith('--'))) {
       const group = arg === '-o' ? args[++i] : arg.slice(2);

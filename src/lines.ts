@@ -60,9 +60,9 @@ function defaultMarker(n: number): string {
 function utf8SafeCut(buf: Buffer, len: number): number {
   let i = len - 1;
   const stop = Math.max(0, len - 4);
-  while (i >= stop && (buf[i]! & 0xc0) === 0x80) i--;
+  while (i >= stop && (buf[i] & 0xc0) === 0x80) i--;
   if (i < 0 || i < stop) return len; // no lead byte nearby: nothing to fix
-  const lead = buf[i]!;
+  const lead = buf[i];
   // 0xF8-0xFF never start a sequence (they decode to U+FFFD alone): keep them.
   const need = lead >= 0xf8 ? 1 : lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
   return i + need > len ? i : len;
@@ -272,8 +272,8 @@ export function parseDaemonLine(line: string): ParsedDaemonLine {
   let m = ENV_LOGGER_RE.exec(clean);
   if (m === null) m = NYDUS_RE.exec(clean);
   if (m !== null) {
-    const msg = m[2]!;
-    const level = LEVELS[m[1]!]!;
+    const msg = m[2];
+    const level = LEVELS[m[1]];
     // nydusd routes panics through log_panics at ERROR level.
     return { level: level === 'error' && PANIC_RE.test(msg) ? 'fatal' : level, msg };
   }

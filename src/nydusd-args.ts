@@ -67,7 +67,7 @@ export async function detectNydusdVersion(binary: string): Promise<NydusdVersion
   const out = await captureOutput(binary, ['--version']);
   const text = `${out.stdout}\n${out.stderr}`;
   const m = /^\s*Version:\s*(\S+)/m.exec(text.replace(/\r/g, '\n'));
-  const version = m ? parseNydusdVersion(m[1]!) : undefined;
+  const version = m ? parseNydusdVersion(m[1]) : undefined;
   if (!version) {
     throw new InvalidOptionError(
       'path',

@@ -52,5 +52,5 @@ export function signalNumber(signal: NodeJS.Signals | number, option = 'signal')
     if (Number.isInteger(signal) && signal >= 0 && signal <= MAX_SIGNAL) return signal;
     throw new InvalidOptionError(option, `${describeValue(signal)} is not a signal number (0..${MAX_SIGNAL})`);
   }
-  return NUMBERS[requireSignalName(option, signal)]!;
+  return NUMBERS[requireSignalName(option, signal)];
 }

@@ -267,7 +267,7 @@ const DIALECT_NAME: Readonly<Record<Dialect, string>> = { legacy: 'the legacy C 
 /** The cache mode `cache` names, or an {@link InvalidOptionError}. */
 export function normalizeCacheMode(cache: unknown): CacheMode {
   if (cache === undefined) return 'auto';
-  if (typeof cache === 'string' && Object.hasOwn(CACHE_NAMES, cache)) return CACHE_NAMES[cache]!;
+  if (typeof cache === 'string' && Object.hasOwn(CACHE_NAMES, cache)) return CACHE_NAMES[cache];
   throw new InvalidOptionError(
     'cache',
     `${describeValue(cache)} is not a cache mode; use auto, always, never (also called none) or metadata`,

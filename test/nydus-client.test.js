@@ -666,6 +666,8 @@ test('command-line errors exit 2 with clap\'s "error:" message', async (t) => {
 test('log lines have nydusd\'s format', async (t) => {
   const d = await startNydusd(t);
   const lines = d.output.split('\n').filter(Boolean);
+  // nydusd colours its level names with ANSI escapes (ESC [ … m): strip them.
+  // eslint-disable-next-line no-control-regex
   const clean = (l) => l.replace(/\x1b\[[0-9;]*m/g, '');
   assert.ok(lines.length > 0);
   for (const l of lines) {
