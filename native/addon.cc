@@ -28,6 +28,7 @@ extern char** environ;
 #include <string>
 #include <vector>
 
+#include "cgroup.h"
 #include "child.h"
 #include "errors.h"
 #include "pipe_reader.h"
@@ -56,6 +57,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::AbandonAll>("abandonAll"),
                            InstanceMethod<&Addon::LiveGroups>("liveGroups"),
                            InstanceMethod<&Addon::ReadPipe>("readPipe"),
+                           InstanceMethod<&Addon::KillCgroupMembers>("killCgroupMembers"),
                        });
 }
 
@@ -612,6 +614,19 @@ Napi::Value Addon::ReadPipe(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   return obj;
+}
+
+// killCgroupMembers(dirfd): SIGKILL every process of the cgroup whose directory dirfd is, by
+// pidfd (see cgroup.h), where the kernel has no cgroup.kill.
+Napi::Value Addon::KillCgroupMembers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(env, "killCgroupMembers(dirfd: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int err = vfd::KillCgroupMembers(info[0].As<Napi::Number>().Int32Value());
+  if (err < 0) ErrnoError(env, err, "cgroup.procs").ThrowAsJavaScriptException();
+  return env.Undefined();
 }
 
 }  // namespace vfd

@@ -44,6 +44,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value AbandonAll(const Napi::CallbackInfo& info);
   Napi::Value LiveGroups(const Napi::CallbackInfo& info);
   Napi::Value ReadPipe(const Napi::CallbackInfo& info);
+  Napi::Value KillCgroupMembers(const Napi::CallbackInfo& info);
 
   static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
   void ReleaseAll();

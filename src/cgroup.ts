@@ -14,6 +14,7 @@ import path from 'node:path';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { describeError } from './describe.js';
 import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
+import { killCgroupMembers } from './native.js';
 import { requireBoolean } from './options.js';
 import { requireString } from './validate.js';
 
@@ -174,7 +175,8 @@ export class Cgroup {
 
   /**
    * SIGKILL every process in the cgroup, those that left the daemon's process group or session
-   * included: `cgroup.kill` (Linux 5.14), else each pid of `cgroup.procs` until none is left.
+   * included: `cgroup.kill` (Linux 5.14), else each member of `cgroup.procs` by pidfd
+   * ({@link killCgroupMembers}: never by a pid number that may have been reused).
    */
   kill(): void {
     try {
@@ -183,17 +185,11 @@ export class Cgroup {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    // Before 5.14: a process forking while we read could slip by once, so read until empty.
-    for (let round = 0; round < 100; round++) {
-      const pids = this.read('cgroup.procs').split('\n').filter(Boolean).map(Number);
-      if (pids.length === 0) return;
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // Gone already.
-        }
-      }
+    const fd = this.openFd();
+    try {
+      killCgroupMembers(fd);
+    } finally {
+      Cgroup.closeFd(fd);
     }
   }
 

@@ -166,6 +166,7 @@ interface Addon {
   abandonAll(): void;
   liveGroups(pgids: number[]): boolean[];
   readPipe(fd: number, onData: (chunk: Buffer | null) => void): PipeReader;
+  killCgroupMembers(dirfd: number): void;
   spawn(
     file: string,
     argv: string[],
@@ -383,4 +384,15 @@ export function liveGroups(pgids: number[]): boolean[] {
  */
 export function readPipe(fd: number, onData: (chunk: Buffer | null) => void): PipeReader {
   return call((a) => a.readPipe(fd, onData));
+}
+
+/**
+ * SIGKILL every process of a cgroup v2 directory (`dirfd`: an fd of it), for kernels without
+ * `cgroup.kill` (Linux < 5.14): each member is held by a pidfd and signalled only while
+ * `cgroup.procs` still lists it, so a pid reused by a process outside the cgroup is never hit.
+ * Rounds until the cgroup reads empty (a member may fork meanwhile). Throws a
+ * {@link SystemError} (`syscall: 'cgroup.procs'`) when the member list cannot be read.
+ */
+export function killCgroupMembers(dirfd: number): void {
+  call((a) => a.killCgroupMembers(dirfd));
 }
