@@ -9,7 +9,10 @@
         "native/unix_socket.cc",
         "native/errors.cc",
         "native/process_group.cc",
-        "native/syscalls.cc"
+        "native/syscalls.cc",
+        "native/clone3.cc",
+        "native/pipe_reader.cc",
+        "native/cgroup.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -28,8 +28,11 @@ extern char** environ;
 #include <string>
 #include <vector>
 
+#include "cgroup.h"
 #include "child.h"
 #include "errors.h"
+#include "pipe_reader.h"
+#include "process_group.h"
 #include "spawn.h"
 #include "syscalls.h"
 #include "unix_socket.h"
@@ -39,6 +42,7 @@ namespace vfd {
 Addon::Addon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop_);
   child_constructor_ = Napi::Persistent(Child::Define(env));
+  reader_constructor_ = Napi::Persistent(PipeReader::Define(env));
   pidfd_error_ = ProbePidfdSupport(&pidfd_missing_);
   spawn_stack_ = AllocateSpawnStack();
   napi_add_async_cleanup_hook(env, Teardown, this, &cleanup_handle_);
@@ -51,6 +55,9 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::Close>("close"),
                            InstanceMethod<&Addon::Spawn>("spawn"),
                            InstanceMethod<&Addon::AbandonAll>("abandonAll"),
+                           InstanceMethod<&Addon::LiveGroups>("liveGroups"),
+                           InstanceMethod<&Addon::ReadPipe>("readPipe"),
+                           InstanceMethod<&Addon::KillCgroupMembers>("killCgroupMembers"),
                        });
 }
 
@@ -58,6 +65,7 @@ Addon::~Addon() {
   if (spawn_stack_) FreeSpawnStack(spawn_stack_);
   // Teardown has abandoned every child already; this only guards against dangling pointers.
   for (Child* child : live_) child->ForgetAddon();
+  for (PipeReader* reader : readers_) reader->ForgetAddon();
 }
 
 // abandonAll(): the teardown policy, applied now. Bound to process 'exit', because
@@ -124,6 +132,9 @@ void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
   Addon* self = static_cast<Addon*>(arg);
   self->cleanup_handle_ = handle;
   self->tearing_down_ = true;
+  // Readers first: each closes its own pipe end, which ClosePipesLeftOpen would otherwise close
+  // under it (and the reader again after, when the number may already be someone else's).
+  for (PipeReader* reader : std::unordered_set<PipeReader*>(self->readers_)) reader->Abandon();
   self->ReleaseAll();
   self->ClosePipesLeftOpen();
   self->pending_closes_++;
@@ -436,7 +447,6 @@ static Napi::Error SpawnError(Napi::Env env, int err, const std::string& file, c
   return ErrnoError(env, err, "spawn", file, msg);
 }
 
-// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit) → Child
 // What every spawn in this process needs; false, with the exception thrown, when it is missing.
 bool Addon::SpawnPossible(Napi::Env env) {
   if (pidfd_error_ < 0) {
@@ -476,6 +486,7 @@ bool Addon::HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::ve
   return true;
 }
 
+// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit, cgroupFd?, cgroupMethod?) → Child
 Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!SpawnPossible(env)) return env.Undefined();
@@ -504,6 +515,8 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "argv must hold at least argv[0]").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  int cgroup_fd = info[7].IsNumber() ? info[7].As<Napi::Number>().Int32Value() : -1;
+  bool by_procs = info[8].IsString() && info[8].As<Napi::String>().Utf8Value() == "procs";
 
   std::vector<char*> c_argv = CStrings(argv);
   std::vector<char*> c_env = CStrings(envv);
@@ -515,6 +528,8 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   req.cwd = has_cwd ? cwd.c_str() : nullptr;
   req.fds = fds;
   req.new_process_group = group;
+  req.cgroup_fd = cgroup_fd;
+  req.cgroup_method = by_procs ? SpawnRequest::kProcs : SpawnRequest::kClone;
 
   // The JS object first: if the environment is going away, we learn it before a child exists.
   constructing_child_ = true;
@@ -525,6 +540,12 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
 
   SpawnResult spawned;
   int err = vfd::Spawn(req, &spawned);
+  if (err < 0 && spawned.cgroup_step) {
+    std::string msg = std::string("cannot start ") + file + " in its cgroup (" + spawned.cgroup_step + " " +
+                      ErrnoName(err) + ": " + ErrnoText(err) + ")";
+    ErrnoError(env, err, spawned.cgroup_step, file, msg).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
   if (err < 0) {
     SpawnError(env, err, file, has_cwd ? &cwd : nullptr).ThrowAsJavaScriptException();
     return env.Undefined();
@@ -549,6 +570,63 @@ void Addon::KillAfterFailedAdoption(Child* child, std::vector<int>* pipes) {
     if (fd >= 0) close(fd);
     fd = -1;
   }
+}
+
+// liveGroups(pgids) → for each, whether a process of that group is alive (zombies do not
+// count). One pass over /proc for all of them, and none when kill(-pgid, 0) finds every
+// group gone: many daemons stopping at once cost one scan per check, not one each.
+Napi::Value Addon::LiveGroups(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) {
+    Napi::TypeError::New(env, "pgids must be an array of numbers").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array arr = info[0].As<Napi::Array>();
+  std::vector<pid_t> pgids(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); k++) pgids[k] = arr.Get(k).As<Napi::Number>().Int32Value();
+  std::vector<uint8_t> alive(pgids.size(), 0);
+  int err = GroupsWithLiveMembers(pgids, &alive);
+  if (err < 0) {
+    ErrnoError(env, err, "opendir", "/proc").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array out = Napi::Array::New(env, alive.size());
+  for (size_t k = 0; k < alive.size(); k++) out.Set(k, Napi::Boolean::New(env, alive[k] != 0));
+  return out;
+}
+
+// readPipe(fd, onData) → PipeReader: our end of a child's pipe, read on this loop; onData
+// gets each chunk as a Buffer, then null once at the end (the fd is closed then).
+Napi::Value Addon::ReadPipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsFunction()) {
+    Napi::TypeError::New(env, "readPipe(fd: number, onData: function)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  constructing_reader_ = true;
+  Napi::Object obj = reader_constructor_.New({});
+  constructing_reader_ = false;
+  PipeReader* reader = obj.IsEmpty() ? nullptr : PipeReader::Unwrap(obj);
+  if (!reader) return env.Undefined();
+  int err = reader->Start(this, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Function>());
+  if (err < 0) {
+    ErrnoError(env, err, "uv_poll_init", "", "cannot watch the pipe: " + ErrnoText(err)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return obj;
+}
+
+// killCgroupMembers(dirfd): SIGKILL every process of the cgroup whose directory dirfd is, by
+// pidfd (see cgroup.h), where the kernel has no cgroup.kill.
+Napi::Value Addon::KillCgroupMembers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(env, "killCgroupMembers(dirfd: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int err = vfd::KillCgroupMembers(info[0].As<Napi::Number>().Int32Value());
+  if (err < 0) ErrnoError(env, err, "cgroup.procs").ThrowAsJavaScriptException();
+  return env.Undefined();
 }
 
 }  // namespace vfd

@@ -13,6 +13,7 @@
 namespace vfd {
 
 class Child;
+class PipeReader;
 
 class Addon : public Napi::Addon<Addon> {
  public:
@@ -21,10 +22,13 @@ class Addon : public Napi::Addon<Addon> {
 
   uv_loop_t* loop() const { return loop_; }
   bool constructing_child() const { return constructing_child_; }
+  bool constructing_reader() const { return constructing_reader_; }
 
   // Children register while they are alive; the teardown hook deals with whoever is left.
   void Register(Child* child) { live_.insert(child); }
   void Unregister(Child* child) { live_.erase(child); }
+  void RegisterReader(PipeReader* reader) { readers_.insert(reader); }
+  void UnregisterReader(PipeReader* reader) { readers_.erase(reader); }
 
   // Every uv_close() we start is counted, so that teardown can wait for its callback.
   void HandleClosing() { pending_closes_++; }
@@ -38,6 +42,9 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value Close(const Napi::CallbackInfo& info);
   Napi::Value Spawn(const Napi::CallbackInfo& info);
   Napi::Value AbandonAll(const Napi::CallbackInfo& info);
+  Napi::Value LiveGroups(const Napi::CallbackInfo& info);
+  Napi::Value ReadPipe(const Napi::CallbackInfo& info);
+  Napi::Value KillCgroupMembers(const Napi::CallbackInfo& info);
 
   static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
   void ReleaseAll();
@@ -75,6 +82,9 @@ class Addon : public Napi::Addon<Addon> {
   Napi::FunctionReference child_constructor_;
   bool constructing_child_ = false;
   std::unordered_set<Child*> live_;
+  Napi::FunctionReference reader_constructor_;
+  bool constructing_reader_ = false;
+  std::unordered_set<PipeReader*> readers_;
   int pending_closes_ = 0;
   napi_async_cleanup_hook_handle cleanup_handle_ = nullptr;
   bool tearing_down_ = false;

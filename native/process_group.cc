@@ -9,6 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <utility>
+
 namespace vfd {
 
 // State and process group of /proc/<pid>/stat: "pid (comm) S ppid pgrp ...". comm may hold
@@ -49,6 +52,40 @@ int GroupHasLiveMember(pid_t pgid) {
   }
   closedir(dir);
   return live;
+}
+
+int GroupsWithLiveMembers(const std::vector<pid_t>& pgids, std::vector<uint8_t>* alive) {
+  alive->assign(pgids.size(), 0);
+  // Signal 0 first: a group nobody is left in (the common case once stopped) needs no scan.
+  std::vector<std::pair<pid_t, size_t>> unsure;  // (pgid, index), sorted for the walk's lookups
+  for (size_t i = 0; i < pgids.size(); i++) {
+    if (!(kill(-pgids[i], 0) < 0 && errno == ESRCH)) unsure.emplace_back(pgids[i], i);
+  }
+  if (unsure.empty()) return 0;
+  std::sort(unsure.begin(), unsure.end());
+
+  DIR* dir = opendir("/proc");
+  if (!dir) return -errno;
+  int proc = dirfd(dir);
+  size_t left = unsure.size();
+  while (left > 0) {
+    struct dirent* e = readdir(dir);
+    if (!e) break;
+    if (e->d_name[0] < '1' || e->d_name[0] > '9') continue;
+    char state;
+    pid_t pgrp;
+    if (!ReadStat(proc, e->d_name, &state, &pgrp) || state == 'Z' || state == 'X') continue;
+    auto hit = std::equal_range(unsure.begin(), unsure.end(), std::make_pair(pgrp, size_t{0}),
+                                [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (auto it = hit.first; it != hit.second; ++it) {
+      if (!(*alive)[it->second]) {
+        (*alive)[it->second] = 1;
+        left--;
+      }
+    }
+  }
+  closedir(dir);
+  return 0;
 }
 
 }  // namespace vfd

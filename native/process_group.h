@@ -2,7 +2,10 @@
 #ifndef VFD_PROCESS_GROUP_H_
 #define VFD_PROCESS_GROUP_H_
 
+#include <stdint.h>
 #include <sys/types.h>
+
+#include <vector>
 
 namespace vfd {
 
@@ -10,6 +13,10 @@ namespace vfd {
 // Zombies do not count: they hold no resources, and descendants that outlived their parent
 // are zombies of init (or of a subreaper), ours neither to wait for nor to reap.
 int GroupHasLiveMember(pid_t pgid);
+
+// GroupHasLiveMember for many groups with at most one walk of /proc: (*alive)[i] = 1 when a
+// process of pgids[i] is alive. 0 or a negative errno.
+int GroupsWithLiveMembers(const std::vector<pid_t>& pgids, std::vector<uint8_t>* alive);
 
 }  // namespace vfd
 

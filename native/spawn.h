@@ -22,12 +22,22 @@ struct SpawnRequest {
   std::vector<FdSource> fds;       // entry i becomes file descriptor i; every other fd is closed
   bool new_process_group = false;  // pgid = pid
   void* stack = nullptr;           // from AllocateSpawnStack, or nullptr for a fresh one
+  // A cgroup v2 directory fd: the child is in that cgroup before its first instruction.
+  int cgroup_fd = -1;
+  // How it gets there. kClone: clone3(CLONE_INTO_CGROUP), created there (Linux >= 5.7), else
+  // kProcs. kProcs: the child writes "0" to the cgroup's cgroup.procs before it execs, which
+  // migrates it and costs more (see bench/); kept as the fallback and for the benchmark.
+  enum CgroupMethod { kClone, kProcs };
+  CgroupMethod cgroup_method = kClone;
 };
 
 struct SpawnResult {
   pid_t pid = -1;
   int pidfd = -1;
   std::vector<int> parent_ends;  // per entry: our end of its pipe (O_NONBLOCK|O_CLOEXEC), or -1
+  // On failure: the step that could not place the child in its cgroup ("clone3" or
+  // "cgroup.procs"), or nullptr when the failure had nothing to do with the cgroup.
+  const char* cgroup_step = nullptr;
 };
 
 // Spawn a CLONE_VM|CLONE_VFORK child (glibc's posix_spawn discipline: its own stack, every

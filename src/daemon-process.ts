@@ -6,9 +6,10 @@
 import net from 'node:net';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { VirtiofsDaemonError, type ExitStatus } from './errors.js';
+import { Cgroup, type CgroupStats } from './cgroup.js';
 import { LineScanner, parseDaemonLine } from './lines.js';
 import { safeLog, type Log } from './logger.js';
-import { spawn, type Child } from './native.js';
+import { liveGroups, readPipe, spawn, type Child, type PipeReader } from './native.js';
 
 export interface DaemonProcessOptions {
   /** The daemon's name, for log records and errors (e.g. `virtiofsd`). */
@@ -41,13 +42,19 @@ export interface DaemonProcessOptions {
   drainTimeoutMs?: number;
   /** After the exit, how long to wait for the rest of the process group to go. Default 5000 ms. */
   groupTimeoutMs?: number;
+  /**
+   * The daemon's own cgroup (see {@link Cgroup.prepare}). The daemon starts in it; SIGKILL goes
+   * through `cgroup.kill`, which no descendant escapes (setsid() and setpgid() included); "gone"
+   * means the cgroup is empty; the cgroup is removed at the end if it was created for the daemon.
+   */
+  cgroup?: Cgroup;
 }
 
 /** How a daemon process ended, and whether we asked it to. */
 export interface ProcessEnd extends ExitStatus {
   /** True when the exit followed our {@link DaemonProcess.stop}. */
   requested: boolean;
-  /** True when processes of its group were still alive when the deadline passed. */
+  /** True when processes of its group (or cgroup) were still alive when the deadline passed. */
   groupLeftovers: boolean;
 }
 
@@ -68,6 +75,93 @@ export function sleep(ms: number, ref = true): Promise<void> {
   });
 }
 
+/** Cgroups of running daemons, killed if this process exits under them (see {@link watchCgroup}). */
+const liveCgroups = new Set<Cgroup>();
+
+/**
+ * Kill the daemon's cgroup if this process exits while it runs. The addon kills each child's
+ * process group then (see native.ts), which a descendant that left the group escapes; its
+ * cgroup it cannot leave. Created directories stay: they empty only after the kill.
+ */
+function watchCgroup(cgroup: Cgroup): () => void {
+  if (liveCgroups.size === 0 && !exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const c of liveCgroups) {
+        try {
+          c.kill();
+        } catch {
+          // Exiting: nothing left to report to.
+        }
+      }
+    });
+  }
+  liveCgroups.add(cgroup);
+  return () => liveCgroups.delete(cgroup);
+}
+let exitHook = false;
+
+interface GroupWait {
+  pgid: number;
+  deadline: number;
+  ref: boolean;
+  resolve: (empty: boolean) => void;
+}
+
+const groupWaits = new Set<GroupWait>();
+let groupTimer: NodeJS.Timeout | undefined;
+let groupTimerSoon = false;
+let groupDelay = 2;
+let refedWaits = 0;
+
+/**
+ * Resolve true once no process of group `pgid` is alive, false after `timeoutMs`. Every wait of
+ * this thread shares one check per tick ({@link liveGroups}: at most one walk of /proc for all of
+ * them), so a thousand daemons stopping at once do not walk /proc a thousand times per tick.
+ */
+function waitGroupEmpty(pgid: number, timeoutMs: number, ref: boolean): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    groupWaits.add({ pgid, deadline: Date.now() + timeoutMs, ref, resolve });
+    if (ref) refedWaits++;
+    // A newcomer is checked soon (its group is often gone at once), with the others.
+    groupDelay = 2;
+    if (!groupTimerSoon) {
+      clearTimeout(groupTimer);
+      scheduleGroupCheck(0);
+    } else if (ref) {
+      groupTimer?.ref();
+    }
+  });
+}
+
+function scheduleGroupCheck(ms: number): void {
+  groupTimer = setTimeout(checkGroups, ms);
+  groupTimerSoon = ms === 0;
+  if (refedWaits === 0) groupTimer.unref();
+}
+
+function checkGroups(): void {
+  groupTimer = undefined;
+  groupTimerSoon = false;
+  const waits = [...groupWaits];
+  let alive: boolean[];
+  try {
+    alive = liveGroups(waits.map((w) => w.pgid));
+  } catch {
+    alive = waits.map(() => false); // no /proc to read: nothing more we can learn
+  }
+  const now = Date.now();
+  waits.forEach((w, i) => {
+    if (alive[i] && now <= w.deadline) return;
+    groupWaits.delete(w);
+    if (w.ref) refedWaits--;
+    w.resolve(!alive[i]);
+  });
+  if (groupWaits.size === 0) return;
+  scheduleGroupCheck(groupDelay);
+  groupDelay = Math.min(groupDelay * 2, 100);
+}
+
 /** A running daemon in a process group of its own. */
 export class DaemonProcess {
   /** Resolves once the daemon is reaped, its group is empty (bounded) and its output is read. */
@@ -76,13 +170,14 @@ export class DaemonProcess {
 
   private readonly child: Child;
   private readonly tail: string[] = [];
-  private readonly tailLines: number;
+  private tailLines: number;
   private exit: ExitStatus | null = null;
   private stopRequested = false;
   private stopping: Promise<ProcessEnd> | undefined;
   private refed = true;
   private readonly exitSeen: Promise<void>;
   private readonly log: Log;
+  private readonly readers: PipeReader[] = [];
 
   /**
    * Spawn the daemon. Throws synchronously (a {@link SystemError} with `syscall: 'spawn'`) when
@@ -95,21 +190,31 @@ export class DaemonProcess {
     let exitSeen!: () => void;
     this.exitSeen = new Promise<void>((resolve) => (exitSeen = resolve));
 
-    this.child = spawn({
-      file: options.file,
-      argv: this.argv,
-      env: options.env,
-      fds: ['null', options.captureStdout ? 'pipe' : 'null', 'pipe', ...(options.extraFds ?? [])],
-      newProcessGroup: true,
-      onExit: (exit) => {
-        this.exit = { code: exit.code, signal: exit.signal };
-        // The daemon is still a zombie here, so its group id cannot have been reused: this
-        // reaches exactly its descendants (both virtiofsd dialects fork a sandbox child).
-        this.child.signal('SIGKILL', { group: true });
-        exitSeen();
-      },
-    });
+    const cgroupFd = options.cgroup?.openFd();
+    try {
+      this.child = spawn({
+        file: options.file,
+        argv: this.argv,
+        env: options.env,
+        fds: ['null', options.captureStdout ? 'pipe' : 'null', 'pipe', ...(options.extraFds ?? [])],
+        newProcessGroup: true,
+        cgroupFd,
+        onExit: (exit) => {
+          this.exit = { code: exit.code, signal: exit.signal };
+          // The daemon is still a zombie here, so its group id cannot have been reused: this
+          // reaches exactly its descendants (both virtiofsd dialects fork a sandbox child).
+          this.killAll();
+          exitSeen();
+        },
+      });
+    } finally {
+      if (cgroupFd !== undefined) Cgroup.closeFd(cgroupFd);
+    }
 
+    if (options.cgroup) {
+      const unwatch = watchCgroup(options.cgroup);
+      void this.exitSeen.then(unwatch);
+    }
     const streams = this.child.pipes.filter((fd): fd is number => fd !== null).map((fd) => this.readLines(fd));
     this.ended = this.finish(streams);
   }
@@ -124,19 +229,55 @@ export class DaemonProcess {
     return this.exit;
   }
 
-  /** The last output lines, oldest first. */
+  /** What the daemon's cgroup accounts; rejects without a cgroup. */
+  stats(): Promise<CgroupStats> {
+    if (!this.options.cgroup) {
+      return Promise.reject(
+        new VirtiofsDaemonError('ERR_NO_CGROUP', `${this.options.name} has no cgroup of its own; start it with the cgroup option`),
+      );
+    }
+    return this.options.cgroup.stats();
+  }
+
+  /** SIGKILL for the daemon's group, and for its whole cgroup when it has one. */
+  private killAll(): void {
+    try {
+      this.child.signal('SIGKILL', { group: true });
+    } finally {
+      // Even when the group could not be signalled: what is in the cgroup goes all the same.
+      try {
+        this.options.cgroup?.kill();
+      } catch (err) {
+        this.log.warn({ err, cgroup: this.options.cgroup?.path }, 'cgroup.kill failed');
+      }
+    }
+  }
+
+  /** The last output lines, oldest first (until {@link startOver}). */
   lastLines(): string[] {
     return [...this.tail];
+  }
+
+  /**
+   * The start is over: stop keeping the last lines. They serve start errors only; a running
+   * daemon's lines are in the log, and a host with hundreds of daemons would otherwise hold
+   * `tailLines` strings for each (~2 KB a daemon).
+   */
+  startOver(): void {
+    this.tailLines = 0;
+    this.tail.length = 0;
   }
 
   /** Keep the event loop alive while the daemon runs (the default), or not. */
   ref(): void {
     this.refed = true;
     this.child.ref();
+    for (const r of this.readers) r.ref();
   }
   unref(): void {
     this.refed = false;
     this.child.unref();
+    for (const r of this.readers) r.unref();
   }
 
   /**
@@ -159,7 +300,7 @@ export class DaemonProcess {
       const polite = signal !== 'SIGKILL' && this.trySignal(signal);
       if (!polite || !(await this.exitedWithin(timeoutMs))) {
         if (polite) this.log.warn({ signal, timeoutMs }, `${this.options.name} ignored ${signal}; sending SIGKILL`);
-        this.child.signal('SIGKILL', { group: true });
+        this.killAll();
       }
       if (!(await this.exitedWithin(killTimeoutMs))) {
         throw new VirtiofsDaemonError(
@@ -189,28 +330,39 @@ export class DaemonProcess {
 
   /** Read one output pipe on the event loop (never through the thread pool), line by line. */
   private readLines(fd: number): { done: Promise<void>; destroy: () => void } {
-    const { name, onLine } = this.options;
+    const { onLine } = this.options;
     const logger = this.log;
     const scanner = new LineScanner({
       maxLineBytes: this.options.maxLineBytes,
       onLine: (line, info) => {
         const { level, msg } = parseDaemonLine(line);
         logger[level](info.truncated ? { truncated: info.discardedBytes } : {}, msg);
-        this.tail.push(line.length > 1024 ? `${line.slice(0, 1024)}…` : line);
-        if (this.tail.length > this.tailLines) this.tail.shift();
+        if (this.tailLines > 0) {
+          this.tail.push(line.length > 1024 ? `${line.slice(0, 1024)}…` : line);
+          if (this.tail.length > this.tailLines) this.tail.shift();
+        }
         onLine?.(line);
       },
     });
-    const stream = new net.Socket({ fd, readable: true, writable: false });
-    const done = new Promise<void>((resolve) => {
-      stream.on('data', (chunk: Buffer) => scanner.push(chunk));
-      stream.on('error', (err) => logger.warn({ err }, `reading ${name}'s output failed`));
-      stream.on('close', () => {
-        scanner.end();
-        resolve();
-      });
-    });
-    return { done, destroy: () => stream.destroy() };
+    let ended!: () => void;
+    const done = new Promise<void>((resolve) => (ended = resolve));
+    let open = true;
+    const end = (): void => {
+      if (!open) return;
+      open = false;
+      scanner.end();
+      ended();
+    };
+    const reader = readPipe(fd, (chunk) => (chunk ? scanner.push(chunk) : end()));
+    this.readers.push(reader);
+    if (!this.refed) reader.unref();
+    return {
+      done,
+      destroy: () => {
+        reader.close();
+        end();
+      },
+    };
   }
 
   private async finish(streams: { done: Promise<void>; destroy: () => void }[]): Promise<ProcessEnd> {
@@ -219,16 +371,17 @@ export class DaemonProcess {
     const drainTimeoutMs = this.options.drainTimeoutMs ?? 500;
 
     // Descendants that outlive the daemon got SIGKILL at the exit; wait until they are gone.
-    let groupLeftovers = false;
-    const deadline = Date.now() + groupTimeoutMs;
-    for (let delay = 2; this.child.groupAlive(); delay = Math.min(delay * 2, 100)) {
-      if (Date.now() > deadline) {
-        groupLeftovers = true;
-        this.log.warn(`processes of ${this.options.name}'s group outlived it by ${groupTimeoutMs} ms`);
-        break;
-      }
-      // Until `ended` resolves the daemon is not over: keep the loop alive as its watch did.
-      await sleep(delay, this.refed);
+    // Until `ended` resolves the daemon is not over: keep the loop alive as its watch did.
+    const cgroup = this.options.cgroup;
+    const empty = cgroup
+      ? await cgroup.waitEmpty(groupTimeoutMs, this.refed)
+      : await waitGroupEmpty(this.child.pid, groupTimeoutMs, this.refed);
+    const groupLeftovers = !empty;
+    if (!empty) {
+      const what = cgroup ? `cgroup '${cgroup.path}'` : 'group';
+      this.log.warn(`processes of ${this.options.name}'s ${what} outlived it by ${groupTimeoutMs} ms`);
+    } else if (cgroup?.created && !(await cgroup.remove())) {
+      this.log.warn({ cgroup: cgroup.path }, `could not remove ${this.options.name}'s cgroup`);
     }
 
     // The pipes reach EOF once every writer is gone; one that escaped the group (setsid) must

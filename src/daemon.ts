@@ -3,9 +3,10 @@
  * guarded start, one shared stop, and the end reported once (log, cleanup, onQuit).
  */
 import type { Logger } from 'pino';
+import type { CgroupStats } from './cgroup.js';
 import type { DaemonProcess, ProcessEnd, StopOptions } from './daemon-process.js';
 import { describeValue } from './describe.js';
-import { DaemonRunningError, InvalidOptionError } from './errors.js';
+import { DaemonRunningError, InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import { safeLog, subsystemLog, type Log } from './logger.js';
 import { requireOptionsObject } from './options.js';
 import { traced } from './tracing.js';
@@ -110,6 +111,18 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     });
     this.stopping = stopping;
     return stopping;
+  }
+
+  /**
+   * What the daemon's cgroup accounts now: CPU time always, memory and pids where those
+   * controllers are enabled for it. Rejects with `ERR_NO_CGROUP` when it was started without
+   * the `cgroup` option, `ERR_DAEMON_NOT_RUNNING` when it is not running.
+   */
+  stats(): Promise<CgroupStats> {
+    if (!this.proc) {
+      return Promise.reject(new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.name} is not running; start() it first`));
+    }
+    return this.proc.stats();
   }
 
   abstract mount(opt: MountOption): Promise<void>;

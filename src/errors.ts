@@ -52,6 +52,11 @@ export class SystemError extends VirtiofsDaemonError {
     this.option = fields.option;
   }
 
+  /** True for a spawn that failed to place the child in its cgroup (see native.ts `cgroupFd`). */
+  static isCgroupPlacement(err: unknown): boolean {
+    return err instanceof SystemError && (err.syscall === 'clone3' || err.syscall === 'cgroup.procs');
+  }
+
   /** The same error, attributed to `option` (named in the message too). Other errors pass as they are. */
   static forOption(option: string, err: unknown): unknown {
     if (!(err instanceof SystemError) || err.option) return err;

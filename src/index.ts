@@ -68,3 +68,4 @@ export {
   type KataVirtiofsdOptions,
   type NydusExtraOption,
 } from './kata.js';
+export { cgroup2Mount, type CgroupStats } from './cgroup.js';

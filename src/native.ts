@@ -85,6 +85,20 @@ export interface SpawnOptions {
   /** Put the child in a new process group (pgid = pid), so that it can be signalled with its descendants. */
   newProcessGroup?: boolean;
   /**
+   * An fd of a cgroup v2 directory: the child is in that cgroup before its first instruction
+   * (clone3 with CLONE_INTO_CGROUP, Linux >= 5.7; before that, or where seccomp refuses clone3,
+   * the child joins through `cgroup.procs` before it execs). A cgroup that refuses the child
+   * (EBUSY: controllers enabled for its children; EACCES) fails the spawn with
+   * `syscall: 'clone3'` or `'cgroup.procs'`. Ours to close afterwards.
+   */
+  cgroupFd?: number;
+  /**
+   * How the child gets into `cgroupFd`: `clone` (default, as above) or `procs` (always through
+   * `cgroup.procs`, for comparing the two in bench/).
+   * @default 'clone'
+   */
+  cgroupMethod?: 'clone' | 'procs';
+  /**
    * Called once, on this thread's event loop, when the child has exited. While it runs the
    * child is not yet reaped, so its pid and process-group id cannot be reused: a
    * `signal(..., { group: true })` made inside it reaches exactly the survivors of the group.
@@ -133,6 +147,16 @@ interface RawChild {
   unref(): void;
 }
 
+/** A pipe being read on the event loop (see {@link readPipe}). */
+export interface PipeReader {
+  /** Stop reading and close the pipe, without a further callback. Idempotent. */
+  close(): void;
+  /** Keep the event loop alive while the pipe is open (the default). */
+  ref(): void;
+  /** Let the event loop end while the pipe is open. */
+  unref(): void;
+}
+
 interface Addon {
   listen(path: string, backlog: number): { fd: number; dev: bigint; ino: bigint };
   chownToParent(path: string, dev: bigint, ino: bigint): { uid: number; gid: number };
@@ -140,6 +164,9 @@ interface Addon {
   removeStaleSocket(path: string): boolean;
   close(fd: number): void;
   abandonAll(): void;
+  liveGroups(pgids: number[]): boolean[];
+  readPipe(fd: number, onData: (chunk: Buffer | null) => void): PipeReader;
+  killCgroupMembers(dirfd: number): void;
   spawn(
     file: string,
     argv: string[],
@@ -148,6 +175,8 @@ interface Addon {
     fds: FdSource[],
     newProcessGroup: boolean,
     onExit: (code: number, signo: number, coreDumped: boolean) => void,
+    cgroupFd: number | null,
+    cgroupMethod: string | null,
   ): RawChild;
 }
 
@@ -310,6 +339,11 @@ function exitOf(code: number, signo: number, coreDumped: boolean): ChildExit {
   };
 }
 
+/** The addon's exit callback, made outside spawn() so that it keeps `onExit` only, not the options. */
+function exitCallback(onExit: (exit: ChildExit) => void): (code: number, signo: number, coreDumped: boolean) => void {
+  return (code, signo, coreDumped) => onExit(exitOf(code, signo, coreDumped));
+}
+
 /**
  * Start a program with exactly the fds of `options.fds`, an empty signal mask and every
  * signal at its default disposition, without copying our address space (a CLONE_VM|CLONE_VFORK
@@ -318,7 +352,6 @@ function exitOf(code: number, signo: number, coreDumped: boolean): ChildExit {
  * reaped then and `onExit` is never called. `EMFILE` names RLIMIT_NOFILE and its fix.
  */
 export function spawn(options: SpawnOptions): Child {
-  const { onExit } = options;
   const raw = call((a) =>
     a.spawn(
       options.file,
@@ -327,8 +360,39 @@ export function spawn(options: SpawnOptions): Child {
       options.cwd ?? null,
       options.fds,
       options.newProcessGroup ?? false,
-      (code, signo, coreDumped) => onExit(exitOf(code, signo, coreDumped)),
+      exitCallback(options.onExit),
+      options.cgroupFd ?? null,
+      options.cgroupMethod ?? null,
     ),
   );
   return new ChildHandle(raw);
+}
+
+/**
+ * For each process-group id, whether a process of that group is alive (zombies do not count).
+ * One walk of /proc answers for all of them, and none is made when every group is gone.
+ */
+export function liveGroups(pgids: number[]): boolean[] {
+  return call((a) => a.liveGroups(pgids));
+}
+
+/**
+ * Read our end of a child's pipe (from `pipes`, non-blocking) on this thread's event loop:
+ * `onData` gets what each wakeup read (at most 64 KiB), then `null` once at EOF or on a read
+ * error, after which the fd is closed. Lighter than a net.Socket over the fd (no stream, no
+ * thread pool), which matters with hundreds of daemons. The fd is the reader's from now on.
+ */
+export function readPipe(fd: number, onData: (chunk: Buffer | null) => void): PipeReader {
+  return call((a) => a.readPipe(fd, onData));
+}
+
+/**
+ * SIGKILL every process of a cgroup v2 directory (`dirfd`: an fd of it), for kernels without
+ * `cgroup.kill` (Linux < 5.14): each member is held by a pidfd and signalled only while
+ * `cgroup.procs` still lists it, so a pid reused by a process outside the cgroup is never hit.
+ * Rounds until the cgroup reads empty (a member may fork meanwhile). Throws a
+ * {@link SystemError} (`syscall: 'cgroup.procs'`) when the member list cannot be read.
+ */
+export function killCgroupMembers(dirfd: number): void {
+  call((a) => a.killCgroupMembers(dirfd));
 }

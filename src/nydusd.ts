@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { Cgroup, requireCgroupOptions } from './cgroup.js';
 import { Daemon, describeExit, type Run } from './daemon.js';
 import { DaemonProcess, sleep, type StopOptions } from './daemon-process.js';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
@@ -105,6 +106,21 @@ export interface NydusdOptions {
    * @default ours (the C library's `environ`)
    */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The daemon's own cgroup v2 directory: absolute, or relative to where cgroup v2 is mounted
+   * (read from /proc/self/mountinfo). The daemon runs its first instruction in it; stop() kills
+   * everything in it (`cgroup.kill`), descendants that left the process group included, and
+   * waits until it is empty; {@link Daemon.stats} reads it. It must be a leaf that holds no
+   * process yet: one cgroup per daemon. Checked at each start, before anything is spawned.
+   * @default none (the daemon stays in ours)
+   */
+  cgroup?: string;
+  /**
+   * Create `cgroup` (and missing parents) when it does not exist, and remove what was created
+   * once the daemon has stopped. A directory that existed is never removed. Needs `cgroup`.
+   * @default false
+   */
+  cgroupCreate?: boolean;
 }
 
 /** {@link NydusdOptions} read once, checked, with every default applied. */
@@ -129,6 +145,9 @@ export interface ResolvedNydusdOptions {
   apiTimeoutMs: number;
   stopTimeoutMs: number;
   env: Record<string, string> | undefined;
+  /** undefined: no cgroup of its own. */
+  cgroup: string | undefined;
+  cgroupCreate: boolean;
 }
 
 const NYDUSD_OPTION_KEYS = [
@@ -148,6 +167,8 @@ const NYDUSD_OPTION_KEYS = [
   'logLevel',
   'threads',
   'version',
+  'cgroup',
+  'cgroupCreate',
 ] as const;
 const POLICIES: readonly ExtraArgsPolicy[] = ['verbatim', 'known', 'safe'];
 
@@ -176,6 +197,7 @@ export function resolveNydusdOptions(options: object): ResolvedNydusdOptions {
     apiTimeoutMs: requireTimeout('apiTimeoutMs', o.apiTimeoutMs, 30000),
     stopTimeoutMs: requireTimeout('stopTimeoutMs', o.stopTimeoutMs, 5000),
     env: requireEnv('env', o.env),
+    ...requireCgroupOptions(o.cgroup, o.cgroupCreate),
   };
   if (path.resolve(resolved.sockPath) === path.resolve(resolved.apiSockPath)) {
     throw new InvalidOptionError('apiSockPath', `names the same file as sockPath ('${resolved.sockPath}'); give the API its own socket`);
@@ -197,10 +219,10 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
     const o = this.options;
     const { sockPath, apiSockPath, sourcePath } = o;
-    const binary = await resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
-    await checkDirectory('sourcePath', sourcePath);
-    await checkSocketPath('sockPath', sockPath);
-    await checkSocketPath('apiSockPath', apiSockPath);
+    const binary = resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
+    checkDirectory('sourcePath', sourcePath);
+    checkSocketPath('sockPath', sockPath);
+    checkSocketPath('apiSockPath', apiSockPath);
     const version = o.version === undefined ? await detectNydusdVersion(binary) : requireNydusdVersion(o.version);
     const args = buildNydusdArgs({
       sockPath,
@@ -221,14 +243,22 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
       }
     }
 
-    const proc = new DaemonProcess({
-      name: 'nydusd',
-      file: binary,
-      args,
-      env: o.env,
-      captureStdout: true,
-      logger: this.log,
-    });
+    const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate);
+    let proc: DaemonProcess;
+    try {
+      proc = new DaemonProcess({
+        name: 'nydusd',
+        file: binary,
+        args,
+        env: o.env,
+        captureStdout: true,
+        cgroup,
+        logger: this.log,
+      });
+    } catch (err) {
+      void cgroup?.remove();
+      throw SystemError.isCgroupPlacement(err) ? SystemError.forOption('cgroup', err) : err;
+    }
     // Taken now: DaemonProcess.pid reads 0 once the exit is seen (see Virtiofsd.launch).
     const pid = proc.pid;
     const client = new NydusClient(apiSockPath, { timeoutMs: o.apiTimeoutMs });
@@ -268,6 +298,7 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
         { cause: err },
       );
     }
+    proc.startOver();
     run.started = true;
     return pid;
   }

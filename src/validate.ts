@@ -2,7 +2,7 @@
  * Checks shared by both daemons. Each throws an {@link InvalidOptionError} naming the option,
  * what is wrong with it and how to fix it, before anything is created.
  */
-import { constants, promises as fs } from 'node:fs';
+import fs, { constants, type Stats } from 'node:fs';
 import path from 'node:path';
 import { describeError, describeValue } from './describe.js';
 import { InvalidOptionError } from './errors.js';
@@ -64,23 +64,21 @@ export function requireArgs(option: string, value: unknown): string[] {
 }
 
 /** An existing regular file that we may execute. */
-export async function checkExecutable(option: string, file: string): Promise<void> {
-  const st = await fs.stat(file).catch((err: NodeJS.ErrnoException) => {
-    throw new InvalidOptionError(option, `'${file}' ${describeStatError(err)}`, { cause: err });
-  });
+export function checkExecutable(option: string, file: string): void {
+  const st = statOr(file, (err) => new InvalidOptionError(option, `'${file}' ${describeStatError(err)}`, { cause: err }));
   if (!st.isFile()) throw new InvalidOptionError(option, `'${file}' is ${kind(st)}, not a program`);
-  await fs.access(file, constants.X_OK).catch((err: unknown) => {
+  try {
+    fs.accessSync(file, constants.X_OK);
+  } catch (err) {
     throw new InvalidOptionError(option, `'${file}' is not executable; make it so (chmod +x) or point to the daemon`, {
       cause: err,
     });
-  });
+  }
 }
 
 /** An existing directory. */
-export async function checkDirectory(option: string, dir: string): Promise<void> {
-  const st = await fs.stat(dir).catch((err: NodeJS.ErrnoException) => {
-    throw new InvalidOptionError(option, `'${dir}' ${describeStatError(err)}`, { cause: err });
-  });
+export function checkDirectory(option: string, dir: string): void {
+  const st = statOr(dir, (err) => new InvalidOptionError(option, `'${dir}' ${describeStatError(err)}`, { cause: err }));
   if (!st.isDirectory()) throw new InvalidOptionError(option, `'${dir}' is ${kind(st)}, not a directory`);
 }
 
@@ -101,12 +99,10 @@ export function requireSocketPath(option: string, value: unknown): string {
 }
 
 /** A socket path that fits sun_path, in a directory that exists. */
-export async function checkSocketPath(option: string, socketPath: string): Promise<void> {
+export function checkSocketPath(option: string, socketPath: string): void {
   requireSocketPath(option, socketPath);
   const dir = path.dirname(socketPath);
-  const st = await fs.stat(dir).catch((err: NodeJS.ErrnoException) => {
-    throw new InvalidOptionError(option, `directory '${dir}' ${describeStatError(err)}; create it first`, { cause: err });
-  });
+  const st = statOr(dir, (err) => new InvalidOptionError(option, `directory '${dir}' ${describeStatError(err)}; create it first`, { cause: err }));
   if (!st.isDirectory()) throw new InvalidOptionError(option, `'${dir}' is ${kind(st)}, not a directory`);
 }
 
@@ -115,29 +111,47 @@ export async function checkSocketPath(option: string, socketPath: string): Promi
  * first executable well-known path. Errors name where the path came from (`option` or
  * `$envVar`); `install` says how to get a binary when none is found.
  */
-export async function resolveBinary(
+export function resolveBinary(
   option: string,
   explicit: string | undefined,
   envVar: string,
   wellKnown: string[],
   install: string,
-): Promise<string> {
+): string {
   if (explicit !== undefined) {
-    await checkExecutable(option, requireString(option, explicit));
+    checkExecutable(option, requireString(option, explicit));
     return explicit;
   }
   const fromEnv = process.env[envVar];
   if (fromEnv) {
-    await checkExecutable(`$${envVar}`, requireString(`$${envVar}`, fromEnv));
+    checkExecutable(`$${envVar}`, requireString(`$${envVar}`, fromEnv));
     return fromEnv;
   }
   for (const candidate of wellKnown) {
-    if (await checkExecutable(option, candidate).then(() => true, () => false)) return candidate;
+    try {
+      checkExecutable(option, candidate);
+      return candidate;
+    } catch {
+      // Not there, or not executable: try the next one.
+    }
   }
   throw new InvalidOptionError(
     option,
     `not given, $${envVar} is not set, and none of ${wellKnown.join(', ')} exists. ${install}`,
   );
+}
+
+/**
+ * stat(2) called directly, not through the thread pool: a stat of a local path takes
+ * microseconds, a thread-pool round trip tens to hundreds (it waits for the event loop's next
+ * turn), and start() makes several. Failures become `fail(err)`.
+ */
+function statOr(file: string, fail: (err: NodeJS.ErrnoException) => Error): Stats {
+  try {
+    return fs.statSync(file);
+  } catch (err) {
+    throw fail(err as NodeJS.ErrnoException);
+  }
 }
 
 function describeStatError(err: NodeJS.ErrnoException): string {
@@ -147,7 +161,7 @@ function describeStatError(err: NodeJS.ErrnoException): string {
   return `cannot be examined (${err.code ?? err.message})`;
 }
 
-function kind(st: import('node:fs').Stats): string {
+function kind(st: Stats): string {
   if (st.isDirectory()) return 'a directory';
   if (st.isFile()) return 'a regular file';
   if (st.isSocket()) return 'a socket';

@@ -3,8 +3,9 @@
  * QEMU <= 7.2 and the Rust virtiofsd. We listen on the vhost-user socket ourselves and hand it
  * over as fd 3 (`--fd=3`), as Kata does, so the VMM can connect the moment start() resolves.
  */
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { Cgroup, requireCgroupOptions } from './cgroup.js';
 import { Daemon, describeExit, type Run } from './daemon.js';
 import { DaemonProcess, captureOutput, type StopOptions } from './daemon-process.js';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
@@ -113,6 +114,21 @@ export interface VirtiofsdOptions extends VirtiofsdTypedOptions {
    * @default ours (the C library's `environ`)
    */
   env?: NodeJS.ProcessEnv;
+  /**
+   * The daemon's own cgroup v2 directory: absolute, or relative to where cgroup v2 is mounted
+   * (read from /proc/self/mountinfo). The daemon runs its first instruction in it; stop() kills
+   * everything in it (`cgroup.kill`), descendants that left the process group included, and
+   * waits until it is empty; {@link Daemon.stats} reads it. It must be a leaf that holds no
+   * process yet: one cgroup per daemon. Checked at each start, before anything is spawned.
+   * @default none (the daemon stays in ours)
+   */
+  cgroup?: string;
+  /**
+   * Create `cgroup` (and missing parents) when it does not exist, and remove what was created
+   * once the daemon has stopped. A directory that existed is never removed. Needs `cgroup`.
+   * @default false
+   */
+  cgroupCreate?: boolean;
 }
 
 const POLICIES: readonly ExtraArgsPolicy[] = ['verbatim', 'known', 'safe'];
@@ -134,6 +150,9 @@ export interface ResolvedVirtiofsdOptions {
   stopSignal: NodeJS.Signals;
   stopTimeoutMs: number;
   env: Record<string, string> | undefined;
+  /** undefined: no cgroup of its own. */
+  cgroup: string | undefined;
+  cgroupCreate: boolean;
   /** The typed daemon options as given (read once); buildVirtiofsdArgs checks them against the dialect. */
   typed: VirtiofsdTypedOptions;
 }
@@ -153,6 +172,8 @@ const VIRTIOFSD_OPTION_KEYS = [
   'stopTimeoutMs',
   'env',
   'extraArgsPolicy',
+  'cgroup',
+  'cgroupCreate',
 ] as const;
 const TYPED_OPTION_KEYS = Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[];
 
@@ -181,18 +202,23 @@ export function resolveVirtiofsdOptions(options: object): ResolvedVirtiofsdOptio
     stopSignal: o.stopSignal === undefined ? 'SIGKILL' : requireSignalName('stopSignal', o.stopSignal),
     stopTimeoutMs: requireTimeout('stopTimeoutMs', o.stopTimeoutMs, 5000),
     env: requireEnv('env', o.env),
+    ...requireCgroupOptions(o.cgroup, o.cgroupCreate),
     typed: typed as VirtiofsdTypedOptions,
   };
 }
 
 const dialectCache = new Map<string, Dialect>();
 
+const READY = (): 'ready' => 'ready';
+const EXITED = (): 'exited' => 'exited';
+
 /**
  * Which virtiofsd `binary` is, from its `--version` (`virtiofsd version <qemu>` is the legacy C
  * daemon, `virtiofsd <semver>` the Rust one). Asked once per binary path, size and mtime.
  */
 export async function detectDialect(binary: string): Promise<Dialect> {
-  const st = await fs.stat(binary);
+  // Directly, not through the thread pool: this runs on every start (see validate.ts statOr).
+  const st = statSync(binary);
   const key = `${binary}\0${st.size}\0${st.mtimeMs}`;
   const known = dialectCache.get(key);
   if (known) return known;
@@ -237,15 +263,15 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
           'connection). Run a syslog daemon (or systemd-journald) or leave syslog off to log through us',
       );
     }
-    const binary = await resolveBinary(
+    const binary = resolveBinary(
       'path',
       o.path,
       'VIRTIOFSD',
       WELL_KNOWN_VIRTIOFSD_PATHS,
       'Install virtiofsd (Debian 13: apt install virtiofsd; Debian 12: apt install qemu-system-common) or pass path',
     );
-    await checkDirectory('sourcePath', sourcePath);
-    await checkSocketPath('socketPath', socketPath);
+    checkDirectory('sourcePath', sourcePath);
+    checkSocketPath('socketPath', socketPath);
     const dialect = o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
     const args = buildVirtiofsdArgs({
       ...o.typed,
@@ -258,10 +284,12 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       extraArgsPolicy: o.extraArgsPolicy,
     });
 
+    const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate);
     let socket: ListeningSocket;
     try {
       socket = listenUnix(socketPath);
     } catch (err) {
+      void cgroup?.remove();
       throw SystemError.forOption('socketPath', err);
     }
     let pid: number;
@@ -275,6 +303,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
         args,
         env: o.env,
         extraFds: [socket.fd],
+        cgroup,
         logger: this.log,
         onLine: (line) => line.includes(READY_MARKER) && ready(),
       });
@@ -288,9 +317,12 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       // Logged to syslog or above info, the daemon never says it waits: the socket is ours, so the VMM can connect now.
       const quiet = syslog || logsAboveInfo({ logLevel: o.typed.logLevel, extraArgs });
       await this.waitReady(proc, quiet ? Promise.resolve() : marker);
+      proc.startOver();
     } catch (err) {
-      if (!this.proc) unlinkSocket(socket);
-      throw err;
+      if (this.proc) throw err;
+      unlinkSocket(socket);
+      void cgroup?.remove();
+      throw SystemError.isCgroupPlacement(err) ? SystemError.forOption('cgroup', err) : err;
     } finally {
       // The daemon holds its own copy now (or never will): ours would keep the socket alive.
       closeFd(socket.fd);
@@ -302,7 +334,9 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   private async waitReady(proc: DaemonProcess, marker: Promise<void>): Promise<void> {
     const timeoutMs = this.options.startTimeoutMs;
     const outcome = await raceDeadline(
-      Promise.race([marker.then(() => 'ready' as const), proc.ended.then(() => 'exited' as const)]),
+      // Module-level callbacks: a closure here would keep this frame alive as long as the
+      // daemon runs, through the reaction left on `ended`.
+      Promise.race([marker.then(READY), proc.ended.then(EXITED)]),
       timeoutMs,
     );
     if (outcome === 'ready') return;

@@ -134,7 +134,11 @@ describe('defect 5: an invalid stopSignal; a failed stop is retryable and falls 
     const proc = new DaemonProcess({ name: 'sleeper', file: '/bin/sleep', args: ['30'], logger });
     t.after(() => proc.stop().catch(() => {}));
     // The exit is observed in the poll phase, the 1 ms timer fires in the timers phase before
-    // it: blocking the loop past the timer makes the first stop time out for sure.
+    // it: blocking the loop past the timer makes the first stop time out for sure. That holds
+    // when the stop starts outside the timers phase (started from a timer callback, the new timer
+    // waits for the next turn and the poll phase comes first), so start it from the check phase:
+    // the test before may have ended in a timer (DaemonProcess's shared group check).
+    await new Promise((resolve) => setImmediate(resolve));
     const first = proc.stop({ signal: 'SIGKILL', killTimeoutMs: 1 });
     const until = Date.now() + 20;
     while (Date.now() < until);

@@ -1,0 +1,423 @@
+'use strict';
+/**
+ * `node --expose-gc bench/density.js [one] [storm]`: the high-density tables of the README.
+ *
+ *   one    One start at a time: `Virtiofsd.start()` → ready (pino at info into /dev/null)
+ *          against bench/lean-launcher.c (`serve`: listen, posix_spawn with the socket at fd 3,
+ *          read stderr until the ready line), interleaved start by start in one run, per
+ *          daemon (bench/ready-standin.c built without libc: ready at once; and both real
+ *          virtiofsd dialects), at two parent RSS levels (one fresh worker process per level;
+ *          the C launcher holds the same RSS).
+ *   storm  N daemons started at once, then all stopped, per launcher: ours (`Virtiofsd.start()`
+ *          through the public API, Promise.all), the C launcher (`storm`: one epoll over every
+ *          stderr pipe) and Node's child_process (spawn with the socket at fd 3, stderr read
+ *          with 'data' events). Daemons: both real virtiofsd dialects, and the libc stand-in
+ *          logging a line per second (the steady state of a busy host). Each run is a fresh
+ *          process; launchers alternate per (N, daemon).
+ *
+ * A measurement tool: nothing is asserted. Markdown on stdout, progress on stderr. Knobs:
+ *   BENCH_ONE_ITERS (default 60), BENCH_ONE_RSS_MB (default 100,4096), BENCH_ONE_DAEMONS (standin,legacy,rust)
+ *   BENCH_STORM_N (default 100,500,1000), BENCH_STORM_DAEMONS (default legacy,rust,ticker),
+ *   BENCH_STORM_HOLD_MS (default 5000: how long all run before they are measured and stopped)
+ *   VIRTIOFSD_LEGACY (default /usr/lib/qemu/virtiofsd), VIRTIOFSD_RUST (default /tmp/virtiofsd-rust/virtiofsd)
+ */
+const cp = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const c = require('./common.js');
+
+const LEGACY = process.env.VIRTIOFSD_LEGACY || '/usr/lib/qemu/virtiofsd';
+const RUST = process.env.VIRTIOFSD_RUST || '/tmp/virtiofsd-rust/virtiofsd';
+const LAUNCHER = path.join(c.binDir, 'lean-launcher');
+const TICKER = path.join(c.binDir, 'ready-standin');
+const MARKER = 'Waiting for vhost-user socket connection';
+const log = (s) => process.stderr.write(`[density] ${s}\n`);
+const list = (name, dflt) =>
+  (process.env[name] || dflt)
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+/** bench/ready-standin.c without libc (ready at once), built into dir. */
+function rawStandin(dir) {
+  const out = path.join(dir, 'ready-raw');
+  cp.execFileSync('cc', [
+    '-O2',
+    '-static',
+    '-nostdlib',
+    '-fno-stack-protector',
+    '-fno-pie',
+    '-no-pie',
+    '-DBENCH_NOSTDLIB',
+    '-o',
+    out,
+    path.join(__dirname, 'ready-standin.c'),
+  ]);
+  return out;
+}
+
+/** [binary, dialect] of a daemon name; the stand-ins take the Rust command line and ignore it. */
+function daemonOf(name, dir) {
+  if (name === 'legacy') return [LEGACY, 'legacy'];
+  if (name === 'rust') return [RUST, 'rust'];
+  if (name === 'standin') return [rawStandin(dir), 'rust'];
+  if (name === 'ticker') return [TICKER, 'rust'];
+  throw new Error(`unknown daemon ${name}`);
+}
+
+const DAEMON_LABEL = {
+  standin: 'stand-in, ready at once (no libc)',
+  legacy: 'legacy C virtiofsd',
+  rust: 'Rust virtiofsd',
+  ticker: 'stand-in logging 1 line/s',
+};
+
+// ---- one start at a time --------------------------------------------------------------------
+
+async function oneWorker(rssMB, iters) {
+  const pino = require(require.resolve('pino', { paths: [c.root] }));
+  const { virtiofsd } = c.lib();
+  const { Virtiofsd, buildVirtiofsdArgs } = virtiofsd;
+  const keep = c.ballast(rssMB);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-one-'));
+  const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
+  const rows = [];
+  try {
+    for (const name of list('BENCH_ONE_DAEMONS', 'standin,legacy,rust')) {
+      const [bin, dialect] = daemonOf(name, dir);
+      const args = buildVirtiofsdArgs({
+        dialect,
+        sourcePath: dir,
+        cache: 'auto',
+        syslog: false,
+        debug: false,
+        extraArgs: [],
+      });
+      const launcher = cp.spawn(LAUNCHER, ['serve', '--rss-mb', String(rssMB), '--', bin, ...args], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      let pending;
+      let buf = '';
+      launcher.stdout.on('data', (d) => {
+        buf += d;
+        for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) pending(Number(buf.slice(0, i)));
+      });
+      const cStart = (p) => new Promise((resolve) => ((pending = resolve), launcher.stdin.write(`${p}\n`)));
+      const ours = [];
+      const lean = [];
+      const oursOnce = async (i) => {
+        const d = new Virtiofsd({
+          path: bin,
+          dialect,
+          socketPath: path.join(dir, `o${i}.sock`),
+          sourcePath: dir,
+          logger,
+        });
+        const t0 = c.nowUs();
+        await d.start();
+        const t = c.nowUs() - t0;
+        await d.stop();
+        return t;
+      };
+      for (let i = 0; i < 5; i++) (await oursOnce(-1 - i), await cStart(path.join(dir, 'w.sock'))); // warm-up
+      for (let i = 0; i < iters; i++) {
+        // Alternate which goes first, so neither always follows the other's teardown.
+        if (i % 2) (ours.push(await oursOnce(i)), lean.push(await cStart(path.join(dir, `c${i}.sock`))));
+        else (lean.push(await cStart(path.join(dir, `c${i}.sock`))), ours.push(await oursOnce(i)));
+      }
+      launcher.stdin.end();
+      await new Promise((r) => launcher.on('exit', r));
+      const stats = (a) => ({ ...c.summary(a), p90: c.pct(c.sorted(a), 90) });
+      rows.push({ name, rssKB: c.rssKB(), ours: stats(ours), lean: stats(lean) });
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  keep.length = 0;
+  return rows;
+}
+
+function runWorker(args) {
+  return new Promise((resolve, reject) => {
+    const w = cp.fork(__filename, args, { execArgv: ['--expose-gc'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+    let result;
+    w.on('message', (m) => (result = m));
+    w.on('exit', (code) =>
+      code === 0 && result ? resolve(result) : reject(new Error(`worker ${args.join(' ')} exited ${code}`)),
+    );
+  });
+}
+
+async function one() {
+  const iters = Number(process.env.BENCH_ONE_ITERS || 60);
+  const out = [];
+  out.push('### One start: `Virtiofsd.start()` → ready against the C launcher', '');
+  out.push(
+    '| parent RSS | daemon | ours median µs | C median µs | ours − C, µs | median ×C | ours p90 µs | C p90 µs | n |',
+  );
+  out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const mb of list('BENCH_ONE_RSS_MB', '100,4096').map(Number)) {
+    log(`one: ${mb} MiB, ${iters} starts per launcher per daemon`);
+    const rows = await runWorker(['one-worker', String(mb), String(iters)]);
+    for (const r of rows) {
+      const p90 = (s) => s.p90;
+      out.push(
+        `| ${mb >= 1024 ? `${mb / 1024} GiB` : `${mb} MiB`} (${Math.round(r.rssKB / 1024)} MiB) | ${DAEMON_LABEL[r.name]} | ` +
+          `${r.ours.median.toFixed(0)} | ${r.lean.median.toFixed(0)} | ${(r.ours.median - r.lean.median).toFixed(0)} | ` +
+          `${(r.ours.median / r.lean.median).toFixed(2)}× | ${p90(r.ours).toFixed(0)} | ${p90(r.lean).toFixed(0)} | ${r.ours.n} |`,
+      );
+    }
+  }
+  return out.join('\n');
+}
+
+// ---- boot storm -----------------------------------------------------------------------------
+
+/** Heap, RSS and fds after a full GC. */
+function footprint() {
+  for (let i = 0; i < 3; i++) global.gc?.();
+  return { rssKB: c.rssKB(), heap: process.memoryUsage().heapUsed, fds: c.fdCount() };
+}
+
+/** One /proc walk per tick until no live process of any of the groups is left (bounded). */
+async function groupsGone(pgids, native) {
+  const deadline = Date.now() + 10000;
+  while (native.liveGroups(pgids).some(Boolean) && Date.now() < deadline) await c.sleep(2);
+}
+
+async function stormWorker(mode, name, n, holdMs) {
+  const pino = require(require.resolve('pino', { paths: [c.root] }));
+  const { native, virtiofsd } = c.lib();
+  const { Virtiofsd, buildVirtiofsdArgs } = virtiofsd;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-storm-'));
+  const [bin, dialect] = daemonOf(name, dir);
+  const env = { ...process.env, STANDIN_TICK_MS: '1000' };
+  const args = buildVirtiofsdArgs({
+    dialect,
+    sourcePath: dir,
+    cache: 'auto',
+    syslog: false,
+    debug: false,
+    extraArgs: [],
+  });
+  const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
+  // Everything loaded and opened once, outside the measurement.
+  {
+    const w = new Virtiofsd({ path: bin, dialect, socketPath: path.join(dir, 'w.sock'), sourcePath: dir, logger, env });
+    await w.start();
+    await w.stop();
+  }
+  const base = footprint();
+  const cpu0 = process.cpuUsage();
+  const t0 = c.nowUs();
+  let stopAll;
+  let lines = 0;
+  if (mode === 'ours') {
+    const ds = [];
+    for (let i = 0; i < n; i++) {
+      ds.push(
+        new Virtiofsd({
+          path: bin,
+          dialect,
+          socketPath: path.join(dir, `d${i}.sock`),
+          sourcePath: dir,
+          logger,
+          env,
+          startTimeoutMs: 60000,
+        }),
+      );
+    }
+    await Promise.all(ds.map((d) => d.start()));
+    stopAll = () => Promise.all(ds.map((d) => d.stop()));
+  } else {
+    const children = [];
+    await Promise.all(
+      Array.from({ length: n }, (_, i) => {
+        const sock = native.listenUnix(path.join(dir, `d${i}.sock`));
+        const child = cp.spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe', sock.fd], detached: true, env });
+        native.closeFd(sock.fd);
+        const exited = new Promise((r) => child.on('exit', r));
+        children.push({ child, exited, sock });
+        return new Promise((resolve, reject) => {
+          let buf = '';
+          let ready = false;
+          child.stderr.setEncoding('utf8');
+          child.stderr.on('data', (s) => {
+            buf += s;
+            for (let k; (k = buf.indexOf('\n')) >= 0; buf = buf.slice(k + 1)) {
+              lines++;
+              if (!ready && buf.slice(0, k).includes(MARKER)) ((ready = true), resolve());
+            }
+          });
+          child.on('exit', () => reject(new Error('exited before ready')));
+        });
+      }),
+    );
+    stopAll = async () => {
+      for (const { child } of children) process.kill(-child.pid, 'SIGKILL');
+      await Promise.all(children.map((x) => x.exited));
+      await groupsGone(
+        children.map((x) => x.child.pid),
+        native,
+      );
+      for (const { sock } of children) native.unlinkSocket(sock);
+    };
+  }
+  const readyMs = (c.nowUs() - t0) / 1e3;
+  const cpu1 = process.cpuUsage(cpu0);
+  const hwmKB = c.statusField('VmHWM');
+  await c.sleep(holdMs);
+  const held = footprint();
+  const s0 = c.nowUs();
+  const sc0 = process.cpuUsage();
+  await stopAll();
+  const stopMs = (c.nowUs() - s0) / 1e3;
+  const sc1 = process.cpuUsage(sc0);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return {
+    readyMs,
+    cpuPerStartUs: (cpu1.user + cpu1.system) / n,
+    hwmMB: hwmKB / 1024,
+    rssPerDaemonKB: (held.rssKB - base.rssKB) / n,
+    heapPerDaemon: (held.heap - base.heap) / n,
+    fdsPerDaemon: (held.fds - base.fds) / n,
+    stopMs,
+    stopCpuMs: (sc1.user + sc1.system) / 1e3,
+    lines,
+  };
+}
+
+/** The C launcher's storm: its own figures, from its stdout. */
+function stormLean(name, n, holdMs, dir) {
+  const [bin, dialect] = daemonOf(name, dir);
+  const { buildVirtiofsdArgs } = c.lib().virtiofsd;
+  const args = buildVirtiofsdArgs({
+    dialect,
+    sourcePath: dir,
+    cache: 'auto',
+    syslog: false,
+    debug: false,
+    extraArgs: [],
+  });
+  return new Promise((resolve, reject) => {
+    const p = cp.spawn(LAUNCHER, ['storm', String(n), dir, '--', bin, ...args], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, STANDIN_TICK_MS: '1000' },
+    });
+    const baseKB = c.statusField('VmRSS', p.pid);
+    let out = '';
+    let held = false;
+    p.stdout.on('data', (d) => {
+      out += d;
+      const ls = out.split('\n').filter(Boolean);
+      if (ls.length === 1 && !held) {
+        held = true;
+        setTimeout(() => p.stdin.write('stop\n'), holdMs);
+      }
+    });
+    p.on('exit', (code) => {
+      const ls = out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split(' ').map(Number));
+      if (code !== 0 || ls.length < 3) return reject(new Error(`lean-launcher storm exited ${code}: ${out}`));
+      const [[readyMs, cpuMs, hwmKB], [rssKB, fds], [stopMs, stopCpuMs]] = ls;
+      resolve({
+        readyMs,
+        cpuPerStartUs: (cpuMs * 1e3) / n,
+        hwmMB: hwmKB / 1024,
+        rssPerDaemonKB: (rssKB - baseKB) / n,
+        heapPerDaemon: NaN,
+        fdsPerDaemon: (fds - 3) / n, // beyond 0, 1, 2
+        stopMs,
+        stopCpuMs,
+      });
+    });
+  });
+}
+
+async function storm() {
+  const holdMs = Number(process.env.BENCH_STORM_HOLD_MS || 5000);
+  const out = [];
+  const nofile = cp.execSync('sh -c "ulimit -n"').toString().trim();
+  out.push('### Boot storm: N daemons started at once, then all stopped', '');
+  out.push(
+    `Load average before: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}; RLIMIT_NOFILE ${nofile}; ${os.cpus().length} CPUs.`,
+    '',
+  );
+  out.push(
+    '| daemon | N | launcher | all ready, ms | ×C | manager CPU / start, µs | peak manager RSS, MiB | per running daemon: RSS KB | JS heap bytes | fds | stop all, ms | ×C |',
+  );
+  out.push('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const ns = list('BENCH_STORM_N', '100,500,1000').map(Number);
+  for (const n of ns) {
+    for (const name of list('BENCH_STORM_DAEMONS', 'legacy,rust,ticker')) {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-stormc-'));
+      const r = {};
+      log(`storm: ${name} × ${n} (load ${os.loadavg()[0].toFixed(2)})`);
+      try {
+        r.c = await stormLean(name, n, holdMs, dir);
+        r.ours = await runWorker(['storm-worker', 'ours', name, String(n), String(holdMs)]);
+        r.cp = await runWorker(['storm-worker', 'cp', name, String(n), String(holdMs)]);
+      } catch (err) {
+        log(`storm ${name} × ${n} failed: ${err.message}`);
+        out.push(`| ${DAEMON_LABEL[name]} | ${n} | failed: ${err.message.split('\n')[0]} |`);
+        continue;
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      for (const [key, label] of [
+        ['c', 'C (epoll)'],
+        ['ours', '**ours**'],
+        ['cp', 'child_process'],
+      ]) {
+        const x = r[key];
+        const f = (v, d = 0) => (Number.isFinite(v) ? v.toFixed(d) : '—');
+        out.push(
+          `| ${DAEMON_LABEL[name]} | ${n} | ${label} | ${f(x.readyMs)} | ${(x.readyMs / r.c.readyMs).toFixed(2)}× | ${f(x.cpuPerStartUs)} | ` +
+            `${f(x.hwmMB)} | ${f(x.rssPerDaemonKB, 1)} | ${f(x.heapPerDaemon)} | ${f(x.fdsPerDaemon, 2)} | ${f(x.stopMs)} | ${(x.stopMs / r.c.stopMs).toFixed(2)}× |`,
+        );
+      }
+    }
+  }
+  out.push(
+    '',
+    `Load average after: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}.`,
+  );
+  return out.join('\n');
+}
+
+async function main() {
+  const [cmd, ...rest] = process.argv.slice(2);
+  if (cmd === 'one-worker' || cmd === 'storm-worker') {
+    const result =
+      cmd === 'one-worker'
+        ? await oneWorker(Number(rest[0]), Number(rest[1]))
+        : await stormWorker(rest[0], rest[1], Number(rest[2]), Number(rest[3]));
+    await new Promise((resolve) => process.send(result, resolve));
+    return;
+  }
+  const what = process.argv.slice(2);
+  const parts = [
+    `${new Date().toISOString()} · Node ${process.version} · Linux ${os.release()} · ${os.cpus()[0].model} ×${os.cpus().length} · ` +
+      `${Math.round(os.totalmem() / 2 ** 30)} GiB`,
+  ];
+  if (what.length === 0 || what.includes('one')) parts.push(await one());
+  if (what.length === 0 || what.includes('storm')) parts.push(await storm());
+  console.log(parts.join('\n\n'));
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
