@@ -22,7 +22,8 @@
         "NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED",
         "_GNU_SOURCE"
       ],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fno-exceptions"],
+      "cflags": ["-fvisibility=hidden"],
+      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fno-exceptions", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
       "conditions": [
         ["OS!='linux'", {"type": "none"}]
       ]

@@ -18,6 +18,7 @@ extern "C" long vfd_clone3_raw(CloneArgs* args, size_t size, int (*fn)(void*), v
 asm(R"(
   .text
   .globl vfd_clone3_raw
+  .hidden vfd_clone3_raw
   .type vfd_clone3_raw, @function
 vfd_clone3_raw:
   .cfi_startproc
@@ -48,6 +49,7 @@ vfd_clone3_raw:
 asm(R"(
   .text
   .globl vfd_clone3_raw
+  .hidden vfd_clone3_raw
   .type vfd_clone3_raw, %function
 vfd_clone3_raw:
   .cfi_startproc
