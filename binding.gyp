@@ -12,7 +12,8 @@
         "native/syscalls.cc",
         "native/clone3.cc",
         "native/pipe_reader.cc",
-        "native/cgroup.cc"
+        "native/cgroup.cc",
+        "native/lifetime.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

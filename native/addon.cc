@@ -31,6 +31,7 @@ extern char** environ;
 #include "cgroup.h"
 #include "child.h"
 #include "errors.h"
+#include "lifetime.h"
 #include "pipe_reader.h"
 #include "process_group.h"
 #include "spawn.h"
@@ -43,6 +44,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop_);
   child_constructor_ = Napi::Persistent(Child::Define(env));
   reader_constructor_ = Napi::Persistent(PipeReader::Define(env));
+  adoptee_constructor_ = Napi::Persistent(Adoptee::Define(env));
   pidfd_error_ = ProbePidfdSupport(&pidfd_missing_);
   spawn_stack_ = AllocateSpawnStack();
   napi_add_async_cleanup_hook(env, Teardown, this, &cleanup_handle_);
@@ -53,12 +55,21 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::UnlinkSocket>("unlinkSocket"),
                            InstanceMethod<&Addon::RemoveStaleSocket>("removeStaleSocket"),
                            InstanceMethod<&Addon::Close>("close"),
+                           InstanceMethod<&Addon::KeepSocketFile>("keepSocketFile"),
                            InstanceMethod<&Addon::Spawn>("spawn"),
                            InstanceMethod<&Addon::AbandonAll>("abandonAll"),
                            InstanceMethod<&Addon::LiveGroups>("liveGroups"),
                            InstanceMethod<&Addon::ReadPipe>("readPipe"),
                            InstanceMethod<&Addon::KillCgroupMembers>("killCgroupMembers"),
                        });
+  ExportLifetime(env, exports);
+}
+
+Napi::Object Addon::NewAdoptee() {
+  constructing_child_ = true;
+  Napi::Object obj = adoptee_constructor_.New({});
+  constructing_child_ = false;
+  return obj;
 }
 
 Addon::~Addon() {
@@ -66,6 +77,7 @@ Addon::~Addon() {
   // Teardown has abandoned every child already; this only guards against dangling pointers.
   for (Child* child : live_) child->ForgetAddon();
   for (PipeReader* reader : readers_) reader->ForgetAddon();
+  for (Adoptee* adoptee : adoptees_) adoptee->ForgetAddon();
 }
 
 // abandonAll(): the teardown policy, applied now. Bound to process 'exit', because
@@ -76,8 +88,9 @@ Napi::Value Addon::AbandonAll(const Napi::CallbackInfo& info) {
 }
 
 void Addon::ReleaseAll() {
-  // Abandon() unregisters, so walk a copy.
+  // Abandon() and Detach() unregister, so walk copies.
   for (Child* child : std::unordered_set<Child*>(live_)) child->Abandon();
+  for (Adoptee* adoptee : std::unordered_set<Adoptee*>(adoptees_)) adoptee->Detach();
   // After the children: a killed daemon no longer holds the socket, so the path is free.
   for (const OwnedSocket& s : sockets_) {
     if (s.fd >= 0) close(s.fd);
@@ -357,6 +370,20 @@ Napi::Value Addon::UnlinkSocket(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, r == 1);
 }
 
+// keepSocketFile(dev, ino): the file now belongs to a daemon that outlives this environment;
+// teardown leaves it in place (unlinkSocket still removes it on a stop of ours).
+Napi::Value Addon::KeepSocketFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  dev_t dev;
+  ino_t ino;
+  if (!GetIdentity(info, 0, &dev, &ino)) return env.Undefined();
+  for (OwnedSocket& s : sockets_) {
+    if (s.dev == dev && s.ino == ino) s.file_released = true;
+  }
+  ForgetSockets();
+  return env.Undefined();
+}
+
 Napi::Value Addon::Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) {
@@ -486,7 +513,31 @@ bool Addon::HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::ve
   return true;
 }
 
-// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit, cgroupFd?, cgroupMethod?) → Child
+// Reads spawn()'s last argument, { cgroupFd?, cgroupMethod?, deathSignal?, detach? } or undefined,
+// into `req` and `detach`. No coercions (see `group` in Spawn): only values that already have
+// the right type count, so nothing here can run JS. False with a JS exception pending on a bad value.
+static bool ParseSpawnOptions(Napi::Env env, Napi::Value value, SpawnRequest* req, bool* detach) {
+  *detach = false;
+  if (!value.IsObject()) return true;
+  Napi::Object options = value.As<Napi::Object>();
+  Napi::Value cgroup_fd = options.Get("cgroupFd");
+  Napi::Value method = options.Get("cgroupMethod");
+  Napi::Value signo = options.Get("deathSignal");
+  Napi::Value detached = options.Get("detach");
+  if (cgroup_fd.IsEmpty() || method.IsEmpty() || signo.IsEmpty() || detached.IsEmpty()) return false;
+  if (cgroup_fd.IsNumber()) req->cgroup_fd = cgroup_fd.As<Napi::Number>().Int32Value();
+  if (method.IsString() && method.As<Napi::String>().Utf8Value() == "procs") req->cgroup_method = SpawnRequest::kProcs;
+  if (signo.IsNumber()) req->death_signal = signo.As<Napi::Number>().Int32Value();
+  if (req->death_signal < 0 || req->death_signal >= NSIG) {
+    Napi::RangeError::New(env, "deathSignal is not a signal number").ThrowAsJavaScriptException();
+    return false;
+  }
+  *detach = detached.IsBoolean() && detached.As<Napi::Boolean>().Value();
+  return true;
+}
+
+// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit, options?) → Child
+// options: see ParseSpawnOptions.
 Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!SpawnPossible(env)) return env.Undefined();
@@ -515,8 +566,6 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "argv must hold at least argv[0]").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  int cgroup_fd = info[7].IsNumber() ? info[7].As<Napi::Number>().Int32Value() : -1;
-  bool by_procs = info[8].IsString() && info[8].As<Napi::String>().Utf8Value() == "procs";
 
   std::vector<char*> c_argv = CStrings(argv);
   std::vector<char*> c_env = CStrings(envv);
@@ -528,8 +577,9 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   req.cwd = has_cwd ? cwd.c_str() : nullptr;
   req.fds = fds;
   req.new_process_group = group;
-  req.cgroup_fd = cgroup_fd;
-  req.cgroup_method = by_procs ? SpawnRequest::kProcs : SpawnRequest::kClone;
+  bool detach = false;
+  if (!ParseSpawnOptions(env, info[7], &req, &detach)) return env.Undefined();
+  req.parent = getpid();
 
   // The JS object first: if the environment is going away, we learn it before a child exists.
   constructing_child_ = true;
@@ -550,7 +600,7 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
     SpawnError(env, err, file, has_cwd ? &cwd : nullptr).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  err = child->Adopt(this, spawned, group, info[6].As<Napi::Function>());
+  err = child->Adopt(this, spawned, group, detach, info[6].As<Napi::Function>());
   if (err < 0) {
     for (int fd : spawned.parent_ends) {
       if (fd >= 0) close(fd);
@@ -565,7 +615,7 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
 // The environment stopped running JS between the spawn and the hand-over: end the child now,
 // rather than leave it to a teardown that might be far away, and close its pipes.
 void Addon::KillAfterFailedAdoption(Child* child, std::vector<int>* pipes) {
-  child->Abandon();
+  child->Abandon(/*kill_detached=*/true);
   for (int& fd : *pipes) {
     if (fd >= 0) close(fd);
     fd = -1;

@@ -14,6 +14,7 @@ namespace vfd {
 
 class Child;
 class PipeReader;
+class Adoptee;
 
 class Addon : public Napi::Addon<Addon> {
  public:
@@ -29,6 +30,10 @@ class Addon : public Napi::Addon<Addon> {
   void Unregister(Child* child) { live_.erase(child); }
   void RegisterReader(PipeReader* reader) { readers_.insert(reader); }
   void UnregisterReader(PipeReader* reader) { readers_.erase(reader); }
+  // Processes opened by pid (not our children) register too; teardown only lets go of them.
+  void Register(Adoptee* adoptee) { adoptees_.insert(adoptee); }
+  void Unregister(Adoptee* adoptee) { adoptees_.erase(adoptee); }
+  Napi::Object NewAdoptee();
 
   // Every uv_close() we start is counted, so that teardown can wait for its callback.
   void HandleClosing() { pending_closes_++; }
@@ -40,6 +45,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value UnlinkSocket(const Napi::CallbackInfo& info);
   Napi::Value RemoveStaleSocket(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value KeepSocketFile(const Napi::CallbackInfo& info);
   Napi::Value Spawn(const Napi::CallbackInfo& info);
   Napi::Value AbandonAll(const Napi::CallbackInfo& info);
   Napi::Value LiveGroups(const Napi::CallbackInfo& info);
@@ -85,6 +91,8 @@ class Addon : public Napi::Addon<Addon> {
   Napi::FunctionReference reader_constructor_;
   bool constructing_reader_ = false;
   std::unordered_set<PipeReader*> readers_;
+  Napi::FunctionReference adoptee_constructor_;
+  std::unordered_set<Adoptee*> adoptees_;
   int pending_closes_ = 0;
   napi_async_cleanup_hook_handle cleanup_handle_ = nullptr;
   bool tearing_down_ = false;

@@ -59,10 +59,11 @@ Child::~Child() {
   if (pidfd_ >= 0) close(pidfd_);
 }
 
-int Child::Adopt(Addon* addon, const SpawnResult& spawned, bool group, Napi::Function on_exit) {
+int Child::Adopt(Addon* addon, const SpawnResult& spawned, bool group, bool detach, Napi::Function on_exit) {
   pid_ = spawned.pid;
   pidfd_ = spawned.pidfd;
   group_ = group;
+  detach_ = detach;
 
   addon_ = addon;
   poll_ = new uv_poll_t;
@@ -165,10 +166,21 @@ void Child::StopWatching() {
   });
 }
 
-void Child::Abandon() {
+void Child::Abandon(bool kill_detached) {
   if (exited_) return;
   StopWatching();
-  KillAndReap();
+  if (!detach_ || kill_detached) {
+    KillAndReap();
+    return;
+  }
+  // It outlives us on purpose. Closing the pidfd also drops the adoption lock taken on it, so
+  // that the next manager may adopt the daemon. Until this process exits, the daemon stays
+  // our child: its exit leaves a zombie that only our own exit hands to init.
+  close(pidfd_);
+  pidfd_ = -1;
+  exited_ = true;
+  if (addon_) addon_->Unregister(this);
+  addon_ = nullptr;
 }
 
 // Signal the process group our child leads. 0 sent, -ESRCH when nobody could be signalled

@@ -18,12 +18,14 @@ class Child : public Napi::ObjectWrap<Child> {
   ~Child() override;
 
   // Take over a freshly spawned process and start watching its pidfd. On failure the
-  // process has been killed and reaped, and a negative errno is returned.
-  int Adopt(Addon* addon, const SpawnResult& spawned, bool group, Napi::Function on_exit);
+  // process has been killed and reaped, and a negative errno is returned. `detach`: teardown
+  // lets the child live on (lifetime 'survive') instead of killing it.
+  int Adopt(Addon* addon, const SpawnResult& spawned, bool group, bool detach, Napi::Function on_exit);
 
   // Environment teardown, where no JavaScript may run: SIGKILL the child (its group when it
-  // has one), reap it, stop watching. The exit callback is never called.
-  void Abandon();
+  // has one), reap it, stop watching - or, for a detached child, only stop watching and close
+  // the pidfd (unless `kill_detached`: nobody will ever own it). The exit callback is never called.
+  void Abandon(bool kill_detached = false);
 
   // The addon is being destroyed: drop the pointer to it.
   void ForgetAddon() { addon_ = nullptr; }
@@ -48,6 +50,7 @@ class Child : public Napi::ObjectWrap<Child> {
   pid_t pid_ = -1;
   int pidfd_ = -1;
   bool group_ = false;
+  bool detach_ = false;
   bool exited_ = false;
   bool reaped_elsewhere_ = false;  // waitid said ECHILD: its pid may be someone else's now
   uv_poll_t* poll_ = nullptr;

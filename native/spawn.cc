@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -106,6 +107,15 @@ static int ChildMain(void* arg) {
   }
 
   if (req.new_process_group && setpgid(0, 0) < 0) goto fail;
+
+  // The kernel sends the death signal when the thread that cloned us exits (the JS thread of
+  // the spawning environment, main or worker), and a SIGKILLed manager never runs a teardown
+  // hook. If the manager died before prctl, no signal will ever come: the reparenting has
+  // happened already, and getppid() tells. Nobody is left to read an error then.
+  if (req.death_signal) {
+    if (prctl(PR_SET_PDEATHSIG, req.death_signal) < 0) goto fail;
+    if (getppid() != req.parent) _exit(127);
+  }
   if (req.cwd && chdir(req.cwd) < 0) goto fail;
 
   // Pass 1: move every source above the targets and the other sources, so that placing

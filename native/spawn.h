@@ -29,6 +29,11 @@ struct SpawnRequest {
   // migrates it and costs more (see bench/); kept as the fallback and for the benchmark.
   enum CgroupMethod { kClone, kProcs };
   CgroupMethod cgroup_method = kClone;
+  // Non-zero: PR_SET_PDEATHSIG(death_signal) in the child, which then exits at once if
+  // `parent` (our getpid(), taken before clone) is no longer its parent. The signal is tied to
+  // the calling THREAD, not to our process: see ChildMain.
+  int death_signal = 0;
+  pid_t parent = 0;
 };
 
 struct SpawnResult {

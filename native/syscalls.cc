@@ -24,6 +24,11 @@ int PidfdSendSignal(int pidfd, int signo, unsigned int flags) {
   return syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, flags) < 0 ? -errno : 0;
 }
 
+int PidfdGetfd(int pidfd, int targetfd) {
+  int fd = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, targetfd, 0));
+  return fd < 0 ? -errno : fd;
+}
+
 // Tests set VIRTIOFS_DAEMON_NO_PIDFD_GROUP to exercise the path of kernels before 6.9 here.
 static bool ProbePidfdGroupSignal() {
   const char* off = getenv("VIRTIOFS_DAEMON_NO_PIDFD_GROUP");
@@ -78,7 +83,8 @@ int PidfdExitStatus(int pidfd, int* status) {
   memset(&info, 0, sizeof(info));
   info.mask = kPidfdInfoExit;
   if (ioctl(pidfd, kPidfdGetInfo, &info) < 0) return -errno;
-  if (!(info.mask & kPidfdInfoExit)) return -EOPNOTSUPP;
+  // Asked before the reap, or of a kernel that never answers it (6.13, 6.14).
+  if (!(info.mask & kPidfdInfoExit)) return -EAGAIN;
   *status = info.exit_code;
   return 0;
 }

@@ -13,6 +13,8 @@ namespace vfd {
 
 int PidfdOpen(pid_t pid);
 int PidfdSendSignal(int pidfd, int signo, unsigned int flags = 0);
+// A copy (close-on-exec) of fd `targetfd` of the pidfd's process (Linux 5.6; ptrace access).
+int PidfdGetfd(int pidfd, int targetfd);
 
 // The flag of pidfd_send_signal (Linux >= 6.9) that signals the process group the pidfd's
 // process leads, named by its struct pid rather than by number.
@@ -26,7 +28,9 @@ bool PidfdCanSignalGroup();
 int WaitPidfd(int pidfd, siginfo_t* info, int options);
 
 // The wait status (as waitpid's) of a reaped process, kept by the kernel in its pidfd
-// (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux >= 6.15). -EOPNOTSUPP/-ENOTTY/-EINVAL before.
+// (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux >= 6.15). -EAGAIN while it is not published (not
+// reaped yet; on 6.13 and 6.14, never); -ENOTTY/-EINVAL before 6.13; -ESRCH once a 6.13/6.14
+// process is reaped.
 int PidfdExitStatus(int pidfd, int* status);
 
 // What a caller needs of stat(), through statx(). glibc's stat family binds to GLIBC_2.33

@@ -65,6 +65,14 @@ export interface CgroupStats {
   pidsCurrent?: number;
 }
 
+/** A {@link Cgroup} as a daemon handle records it (JSON). */
+export interface CgroupRecord {
+  /** Absolute path of the cgroup directory. */
+  path: string;
+  /** The topmost directory created for the daemon (removed with it), or null. */
+  createdTop: string | null;
+}
+
 /** The cgroup of one daemon. */
 export class Cgroup {
   private constructor(
@@ -265,6 +273,33 @@ export class Cgroup {
       }
       if (dir === this.createdTop || dir === path.dirname(dir)) return null;
     }
+  }
+
+  /** What a daemon handle keeps of this cgroup, so that a later manager can {@link resume} it. */
+  record(): CgroupRecord {
+    return { path: this.path, createdTop: this.createdTop };
+  }
+
+  /**
+   * The cgroup of an adopted daemon, from its handle: a cgroup v2 directory that `pid` is in.
+   * Anything else is an {@link InvalidOptionError} for `handle.cgroup` (a hand-edited handle must
+   * not make stop() kill or remove a cgroup that is not the daemon's).
+   */
+  static resume(record: CgroupRecord, pid: number): Cgroup {
+    const { path: dir, createdTop } = record;
+    const bad = (why: string): never => {
+      throw new InvalidOptionError('handle.cgroup', `'${dir}' ${why}; the handle is not this daemon's`);
+    };
+    if (!onCgroup2(dir)) bad('is not a cgroup v2 directory');
+    if (createdTop !== null && dir !== createdTop && !isInside(dir, createdTop)) bad(`is not inside '${createdTop}'`);
+    let member = false;
+    try {
+      member = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').includes(String(pid));
+    } catch {
+      // unreadable: not a cgroup we can use
+    }
+    if (!member) bad(`does not hold process ${pid}`);
+    return new Cgroup(dir, createdTop);
   }
 
   /** True when {@link prepare} created the directory. */

@@ -9,11 +9,15 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pino, { type Logger } from 'pino';
 import pinoPretty from 'pino-pretty';
+import { runDetached, statusDetached, stopDetached } from './cli-lifetime.js';
 import { VirtiofsDaemonError } from './errors.js';
 import { Virtiofsd, type CacheMode } from './virtiofsd.js';
 import type { DaemonExit } from './types.js';
 
 const USAGE = `Usage: virtiofs-daemon run --shared-dir DIR --socket PATH [options] [-- EXTRA_ARGS...]
+       virtiofs-daemon run --detach --state FILE --shared-dir DIR --socket PATH [options]
+       virtiofs-daemon stop --state FILE
+       virtiofs-daemon status --state FILE
 
 Serve DIR to a VM through virtiofsd on the vhost-user socket PATH, print the QEMU options
 that attach to it, and stop virtiofsd (removing the socket) on Ctrl-C or SIGTERM.
@@ -28,12 +32,20 @@ Options:
   --memory SIZE       guest memory size for the printed QEMU options; default 2G
   --debug             debug logging in virtiofsd
   --syslog            virtiofsd logs to syslog instead of through us
+  --detach            (run) start a virtiofsd that outlives this command, write its handle
+                      to --state FILE and exit 0 once it is ready
+  --state FILE        the handle of a detached daemon (JSON, written by run --detach)
   -h, --help          this text
   --version           print the version of virtiofs-daemon
 Arguments after -- go to virtiofsd as they are.
 
+stop adopts the daemon of FILE (its output since run --detach comes first), stops it
+(SIGTERM, SIGKILL after 3 s) and removes FILE. status says whether it runs and is the very
+process FILE names (pid, start time, boot, executable); it signals nothing.
+
 Exit status: 0 after a stop on Ctrl-C/SIGTERM; the daemon's own when it quits by itself
-(128+N when signal N killed it); 1 when it cannot start; 2 on bad usage.`;
+(128+N when signal N killed it); 1 when it cannot start; 2 on bad usage; status and stop:
+0 running / stopped, 3 when the daemon of FILE is not running.`;
 
 class UsageError extends Error {}
 
@@ -70,6 +82,9 @@ function version(): string {
 }
 
 interface RunOptions {
+  command: 'run' | 'stop' | 'status';
+  detach: boolean;
+  state: string | undefined;
   sharedDir: string;
   socket: string;
   cache: CacheMode;
@@ -97,6 +112,8 @@ function parse(argv: string[]): RunOptions | 'help' | 'version' {
       memory: { type: 'string', default: '2G' },
       debug: { type: 'boolean', default: false },
       syslog: { type: 'boolean', default: false },
+      detach: { type: 'boolean', default: false },
+      state: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
       version: { type: 'boolean', default: false },
     },
@@ -106,12 +123,24 @@ function parse(argv: string[]): RunOptions | 'help' | 'version' {
   const dashdash = argv.indexOf('--');
   const extraArgs = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
   const [command, ...rest] = positionals.slice(0, positionals.length - extraArgs.length);
-  if (command !== 'run') throw new UsageError(command ? `unknown command '${command}'` : 'missing command: run');
+  if (command !== 'run' && command !== 'stop' && command !== 'status') {
+    throw new UsageError(command ? `unknown command '${command}'` : 'missing command: run, stop or status');
+  }
   if (rest.length) throw new UsageError(`unexpected argument '${rest[0]}' (extra virtiofsd arguments go after --)`);
+  if (command !== 'run' || values.detach) {
+    if (!values.state) throw new UsageError(`${command === 'run' ? '--detach' : command} needs --state FILE`);
+  } else if (values.state) throw new UsageError('--state FILE goes with --detach');
+  if (command !== 'run') {
+    if (values.detach) throw new UsageError('--detach goes with run');
+    return { command, detach: false, state: path.resolve(values.state!) } as RunOptions;
+  }
   if (!values['shared-dir']) throw new UsageError('--shared-dir DIR is required');
   if (!values.socket) throw new UsageError('--socket PATH is required');
   if (!['auto', 'rust', 'legacy'].includes(values.dialect!)) throw new UsageError(`--dialect: '${values.dialect}' is not auto, rust or legacy`);
   return {
+    command,
+    detach: values.detach,
+    state: values.state === undefined ? undefined : path.resolve(values.state),
     sharedDir: path.resolve(values['shared-dir']),
     socket: path.resolve(values.socket),
     cache: values.cache as CacheMode,
@@ -159,7 +188,19 @@ async function run(opts: RunOptions): Promise<number> {
     logger,
     stopSignal: 'SIGTERM',
     stopTimeoutMs: 3000,
+    lifetime: opts.detach ? 'survive' : 'manager',
   });
+
+  if (opts.detach) {
+    try {
+      await runDetached(daemon, opts.state!, logger);
+    } catch (err) {
+      logger.error({ err }, 'virtiofsd did not start');
+      return 1;
+    }
+    process.stdout.write(`${qemuOptions(opts.socket, opts.tag, opts.memory).join(' \\\n  ')}\n`);
+    return 0;
+  }
 
   let quit!: (exit: DaemonExit) => void;
   const quitted = new Promise<DaemonExit>((resolve) => (quit = resolve));
@@ -211,7 +252,11 @@ async function main(): Promise<void> {
     return;
   }
   try {
-    process.exitCode = await run(opts);
+    if (opts.command === 'stop') process.exitCode = await stopDetached(opts.state!, makeLogger());
+    else if (opts.command === 'status') process.exitCode = await statusDetached(opts.state!, process.stdout);
+    else process.exitCode = await run(opts);
+    // A detached daemon is left running: its watch and output pipe must not hold us here.
+    if (opts.detach) process.exit();
   } catch (err) {
     process.stderr.write(`virtiofs-daemon: ${cliMessage(err)}\n`);
     process.exitCode = 1;

@@ -3,13 +3,53 @@
  * of its own, output pipes read line by line on the event loop, the exit observed by pidfd,
  * stop with escalation, and the wait until nothing of the group is left.
  */
+import { fstatSync } from 'node:fs';
 import net from 'node:net';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { VirtiofsDaemonError, type ExitStatus } from './errors.js';
 import { Cgroup, type CgroupStats } from './cgroup.js';
+import { processIdentity, type DaemonHandle, type Lifetime } from './handle.js';
 import { LineScanner, parseDaemonLine } from './lines.js';
 import { safeLog, type Log } from './logger.js';
-import { liveGroups, readPipe, spawn, type Child, type PipeReader } from './native.js';
+import {
+  closeFd,
+  liveGroups,
+  lockFd,
+  makePipe,
+  readPipe,
+  spawn,
+  type Child,
+  type ForeignExit,
+  type OpenProcess,
+  type PipeReader,
+} from './native.js';
+import { signalName } from './signals.js';
+
+/**
+ * Capacity of a surviving daemon's output pipe: what it can log while no manager reads it. 1 MiB
+ * is the default /proc/sys/fs/pipe-max-size; beyond what the pipe holds, lines are dropped (the
+ * daemon's end is non-blocking), never the daemon blocked.
+ */
+export const LOG_PIPE_BYTES = 1024 * 1024;
+
+/** How long an adopted daemon's exit may wait for its status to be published (its reap by init). */
+const EXIT_STATUS_WAIT_MS = 5000;
+
+/** A daemon process adopted by pid instead of spawned (see adopt.ts). */
+export interface AttachedProcess {
+  proc: OpenProcess;
+  /** Our copy of its output pipe's read end, or null. Ours to close from now on. */
+  logFd: number | null;
+  /** Where that pipe is parked in the daemon (from the handle), for the next handle. */
+  log: DaemonHandle['log'];
+  /** Its command line, from the handle. */
+  argv: string[];
+  /** Its start time, from the handle: tells its zombie from a later process with its pid. */
+  startTime: string;
+}
+
+/** What both a spawned child and an adopted process offer the layer above. */
+type Watched = Pick<Child, 'pid' | 'signal' | 'ref' | 'unref'>;
 
 export interface DaemonProcessOptions {
   /** The daemon's name, for log records and errors (e.g. `virtiofsd`). */
@@ -48,6 +88,8 @@ export interface DaemonProcessOptions {
    * means the cgroup is empty; the cgroup is removed at the end if it was created for the daemon.
    */
   cgroup?: Cgroup;
+  /** See {@link Lifetime}. Default `'manager'`. */
+  lifetime?: Lifetime;
 }
 
 /** How a daemon process ended, and whether we asked it to. */
@@ -56,6 +98,8 @@ export interface ProcessEnd extends ExitStatus {
   requested: boolean;
   /** True when processes of its group (or cgroup) were still alive when the deadline passed. */
   groupLeftovers: boolean;
+  /** False when the status is unknown (an adopted daemon on a kernel that does not tell): code and signal are null. */
+  known: boolean;
 }
 
 export interface StopOptions {
@@ -168,9 +212,13 @@ export class DaemonProcess {
   readonly ended: Promise<ProcessEnd>;
   readonly argv: string[];
 
-  private readonly child: Child;
+  private readonly child: Watched;
   private readonly tail: string[] = [];
   private tailLines: number;
+  private known = true;
+  private readonly attached: AttachedProcess | undefined;
+  /** Where the read end of the output pipe is parked in the daemon (lifetime 'survive'). */
+  private parkedLog: DaemonHandle['log'] = null;
   private exit: ExitStatus | null = null;
   private stopRequested = false;
   private stopping: Promise<ProcessEnd> | undefined;
@@ -183,40 +231,134 @@ export class DaemonProcess {
    * Spawn the daemon. Throws synchronously (a {@link SystemError} with `syscall: 'spawn'`) when
    * the program cannot be executed; nothing is left behind then.
    */
-  constructor(private readonly options: DaemonProcessOptions) {
+  constructor(
+    private readonly options: DaemonProcessOptions,
+    attached?: AttachedProcess,
+  ) {
     this.tailLines = options.tailLines ?? 20;
     this.log = safeLog(options.logger);
-    this.argv = [options.file, ...options.args];
+    this.argv = attached ? attached.argv : [options.file, ...options.args];
+    this.attached = attached;
     let exitSeen!: () => void;
     this.exitSeen = new Promise<void>((resolve) => (exitSeen = resolve));
-
-    const cgroupFd = options.cgroup?.openFd();
-    try {
-      this.child = spawn({
-        file: options.file,
-        argv: this.argv,
-        env: options.env,
-        fds: ['null', options.captureStdout ? 'pipe' : 'null', 'pipe', ...(options.extraFds ?? [])],
-        newProcessGroup: true,
-        cgroupFd,
-        onExit: (exit) => {
-          this.exit = { code: exit.code, signal: exit.signal };
-          // The daemon is still a zombie here, so its group id cannot have been reused: this
-          // reaches exactly its descendants (both virtiofsd dialects fork a sandbox child).
-          this.killAll();
-          exitSeen();
-        },
-      });
-    } finally {
-      if (cgroupFd !== undefined) Cgroup.closeFd(cgroupFd);
-    }
-
-    if (options.cgroup) {
+    // A surviving daemon's cgroup must outlive us too; any other dies with this process.
+    if (options.cgroup && options.lifetime !== 'survive' && !attached) {
       const unwatch = watchCgroup(options.cgroup);
       void this.exitSeen.then(unwatch);
     }
-    const streams = this.child.pipes.filter((fd): fd is number => fd !== null).map((fd) => this.readLines(fd));
-    this.ended = this.finish(streams);
+
+    if (attached) {
+      this.child = attached.proc;
+      attached.proc.watch(() => {
+        void this.attachedExit(attached).then((exit) => {
+          this.exit = { code: exit.code, signal: exit.signal };
+          this.known = exit.known;
+          // Through the pidfd: it reaches the group only while the kernel still knows it.
+          this.killAll();
+          exitSeen();
+        });
+      });
+      const fds = attached.logFd === null ? [] : [attached.logFd];
+      this.ended = this.finish(fds.map((fd) => this.readLines(fd)));
+      return;
+    }
+
+    const onExit = (exit: { code: number | null; signal: NodeJS.Signals | null }): void => {
+      this.exit = { code: exit.code, signal: exit.signal };
+      // Both null: someone else in this process reaped our child, and its status is lost.
+      this.known = exit.code !== null || exit.signal !== null;
+      // The daemon is still a zombie here, so its group id cannot have been reused: this
+      // reaches exactly its descendants (both virtiofsd dialects fork a sandbox child).
+      this.killAll();
+      exitSeen();
+    };
+    const extraFds = options.extraFds ?? [];
+    const cgroupFd = options.cgroup?.openFd();
+    let child: Child;
+    let streamFds: number[];
+    try {
+      if (options.lifetime === 'survive') {
+        // One pipe for stdout and stderr. A copy of its read end is parked in the daemon itself
+        // (after extraFds), so that writing never meets EPIPE/SIGPIPE while no manager reads, and
+        // the next manager takes it back with pidfd_getfd.
+        const pipe = makePipe(LOG_PIPE_BYTES, { writeNonblocking: true });
+        try {
+          child = spawn({
+            file: options.file,
+            argv: this.argv,
+            env: options.env,
+            fds: ['null', options.captureStdout ? pipe.write : 'null', pipe.write, ...extraFds, pipe.read],
+            newProcessGroup: true,
+            cgroupFd,
+            onExit,
+            lifetime: { detach: true },
+          });
+        } catch (err) {
+          closeFd(pipe.read);
+          throw err;
+        } finally {
+          closeFd(pipe.write);
+        }
+        this.parkedLog = { fd: 3 + extraFds.length, pipeIno: String(fstatSync(pipe.read, { bigint: true }).ino) };
+        streamFds = [pipe.read];
+      } else {
+        child = spawn({
+          file: options.file,
+          argv: this.argv,
+          env: options.env,
+          fds: ['null', options.captureStdout ? 'pipe' : 'null', 'pipe', ...extraFds],
+          newProcessGroup: true,
+          cgroupFd,
+          onExit,
+          lifetime: { deathSignal: 'SIGKILL' },
+        });
+        streamFds = child.pipes.filter((fd): fd is number => fd !== null);
+      }
+    } finally {
+      if (cgroupFd !== undefined) Cgroup.closeFd(cgroupFd);
+    }
+    this.child = child;
+    // The adoption lock: while we hold the daemon, no other manager can adopt it.
+    lockFd(child.pidfd);
+    this.ended = this.finish(streamFds.map((fd) => this.readLines(fd)));
+  }
+
+  /**
+   * The fields of a {@link DaemonHandle} that describe the process. Throws
+   * `ERR_DAEMON_NOT_RUNNING` once it has exited.
+   */
+  identity(): Pick<DaemonHandle, 'pid' | 'pgid' | 'startTime' | 'exe' | 'argv' | 'log' | 'cgroup'> {
+    const pid = this.pid;
+    const id = pid ? processIdentity(pid) : null;
+    if (!id || !id.exe || id.state === 'Z' || id.state === 'X') {
+      throw new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.options.name} is not running; it has no handle`);
+    }
+    const log = this.attached ? this.attached.log : this.parkedLog;
+    const cgroup = this.options.cgroup?.record() ?? null;
+    return { pid, pgid: pid, startTime: id.startTime, exe: id.exe, argv: this.argv, log, cgroup };
+  }
+
+  /**
+   * The status of an adopted daemon that has exited. The kernel publishes it to pidfd holders
+   * once its parent (init, by now) has reaped it; until then a zombie's /proc stat holds it,
+   * which root may read. Neither within the deadline: unknown, never invented.
+   */
+  private async attachedExit(attached: AttachedProcess): Promise<ForeignExit> {
+    const deadline = Date.now() + EXIT_STATUS_WAIT_MS;
+    for (let delay = 1; ; delay = Math.min(delay * 2, 50)) {
+      const info = attached.proc.exitInfo();
+      if (info) return info;
+      const id = processIdentity(attached.proc.pid);
+      if (id && id.startTime === attached.startTime && id.state === 'Z' && process.geteuid?.() === 0) {
+        const status = id.exitCode;
+        const signo = status & 0x7f;
+        return signo
+          ? { known: true, code: null, signal: signalName(signo), coreDumped: (status & 0x80) !== 0 }
+          : { known: true, code: (status >> 8) & 0xff, signal: null, coreDumped: false };
+      }
+      if (Date.now() > deadline) return { known: false, code: null, signal: null, coreDumped: false };
+      await sleep(delay, this.refed);
+    }
   }
 
   /** The daemon's pid; 0 once it has exited and been reaped. */
@@ -391,7 +533,8 @@ export class DaemonProcess {
       for (const s of streams) s.destroy();
       await drained;
     }
-    return { ...this.exit!, requested: this.stopRequested, groupLeftovers };
+    this.attached?.proc.release();
+    return { ...this.exit!, requested: this.stopRequested, groupLeftovers, known: this.known };
   }
 }
 

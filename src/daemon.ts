@@ -2,12 +2,16 @@
  * The lifecycle both daemons share, on top of the process layer: one process at a time, a
  * guarded start, one shared stop, and the end reported once (log, cleanup, onQuit).
  */
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import type { CgroupStats } from './cgroup.js';
-import type { DaemonProcess, ProcessEnd, StopOptions } from './daemon-process.js';
+import { adoptProcess } from './adopt.js';
+import { Cgroup, type CgroupStats } from './cgroup.js';
+import { DaemonProcess, type ProcessEnd, type StopOptions } from './daemon-process.js';
 import { describeValue } from './describe.js';
 import { DaemonRunningError, InvalidOptionError, VirtiofsDaemonError } from './errors.js';
+import { bootId, HANDLE_FORMAT, type DaemonHandle, type Lifetime, type SocketRecord } from './handle.js';
 import { safeLog, subsystemLog, type Log } from './logger.js';
+import { closeFd } from './native.js';
 import { requireOptionsObject } from './options.js';
 import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
@@ -125,6 +129,65 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     return this.proc.stats();
   }
 
+  /**
+   * A JSON-serialisable record of the running daemon, from which `adopt()` can take it over
+   * later, in this process or another (see {@link DaemonHandle}). Throws
+   * `ERR_DAEMON_NOT_RUNNING` when no daemon is running.
+   */
+  handle(): DaemonHandle {
+    const proc = this.proc;
+    if (!proc || this.isStarting) {
+      throw new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.name} is not running; start() it and wait for it first`);
+    }
+    const { pid, pgid, startTime, exe, argv, log, cgroup } = proc.identity();
+    return {
+      format: HANDLE_FORMAT,
+      kind: this.name,
+      pid,
+      pgid,
+      startTime,
+      bootId: bootId(),
+      exe,
+      argv,
+      lifetime: this.lifetime(),
+      sourcePath: resolve(this.sourcePath()),
+      sockets: this.socketRecords(),
+      log,
+      cgroup,
+    };
+  }
+
+  /**
+   * Take over the daemon of a verified `handle` (adopt.ts): it becomes ours as if we had started
+   * it - stop, onQuit once, its output through our logger from where its pipe stands.
+   */
+  protected attach(handle: DaemonHandle, onQuit?: (exit: DaemonExit) => void): void {
+    const { proc, logFd, logProblem } = adoptProcess(handle);
+    let cgroup: Cgroup | undefined;
+    try {
+      cgroup = handle.cgroup ? Cgroup.resume(handle.cgroup, handle.pid) : undefined;
+    } catch (err) {
+      if (logFd !== null) closeFd(logFd);
+      proc.release();
+      throw err;
+    }
+    const log = logFd === null ? null : handle.log;
+    const daemon = new DaemonProcess(
+      { name: this.name, file: handle.argv[0]!, args: handle.argv.slice(1), logger: this.log, lifetime: 'survive', cgroup },
+      { proc, logFd, log, argv: handle.argv, startTime: handle.startTime },
+    );
+    if (logProblem) this.log.warn({ daemonPid: handle.pid }, `${this.name}'s output cannot be followed: ${logProblem}`);
+    this.log.info({ daemonPid: handle.pid, argv: handle.argv }, `${this.name} adopted`);
+    this.adopt(daemon, { started: true }, onQuit);
+  }
+
+  /** The shared directory (for its handle). */
+  protected abstract sourcePath(): string;
+  /** The lifetime policy of the daemon (for its handle). */
+  protected abstract lifetime(): Lifetime;
+  /** The daemon's sockets, by name, with their identity (for its handle). */
+  protected abstract socketRecords(): Record<string, SocketRecord>;
+
   abstract mount(opt: MountOption): Promise<void>;
   abstract umount(mountpoint: string): Promise<void>;
 
@@ -150,7 +213,7 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
 
   /** Never throws: it runs on a promise nobody awaits, where a throw would be an unhandled rejection. */
   private report(proc: DaemonProcess, end: ProcessEnd, onQuit?: (exit: DaemonExit) => void): void {
-    const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested };
+    const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested, known: end.known };
     this.log[end.requested ? 'info' : 'warn']({ ...exit, groupLeftovers: end.groupLeftovers }, `${this.name} quits`);
     if (this.proc === proc) {
       try {

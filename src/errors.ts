@@ -136,3 +136,32 @@ export class NydusApiError extends VirtiofsDaemonError {
     this.apiMessage = details.apiMessage;
   }
 }
+
+/**
+ * `adopt()` found no daemon to adopt: the process named by the handle has exited, or its pid
+ * now belongs to another process (start time, boot or executable differ), or the handle comes
+ * from another boot. No signal was sent to anyone.
+ */
+export class DaemonGoneError extends VirtiofsDaemonError {
+  /** The pid the handle named. */
+  readonly pid: number;
+
+  constructor(pid: number, message: string, options?: { cause?: unknown }) {
+    super('ERR_DAEMON_GONE', message, options);
+    this.pid = pid;
+  }
+}
+
+/** `adopt()` of a daemon that another manager (or the one that started it) holds and that is alive. */
+export class DaemonAdoptedError extends VirtiofsDaemonError {
+  readonly pid: number;
+
+  constructor(pid: number, what: string) {
+    super(
+      'ERR_DAEMON_ADOPTED',
+      `${what} (pid ${pid}) is already managed by another live manager (its adoption lock is held); ` +
+        'stop it there, or wait until that manager has exited',
+    );
+    this.pid = pid;
+  }
+}

@@ -9,9 +9,11 @@ export {
   type ResolvedVirtiofsdOptions,
   type CacheMode,
   type Dialect,
+  type VirtiofsdAdoptOptions,
   type VirtiofsdArgsInput,
   type VirtiofsdOptions,
 } from './virtiofsd.js';
+export { HANDLE_FORMAT, type DaemonHandle, type DaemonKind, type Lifetime, type SocketRecord } from './handle.js';
 export {
   VIRTIOFSD_OPTIONS,
   escapeLegacyOptionValue,
@@ -22,6 +24,8 @@ export {
 export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './extra-args.js';
 export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './mock.js';
 export {
+  DaemonAdoptedError,
+  DaemonGoneError,
   DaemonRunningError,
   DaemonStartError,
   InvalidOptionError,
@@ -49,6 +53,7 @@ export {
   resolveNydusdOptions,
   WELL_KNOWN_NYDUSD_PATHS,
   SHARED_MOUNTPOINT,
+  type NydusdAdoptOptions,
   type NydusdOptions,
   type ResolvedNydusdOptions,
 } from './nydusd.js';

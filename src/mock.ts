@@ -53,7 +53,7 @@ export class MockVirtiofsDaemon implements VirtiofsDaemon {
 
   async stop(): Promise<void> {
     this.calls.push(['stop']);
-    if (this.running) this.quit({ code: null, signal: 'SIGKILL', requested: true });
+    if (this.running) this.quit({ code: null, signal: 'SIGKILL', requested: true, known: true });
   }
 
   async mount(opt: MountOption): Promise<void> {
@@ -69,7 +69,7 @@ export class MockVirtiofsDaemon implements VirtiofsDaemon {
   }
 
   /** Make the "daemon" quit as if it exited by itself (or pass `requested: true`): onQuit fires once. */
-  quit(exit: DaemonExit = { code: 0, signal: null, requested: false }): void {
+  quit(exit: DaemonExit = { code: 0, signal: null, requested: false, known: true }): void {
     if (!this.running) return;
     this.running = false;
     const onQuit = this.onQuit;

@@ -10,8 +10,10 @@
  * terminated; an Electron context goes away), every child still running is SIGKILLed, with its
  * process group when it has one, and reaped. Every listening socket made by {@link listenUnix}
  * whose fd was not closed with {@link closeFd} is closed, and its file, unless handed back with
- * {@link unlinkSocket}, is removed (when it is still the file we bound). Only a process killed by
- * a signal skips this.
+ * {@link unlinkSocket} or {@link keepSocketFile}, is removed (when it is still the file we bound).
+ * Only a process killed by a signal skips this; a child spawned with `lifetime.deathSignal` gets
+ * that signal from the kernel then. A child spawned with `lifetime.detach` is left running
+ * instead (its pidfd is closed).
  *
  * Socket directories: every socket-file operation pins the socket's directory with one fd and
  * acts relative to it. A symlink on the way is followed only when the directory holding it is
@@ -99,6 +101,16 @@ export interface SpawnOptions {
    */
   cgroupMethod?: 'clone' | 'procs';
   /**
+   * How long the child may live, beyond the teardown policy (see the module comment).
+   * - `deathSignal`: the child asks the kernel for this signal (`PR_SET_PDEATHSIG`) when the
+   *   **thread** that spawned it exits - the JS thread of this environment, main or worker, so
+   *   it fires even when this process is SIGKILLed and no teardown runs. A child whose spawner
+   *   died before it could ask exits at once. Default: none.
+   * - `detach`: environment teardown and process exit leave the child running instead of
+   *   killing it (its pidfd is closed). Default false.
+   */
+  lifetime?: { deathSignal?: NodeJS.Signals; detach?: boolean };
+  /**
    * Called once, on this thread's event loop, when the child has exited. While it runs the
    * child is not yet reaped, so its pid and process-group id cannot be reused: a
    * `signal(..., { group: true })` made inside it reaches exactly the survivors of the group.
@@ -175,9 +187,12 @@ interface Addon {
     fds: FdSource[],
     newProcessGroup: boolean,
     onExit: (code: number, signo: number, coreDumped: boolean) => void,
-    cgroupFd: number | null,
-    cgroupMethod: string | null,
+    options: { cgroupFd?: number; cgroupMethod?: string; deathSignal?: number; detach?: boolean },
   ): RawChild;
+  openProcess(pid: number): RawProcess;
+  makePipe(size: number, writeNonblocking: boolean): LogPipe;
+  lockFd(fd: number): boolean | null;
+  keepSocketFile(dev: bigint, ino: bigint): void;
 }
 
 let addon: Addon | undefined;
@@ -253,7 +268,7 @@ function call<T>(fn: (a: Addon) => T): T {
 }
 
 /** The number of a signal given by name or number; anything else is an InvalidOptionError (option `signal`). */
-export { signalNumber } from './signals.js';
+export { signalName, signalNumber } from './signals.js';
 
 /**
  * Create a unix stream socket listening at `path` (blocking, close-on-exec).
@@ -285,6 +300,14 @@ export function unlinkSocket(sock: Pick<ListeningSocket, 'path' | 'dev' | 'ino'>
  */
 export function removeStaleSocket(path: string): boolean {
   return call((a) => a.removeStaleSocket(path));
+}
+
+/**
+ * The socket file now belongs to a daemon that outlives this environment (lifetime 'survive'):
+ * teardown leaves it in place. {@link unlinkSocket} still removes it when we stop the daemon.
+ */
+export function keepSocketFile(sock: Pick<ListeningSocket, 'dev' | 'ino'>): void {
+  call((a) => a.keepSocketFile(sock.dev, sock.ino));
 }
 
 /** Close an fd the addon gave us (the listening socket's fd must be closed here, never otherwise). */
@@ -361,8 +384,12 @@ export function spawn(options: SpawnOptions): Child {
       options.fds,
       options.newProcessGroup ?? false,
       exitCallback(options.onExit),
-      options.cgroupFd ?? null,
-      options.cgroupMethod ?? null,
+      {
+        cgroupFd: options.cgroupFd,
+        cgroupMethod: options.cgroupMethod,
+        deathSignal: options.lifetime?.deathSignal ? signalNumber(options.lifetime.deathSignal, 'lifetime.deathSignal') : 0,
+        detach: options.lifetime?.detach ?? false,
+      },
     ),
   );
   return new ChildHandle(raw);
@@ -395,4 +422,113 @@ export function readPipe(fd: number, onData: (chunk: Buffer | null) => void): Pi
  */
 export function killCgroupMembers(dirfd: number): void {
   call((a) => a.killCgroupMembers(dirfd));
+}
+
+// ---- processes we did not spawn ---------------------------------------------------------
+
+/** How a process ended, as far as the kernel tells a pidfd holder that is not its parent. */
+export interface ForeignExit extends ChildExit {
+  /** False when the kernel cannot tell (Linux < 6.15): `code` and `signal` are null then. */
+  known: boolean;
+}
+
+/**
+ * A process opened by pid (`pidfd_open`), not necessarily our child: signalled through its
+ * pidfd only (its group too, with `PIDFD_SIGNAL_PROCESS_GROUP`), never by number.
+ */
+export interface OpenProcess {
+  readonly pid: number;
+  /** The pidfd, or -1 once released. */
+  readonly pidfd: number;
+  /** Like {@link Child.signal}; false when the process (or, with `group`, the whole group) is gone. */
+  signal(signal: NodeJS.Signals | number, options?: { group?: boolean }): boolean;
+  /** True while a live (non-zombie) process has the process-group id `pid`. */
+  groupAlive(): boolean;
+  /** Call `onExit` once, on this thread's loop, when the process has exited. */
+  watch(onExit: () => void): void;
+  /**
+   * After the exit: the status, or null while its parent has not reaped it yet (the kernel
+   * publishes it to pidfd holders at the reap, Linux >= 6.15).
+   */
+  exitInfo(): ForeignExit | null;
+  /** A copy of the process's fd `targetFd` (`pidfd_getfd`), close-on-exec. Ours to close. */
+  getfd(targetFd: number): number;
+  /** An exclusive lock on this process held by this pidfd (see {@link lockFd}); false when someone else holds it. */
+  lock(): boolean;
+  ref(): void;
+  unref(): void;
+  /** Stop watching and close the pidfd, which drops the lock. Idempotent. */
+  release(): void;
+}
+
+interface RawProcess {
+  readonly pid: number;
+  readonly pidfd: number;
+  signal(signo: number, group: boolean): boolean;
+  groupAlive(): boolean;
+  watch(onExit: () => void): void;
+  exitInfo(): { known: boolean; code?: number; signo?: number; coreDumped?: boolean } | null;
+  getfd(targetFd: number): number;
+  ref(): void;
+  unref(): void;
+  release(): void;
+}
+
+/** A pipe from {@link makePipe}. */
+export interface LogPipe {
+  /** Read end: non-blocking, close-on-exec. */
+  read: number;
+  /** Write end: close-on-exec; non-blocking when asked. */
+  write: number;
+  /** The capacity the kernel granted, in bytes. */
+  size: number;
+}
+
+/**
+ * Open the process `pid` (`pidfd_open`). Throws a {@link SystemError} `ESRCH` when there is no
+ * such process. The pidfd names that process from now on, whatever later happens to the number.
+ */
+export function openProcess(pid: number): OpenProcess {
+  const raw = call((a) => a.openProcess(pid));
+  return {
+    get pid() {
+      return raw.pid;
+    },
+    get pidfd() {
+      return raw.pidfd;
+    },
+    signal: (signal, options) => call(() => raw.signal(signalNumber(signal), options?.group ?? false)),
+    groupAlive: () => call(() => raw.groupAlive()),
+    watch: (onExit) => call(() => raw.watch(onExit)),
+    exitInfo: () => {
+      const r = raw.exitInfo();
+      if (!r) return null;
+      if (!r.known) return { known: false, code: null, signal: null, coreDumped: false };
+      return { known: true, ...exitOf(r.code!, r.signo!, r.coreDumped!) };
+    },
+    getfd: (targetFd) => call(() => raw.getfd(targetFd)),
+    lock: () => lockFd(raw.pidfd),
+    ref: () => raw.ref(),
+    unref: () => raw.unref(),
+    release: () => raw.release(),
+  };
+}
+
+/**
+ * A pipe whose capacity is raised to `size` bytes (`F_SETPIPE_SZ`, as far as
+ * /proc/sys/fs/pipe-max-size allows an unprivileged caller; root may go beyond).
+ */
+export function makePipe(size: number, options: { writeNonblocking?: boolean } = {}): LogPipe {
+  return call((a) => a.makePipe(size, options.writeNonblocking ?? false));
+}
+
+/**
+ * Lock a process through our pidfd of it (`flock`, exclusive, without waiting): true when we
+ * hold it now, false when another pidfd holds it. The locked file is the process's own pidfs
+ * inode, so the lock is on the process and its holder is our pidfd: it is dropped when that
+ * pidfd is closed, by us or by our death. Before Linux 6.9 (no pidfs) a process cannot be
+ * locked: this returns true and two managers are not kept apart.
+ */
+export function lockFd(pidfd: number): boolean {
+  return call((a) => a.lockFd(pidfd)) ?? true;
 }

@@ -3,6 +3,7 @@
  * serves the guest over vhost-user and mounts each container's RAFS image through its HTTP API.
  * Unlike virtiofsd it cannot take an inherited socket: it binds `--sock` and `--apisock` itself.
  */
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { Cgroup, requireCgroupOptions } from './cgroup.js';
@@ -10,8 +11,10 @@ import { Daemon, describeExit, type Run } from './daemon.js';
 import { DaemonProcess, sleep, type StopOptions } from './daemon-process.js';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { DaemonStartError, InvalidOptionError, SystemError, VirtiofsDaemonError } from './errors.js';
+import { describeValue } from './describe.js';
 import { requireLogger } from './logger.js';
-import { removeStaleSocket } from './native.js';
+import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
+import { removeStaleSocket, unlinkSocket } from './native.js';
 import { NydusClient } from './nydus-client.js';
 import { readOptions, requireBoolean, requireEnv, requireOneOf, requireOptionsObject, requireTimeout } from './options.js';
 import type { DaemonExit, MountOption } from './types.js';
@@ -121,6 +124,37 @@ export interface NydusdOptions {
    * @default false
    */
   cgroupCreate?: boolean;
+  /**
+   * What ends the daemon besides stop(): `'manager'` or `'survive'`, exactly as for virtiofsd
+   * (see `VirtiofsdOptions.lifetime`): the death signal is tied to the **thread** that called
+   * start(); a surviving nydusd is taken over with {@link Nydusd.adopt}.
+   * @default 'manager'
+   */
+  lifetime?: Lifetime;
+}
+
+/** What {@link Nydusd.adopt} takes besides the handle. */
+export interface NydusdAdoptOptions {
+  /**
+   * Where nydusd's output lines (first those logged while it had no manager) and our records go.
+   * @default a pino logger on stderr
+   */
+  logger?: Logger;
+  /**
+   * Called once when the adopted daemon exits (`known: false` where the kernel cannot tell its status).
+   * @default none
+   */
+  onQuit?: (exit: DaemonExit) => void;
+  /**
+   * Timeout of each mount/umount request, in ms.
+   * @default 30000
+   */
+  apiTimeoutMs?: number;
+  /**
+   * stop() sends SIGTERM, then SIGKILL after this long, in ms.
+   * @default 5000
+   */
+  stopTimeoutMs?: number;
 }
 
 /** {@link NydusdOptions} read once, checked, with every default applied. */
@@ -148,6 +182,7 @@ export interface ResolvedNydusdOptions {
   /** undefined: no cgroup of its own. */
   cgroup: string | undefined;
   cgroupCreate: boolean;
+  lifetime: Lifetime;
 }
 
 const NYDUSD_OPTION_KEYS = [
@@ -169,6 +204,7 @@ const NYDUSD_OPTION_KEYS = [
   'version',
   'cgroup',
   'cgroupCreate',
+  'lifetime',
 ] as const;
 const POLICIES: readonly ExtraArgsPolicy[] = ['verbatim', 'known', 'safe'];
 
@@ -198,6 +234,7 @@ export function resolveNydusdOptions(options: object): ResolvedNydusdOptions {
     stopTimeoutMs: requireTimeout('stopTimeoutMs', o.stopTimeoutMs, 5000),
     env: requireEnv('env', o.env),
     ...requireCgroupOptions(o.cgroup, o.cgroupCreate),
+    lifetime: checkLifetime(o.lifetime),
   };
   if (path.resolve(resolved.sockPath) === path.resolve(resolved.apiSockPath)) {
     throw new InvalidOptionError('apiSockPath', `names the same file as sockPath ('${resolved.sockPath}'); give the API its own socket`);
@@ -207,6 +244,8 @@ export function resolveNydusdOptions(options: object): ResolvedNydusdOptions {
 
 export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   private client: NydusClient | undefined;
+  /** The sockets of an adopted nydusd, by identity: cleanup removes them only if they are still those. */
+  private adoptedSockets: SocketRecord[] | undefined;
 
   /**
    * Reads and checks `options` once ({@link resolveNydusdOptions}). Throws only when `options`
@@ -216,9 +255,58 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     super('nydusd', options, resolveNydusdOptions);
   }
 
+  /**
+   * Take over a running nydusd from its handle, as {@link Virtiofsd.adopt} does for virtiofsd:
+   * verified by pidfd before anything else, `ERR_INVALID_OPTION` / `ERR_DAEMON_GONE` /
+   * `ERR_DAEMON_ADOPTED` otherwise. mount()/umount() go to the API socket named in the handle.
+   */
+  static adopt(handle: unknown, options: NydusdAdoptOptions = {}): Promise<Nydusd> {
+    // A throw in the executor rejects: every failure arrives as a rejection.
+    return new Promise((resolve) => resolve(Nydusd.adoptNow(handle, options)));
+  }
+
+  private static adoptNow(handle: unknown, options: NydusdAdoptOptions): Nydusd {
+    const o = requireOptionsObject('Nydusd.adopt', options) as NydusdAdoptOptions;
+    const h = parseHandle(handle, 'nydusd');
+    const onQuit = readOptions(o, ['onQuit']).onQuit;
+    if (onQuit !== undefined && typeof onQuit !== 'function') {
+      throw new InvalidOptionError('onQuit', `${describeValue(onQuit)} is not a function; pass a function or nothing`);
+    }
+    const { sock, api } = h.sockets as { sock: SocketRecord; api: SocketRecord };
+    const daemon = new Nydusd({
+      sockPath: sock.path,
+      apiSockPath: api.path,
+      sourcePath: h.sourcePath,
+      ...readOptions(o, ['logger', 'apiTimeoutMs', 'stopTimeoutMs']),
+      lifetime: h.lifetime,
+    } as NydusdOptions);
+    const resolved = daemon.options; // an invalid logger or timeout throws here, before anything is opened
+    daemon.adoptedSockets = [sock, api];
+    daemon.attach(h, onQuit as ((exit: DaemonExit) => void) | undefined);
+    daemon.client = new NydusClient(api.path, { timeoutMs: resolved.apiTimeoutMs });
+    return daemon;
+  }
+
+  protected sourcePath(): string {
+    return this.options.sourcePath;
+  }
+
+  protected lifetime(): Lifetime {
+    return this.options.lifetime;
+  }
+
+  /** nydusd binds its sockets itself: their identity is what the files are now. */
+  protected socketRecords(): Record<string, SocketRecord> {
+    const record = (p: string): SocketRecord => {
+      const st = statSync(p, { bigint: true });
+      return { path: path.resolve(p), dev: String(st.dev), ino: String(st.ino) };
+    };
+    return { sock: record(this.options.sockPath), api: record(this.options.apiSockPath) };
+  }
+
   protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
     const o = this.options;
-    const { sockPath, apiSockPath, sourcePath } = o;
+    const { sockPath, apiSockPath, sourcePath, lifetime } = o;
     const binary = resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
     checkDirectory('sourcePath', sourcePath);
     checkSocketPath('sockPath', sockPath);
@@ -254,6 +342,7 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
         captureStdout: true,
         cgroup,
         logger: this.log,
+        lifetime,
       });
     } catch (err) {
       void cgroup?.remove();
@@ -341,7 +430,14 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
 
   /** Both sockets go (if nobody else listens there now): nydusd never removes its vhost-user one. */
   protected cleanup(): void {
-    for (const p of [this.options.sockPath, this.options.apiSockPath]) {
+    for (const s of this.adoptedSockets ?? []) {
+      try {
+        unlinkSocket({ path: s.path, dev: BigInt(s.dev), ino: BigInt(s.ino) });
+      } catch (err) {
+        this.log.warn({ err, socket: s.path }, 'socket left in place');
+      }
+    }
+    for (const p of this.adoptedSockets ? [] : [this.options.sockPath, this.options.apiSockPath]) {
       try {
         removeStaleSocket(p);
       } catch (err) {

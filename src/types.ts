@@ -11,6 +11,12 @@ export interface DaemonExit {
   signal: NodeJS.Signals | null;
   /** True when the exit followed our own `stop()`; false when the daemon quit by itself or was killed by someone else. */
   requested: boolean;
+  /**
+   * False when the exit status could not be learnt: an adopted daemon (not our child) on a kernel
+   * that does not publish it to pidfd holders (Linux < 6.15), or a status reaped by someone
+   * else. `code` and `signal` are both null then - never a made-up code.
+   */
+  known: boolean;
 }
 
 /** A filesystem to attach to a running daemon (nydusd: a RAFS image layer). */

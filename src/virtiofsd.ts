@@ -4,15 +4,18 @@
  * over as fd 3 (`--fd=3`), as Kata does, so the VMM can connect the moment start() resolves.
  */
 import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Cgroup, requireCgroupOptions } from './cgroup.js';
 import { Daemon, describeExit, type Run } from './daemon.js';
 import { DaemonProcess, captureOutput, type StopOptions } from './daemon-process.js';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
+import { describeValue } from './describe.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { requireLogger } from './logger.js';
-import { chownToParent, closeFd, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
-import { readOptions, requireBoolean, requireEnv, requireOneOf, requireTimeout } from './options.js';
+import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
+import { chownToParent, closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
+import { readOptions, requireBoolean, requireEnv, requireOneOf, requireOptionsObject, requireTimeout } from './options.js';
 import { requireSignalName } from './signals.js';
 import type { DaemonExit, MountOption } from './types.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
@@ -129,6 +132,20 @@ export interface VirtiofsdOptions extends VirtiofsdTypedOptions {
    * @default false
    */
   cgroupCreate?: boolean;
+  /**
+   * What ends the daemon besides stop().
+   * - `'manager'`: it dies with its manager, even a SIGKILLed one: the kernel sends it SIGKILL
+   *   (`PR_SET_PDEATHSIG`) when the **thread** that started it exits - the JS thread of the
+   *   main environment or of the worker_thread that called start(), the same environment whose
+   *   teardown already kills it - and its sandbox children follow through their own death signal.
+   * - `'survive'`: it outlives its manager (crash, SIGKILL, `process.exit()`, environment
+   *   teardown) and keeps serving; a later manager takes it over with {@link Virtiofsd.adopt}
+   *   from its {@link Virtiofsd.handle}. Its output goes to a 1 MiB pipe that it holds open
+   *   itself: lines logged while no manager reads wait there, lines beyond what the pipe holds
+   *   are dropped, and the daemon never blocks or dies for want of a reader.
+   * @default 'manager'
+   */
+  lifetime?: Lifetime;
 }
 
 const POLICIES: readonly ExtraArgsPolicy[] = ['verbatim', 'known', 'safe'];
@@ -153,6 +170,7 @@ export interface ResolvedVirtiofsdOptions {
   /** undefined: no cgroup of its own. */
   cgroup: string | undefined;
   cgroupCreate: boolean;
+  lifetime: Lifetime;
   /** The typed daemon options as given (read once); buildVirtiofsdArgs checks them against the dialect. */
   typed: VirtiofsdTypedOptions;
 }
@@ -174,6 +192,7 @@ const VIRTIOFSD_OPTION_KEYS = [
   'extraArgsPolicy',
   'cgroup',
   'cgroupCreate',
+  'lifetime',
 ] as const;
 const TYPED_OPTION_KEYS = Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[];
 
@@ -203,8 +222,33 @@ export function resolveVirtiofsdOptions(options: object): ResolvedVirtiofsdOptio
     stopTimeoutMs: requireTimeout('stopTimeoutMs', o.stopTimeoutMs, 5000),
     env: requireEnv('env', o.env),
     ...requireCgroupOptions(o.cgroup, o.cgroupCreate),
+    lifetime: checkLifetime(o.lifetime),
     typed: typed as VirtiofsdTypedOptions,
   };
+}
+
+/** What {@link Virtiofsd.adopt} takes besides the handle. */
+export interface VirtiofsdAdoptOptions {
+  /**
+   * Where the daemon's output lines (first those logged while it had no manager) and our records go.
+   * @default a pino logger on stderr
+   */
+  logger?: Logger;
+  /**
+   * Called once when the adopted daemon exits (`known: false` where the kernel cannot tell its status).
+   * @default none
+   */
+  onQuit?: (exit: DaemonExit) => void;
+  /**
+   * The first signal stop() sends to the daemon's process group.
+   * @default 'SIGKILL'
+   */
+  stopSignal?: NodeJS.Signals;
+  /**
+   * With a `stopSignal` other than SIGKILL: how long before SIGKILL follows, in ms.
+   * @default 5000
+   */
+  stopTimeoutMs?: number;
 }
 
 const dialectCache = new Map<string, Dialect>();
@@ -249,10 +293,57 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     super('virtiofsd', options, resolveVirtiofsdOptions);
   }
 
+  /**
+   * Take over a running virtiofsd from its handle (as `handle()` returned it, or parsed back
+   * from its JSON), in this process or another: the result behaves as a started daemon (`pid`,
+   * `stop()`, onQuit once) and its output continues through `logger`, lines logged while it
+   * had no manager first. The process is opened by pidfd first and only then compared with the
+   * handle, so a pid that now names another process is never signalled. Rejects with
+   * `ERR_INVALID_OPTION` (not a handle), `ERR_DAEMON_GONE` (exited, pid reused, another boot)
+   * or `ERR_DAEMON_ADOPTED` (another live manager holds it).
+   */
+  static adopt(handle: unknown, options: VirtiofsdAdoptOptions = {}): Promise<Virtiofsd> {
+    // A throw in the executor rejects: every failure arrives as a rejection.
+    return new Promise((resolve) => resolve(Virtiofsd.adoptNow(handle, options)));
+  }
+
+  private static adoptNow(handle: unknown, options: VirtiofsdAdoptOptions): Virtiofsd {
+    const o = requireOptionsObject('Virtiofsd.adopt', options) as VirtiofsdAdoptOptions;
+    const h = parseHandle(handle, 'virtiofsd');
+    const onQuit = readOptions(o, ['onQuit']).onQuit;
+    if (onQuit !== undefined && typeof onQuit !== 'function') {
+      throw new InvalidOptionError('onQuit', `${describeValue(onQuit)} is not a function; pass a function or nothing`);
+    }
+    const socket = h.sockets.socket;
+    const daemon = new Virtiofsd({
+      socketPath: socket.path,
+      sourcePath: h.sourcePath,
+      ...readOptions(o, ['logger', 'stopSignal', 'stopTimeoutMs']),
+      lifetime: h.lifetime,
+    } as VirtiofsdOptions);
+    void daemon.options; // an invalid logger or stop option throws here, before anything is opened
+    daemon.socket = { fd: -1, path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
+    daemon.attach(h, onQuit as ((exit: DaemonExit) => void) | undefined);
+    return daemon;
+  }
+
+  protected sourcePath(): string {
+    return this.options.sourcePath;
+  }
+
+  protected lifetime(): Lifetime {
+    return this.options.lifetime;
+  }
+
+  protected socketRecords(): Record<string, SocketRecord> {
+    const s = this.socket!;
+    return { socket: { path: resolve(s.path), dev: String(s.dev), ino: String(s.ino) } };
+  }
+
   /** What the file system decides (binary, directories, dialect), then socket, then process; whatever fails undoes what came before. */
   protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
     const o = this.options;
-    const { socketPath, sourcePath, extraArgs } = o;
+    const { socketPath, sourcePath, extraArgs, lifetime } = o;
     // Without a stderr there is no ready marker to wait for, whichever way syslog was asked for.
     // (Under extraArgsPolicy 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
     const syslog = o.syslog || (extraArgs.includes('--syslog') && o.extraArgsPolicy !== 'safe');
@@ -305,6 +396,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
         extraFds: [socket.fd],
         cgroup,
         logger: this.log,
+        lifetime,
         onLine: (line) => line.includes(READY_MARKER) && ready(),
       });
       // Taken now: DaemonProcess.pid reads 0 once the exit is seen, and a daemon may die right after
@@ -312,6 +404,8 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       pid = proc.pid;
       // Ours from here on, before anything else can fail: a failure below stops it.
       this.socket = socket;
+      // A surviving daemon keeps serving the file after our environment is gone.
+      if (lifetime === 'survive') keepSocketFile(socket);
       this.adopt(proc, run, onQuit);
       this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
       // Logged to syslog or above info, the daemon never says it waits: the socket is ours, so the VMM can connect now.

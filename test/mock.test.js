@@ -16,9 +16,9 @@ test('a nydusd mock follows the contract and records every call', async () => {
   assert.deepEqual([...m.mounts.keys()], ['/rafs/x/lowerdir']);
   await m.umount('/rafs/x/lowerdir');
   assert.equal(m.mounts.size, 0);
-  m.quit({ code: 1, signal: null, requested: false });
+  m.quit({ code: 1, signal: null, requested: false, known: true });
   m.quit();
-  assert.deepEqual(quits, [{ code: 1, signal: null, requested: false }], 'onQuit fires once');
+  assert.deepEqual(quits, [{ code: 1, signal: null, requested: false, known: true }], 'onQuit fires once');
   assert.equal(m.pid, 0);
   await m.stop();
   assert.deepEqual(quits.length, 1, 'stop after the quit calls nothing');
@@ -30,7 +30,7 @@ test('stop() on a running mock reports a requested exit', async () => {
   let exit;
   await m.start((e) => (exit = e));
   await m.stop();
-  assert.deepEqual(exit, { code: null, signal: 'SIGKILL', requested: true });
+  assert.deepEqual(exit, { code: null, signal: 'SIGKILL', requested: true, known: true });
   assert.equal(m.pid, 0);
 });
 

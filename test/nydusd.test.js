@@ -372,7 +372,7 @@ test('start -> mount rafs -> umount -> stop: pid, requests, sockets, processes, 
   assert.equal(w.quits[0].exit.requested, true);
   assert.equal(w.quits[0].sockExisted, false, 'sockPath removed before onQuit');
   assert.equal(w.quits[0].apiSockExisted, false, 'apiSockPath removed before onQuit');
-  if (!REAL) assert.deepEqual(w.quits[0].exit, { code: 0, signal: null, requested: true });
+  if (!REAL) assert.deepEqual(w.quits[0].exit, { code: 0, signal: null, requested: true, known: true });
   assertSocketsGone(w);
   await assertNothingLeft(pid, w.dir);
   await sleep(100);
@@ -1126,7 +1126,7 @@ describe('stop and onQuit', () => {
       assert.ok(ms >= 450, `stop resolved after ${ms} ms, before stopTimeoutMs`);
       assert.ok(ms < 3500, `stop took ${ms} ms`);
       assert.equal(w.quits.length, 1, JSON.stringify(w.quits));
-      assert.deepEqual(w.quits[0].exit, { code: null, signal: 'SIGKILL', requested: true });
+      assert.deepEqual(w.quits[0].exit, { code: null, signal: 'SIGKILL', requested: true, known: true });
       assert.equal(d.pid, 0);
       assertSocketsGone(w);
       await assertNothingLeft(pid, w.dir);
@@ -1151,7 +1151,7 @@ describe('stop and onQuit', () => {
     process.kill(pid, 'SIGKILL');
     await Promise.race([quitSeen, sleep(5000)]);
     assert.equal(w.quits.length, 1, 'onQuit called');
-    assert.deepEqual(w.quits[0].exit, { code: null, signal: 'SIGKILL', requested: false });
+    assert.deepEqual(w.quits[0].exit, { code: null, signal: 'SIGKILL', requested: false, known: true });
     assert.equal(w.quits[0].sockExisted, false, 'sockPath removed before onQuit');
     assert.equal(w.quits[0].apiSockExisted, false, 'apiSockPath removed before onQuit');
     assert.equal(d.pid, 0);
@@ -1181,7 +1181,7 @@ describe('stop and onQuit', () => {
     const pid = await d.start(w.onQuit);
     process.kill(pid, 'SIGTERM');
     await h.waitFor(() => w.quits.length > 0, { timeoutMs: 5000, what: 'onQuit' });
-    assert.deepEqual(w.quits[0].exit, { code: 0, signal: null, requested: false });
+    assert.deepEqual(w.quits[0].exit, { code: 0, signal: null, requested: false, known: true });
     assertSocketsGone(w);
     await assertNothingLeft(pid, w.dir);
     await d.stop();
@@ -1296,7 +1296,7 @@ describe('200 start/stop cycles', () => {
       assert.equal(d.pid, 0);
       assert.equal(quits.length, 1, `onQuit once per daemon (pid ${pid})`);
       assert.equal(quits[0].requested, true);
-      if (!REAL) assert.deepEqual(quits[0], { code: 0, signal: null, requested: true });
+      if (!REAL) assert.deepEqual(quits[0], { code: 0, signal: null, requested: true, known: true });
       assert.equal(exists(slot.sockPath) || exists(slot.apiSockPath), false, `sockets of pid ${pid} removed`);
       durations.push(Date.now() - t0);
     }

@@ -513,7 +513,7 @@ describe('failed starts with stand-in daemons: nothing left behind', () => {
     await d.stop();
     const ms = Date.now() - t0;
     assert.ok(ms >= 250 && ms < 2000, `stop took ${ms} ms`);
-    assert.deepEqual(quits, [{ code: null, signal: 'SIGKILL', requested: true }]);
+    assert.deepEqual(quits, [{ code: null, signal: 'SIGKILL', requested: true, known: true }]);
     assert.ok(records.some((r) => r.level === 40 && /ignored SIGTERM; sending SIGKILL/.test(r.msg)));
     assert.deepEqual(h.liveGroupMembers(pid), []);
     assert.deepEqual(h.zombieChildren(), []);
@@ -612,7 +612,7 @@ describe('failed starts with stand-in daemons: nothing left behind', () => {
         `socket file left: ${out.socketLeft}`,
     );
     assert.ok(out.stopMs >= 1000, `the group did not linger (stop took ${out.stopMs} ms): the test setup is broken`);
-    assert.deepEqual(out.quit, { code: null, signal: 'SIGKILL', requested: true });
+    assert.deepEqual(out.quit, { code: null, signal: 'SIGKILL', requested: true, known: true });
     assert.equal(out.socketLeft, false);
   });
 
@@ -632,7 +632,7 @@ describe('failed starts with stand-in daemons: nothing left behind', () => {
         outcomes.resolved++;
         await h.waitFor(() => quits.length > 0, { timeoutMs: 5000, what: 'onQuit after a start that resolved' });
         await sleep(20);
-        assert.deepEqual(quits, [{ code: 0, signal: null, requested: false }]);
+        assert.deepEqual(quits, [{ code: 0, signal: null, requested: false, known: true }]);
       } else {
         outcomes.rejected++;
         assert.equal(r.code, 'ERR_DAEMON_EXITED', r.message);
@@ -718,7 +718,7 @@ for (const dialect of h.DIALECTS) {
         assert.deepEqual(h.zombieChildren(), [], 'no zombie child of ours');
         assert.equal(s.d.pid, 0);
         assert.equal(s.quits.length, 1, JSON.stringify(s.quits));
-        assert.deepEqual(s.quits[0].exit, { code: null, signal: 'SIGKILL', requested: true });
+        assert.deepEqual(s.quits[0].exit, { code: null, signal: 'SIGKILL', requested: true, known: true });
         assert.equal(s.quits[0].socketExisted, false, 'socket removed before onQuit');
         assert.deepEqual(s.quits[0].groupAtQuit, [], 'group empty when onQuit runs');
         await client.closed;
@@ -736,7 +736,7 @@ for (const dialect of h.DIALECTS) {
       const { client } = await handshake(s.socketPath);
       client.close();
       await h.waitFor(() => s.quits.length > 0, { timeoutMs: 5000, what: 'onQuit after disconnect' });
-      assert.deepEqual(s.quits[0].exit, { code: 0, signal: null, requested: false });
+      assert.deepEqual(s.quits[0].exit, { code: 0, signal: null, requested: false, known: true });
       assert.equal(s.quits[0].socketExisted, false, 'socket removed before onQuit');
       assert.deepEqual(s.quits[0].groupAtQuit, []);
       assert.equal(fs.existsSync(s.socketPath), false);
@@ -760,7 +760,7 @@ for (const dialect of h.DIALECTS) {
       assert.ok(groupBefore.length >= 2, `expected a sandbox child: ${JSON.stringify(groupBefore)}`);
       process.kill(pid, 'SIGKILL');
       await h.waitFor(() => s.quits.length > 0, { timeoutMs: 5000, what: 'onQuit after SIGKILL' });
-      assert.deepEqual(s.quits[0].exit, { code: null, signal: 'SIGKILL', requested: false });
+      assert.deepEqual(s.quits[0].exit, { code: null, signal: 'SIGKILL', requested: false, known: true });
       await h.waitFor(() => h.liveGroupMembers(pid).length === 0, { timeoutMs: 3000, what: 'the group to be empty' });
       assert.deepEqual(s.quits[0].groupAtQuit, [], 'group already empty when onQuit ran');
       assert.equal(fs.existsSync(s.socketPath), false);
@@ -882,7 +882,7 @@ for (const dialect of h.DIALECTS) {
       await s.d.stop();
       const ms = Date.now() - t0;
       assert.equal(s.quits.length, 1);
-      assert.deepEqual(s.quits[0].exit, { code: facts.sigtermWaiting, signal: null, requested: true });
+      assert.deepEqual(s.quits[0].exit, { code: facts.sigtermWaiting, signal: null, requested: true, known: true });
       assert.ok(ms < 4000, `stop took ${ms} ms`);
       assert.equal(s.records.filter((r) => /ignored SIGTERM/.test(r.msg)).length, 0);
       assert.deepEqual(h.liveGroupMembers(pid), []);
@@ -897,7 +897,7 @@ for (const dialect of h.DIALECTS) {
       await s.d.stop();
       const ms = Date.now() - t0;
       assert.equal(s.quits.length, 1);
-      assert.deepEqual(s.quits[0].exit, { code: facts.sigtermServing, signal: null, requested: true });
+      assert.deepEqual(s.quits[0].exit, { code: facts.sigtermServing, signal: null, requested: true, known: true });
       assert.ok(ms < 4000, `stop took ${ms} ms`);
       assert.equal(s.records.filter((r) => /ignored SIGTERM/.test(r.msg)).length, 0);
       assert.deepEqual(h.liveGroupMembers(pid), []);
@@ -954,14 +954,14 @@ for (const dialect of h.DIALECTS) {
       pgids.add(pid2);
       assert.notEqual(pid2, pid1);
       assert.equal(d.pid, pid2);
-      assert.deepEqual(quits, [{ code: 0, signal: null, requested: false }]);
+      assert.deepEqual(quits, [{ code: 0, signal: null, requested: false, known: true }]);
       assert.ok(isSocket(socketPath), 'the new daemon has its socket');
       const c2 = await handshake(socketPath);
       await d.stop();
       await c2.client.closed;
       assert.deepEqual(quits, [
-        { code: 0, signal: null, requested: false },
-        { code: null, signal: 'SIGKILL', requested: true },
+        { code: 0, signal: null, requested: false, known: true },
+        { code: null, signal: 'SIGKILL', requested: true, known: true },
       ]);
       assert.deepEqual(h.liveGroupMembers(pid1), []);
       assert.deepEqual(h.liveGroupMembers(pid2), []);
@@ -976,7 +976,7 @@ for (const dialect of h.DIALECTS) {
       t.diagnostic(`${dialect}: concurrent stop() promises identical: ${p1 === p2}`);
       await Promise.all([p1, p2]);
       assert.equal(s.quits.length, 1);
-      assert.deepEqual(s.quits[0].exit, { code: null, signal: 'SIGKILL', requested: true });
+      assert.deepEqual(s.quits[0].exit, { code: null, signal: 'SIGKILL', requested: true, known: true });
       assert.deepEqual(h.liveGroupMembers(pid), []);
       assert.equal(fs.existsSync(s.socketPath), false);
       await s.d.stop();
@@ -1284,7 +1284,7 @@ describe('stderr flood through the logger', () => {
     peak = Math.max(peak, rssMiB());
     const rss1 = settleRss();
 
-    assert.deepEqual(quits, [{ code: 0, signal: null, requested: false }]);
+    assert.deepEqual(quits, [{ code: 0, signal: null, requested: false, known: true }]);
     assert.deepEqual(h.liveGroupMembers(pid), []);
     assert.equal(fs.existsSync(socketPath), false);
     assert.deepEqual(checker.errors, []);

@@ -1,0 +1,162 @@
+/**
+ * The CLI commands around a daemon that outlives the command: `run --detach --state FILE`
+ * starts a surviving virtiofsd and writes its handle to FILE; `stop --state FILE` adopts and
+ * stops it; `status --state FILE` says whether it still runs and is the same process.
+ */
+import { promises as fs, statSync } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { openVerified } from './adopt.js';
+import { VirtiofsDaemonError } from './errors.js';
+import { parseHandle, type DaemonHandle, type DaemonKind } from './handle.js';
+import { removeStaleSocket } from './native.js';
+import { Nydusd } from './nydusd.js';
+import { Virtiofsd } from './virtiofsd.js';
+
+/** Exit status of `status` (and `stop`) when the daemon of the state file is not running (LSB's "program is not running"). */
+export const EXIT_NOT_RUNNING = 3;
+
+/** The handle in `file`, checked; a readable explanation otherwise (thrown as a VirtiofsDaemonError). */
+async function readState(file: string): Promise<DaemonHandle> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw new VirtiofsDaemonError(
+      'ERR_INVALID_OPTION',
+      `--state: cannot read '${file}' (${(err as NodeJS.ErrnoException).code})`,
+      {
+        cause: err,
+      },
+    );
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new VirtiofsDaemonError(
+      'ERR_INVALID_OPTION',
+      `--state: '${file}' is not JSON; it is not a state file written by run --detach`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const kind = (value as { kind?: unknown } | null)?.kind;
+  return parseHandle(value, kind === 'nydusd' ? 'nydusd' : ('virtiofsd' satisfies DaemonKind));
+}
+
+/** Write `handle` to `file` atomically (a temporary file in the same directory, renamed), readable by root only. */
+async function writeState(file: string, handle: DaemonHandle): Promise<void> {
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  await fs.writeFile(tmp, `${JSON.stringify(handle, null, 2)}\n`, { mode: 0o600 });
+  await fs.rename(tmp, file);
+}
+
+/**
+ * `run --detach`: start `daemon` (built with lifetime 'survive'), write its handle to
+ * `stateFile` once it is ready, and return: the caller exits, the daemon stays. A state file
+ * that names a daemon still running is refused (stop that one first).
+ */
+export async function runDetached(daemon: Virtiofsd, stateFile: string, logger: Logger): Promise<void> {
+  const previous = await readState(stateFile).catch(() => null);
+  if (previous) {
+    try {
+      openVerified(previous).release();
+      throw new VirtiofsDaemonError(
+        'ERR_DAEMON_RUNNING',
+        `--state: '${stateFile}' names a ${previous.kind} that is still running (pid ${previous.pid}); ` +
+          `stop it first (virtiofs-daemon stop --state ${stateFile})`,
+      );
+    } catch (err) {
+      if ((err as VirtiofsDaemonError).code !== 'ERR_DAEMON_GONE') throw err;
+    }
+  }
+  const pid = await daemon.start();
+  try {
+    await writeState(stateFile, daemon.handle());
+  } catch (err) {
+    await daemon.stop();
+    throw new VirtiofsDaemonError(
+      'ERR_INVALID_OPTION',
+      `--state: cannot write '${stateFile}': ${(err as Error).message}; the daemon was stopped`,
+      {
+        cause: err,
+      },
+    );
+  }
+  logger.info(
+    { daemonPid: pid, state: stateFile },
+    'virtiofsd runs detached; stop it with: virtiofs-daemon stop --state FILE',
+  );
+}
+
+/**
+ * `stop --state FILE`: adopt the daemon, stop it (SIGTERM, SIGKILL after 3 s), remove the state
+ * file. Its output since the last manager goes to `logger` first. Resolves to the exit status.
+ * A daemon that is gone already: its socket files go if nobody listens there, then the state
+ * file, and the status is {@link EXIT_NOT_RUNNING}.
+ */
+export async function stopDetached(stateFile: string, logger: Logger): Promise<number> {
+  const handle = await readState(stateFile);
+  const options = { logger, stopTimeoutMs: 3000 };
+  let daemon: Virtiofsd | Nydusd;
+  try {
+    daemon =
+      handle.kind === 'nydusd'
+        ? await Nydusd.adopt(handle, options)
+        : await Virtiofsd.adopt(handle, { ...options, stopSignal: 'SIGTERM' });
+  } catch (err) {
+    if ((err as VirtiofsDaemonError).code !== 'ERR_DAEMON_GONE') throw err;
+    logger.warn({ state: stateFile }, `not running: ${(err as Error).message}`);
+    removeLeftSockets(handle, logger);
+    await fs.rm(stateFile, { force: true });
+    return EXIT_NOT_RUNNING;
+  }
+  await daemon.stop();
+  await fs.rm(stateFile, { force: true });
+  logger.info({ daemonPid: handle.pid }, `${handle.kind} stopped`);
+  return 0;
+}
+
+/**
+ * The socket files a dead daemon left behind: removed when they are still the very files of the
+ * handle (device and inode) and nobody listens on them; anything else stays.
+ */
+function removeLeftSockets(handle: DaemonHandle, logger: Logger): void {
+  for (const s of Object.values(handle.sockets)) {
+    try {
+      const st = statSync(s.path, { bigint: true, throwIfNoEntry: false });
+      if (!st || String(st.dev) !== s.dev || String(st.ino) !== s.ino) continue;
+      if (removeStaleSocket(s.path)) logger.info({ socket: s.path }, 'socket of the dead daemon removed');
+    } catch (err) {
+      logger.warn({ err, socket: s.path }, 'socket left in place');
+    }
+  }
+}
+
+/**
+ * `status --state FILE`: one line on stdout. 0: running and verified to be the daemon the
+ * handle names (pid, start time, boot, executable); {@link EXIT_NOT_RUNNING} otherwise. Nothing
+ * is signalled and the daemon is not adopted.
+ */
+export async function statusDetached(stateFile: string, out: NodeJS.WritableStream): Promise<number> {
+  const handle = await readState(stateFile);
+  try {
+    const proc = openVerified(handle);
+    // Free when no manager holds it: take and drop the lock at once.
+    const held = !proc.lock();
+    proc.release();
+    const sockets = Object.values(handle.sockets)
+      .map((s) => s.path)
+      .join(', ');
+    out.write(
+      `running: ${handle.kind} pid ${handle.pid} (verified), ${held ? 'managed by a live process' : 'no manager attached'}; sockets ${sockets}\n`,
+    );
+    return 0;
+  } catch (err) {
+    if ((err as VirtiofsDaemonError).code !== 'ERR_DAEMON_GONE') throw err;
+    out.write(`not running: ${(err as Error).message}\n`);
+    return EXIT_NOT_RUNNING;
+  }
+}

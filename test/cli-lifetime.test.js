@@ -1,0 +1,111 @@
+'use strict';
+// The CLI's detached daemons as an operator uses them: run --detach, status, stop, with a real
+// virtiofsd and real processes.
+const test = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const { connectVhostUser } = require('./helpers/vhost-user.js');
+const h = require('./helpers/daemons.js');
+const { tempDir, killGroups, running } = require('./helpers/lifetime.js');
+
+const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
+
+/** Run the CLI to its end: { code, signal, stdout, stderr }. */
+function cli(args) {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (b) => (stdout += b));
+  child.stderr.on('data', (b) => (stderr += b));
+  return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
+}
+
+function setup(t) {
+  const dir = tempDir(t, 'vcl-');
+  const state = path.join(dir, 'state.json');
+  const socket = path.join(dir, 'v.sock');
+  t.after(() => {
+    // Whatever a failed test left running (identity checked: never a recycled pid).
+    if (fs.existsSync(state)) killGroups([JSON.parse(fs.readFileSync(state, 'utf8'))]);
+  });
+  const run = (more = []) =>
+    cli([
+      'run',
+      '--detach',
+      '--state',
+      state,
+      '--shared-dir',
+      dir,
+      '--socket',
+      socket,
+      '--virtiofsd',
+      h.virtiofsdPath('rust'),
+      ...more,
+    ]);
+  return { dir, state, socket, run };
+}
+
+test('run --detach exits 0 once ready and leaves a serving daemon; status verifies it; stop stops it and cleans up', async (t) => {
+  const s = setup(t);
+  const r = await s.run();
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /-chardev socket,id=vfs0,path=/);
+  const hd = JSON.parse(fs.readFileSync(s.state, 'utf8'));
+  assert.equal(hd.lifetime, 'survive');
+  assert.equal(fs.statSync(s.state).mode & 0o777, 0o600, 'the state file is private');
+  assert.ok(running(hd), 'the daemon outlives the command');
+  const fe = await connectVhostUser(s.socket);
+  t.after(() => fe.close());
+  assert.ok((await fe.getFeatures()) > 0n, 'it serves');
+
+  const st = await cli(['status', '--state', s.state]);
+  assert.equal(st.code, 0, st.stderr);
+  assert.match(st.stdout, new RegExp(`^running: virtiofsd pid ${hd.pid} \\(verified\\), no manager attached`));
+
+  const again = await s.run();
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /still running/);
+  assert.ok(running(hd), 'a second run --detach on the same state leaves the first alone');
+
+  const stop = await cli(['stop', '--state', s.state]);
+  assert.equal(stop.code, 0, stop.stderr);
+  assert.match(stop.stderr, /Client connected/, 'its output since run --detach is delivered by stop');
+  assert.deepEqual(h.liveGroupMembers(hd.pgid), []);
+  assert.equal(fs.existsSync(s.socket), false, 'socket removed');
+  assert.equal(fs.existsSync(s.state), false, 'state file removed');
+});
+
+test('status and stop of a daemon that died: exit 3 "not running", nothing signalled', async (t) => {
+  const s = setup(t);
+  assert.equal((await s.run()).code, 0);
+  const hd = JSON.parse(fs.readFileSync(s.state, 'utf8'));
+  process.kill(hd.pid, 'SIGKILL');
+  await h.waitFor(() => !running(hd), { what: 'the daemon to die' });
+  const st = await cli(['status', '--state', s.state]);
+  assert.equal(st.code, 3, st.stderr);
+  assert.match(st.stdout, /^not running: virtiofsd \(pid \d+\) is gone/);
+  const stop = await cli(['stop', '--state', s.state]);
+  assert.equal(stop.code, 3, stop.stderr);
+  assert.equal(fs.existsSync(s.state), false, 'the stale state file is removed');
+  assert.equal(fs.existsSync(s.socket), false, 'the socket it left behind is removed');
+});
+
+test('usage: stop/status need --state; --state without --detach; a state file that is not a handle', async (t) => {
+  const dir = tempDir(t, 'vcl-');
+  for (const args of [
+    ['stop'],
+    ['status'],
+    ['run', '--shared-dir', dir, '--socket', path.join(dir, 's'), '--state', path.join(dir, 'x')],
+  ]) {
+    const r = await cli(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, /--state|--detach/);
+  }
+  const bad = path.join(dir, 'bad.json');
+  fs.writeFileSync(bad, '{"format": 1, "kind": "virtiofsd", "pid": "12"}');
+  const r = await cli(['stop', '--state', bad]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /handle: pid is "12", not a pid/);
+});
