@@ -291,6 +291,8 @@ export class Cgroup {
       throw new InvalidOptionError('handle.cgroup', `'${dir}' ${why}; the handle is not this daemon's`);
     };
     if (!onCgroup2(dir)) bad('is not a cgroup v2 directory');
+    const mount = cgroup2Mount();
+    if (createdTop !== null && (!mount || !isInside(createdTop, mount))) bad(`has a created top '${createdTop}' outside the v2 hierarchy`);
     if (createdTop !== null && dir !== createdTop && !isInside(dir, createdTop)) bad(`is not inside '${createdTop}'`);
     let member = false;
     try {

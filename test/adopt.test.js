@@ -14,19 +14,15 @@ const cp = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const pino = require('pino');
-const { Nydusd, NydusClient, Virtiofsd, VirtiofsDaemonError } = require('../dist/index.js');
+const { Nydusd, NydusClient, Virtiofsd, VirtiofsDaemonError, cgroup2Mount } = require('../dist/index.js');
 const { connectVhostUser } = require('./helpers/vhost-user.js');
 const h = require('./helpers/daemons.js');
 const { KINDS, spec, tempDir, startManager, running } = require('./helpers/lifetime.js');
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const { captureLogger, sleep } = require('./helpers/util.js');
 
-/** A pino logger whose records (parsed) land in `records`. */
-function captureLogger() {
-  const records = [];
-  const logger = pino({ level: 'debug', base: null }, { write: (s) => records.push(JSON.parse(s)) });
-  return { logger, records };
-}
+/** The class that adopts daemons of kind `k`. */
+const Kind = (k) => (k.kind === 'nydusd' ? Nydusd : Virtiofsd);
 
 async function rejection(promise) {
   const value = await promise.then(
@@ -165,6 +161,60 @@ describe('survive, manager SIGKILLed, adopted by a new manager', () => {
     assert.deepEqual(quits, [{ code: 0, signal: null, requested: false, known: true }]);
     assert.equal(d.pid, 0);
     assert.equal(fs.existsSync(hd.sockets.socket.path), false, 'socket removed');
+  });
+});
+
+describe('survive in a cgroup of its own', () => {
+  for (const k of KINDS) {
+    test(`${k.name}: the manager's death leaves the cgroup and its processes; the adopter's stop empties and removes it`, async (t) => {
+      const mount = cgroup2Mount();
+      assert.ok(mount, 'no cgroup2 entry in /proc/self/mountinfo: this test needs a cgroup v2 hierarchy');
+      const base = path.join(mount, `vfd-adopt-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+      t.after(() => fs.rmSync(base, { recursive: true, force: true }));
+      const cgroup = path.join(base, 'd');
+      const { child, handles, exited } = await startManager(t, [spec(t, k, { lifetime: 'survive', cgroup, cgroupCreate: true })]);
+      const [hd] = handles;
+      assert.deepEqual(hd.cgroup, { path: cgroup, createdTop: base }, 'the handle names the cgroup');
+      child.kill('SIGKILL');
+      await exited;
+      await sleep(100);
+      const members = () => fs.readFileSync(path.join(cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+      assert.ok(running(hd), 'the daemon outlived its manager');
+      assert.ok(members().includes(hd.pid), `the daemon is still in its cgroup: ${members()}`);
+
+      const quits = [];
+      const d = await Kind(k).adopt(JSON.parse(JSON.stringify(hd)), { logger: pino({ level: 'silent' }), onQuit: (e) => quits.push(e) });
+      assert.ok((await d.stats()).cpuUsageUsec > 0, 'stats() reads the adopted cgroup');
+      await d.stop();
+      assert.equal(quits.length, 1);
+      assert.equal(quits[0].requested, true);
+      assert.equal(fs.existsSync(base), false, `the cgroup created for the daemon is removed: ${base}`);
+      assert.equal(running(hd), false);
+    });
+  }
+
+  test('a handle whose cgroup was edited to one that does not hold the daemon is ERR_INVALID_OPTION; nothing is signalled', async (t) => {
+    const mount = cgroup2Mount();
+    assert.ok(mount, 'no cgroup2 entry in /proc/self/mountinfo: this test needs a cgroup v2 hierarchy');
+    const other = fs.mkdtempSync(path.join(mount, 'vfd-other-'));
+    t.after(() => fs.rmdirSync(other));
+    const { child, handles, exited } = await startManager(t, [spec(t, KINDS[0], { lifetime: 'survive' })]);
+    const [hd] = handles;
+    child.kill('SIGKILL');
+    await exited;
+    // The daemon's real cgroup, claimed as created by us up to the hierarchy's root: stop() would rmdir that.
+    const v2line = fs.readFileSync(`/proc/${hd.pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const own = { path: path.join(mount, v2line.slice(3)), createdTop: mount };
+    for (const cgroup of [{ path: other, createdTop: other }, { path: '/tmp', createdTop: null }, { path: mount, createdTop: null }, own]) {
+      const err = await rejection(Virtiofsd.adopt({ ...hd, cgroup }, { logger: pino({ level: 'silent' }) }));
+      assert.equal(err.code, 'ERR_INVALID_OPTION', err.message);
+      assert.equal(err.option, 'handle.cgroup', err.message);
+      assert.ok(running(hd), 'the daemon is untouched');
+    }
+    assert.ok(fs.existsSync(other), 'the other cgroup is untouched');
+    // The refused adoptions let go of the daemon: a correct handle is adopted.
+    const d = await Virtiofsd.adopt(hd, { logger: pino({ level: 'silent' }) });
+    await d.stop();
   });
 });
 

@@ -107,6 +107,10 @@ const loggerInvalid = fc.oneof(weird, fc.constantFrom(ref('notPino'), ref('child
 const signalValid = fc.constantFrom('SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGWINCH', 'SIGCONT', 'SIGSTOP', 'SIGIOT');
 const signalInvalid = fc.oneof(weird, fc.constantFrom('SIGFOO', 'sigterm', 'TERM', 'SIGRTMIN', -9, 65, 15, 9));
 
+// A surviving daemon is stopped like any other: the checks after stop() hold for both policies.
+const lifetimeValid = fc.constantFrom('manager', 'survive');
+const lifetimeInvalid = fc.oneof(weird, fc.constantFrom('Manager', 'detach', 'forever'));
+
 /** A start timeout: long enough to start, or so short that the start times out (a typed error too). */
 const startTimeout = fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 5000, max: 15000 }) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 30 }) });
 
@@ -125,6 +129,7 @@ const virtiofsdSpec = fc.record({
   stopSignal: prop(signalValid, { invalid: signalInvalid }),
   stopTimeoutMs: prop(fc.integer({ min: 1, max: 300 })),
   env: prop(envValid, { invalid: envInvalid }),
+  lifetime: prop(lifetimeValid, { invalid: lifetimeInvalid }),
 });
 
 const nydusdSpec = fc.record({
@@ -141,6 +146,7 @@ const nydusdSpec = fc.record({
   apiTimeoutMs: prop(fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 2000, max: 30000 }) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) })),
   stopTimeoutMs: prop(fc.integer({ min: 1, max: 1000 })),
   env: prop(envValid, { invalid: envInvalid }),
+  lifetime: prop(lifetimeValid, { invalid: lifetimeInvalid }),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ function make(d) {
       sourcePath: d.dir,
       lifetime: d.lifetime,
       debug: d.debug,
+      cgroup: d.cgroup,
+      cgroupCreate: d.cgroupCreate,
       logger,
     });
   }
@@ -42,6 +44,8 @@ function make(d) {
     sourcePath: d.dir,
     lifetime: d.lifetime,
     debug: d.debug,
+    cgroup: d.cgroup,
+    cgroupCreate: d.cgroupCreate,
     logger,
   });
 }
