@@ -50,11 +50,11 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   napi_add_async_cleanup_hook(env, Teardown, this, &cleanup_handle_);
 
   DefineAddon(exports, {
-                           InstanceMethod<&Addon::Listen>("listen"),
+                           InstanceMethod<&Addon::ListenUnix>("listenUnix"),
                            InstanceMethod<&Addon::ChownToParent>("chownToParent"),
                            InstanceMethod<&Addon::UnlinkSocket>("unlinkSocket"),
                            InstanceMethod<&Addon::RemoveStaleSocket>("removeStaleSocket"),
-                           InstanceMethod<&Addon::Close>("close"),
+                           InstanceMethod<&Addon::CloseFd>("closeFd"),
                            InstanceMethod<&Addon::KeepSocketFile>("keepSocketFile"),
                            InstanceMethod<&Addon::Spawn>("spawn"),
                            InstanceMethod<&Addon::AbandonAll>("abandonAll"),
@@ -209,9 +209,14 @@ static bool GetIdentity(const Napi::CallbackInfo& info, size_t i, dev_t* dev, in
     Napi::TypeError::New(info.Env(), "dev and ino must be bigints").ThrowAsJavaScriptException();
     return false;
   }
-  bool lossless;
-  *dev = static_cast<dev_t>(info[i].As<Napi::BigInt>().Uint64Value(&lossless));
-  *ino = static_cast<ino_t>(info[i + 1].As<Napi::BigInt>().Uint64Value(&lossless));
+  // A negative or wider bigint would wrap to another file's identity: refuse it instead.
+  bool dev_exact, ino_exact;
+  *dev = static_cast<dev_t>(info[i].As<Napi::BigInt>().Uint64Value(&dev_exact));
+  *ino = static_cast<ino_t>(info[i + 1].As<Napi::BigInt>().Uint64Value(&ino_exact));
+  if (!dev_exact || !ino_exact) {
+    Napi::RangeError::New(info.Env(), "dev and ino must fit in 64 unsigned bits").ThrowAsJavaScriptException();
+    return false;
+  }
   return true;
 }
 
@@ -286,15 +291,20 @@ static Napi::Error SocketPathError(Napi::Env env, int err, const char* syscall, 
   return ErrnoError(env, err, syscall, path, msg);
 }
 
-// listen(path, backlog) → { fd, dev, ino }
-Napi::Value Addon::Listen(const Napi::CallbackInfo& info) {
+// listenUnix(path, backlog) → { fd, dev, ino }
+Napi::Value Addon::ListenUnix(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path;
   if (!GetString(info, 0, "path", &path)) return env.Undefined();
-  int backlog = info[1].IsNumber() ? info[1].As<Napi::Number>().Int32Value() : 128;
+  // The default lives in native.ts, the one caller.
+  if (!info[1].IsNumber()) {
+    Napi::TypeError::New(env, "backlog must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int backlog = info[1].As<Napi::Number>().Int32Value();
 
   BoundSocket sock;
-  int err = ListenUnix(path, backlog, &sock);
+  int err = vfd::ListenUnix(path, backlog, &sock);
   if (err < 0) {
     SocketPathError(env, err, "listen", path, sock.problem).ThrowAsJavaScriptException();
     return env.Undefined();
@@ -384,7 +394,7 @@ Napi::Value Addon::KeepSocketFile(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-Napi::Value Addon::Close(const Napi::CallbackInfo& info) {
+Napi::Value Addon::CloseFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsNumber()) {
     Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();

@@ -40,11 +40,11 @@ class Addon : public Napi::Addon<Addon> {
   void HandleClosed();
 
  private:
-  Napi::Value Listen(const Napi::CallbackInfo& info);
+  Napi::Value ListenUnix(const Napi::CallbackInfo& info);
   Napi::Value ChownToParent(const Napi::CallbackInfo& info);
   Napi::Value UnlinkSocket(const Napi::CallbackInfo& info);
   Napi::Value RemoveStaleSocket(const Napi::CallbackInfo& info);
-  Napi::Value Close(const Napi::CallbackInfo& info);
+  Napi::Value CloseFd(const Napi::CallbackInfo& info);
   Napi::Value KeepSocketFile(const Napi::CallbackInfo& info);
   Napi::Value Spawn(const Napi::CallbackInfo& info);
   Napi::Value AbandonAll(const Napi::CallbackInfo& info);

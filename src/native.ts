@@ -22,6 +22,7 @@
  */
 import bindings from 'bindings';
 import { SystemError, VirtiofsDaemonError } from './errors.js';
+import type { ExitStatus } from './types.js';
 import { signalName, signalNumber } from './signals.js';
 
 /**
@@ -56,11 +57,7 @@ export type FdSource =
  * other code in this process reaped our child first (a `waitpid(-1)` elsewhere) and the kernel
  * keeps no copy of it (it does from Linux 6.15: PIDFD_INFO_EXIT).
  */
-export interface ChildExit {
-  /** Exit code, or null when a signal ended it. */
-  code: number | null;
-  /** Name of the signal that ended it, or null when it exited. */
-  signal: NodeJS.Signals | null;
+export interface ChildExit extends ExitStatus {
   /** True when the kernel wrote a core dump. */
   coreDumped: boolean;
 }
@@ -170,11 +167,11 @@ export interface PipeReader {
 }
 
 interface Addon {
-  listen(path: string, backlog: number): { fd: number; dev: bigint; ino: bigint };
+  listenUnix(path: string, backlog: number): { fd: number; dev: bigint; ino: bigint };
   chownToParent(path: string, dev: bigint, ino: bigint): { uid: number; gid: number };
   unlinkSocket(path: string, dev: bigint, ino: bigint): boolean;
   removeStaleSocket(path: string): boolean;
-  close(fd: number): void;
+  closeFd(fd: number): void;
   abandonAll(): void;
   liveGroups(pgids: number[]): boolean[];
   readPipe(fd: number, onData: (chunk: Buffer | null) => void): PipeReader;
@@ -198,6 +195,7 @@ interface Addon {
 let addon: Addon | undefined;
 
 /** scripts/addon-path.js, shared with the install and prebuild scripts (plain CommonJS, shipped as is). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a plain CommonJS script outside src/, without types
 const addonPaths = require('../scripts/addon-path.js') as {
   PACKAGE_ROOT: string;
   addonSearchList(): string[];
@@ -227,7 +225,7 @@ function load(): Addon {
       bindings: 'virtiofs_daemon.node',
       module_root: addonPaths.PACKAGE_ROOT,
       try: tries.map((file) => [file]),
-    } as bindings.Options) as Addon;
+    }) as Addon;
   } catch (err) {
     if (err instanceof Error && Array.isArray((err as { tries?: unknown }).tries)) {
       throw new VirtiofsDaemonError(
@@ -276,7 +274,7 @@ export { signalName, signalNumber } from './signals.js';
  * is an error and is left alone. Paths longer than 107 bytes are refused, never truncated.
  */
 export function listenUnix(path: string, backlog = 128): ListeningSocket {
-  const r = call((a) => a.listen(path, backlog));
+  const r = call((a) => a.listenUnix(path, backlog));
   return { fd: r.fd, path, dev: r.dev, ino: r.ino };
 }
 
@@ -312,7 +310,7 @@ export function keepSocketFile(sock: Pick<ListeningSocket, 'dev' | 'ino'>): void
 
 /** Close an fd the addon gave us (the listening socket's fd must be closed here, never otherwise). */
 export function closeFd(fd: number): void {
-  call((a) => a.close(fd));
+  call((a) => a.closeFd(fd));
 }
 
 function envArray(env: NodeJS.ProcessEnv | string[] | undefined): string[] | null {

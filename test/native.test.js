@@ -849,6 +849,18 @@ test('unlinkSocket removes our socket file and returns true; false once it is go
   assert.equal(native.unlinkSocket(sock), false);
 });
 
+test('unlinkSocket refuses an identity that does not fit 64 unsigned bits, and removes nothing', (t) => {
+  const p = path.join(u.tempDir(t), 'wide.sock');
+  const sock = native.listenUnix(p);
+  t.after(() => native.closeFd(sock.fd));
+  // -1n would wrap to 2**64-1, and 2**64 + ino to ino itself: the file's identity, by accident.
+  for (const bad of [{ ino: -1n }, { ino: 2n ** 64n + sock.ino }, { dev: 2n ** 64n + sock.dev }]) {
+    assert.throws(() => native.unlinkSocket({ ...sock, ...bad }), (err) => err instanceof RangeError && /64 unsigned bits/.test(err.message));
+    assert.equal(fs.existsSync(p), true, 'the socket is still there');
+  }
+  assert.equal(native.unlinkSocket(sock), true);
+});
+
 test('unlinkSocket leaves a socket re-bound at the path, or a file put there, and returns false', (t) => {
   const p = path.join(u.tempDir(t), 'shared.sock');
   const first = native.listenUnix(p);
