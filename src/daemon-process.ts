@@ -6,7 +6,8 @@
 import { fstatSync } from 'node:fs';
 import net from 'node:net';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
-import { VirtiofsDaemonError, type ExitStatus } from './errors.js';
+import { VirtiofsDaemonError } from './errors.js';
+import type { DaemonExit, ExitStatus } from './types.js';
 import { Cgroup, type CgroupStats } from './cgroup.js';
 import { processIdentity, type DaemonHandle, type Lifetime } from './handle.js';
 import { LineScanner, parseDaemonLine } from './lines.js';
@@ -92,14 +93,10 @@ export interface DaemonProcessOptions {
   lifetime?: Lifetime;
 }
 
-/** How a daemon process ended, and whether we asked it to. */
-export interface ProcessEnd extends ExitStatus {
-  /** True when the exit followed our {@link DaemonProcess.stop}. */
-  requested: boolean;
+/** How a daemon process ended ({@link DaemonExit}), and whether anything of it outlived it. */
+export interface ProcessEnd extends DaemonExit {
   /** True when processes of its group (or cgroup) were still alive when the deadline passed. */
   groupLeftovers: boolean;
-  /** False when the status is unknown (an adopted daemon on a kernel that does not tell): code and signal are null. */
-  known: boolean;
 }
 
 export interface StopOptions {
@@ -566,7 +563,7 @@ export async function captureOutput(
       new Promise<void>((resolve) => {
         let size = 0;
         s.on('data', (b: Buffer) => {
-          if (size < maxBytes) out[k]!.push(b.subarray(0, maxBytes - size));
+          if (size < maxBytes) out[k].push(b.subarray(0, maxBytes - size));
           size += b.length;
         });
         // A read error (EIO, a reset) only cuts the capture short, and the exit status is the
@@ -587,5 +584,5 @@ export async function captureOutput(
   if (timedOut) {
     throw new VirtiofsDaemonError('ERR_COMMAND_TIMEOUT', `${file} ${args.join(' ')} did not finish within ${timeoutMs} ms`);
   }
-  return { ...status, stdout: Buffer.concat(out[0]!).toString(), stderr: Buffer.concat(out[1]!).toString() };
+  return { ...status, stdout: Buffer.concat(out[0]).toString(), stderr: Buffer.concat(out[1]).toString() };
 }

@@ -3,6 +3,8 @@
  * that names the input at fault and the way to fix it, and the underlying error as `cause`.
  */
 
+import type { ExitStatus } from './types.js';
+
 /** Base class: `instanceof VirtiofsDaemonError` catches everything the package throws. */
 export class VirtiofsDaemonError extends Error {
   /** Stable, machine-readable identifier of the failure. */
@@ -64,13 +66,7 @@ export class SystemError extends VirtiofsDaemonError {
   }
 }
 
-/** How a daemon process ended. */
-export interface ExitStatus {
-  /** Exit code, or null when a signal ended it. */
-  code: number | null;
-  /** Name of the signal that ended it, or null when it exited. */
-  signal: NodeJS.Signals | null;
-}
+export type { ExitStatus };
 
 /**
  * The daemon did not become ready: it exited first, or the start timeout passed.

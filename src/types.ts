@@ -3,12 +3,16 @@
  * Mount, Umount), with the exit status that Kata's callers never got.
  */
 
-/** How the daemon ended. */
-export interface DaemonExit {
+/** How a process ended: the one shape every exit report builds on. */
+export interface ExitStatus {
   /** Exit code, or null when a signal ended it. */
   code: number | null;
   /** Name of the signal that ended it, or null when it exited. */
   signal: NodeJS.Signals | null;
+}
+
+/** How the daemon ended. */
+export interface DaemonExit extends ExitStatus {
   /** True when the exit followed our own `stop()`; false when the daemon quit by itself or was killed by someone else. */
   requested: boolean;
   /**
