@@ -136,7 +136,7 @@ function parse(argv: string[]): RunOptions | 'help' | 'version' {
   }
   if (!values['shared-dir']) throw new UsageError('--shared-dir DIR is required');
   if (!values.socket) throw new UsageError('--socket PATH is required');
-  if (!['auto', 'rust', 'legacy'].includes(values.dialect!)) throw new UsageError(`--dialect: '${values.dialect}' is not auto, rust or legacy`);
+  if (!['auto', 'rust', 'legacy'].includes(values.dialect)) throw new UsageError(`--dialect: '${values.dialect}' is not auto, rust or legacy`);
   return {
     command,
     detach: values.detach,
@@ -146,10 +146,10 @@ function parse(argv: string[]): RunOptions | 'help' | 'version' {
     cache: values.cache as CacheMode,
     virtiofsd: values.virtiofsd,
     dialect: values.dialect as RunOptions['dialect'],
-    tag: values.tag!,
-    memory: values.memory!,
-    debug: values.debug!,
-    syslog: values.syslog!,
+    tag: values.tag,
+    memory: values.memory,
+    debug: values.debug,
+    syslog: values.syslog,
     extraArgs,
   };
 }

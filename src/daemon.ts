@@ -39,9 +39,8 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   protected proc: DaemonProcess | undefined;
   private starting: Promise<number> | undefined;
   private stopping: Promise<void> | undefined;
-  private readonly resolved: O | undefined;
-  /** Why the options are unusable; every start() rejects with it. */
-  private readonly invalid: unknown;
+  /** The options resolved once, or why they are unusable (every start() rejects with that). */
+  private readonly resolution: { ok: true; options: O } | { ok: false; error: Error };
 
   /**
    * Throws an {@link InvalidOptionError} at once only when `options` is not an object. Every
@@ -56,19 +55,21 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     const raw = requireOptionsObject(name === 'virtiofsd' ? 'new Virtiofsd' : 'new Nydusd', options);
     let log = SILENT;
     try {
-      this.resolved = resolve(raw);
-      log = subsystemLog(name, this.resolved.logger);
+      const resolved = resolve(raw);
+      this.resolution = { ok: true, options: resolved };
+      log = subsystemLog(name, resolved.logger);
     } catch (err) {
-      this.resolved = undefined;
-      this.invalid = err;
+      // The resolvers throw InvalidOptionErrors; anything else is wrapped, so a rejection is always an Error.
+      const error = err instanceof Error ? err : new InvalidOptionError('options', `reading them failed: ${describeValue(err)}`);
+      this.resolution = { ok: false, error };
     }
     this.log = log;
   }
 
   /** The options, resolved once. Only for launch() and what follows a start: start() refuses invalid ones. */
   protected get options(): O {
-    if (!this.resolved) throw this.invalid;
-    return this.resolved;
+    if (!this.resolution.ok) throw this.resolution.error;
+    return this.resolution.options;
   }
 
   get pid(): number {
@@ -83,7 +84,7 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   /** Never throws: every failure, a bad option included, is a rejection. */
   start(onQuit?: (exit: DaemonExit) => void): Promise<number> {
     if (this.starting || this.proc) return Promise.reject(new DaemonRunningError(this.name, this.pid));
-    if (!this.resolved) return Promise.reject(this.invalid);
+    if (!this.resolution.ok) return Promise.reject(this.resolution.error);
     if (onQuit !== undefined && typeof onQuit !== 'function') {
       return Promise.reject(new InvalidOptionError('onQuit', `${describeValue(onQuit)} is not a function; pass a function or nothing`));
     }
@@ -173,7 +174,7 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     }
     const log = logFd === null ? null : handle.log;
     const daemon = new DaemonProcess(
-      { name: this.name, file: handle.argv[0]!, args: handle.argv.slice(1), logger: this.log, lifetime: 'survive', cgroup },
+      { name: this.name, file: handle.argv[0], args: handle.argv.slice(1), logger: this.log, lifetime: 'survive', cgroup },
       { proc, logFd, log, argv: handle.argv, startTime: handle.startTime },
     );
     if (logProblem) this.log.warn({ daemonPid: handle.pid }, `${this.name}'s output cannot be followed: ${logProblem}`);
@@ -208,7 +209,8 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   /** Make a freshly spawned process ours; its end is reported once, to onQuit only if `run` started. */
   protected adopt(proc: DaemonProcess, run: Run, onQuit?: (exit: DaemonExit) => void): void {
     this.proc = proc;
-    proc.ended.then((end) => this.report(proc, end, run.started ? onQuit : undefined));
+    // `ended` never rejects, and report() never throws.
+    void proc.ended.then((end) => this.report(proc, end, run.started ? onQuit : undefined));
   }
 
   /** Never throws: it runs on a promise nobody awaits, where a throw would be an unhandled rejection. */

@@ -43,6 +43,7 @@ export class MockVirtiofsDaemon implements VirtiofsDaemon {
     return this.running ? MOCK_PID : 0;
   }
 
+  /* eslint-disable @typescript-eslint/require-await -- async like the real daemons': a throw is a rejection */
   async start(onQuit?: (exit: DaemonExit) => void): Promise<number> {
     this.calls.push(['start']);
     if (this.running) throw new DaemonRunningError('MockVirtiofsDaemon', MOCK_PID);
@@ -67,6 +68,7 @@ export class MockVirtiofsDaemon implements VirtiofsDaemon {
     if (this.kind === 'virtiofsd') throw new NotSupportedError('virtiofsd does not unmount filesystems on request; umount() is for nydusd');
     this.mounts.delete(mountpoint);
   }
+  /* eslint-enable @typescript-eslint/require-await */
 
   /** Make the "daemon" quit as if it exited by itself (or pass `requested: true`): onQuit fires once. */
   quit(exit: DaemonExit = { code: 0, signal: null, requested: false, known: true }): void {
