@@ -281,9 +281,10 @@ export class Cgroup {
   }
 
   /**
-   * The cgroup of an adopted daemon, from its handle: a cgroup v2 directory that `pid` is in.
-   * Anything else is an {@link InvalidOptionError} for `handle.cgroup` (a hand-edited handle must
-   * not make stop() kill or remove a cgroup that is not the daemon's).
+   * The cgroup of an adopted daemon, from its handle: a cgroup v2 directory below the hierarchy's
+   * root that holds `pid` and nothing but `pid` and its descendants, as {@link prepare} made it.
+   * Anything else is an {@link InvalidOptionError} for `handle.cgroup`: a hand-edited handle must
+   * not make stop() kill the processes of a shared cgroup, or remove one that is not the daemon's.
    */
   static resume(record: CgroupRecord, pid: number): Cgroup {
     const { path: dir, createdTop } = record;
@@ -294,13 +295,16 @@ export class Cgroup {
     const mount = cgroup2Mount();
     if (createdTop !== null && (!mount || !isInside(createdTop, mount))) bad(`has a created top '${createdTop}' outside the v2 hierarchy`);
     if (createdTop !== null && dir !== createdTop && !isInside(dir, createdTop)) bad(`is not inside '${createdTop}'`);
-    let member = false;
+    if (!mount || !isInside(dir, mount)) bad('is not below the root of the cgroup v2 hierarchy');
+    let members: number[] = [];
     try {
-      member = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').includes(String(pid));
+      members = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
     } catch {
       // unreadable: not a cgroup we can use
     }
-    if (!member) bad(`does not hold process ${pid}`);
+    if (!members.includes(pid)) bad(`does not hold process ${pid}`);
+    const stranger = members.find((member) => !descendsFrom(member, pid));
+    if (stranger !== undefined) bad(`also holds process ${stranger}, which is not process ${pid} or its descendant`);
     return new Cgroup(dir, createdTop);
   }
 
@@ -308,6 +312,20 @@ export class Cgroup {
   get created(): boolean {
     return this.createdTop !== null;
   }
+}
+
+/** True when `pid` is `ancestor` or descends from it (its parent chain in /proc reaches it). */
+function descendsFrom(pid: number, ancestor: number): boolean {
+  for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
+    if (p === ancestor) return true;
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    } catch {
+      return false; // gone meanwhile: it cannot be vouched for
+    }
+  }
+  return false;
 }
 
 function onCgroup2(dir: string): boolean {

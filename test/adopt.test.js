@@ -216,6 +216,35 @@ describe('survive in a cgroup of its own', () => {
     const d = await Virtiofsd.adopt(hd, { logger: pino({ level: 'silent' }) });
     await d.stop();
   });
+
+  test('a handle whose cgroup also holds a stranger is ERR_INVALID_OPTION: stop() would kill the stranger', async (t) => {
+    const mount = cgroup2Mount();
+    assert.ok(mount, 'no cgroup2 entry in /proc/self/mountinfo: this test needs a cgroup v2 hierarchy');
+    const base = path.join(mount, `vfd-adopt-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
+    const cgroup = path.join(base, 'd');
+    const { child, handles, exited } = await startManager(t, [spec(t, KINDS[0], { lifetime: 'survive', cgroup, cgroupCreate: true })]);
+    const [hd] = handles;
+    child.kill('SIGKILL');
+    await exited;
+    const stranger = cp.spawn('sleep', ['60'], { stdio: 'ignore' });
+    t.after(() => {
+      stranger.kill('SIGKILL');
+      fs.rmSync(base, { recursive: true, force: true });
+    });
+    fs.writeFileSync(path.join(cgroup, 'cgroup.procs'), String(stranger.pid));
+    const err = await rejection(Virtiofsd.adopt(hd, { logger: pino({ level: 'silent' }) }));
+    assert.equal(err.code, 'ERR_INVALID_OPTION', err.message);
+    assert.match(err.message, new RegExp(`also holds process ${stranger.pid}`));
+    assert.ok(running(hd), 'the daemon is untouched');
+    assert.equal(stranger.exitCode, null, 'the stranger is untouched');
+    assert.equal(stranger.signalCode, null, 'the stranger is untouched');
+    // Back out of the daemon's cgroup, and the handle is good again.
+    fs.writeFileSync(path.join(mount, 'cgroup.procs'), String(stranger.pid));
+    const d = await Virtiofsd.adopt(hd, { logger: pino({ level: 'silent' }) });
+    await d.stop();
+    assert.equal(stranger.signalCode, null, 'stop() did not reach the stranger');
+    assert.equal(fs.existsSync(base), false);
+  });
 });
 
 describe('adoption refused: typed errors, never a signal', () => {
