@@ -1372,9 +1372,7 @@ function listenUnix(p, onConn) {
   });
 }
 
-let apiServer = null;
 let apiSockIno = null;
-let vhostServer = null;
 const vhostPeers = new Set();
 
 /** vhost Listener::new(sock, unlink = true) + VhostUserDaemon::start */
@@ -1384,7 +1382,8 @@ async function bindVhostSocket(sock) {
   } catch { /* remove_file errors are ignored */ }
   if (sock === '') throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
   if (pathTooLong(sock)) throw Object.assign(new Error('SUN_LEN'), { sunLen: true });
-  vhostServer = await listenUnix(sock, (peer) => {
+  // The listening server lives as long as the process: nothing needs a reference to it.
+  await listenUnix(sock, (peer) => {
     // The stand-in cannot speak vhost-user: hold the connection open, as the real daemon
     // would while a front-end negotiates, but never answer.
     vhostPeers.add(peer);
@@ -1403,7 +1402,7 @@ async function startApi(apisock) {
     mainError('Error { kind: InvalidInput, message: "path must be shorter than SUN_LEN" }');
   }
   try {
-    apiServer = await listenUnix(apisock, onConnection);
+    await listenUnix(apisock, onConnection);
   } catch (e) {
     mainError(ioDebug(e));
   }
