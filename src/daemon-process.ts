@@ -225,8 +225,9 @@ export class DaemonProcess {
   private readonly readers: PipeReader[] = [];
 
   /**
-   * Spawn the daemon. Throws synchronously (a {@link SystemError} with `syscall: 'spawn'`) when
-   * the program cannot be executed; nothing is left behind then.
+   * Spawn the daemon, or with `attached`, take over one that a handle named (see adopt.ts).
+   * Throws synchronously (a {@link SystemError} with `syscall: 'spawn'`) when the program
+   * cannot be executed; nothing is left behind then.
    */
   constructor(
     private readonly options: DaemonProcessOptions,
@@ -243,81 +244,73 @@ export class DaemonProcess {
       const unwatch = watchCgroup(options.cgroup);
       void this.exitSeen.then(unwatch);
     }
-
-    if (attached) {
-      this.child = attached.proc;
-      attached.proc.watch(() => {
-        void this.attachedExit(attached).then((exit) => {
-          this.exit = { code: exit.code, signal: exit.signal };
-          this.known = exit.known;
-          // Through the pidfd: it reaches the group only while the kernel still knows it.
-          this.killAll();
-          exitSeen();
-        });
-      });
-      const fds = attached.logFd === null ? [] : [attached.logFd];
-      this.ended = this.finish(fds.map((fd) => this.readLines(fd)));
-      return;
-    }
-
-    const onExit = (exit: { code: number | null; signal: NodeJS.Signals | null }): void => {
+    const exited = (exit: ExitStatus, known: boolean): void => {
       this.exit = { code: exit.code, signal: exit.signal };
-      // Both null: someone else in this process reaped our child, and its status is lost.
-      this.known = exit.code !== null || exit.signal !== null;
-      // The daemon is still a zombie here, so its group id cannot have been reused: this
-      // reaches exactly its descendants (both virtiofsd dialects fork a sandbox child).
+      this.known = known;
+      // Our child is still a zombie here (an adopted daemon is held by our pidfd), so its group
+      // id cannot have been reused: this reaches exactly its descendants (both virtiofsd
+      // dialects fork a sandbox child).
       this.killAll();
       exitSeen();
     };
+
+    let streamFds: number[];
+    if (attached) {
+      this.child = attached.proc;
+      attached.proc.watch(() => void this.attachedExit(attached).then((exit) => exited(exit, exit.known)));
+      streamFds = attached.logFd === null ? [] : [attached.logFd];
+    } else {
+      // Both null: someone else in this process reaped our child, and its status is lost.
+      const spawned = this.spawnDaemon((exit) => exited(exit, exit.code !== null || exit.signal !== null));
+      this.child = spawned.child;
+      streamFds = spawned.streamFds;
+      // The adoption lock: while we hold the daemon, no other manager can adopt it.
+      lockFd(spawned.child.pidfd);
+    }
+    this.ended = this.finish(streamFds.map((fd) => this.readLines(fd)));
+  }
+
+  /**
+   * Spawn the program in its own process group (and cgroup), with the output pipes the lifetime
+   * needs: ours alone for `'manager'`, whose child also gets the death signal; for `'survive'`
+   * one pipe whose read end is also parked in the daemon. Returns the child and our read ends.
+   */
+  private spawnDaemon(onExit: (exit: ExitStatus) => void): { child: Child; streamFds: number[] } {
+    const options = this.options;
     const extraFds = options.extraFds ?? [];
     const cgroupFd = options.cgroup?.openFd();
-    let child: Child;
-    let streamFds: number[];
+    const common = { file: options.file, argv: this.argv, env: options.env, newProcessGroup: true, cgroupFd, onExit };
     try {
-      if (options.lifetime === 'survive') {
-        // One pipe for stdout and stderr. A copy of its read end is parked in the daemon itself
-        // (after extraFds), so that writing never meets EPIPE/SIGPIPE while no manager reads, and
-        // the next manager takes it back with pidfd_getfd.
-        const pipe = makePipe(LOG_PIPE_BYTES, { writeNonblocking: true });
-        try {
-          child = spawn({
-            file: options.file,
-            argv: this.argv,
-            env: options.env,
-            fds: ['null', options.captureStdout ? pipe.write : 'null', pipe.write, ...extraFds, pipe.read],
-            newProcessGroup: true,
-            cgroupFd,
-            onExit,
-            lifetime: { detach: true },
-          });
-        } catch (err) {
-          closeFd(pipe.read);
-          throw err;
-        } finally {
-          closeFd(pipe.write);
-        }
-        this.parkedLog = { fd: 3 + extraFds.length, pipeIno: String(fstatSync(pipe.read, { bigint: true }).ino) };
-        streamFds = [pipe.read];
-      } else {
-        child = spawn({
-          file: options.file,
-          argv: this.argv,
-          env: options.env,
+      if (options.lifetime !== 'survive') {
+        const child = spawn({
+          ...common,
           fds: ['null', options.captureStdout ? 'pipe' : 'null', 'pipe', ...extraFds],
-          newProcessGroup: true,
-          cgroupFd,
-          onExit,
           lifetime: { deathSignal: 'SIGKILL' },
         });
-        streamFds = child.pipes.filter((fd): fd is number => fd !== null);
+        return { child, streamFds: child.pipes.filter((fd): fd is number => fd !== null) };
       }
+      // One pipe for stdout and stderr. A copy of its read end is parked in the daemon itself
+      // (after extraFds), so that writing never meets EPIPE/SIGPIPE while no manager reads, and
+      // the next manager takes it back with pidfd_getfd.
+      const pipe = makePipe(LOG_PIPE_BYTES, { writeNonblocking: true });
+      let child: Child;
+      try {
+        child = spawn({
+          ...common,
+          fds: ['null', options.captureStdout ? pipe.write : 'null', pipe.write, ...extraFds, pipe.read],
+          lifetime: { detach: true },
+        });
+      } catch (err) {
+        closeFd(pipe.read);
+        throw err;
+      } finally {
+        closeFd(pipe.write);
+      }
+      this.parkedLog = { fd: 3 + extraFds.length, pipeIno: String(fstatSync(pipe.read, { bigint: true }).ino) };
+      return { child, streamFds: [pipe.read] };
     } finally {
       if (cgroupFd !== undefined) Cgroup.closeFd(cgroupFd);
     }
-    this.child = child;
-    // The adoption lock: while we hold the daemon, no other manager can adopt it.
-    lockFd(child.pidfd);
-    this.ended = this.finish(streamFds.map((fd) => this.readLines(fd)));
   }
 
   /**

@@ -114,6 +114,7 @@ const DECIMAL = /^\d+$/;
  * `value` checked to be a handle of `kind`, as `handle()` returned it or as parsed back from
  * its JSON. Anything else - corrupted, hand-edited, another format - is an
  * {@link InvalidOptionError} for option `handle` naming the field at fault.
+ * (Long, on purpose: one flat check per field, in the record's order, read top to bottom.)
  */
 export function parseHandle(value: unknown, kind: DaemonKind): DaemonHandle {
   const bad = (field: string, what: string): never => {

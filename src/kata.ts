@@ -88,6 +88,45 @@ function takesValue(flag: string, t: ReturnType<typeof spellings>): boolean {
 }
 
 /**
+ * The flag at `args[i]` as units of one meaning each: an `-o a,b` group becomes `-o a`, `-o b`;
+ * `--flag value` becomes `--flag=value`. `last` is the index of the last word it took.
+ */
+function unitsAt(args: string[], i: number, t: ReturnType<typeof spellings>): { units: string[]; last: number } {
+  const arg = args[i];
+  if (arg === '-o' || (arg.startsWith('-o') && !arg.startsWith('--'))) {
+    const group = arg === '-o' ? args[i + 1] : arg.slice(2);
+    if (group === undefined) throw new InvalidOptionError(`virtio_fs_extra_args[${i}]`, "'-o' needs an option after it");
+    return { units: group.split(',').map((part) => `-o ${part}`), last: arg === '-o' ? i + 1 : i };
+  }
+  if (arg.startsWith('--') && !arg.includes('=') && takesValue(arg, t) && i + 1 < args.length) {
+    return { units: [`${arg}=${args[i + 1]}`], last: i + 1 };
+  }
+  return { units: [arg], last: i };
+}
+
+/** The typed option that `unit` (from `virtio_fs_extra_args[i]`) means, or an InvalidOptionError naming it. */
+function meaningOf(unit: string, i: number, t: ReturnType<typeof spellings>): Meaning {
+  const exact = t.exact.get(unit);
+  if (exact) return exact;
+  const prefix = t.prefixes.find(([p]) => unit.startsWith(p));
+  if (!prefix) {
+    const owned = /^(--shared-dir|-o source=|--socket|--fd|--socket-path|--socket-group)/.test(unit);
+    throw new InvalidOptionError(
+      `virtio_fs_extra_args[${i}]`,
+      owned
+        ? `'${unit}' is the runtime's to set: pass the shared directory as sourcePath and the socket as socketPath`
+        : `'${unit}' has no typed equivalent here (see the option table in the README); ` +
+            'drop it, or pass it through extraArgs to the one dialect that knows it',
+    );
+  }
+  const [p, name] = prefix;
+  const raw = unit.slice(p.length);
+  const value = VIRTIOFSD_OPTIONS[name].kind === 'uint' ? (/^\d+$/.test(raw) ? Number(raw) : NaN) : raw;
+  if (Number.isNaN(value)) throw new InvalidOptionError(`virtio_fs_extra_args[${i}]`, `'${unit}' needs a whole number >= 0`);
+  return { name, value };
+}
+
+/**
  * Kata's virtiofsd configuration as options for `new Virtiofsd()`: `virtio_fs_daemon` is the
  * path, `virtio_fs_cache` the cache mode (`none` and `''` as Kata reads them), and each flag of
  * `virtio_fs_extra_args` — in the Rust spelling Kata writes today (`--thread-pool-size=1
@@ -143,43 +182,9 @@ export function fromKataConfig(config: KataVirtiofsConfig): KataVirtiofsdOptions
     target[m.name] = m.value;
   };
   for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    let units: string[];
-    if (arg === '-o' || (arg.startsWith('-o') && !arg.startsWith('--'))) {
-      const group = arg === '-o' ? args[++i] : arg.slice(2);
-      if (group === undefined) throw new InvalidOptionError(`virtio_fs_extra_args[${i - 1}]`, "'-o' needs an option after it");
-      units = group.split(',').map((part) => `-o ${part}`);
-    } else if (arg.startsWith('--') && !arg.includes('=') && takesValue(arg, t) && i + 1 < args.length) {
-      units = [`${arg}=${args[++i]}`];
-    } else {
-      units = [arg];
-    }
-    for (const unit of units) {
-      const exact = t.exact.get(unit);
-      if (exact) {
-        set(i, unit, exact);
-        continue;
-      }
-      const prefix = t.prefixes.find(([p]) => unit.startsWith(p));
-      if (!prefix) {
-        const owned = /^(--shared-dir|-o source=|--socket|--fd|--socket-path|--socket-group)/.test(unit);
-        throw new InvalidOptionError(
-          `virtio_fs_extra_args[${i}]`,
-          owned
-            ? `'${unit}' is the runtime's to set: pass the shared directory as sourcePath and the socket as socketPath`
-            : `'${unit}' has no typed equivalent here (see the option table in the README); ` +
-                'drop it, or pass it through extraArgs to the one dialect that knows it',
-        );
-      }
-      const [p, name] = prefix;
-      const raw = unit.slice(p.length);
-      const kind = VIRTIOFSD_OPTIONS[name].kind;
-      const value = kind === 'uint' ? (/^\d+$/.test(raw) ? Number(raw) : NaN) : raw;
-      if (Number.isNaN(value)) {
-        throw new InvalidOptionError(`virtio_fs_extra_args[${i}]`, `'${unit}' needs a whole number >= 0`);
-      }
-      set(i, unit, { name, value });
-    }
+    const { units, last } = unitsAt(args, i, t);
+    i = last;
+    for (const unit of units) set(i, unit, meaningOf(unit, i, t));
   }
   return out;
 }

@@ -304,9 +304,13 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     return { sock: record(this.options.sockPath), api: record(this.options.apiSockPath) };
   }
 
-  protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
+  /**
+   * What the file system decides before the spawn: the binary, its version and the argv; stale
+   * sockets from a crashed run go (a live one, or anything that is not a socket, stays).
+   */
+  private async plan(): Promise<{ binary: string; version: { text: string }; args: string[] }> {
     const o = this.options;
-    const { sockPath, apiSockPath, sourcePath, lifetime } = o;
+    const { sockPath, apiSockPath, sourcePath } = o;
     const binary = resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
     checkDirectory('sourcePath', sourcePath);
     checkSocketPath('sockPath', sockPath);
@@ -322,7 +326,6 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
       cli: nydusdCliFor(version),
       ...(o.threads === undefined ? {} : { threads: o.threads as never }),
     });
-    // Stale sockets from a crashed run go; a live one, or anything that is not a socket, stays.
     for (const [option, p] of [['sockPath', sockPath], ['apiSockPath', apiSockPath]] as const) {
       try {
         removeStaleSocket(p);
@@ -330,6 +333,14 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
         throw SystemError.forOption(option, err);
       }
     }
+    return { binary, version, args };
+  }
+
+  /** The plan, then cgroup and process, then RUNNING and the shared directory mounted; a failure stops nydusd. */
+  protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
+    const o = this.options;
+    const { apiSockPath, lifetime } = o;
+    const { binary, version, args } = await this.plan();
 
     const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate);
     let proc: DaemonProcess;
@@ -356,7 +367,18 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     this.adopt(proc, run, onQuit);
     this.log.info({ daemonPid: proc.pid, version: version.text, argv: proc.argv }, 'nydusd started');
 
-    const timeoutMs = o.startTimeoutMs;
+    await this.waitMounted(proc, client);
+    proc.startOver();
+    run.started = true;
+    return pid;
+  }
+
+  /**
+   * Wait, within the start deadline, until the API answers RUNNING and the shared directory is
+   * mounted. Any failure stops nydusd (with its sockets) and rejects with a DaemonStartError.
+   */
+  private async waitMounted(proc: DaemonProcess, client: NydusClient): Promise<void> {
+    const { apiSockPath, sourcePath, startTimeoutMs: timeoutMs } = this.options;
     const deadline = Date.now() + timeoutMs;
     try {
       await this.waitRunning(proc, apiSockPath, deadline, timeoutMs);
@@ -387,9 +409,6 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
         { cause: err },
       );
     }
-    proc.startOver();
-    run.started = true;
-    return pid;
   }
 
   /** Poll `GET /api/v1/daemon` until `RUNNING`, each probe bounded, the whole bounded, the exit fatal. */

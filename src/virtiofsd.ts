@@ -340,10 +340,13 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     return { socket: { path: resolve(s.path), dev: String(s.dev), ino: String(s.ino) } };
   }
 
-  /** What the file system decides (binary, directories, dialect), then socket, then process; whatever fails undoes what came before. */
-  protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
+  /**
+   * What the file system decides before anything is created: the binary, its dialect, the
+   * argv, and whether the daemon will be quiet (no ready line to wait for). Creates nothing.
+   */
+  private async plan(): Promise<{ binary: string; dialect: Dialect; args: string[]; quiet: boolean }> {
     const o = this.options;
-    const { socketPath, sourcePath, extraArgs, lifetime } = o;
+    const { socketPath, sourcePath, extraArgs } = o;
     // Without a stderr there is no ready marker to wait for, whichever way syslog was asked for.
     // (Under extraArgsPolicy 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
     const syslog = o.syslog || (extraArgs.includes('--syslog') && o.extraArgsPolicy !== 'safe');
@@ -374,6 +377,15 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       extraArgs,
       extraArgsPolicy: o.extraArgsPolicy,
     });
+    // Logged to syslog or above info, the daemon never says it waits.
+    return { binary, dialect, args, quiet: syslog || logsAboveInfo({ logLevel: o.typed.logLevel, extraArgs }) };
+  }
+
+  /** The plan, then cgroup, socket and process; then the wait. Whatever fails undoes what came before. */
+  protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
+    const o = this.options;
+    const { socketPath, lifetime } = o;
+    const { binary, dialect, args, quiet } = await this.plan();
 
     const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate);
     let socket: ListeningSocket;
@@ -408,8 +420,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       if (lifetime === 'survive') keepSocketFile(socket);
       this.adopt(proc, run, onQuit);
       this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
-      // Logged to syslog or above info, the daemon never says it waits: the socket is ours, so the VMM can connect now.
-      const quiet = syslog || logsAboveInfo({ logLevel: o.typed.logLevel, extraArgs });
+      // A quiet daemon never says it waits: the socket is ours, so the VMM can connect now.
       await this.waitReady(proc, quiet ? Promise.resolve() : marker);
       proc.startOver();
     } catch (err) {
