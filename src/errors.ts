@@ -1,6 +1,9 @@
 /**
  * Every error this package throws. Each carries a stable `code` to branch on, a message
  * that names the input at fault and the way to fix it, and the underlying error as `cause`.
+ * The one exception, on purpose: the raw primitives of native.ts throw a plain TypeError or
+ * RangeError when called with arguments of the wrong type (a programming error, as in Node's
+ * `fs`); the daemon classes check every caller value first, so they never reach that.
  */
 
 import type { ExitStatus } from './types.js';
