@@ -3,10 +3,11 @@
  * of its own, output pipes read line by line on the event loop, the exit observed by pidfd,
  * stop with escalation, and the wait until nothing of the group is left.
  */
-import { fstatSync } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
-import { VirtiofsDaemonError } from './errors.js';
+import { describeValue } from './describe.js';
+import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import type { DaemonExit, ExitStatus } from './types.js';
 import { Cgroup, type CgroupStats } from './cgroup.js';
 import { processIdentity, type DaemonHandle, type Lifetime } from './handle.js';
@@ -526,6 +527,33 @@ export class DaemonProcess {
     this.attached?.proc.release();
     return { ...this.exit!, requested: this.stopRequested, groupLeftovers, known: this.known };
   }
+}
+
+/**
+ * What `binary --version` says, read by `parse` (undefined: not the program we expect), asked once
+ * per path, size and mtime (`cache` is the caller's). An answer `parse` cannot read is an
+ * {@link InvalidOptionError} for `option` that quotes the output and ends with `hint`.
+ */
+export async function askVersion<T>(
+  binary: string,
+  cache: Map<string, T>,
+  parse: (text: string) => T | undefined,
+  { what, option, hint }: { what: string; option: string; hint: string },
+): Promise<T> {
+  // Directly, not through the thread pool: this runs on every start (see validate.ts statOr).
+  const st = statSync(binary);
+  const key = `${binary}\0${st.size}\0${st.mtimeMs}`;
+  const known = cache.get(key);
+  if (known !== undefined) return known;
+  const out = await captureOutput(binary, ['--version']);
+  const text = `${out.stdout}\n${out.stderr}`;
+  const answer = parse(text);
+  if (answer === undefined) {
+    const output = describeValue(text.trim().slice(0, 200));
+    throw new InvalidOptionError(option, `cannot tell which ${what} '${binary}' is from its --version output ${output}; ${hint}`);
+  }
+  cache.set(key, answer);
+  return answer;
 }
 
 /**

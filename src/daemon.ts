@@ -12,7 +12,7 @@ import { DaemonRunningError, InvalidOptionError, VirtiofsDaemonError } from './e
 import { bootId, HANDLE_FORMAT, type DaemonHandle, type Lifetime, type SocketRecord } from './handle.js';
 import { safeLog, subsystemLog, type Log } from './logger.js';
 import { closeFd } from './native.js';
-import { requireOptionsObject } from './options.js';
+import { readOptions, requireOptionsObject } from './options.js';
 import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
 
@@ -24,6 +24,28 @@ export interface Run {
 /** "code 1" / "signal SIGKILL". */
 export function describeExit(exit: { code: number | null; signal: string | null }): string {
   return exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`;
+}
+
+/** What is wrong with `onQuit` as start() and adopt() take it (a function or nothing), if anything. */
+function onQuitError(value: unknown): InvalidOptionError | undefined {
+  if (value === undefined || typeof value === 'function') return undefined;
+  return new InvalidOptionError('onQuit', `${describeValue(value)} is not a function; pass a function or nothing`);
+}
+
+/**
+ * The options of an `adopt()` call (`what`, e.g. `Virtiofsd.adopt`): an object, its `onQuit`
+ * checked here, its `keys` read once and passed on to the constructor, which checks them.
+ */
+export function readAdoptOptions<K extends string>(
+  what: string,
+  options: unknown,
+  keys: readonly K[],
+): { onQuit: ((exit: DaemonExit) => void) | undefined; passed: { [P in K]?: unknown } } {
+  const o = requireOptionsObject(what, options);
+  const { onQuit } = readOptions(o, ['onQuit']);
+  const error = onQuitError(onQuit);
+  if (error) throw error;
+  return { onQuit: onQuit as ((exit: DaemonExit) => void) | undefined, passed: readOptions(o, keys) };
 }
 
 /** What every daemon's resolved options hold. */
@@ -85,9 +107,8 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   start(onQuit?: (exit: DaemonExit) => void): Promise<number> {
     if (this.starting || this.proc) return Promise.reject(new DaemonRunningError(this.name, this.pid));
     if (!this.resolution.ok) return Promise.reject(this.resolution.error);
-    if (onQuit !== undefined && typeof onQuit !== 'function') {
-      return Promise.reject(new InvalidOptionError('onQuit', `${describeValue(onQuit)} is not a function; pass a function or nothing`));
-    }
+    const onQuitProblem = onQuitError(onQuit);
+    if (onQuitProblem) return Promise.reject(onQuitProblem);
     const run: Run = { started: false };
     // Inside the async function everything, the span's attributes included, ends up in the promise.
     const starting = (async () => traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)))().finally(

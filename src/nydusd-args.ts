@@ -3,8 +3,7 @@
  * 2.0 (what Kata 2.4 pinned) take one flat command line, where `--sock` means virtio-fs. Both
  * print their version the same way (`nydusd \rVersion: \tv2.2.3\nGit Commit: …`).
  */
-import { promises as fs } from 'node:fs';
-import { captureOutput } from './daemon-process.js';
+import { askVersion } from './daemon-process.js';
 import { InvalidOptionError } from './errors.js';
 import { checkExtraArgs, type ExtraArgsPolicy } from './extra-args.js';
 import { describeValue } from './describe.js';
@@ -59,24 +58,16 @@ export function nydusdCliFor(version: NydusdVersion): NydusdCli {
 const versionCache = new Map<string, NydusdVersion>();
 
 /** The version of the nydusd `binary`, from its `--version`; asked once per path, size and mtime. */
-export async function detectNydusdVersion(binary: string): Promise<NydusdVersion> {
-  const st = await fs.stat(binary);
-  const key = `${binary}\0${st.size}\0${st.mtimeMs}`;
-  const known = versionCache.get(key);
-  if (known) return known;
-  const out = await captureOutput(binary, ['--version']);
-  const text = `${out.stdout}\n${out.stderr}`;
-  const m = /^\s*Version:\s*(\S+)/m.exec(text.replace(/\r/g, '\n'));
-  const version = m ? parseNydusdVersion(m[1]) : undefined;
-  if (!version) {
-    throw new InvalidOptionError(
-      'path',
-      `cannot tell which nydusd '${binary}' is from its --version output ${JSON.stringify(text.trim().slice(0, 200))}; ` +
-        'is it nydusd? (expected a line "Version: v2.x.y")',
-    );
-  }
-  versionCache.set(key, version);
-  return version;
+export function detectNydusdVersion(binary: string): Promise<NydusdVersion> {
+  return askVersion(
+    binary,
+    versionCache,
+    (text) => {
+      const m = /^\s*Version:\s*(\S+)/m.exec(text.replace(/\r/g, '\n'));
+      return m ? parseNydusdVersion(m[1]) : undefined;
+    },
+    { what: 'nydusd', option: 'path', hint: 'is it nydusd? (expected a line "Version: v2.x.y")' },
+  );
 }
 
 /** Everything nydusd's command line depends on. */

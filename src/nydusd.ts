@@ -7,11 +7,10 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { Cgroup, requireCgroupOptions } from './cgroup.js';
-import { Daemon, describeExit, type Run } from './daemon.js';
+import { Daemon, describeExit, readAdoptOptions, type Run } from './daemon.js';
 import { DaemonProcess, sleep, type StopOptions } from './daemon-process.js';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { DaemonStartError, InvalidOptionError, SystemError, VirtiofsDaemonError } from './errors.js';
-import { describeValue } from './describe.js';
 import { requireLogger } from './logger.js';
 import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
 import { removeStaleSocket, unlinkSocket } from './native.js';
@@ -266,23 +265,19 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   }
 
   private static adoptNow(handle: unknown, options: NydusdAdoptOptions): Nydusd {
-    const o = requireOptionsObject('Nydusd.adopt', options) as NydusdAdoptOptions;
+    const { onQuit, passed } = readAdoptOptions('Nydusd.adopt', options, ['logger', 'apiTimeoutMs', 'stopTimeoutMs']);
     const h = parseHandle(handle, 'nydusd');
-    const onQuit = readOptions(o, ['onQuit']).onQuit;
-    if (onQuit !== undefined && typeof onQuit !== 'function') {
-      throw new InvalidOptionError('onQuit', `${describeValue(onQuit)} is not a function; pass a function or nothing`);
-    }
     const { sock, api } = h.sockets as { sock: SocketRecord; api: SocketRecord };
     const daemon = new Nydusd({
       sockPath: sock.path,
       apiSockPath: api.path,
       sourcePath: h.sourcePath,
-      ...readOptions(o, ['logger', 'apiTimeoutMs', 'stopTimeoutMs']),
+      ...passed,
       lifetime: h.lifetime,
     } as NydusdOptions);
     const resolved = daemon.options; // an invalid logger or timeout throws here, before anything is opened
     daemon.adoptedSockets = [sock, api];
-    daemon.attach(h, onQuit as ((exit: DaemonExit) => void) | undefined);
+    daemon.attach(h, onQuit);
     daemon.client = new NydusClient(api.path, { timeoutMs: resolved.apiTimeoutMs });
     return daemon;
   }

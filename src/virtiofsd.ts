@@ -3,19 +3,18 @@
  * QEMU <= 7.2 and the Rust virtiofsd. We listen on the vhost-user socket ourselves and hand it
  * over as fd 3 (`--fd=3`), as Kata does, so the VMM can connect the moment start() resolves.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Cgroup, requireCgroupOptions } from './cgroup.js';
-import { Daemon, describeExit, type Run } from './daemon.js';
-import { DaemonProcess, captureOutput, type StopOptions } from './daemon-process.js';
+import { Daemon, describeExit, readAdoptOptions, type Run } from './daemon.js';
+import { DaemonProcess, askVersion, type StopOptions } from './daemon-process.js';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
-import { describeValue } from './describe.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { requireLogger } from './logger.js';
 import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
 import { chownToParent, closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
-import { readOptions, requireBoolean, requireEnv, requireOneOf, requireOptionsObject, requireTimeout } from './options.js';
+import { readOptions, requireBoolean, requireEnv, requireOneOf, requireTimeout } from './options.js';
 import { requireSignalName } from './signals.js';
 import type { DaemonExit, MountOption } from './types.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
@@ -260,26 +259,13 @@ const EXITED = (): 'exited' => 'exited';
  * Which virtiofsd `binary` is, from its `--version` (`virtiofsd version <qemu>` is the legacy C
  * daemon, `virtiofsd <semver>` the Rust one). Asked once per binary path, size and mtime.
  */
-export async function detectDialect(binary: string): Promise<Dialect> {
-  // Directly, not through the thread pool: this runs on every start (see validate.ts statOr).
-  const st = statSync(binary);
-  const key = `${binary}\0${st.size}\0${st.mtimeMs}`;
-  const known = dialectCache.get(key);
-  if (known) return known;
-  const out = await captureOutput(binary, ['--version']);
-  const text = `${out.stdout}\n${out.stderr}`;
-  let dialect: Dialect | undefined;
-  if (/^virtiofsd version /m.test(text)) dialect = 'legacy';
-  else if (/^virtiofsd v?\d+\.\d+/m.test(text)) dialect = 'rust';
-  if (!dialect) {
-    throw new InvalidOptionError(
-      'dialect',
-      `cannot tell which virtiofsd '${binary}' is from its --version output ${JSON.stringify(text.trim().slice(0, 200))}; ` +
-        "set dialect: 'rust' or 'legacy'",
-    );
-  }
-  dialectCache.set(key, dialect);
-  return dialect;
+export function detectDialect(binary: string): Promise<Dialect> {
+  return askVersion(
+    binary,
+    dialectCache,
+    (text) => (/^virtiofsd version /m.test(text) ? 'legacy' : /^virtiofsd v?\d+\.\d+/m.test(text) ? 'rust' : undefined),
+    { what: 'virtiofsd', option: 'dialect', hint: "set dialect: 'rust' or 'legacy'" },
+  );
 }
 
 export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
@@ -308,22 +294,18 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   }
 
   private static adoptNow(handle: unknown, options: VirtiofsdAdoptOptions): Virtiofsd {
-    const o = requireOptionsObject('Virtiofsd.adopt', options) as VirtiofsdAdoptOptions;
+    const { onQuit, passed } = readAdoptOptions('Virtiofsd.adopt', options, ['logger', 'stopSignal', 'stopTimeoutMs']);
     const h = parseHandle(handle, 'virtiofsd');
-    const onQuit = readOptions(o, ['onQuit']).onQuit;
-    if (onQuit !== undefined && typeof onQuit !== 'function') {
-      throw new InvalidOptionError('onQuit', `${describeValue(onQuit)} is not a function; pass a function or nothing`);
-    }
     const socket = h.sockets.socket;
     const daemon = new Virtiofsd({
       socketPath: socket.path,
       sourcePath: h.sourcePath,
-      ...readOptions(o, ['logger', 'stopSignal', 'stopTimeoutMs']),
+      ...passed,
       lifetime: h.lifetime,
     } as VirtiofsdOptions);
     void daemon.options; // an invalid logger or stop option throws here, before anything is opened
     daemon.socket = { fd: -1, path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
-    daemon.attach(h, onQuit as ((exit: DaemonExit) => void) | undefined);
+    daemon.attach(h, onQuit);
     return daemon;
   }
 
