@@ -51,6 +51,10 @@ export function readAdoptOptions<K extends string>(
 /** What every daemon's resolved options hold. */
 export interface ResolvedDaemonOptions {
   logger: Logger | undefined;
+  /** The shared directory (recorded in the handle). */
+  sourcePath: string;
+  /** The lifetime policy (recorded in the handle). */
+  lifetime: Lifetime;
 }
 
 /** Where the records go while the options are invalid: nothing runs, so nothing is worth logging. */
@@ -171,8 +175,8 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       bootId: bootId(),
       exe,
       argv,
-      lifetime: this.lifetime(),
-      sourcePath: resolve(this.sourcePath()),
+      lifetime: this.options.lifetime,
+      sourcePath: resolve(this.options.sourcePath),
       sockets: this.socketRecords(),
       log,
       cgroup,
@@ -203,10 +207,6 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     this.adopt(daemon, { started: true }, onQuit);
   }
 
-  /** The shared directory (for its handle). */
-  protected abstract sourcePath(): string;
-  /** The lifetime policy of the daemon (for its handle). */
-  protected abstract lifetime(): Lifetime;
   /** The daemon's sockets, by name, with their identity (for its handle). */
   protected abstract socketRecords(): Record<string, SocketRecord>;
 

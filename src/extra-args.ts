@@ -48,12 +48,17 @@ const CACHE = 'is set by this library (use the cache option)';
 const HOST_FILE_READ = 'makes the daemon read a host file named by the argument';
 const HOST_FILE_WRITE = 'makes the daemon write a host file named by the argument';
 
-const LEGACY_FLAGS: Readonly<Record<string, FlagDoc>> = {
+/** The flags both dialects spell alike that print something and exit instead of serving. */
+const EXITING_FLAGS: Readonly<Record<string, FlagDoc>> = {
   '-h': { owned: EXITS },
   '--help': { owned: EXITS },
   '-V': { owned: EXITS },
   '--version': { owned: EXITS },
   '--print-capabilities': { owned: EXITS },
+};
+
+const LEGACY_FLAGS: Readonly<Record<string, FlagDoc>> = {
+  ...EXITING_FLAGS,
   '-d': {},
   '-f': {},
   '--syslog': { unsafe: SYSLOG },
@@ -98,11 +103,7 @@ const LEGACY_O: Readonly<Record<string, FlagDoc>> = {
 };
 
 const RUST_FLAGS: Readonly<Record<string, FlagDoc>> = {
-  '-h': { owned: EXITS },
-  '--help': { owned: EXITS },
-  '-V': { owned: EXITS },
-  '--version': { owned: EXITS },
-  '--print-capabilities': { owned: EXITS },
+  ...EXITING_FLAGS,
   '--shared-dir': { value: true, owned: 'is set by this library (use sourcePath)', unsafe: SHARED },
   '--tag': { value: true },
   '--socket': { value: true, owned: SOCKET },

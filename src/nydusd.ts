@@ -282,14 +282,6 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     return daemon;
   }
 
-  protected sourcePath(): string {
-    return this.options.sourcePath;
-  }
-
-  protected lifetime(): Lifetime {
-    return this.options.lifetime;
-  }
-
   /** nydusd binds its sockets itself: their identity is what the files are now. */
   protected socketRecords(): Record<string, SocketRecord> {
     const record = (p: string): SocketRecord => {

@@ -309,14 +309,6 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     return daemon;
   }
 
-  protected sourcePath(): string {
-    return this.options.sourcePath;
-  }
-
-  protected lifetime(): Lifetime {
-    return this.options.lifetime;
-  }
-
   protected socketRecords(): Record<string, SocketRecord> {
     const s = this.socket!;
     return { socket: { path: resolve(s.path), dev: String(s.dev), ino: String(s.ino) } };
