@@ -11,7 +11,7 @@
 import { constants, closeSync, openSync, promises as fsp, watch } from 'node:fs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { raceDeadline, TIMED_OUT } from './deadline.js';
+import { raceDeadline, sleep, TIMED_OUT } from './deadline.js';
 import { describeError } from './describe.js';
 import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import { killCgroupMembers } from './native.js';
@@ -256,7 +256,7 @@ export class Cgroup {
     for (let attempt = 0; attempt < 100; attempt++) {
       const code = this.removeNow();
       if (code !== 'EBUSY') return code === null;
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await sleep(10);
     }
     return false;
   }

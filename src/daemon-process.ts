@@ -5,7 +5,7 @@
  */
 import { fstatSync, statSync } from 'node:fs';
 import net from 'node:net';
-import { raceDeadline, TIMED_OUT } from './deadline.js';
+import { raceDeadline, sleep, TIMED_OUT } from './deadline.js';
 import { describeValue } from './describe.js';
 import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import type { DaemonExit, ExitStatus } from './types.js';
@@ -107,14 +107,6 @@ export interface StopOptions {
   timeoutMs?: number;
   /** How long to wait for the exit after SIGKILL before giving up with an error. Default 10000 ms. */
   killTimeoutMs?: number;
-}
-
-/** A timer that keeps the event loop alive only while `ref` says so. */
-export function sleep(ms: number, ref = true): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    if (!ref) timer.unref();
-  });
 }
 
 /** Cgroups of running daemons, killed if this process exits under them (see {@link watchCgroup}). */

@@ -1,6 +1,7 @@
 /**
- * The one way this package bounds a wait: a promise against a timer, the timer cleared as soon
- * as the promise settles (so a finished wait never holds the event loop).
+ * The package's timers: the one way it bounds a wait (a promise against a timer, the timer
+ * cleared as soon as the promise settles, so a finished wait never holds the event loop) and
+ * the one way it pauses.
  */
 
 /** What {@link raceDeadline} resolves to when the time ran out first. */
@@ -21,4 +22,12 @@ export function raceDeadline<T>(promise: Promise<T>, ms: number, { ref = true } 
     if (!ref) timer.unref();
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** A timer that keeps the event loop alive only while `ref` says so. */
+export function sleep(ms: number, ref = true): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    if (!ref) timer.unref();
+  });
 }
