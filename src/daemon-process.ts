@@ -34,6 +34,9 @@ import { signalName } from './signals.js';
  */
 export const LOG_PIPE_BYTES = 1024 * 1024;
 
+/** How much of each line the tail keeps (see readLines). */
+const TAIL_LINE_CHARS = 1024;
+
 /** How long an adopted daemon's exit may wait for its status to be published (its reap by init). */
 const EXIT_STATUS_WAIT_MS = 5000;
 
@@ -463,7 +466,9 @@ export class DaemonProcess {
         const { level, msg } = parseDaemonLine(line);
         logger[level](info.truncated ? { truncated: info.discardedBytes } : {}, msg);
         if (this.tailLines > 0) {
-          this.tail.push(line.length > 1024 ? `${line.slice(0, 1024)}…` : line);
+          // The tail only explains a failed start in an error message: 1 KiB per line says why,
+          // and keeps 20 lines of a daemon that logs 16 KiB lines from costing 320 KiB each.
+          this.tail.push(line.length > TAIL_LINE_CHARS ? `${line.slice(0, TAIL_LINE_CHARS)}…` : line);
           if (this.tail.length > this.tailLines) this.tail.shift();
         }
         onLine?.(line);
