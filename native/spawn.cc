@@ -52,32 +52,43 @@ static int RawSigprocmask(int how, const uint64_t* set, uint64_t* old) {
   return static_cast<int>(syscall(SYS_rt_sigprocmask, how, set, old, sizeof(uint64_t)));
 }
 
+// Where getdents64 puts the fields we read in each struct linux_dirent64 record: after
+// u64 d_ino and s64 d_off comes u16 d_reclen, then u8 d_type, then d_name. Written out
+// because no header declares the kernel's struct (it is not in the uapi headers, and glibc
+// 2.28 has no getdents64 of its own).
+static constexpr size_t kDirentReclen = 16;
+static constexpr size_t kDirentName = 19;
+
 // Close every fd >= lowfd. close_range() needs Linux 5.9; before that, walk /proc/self/fd
-// with getdents64 into a stack buffer (opendir would malloc).
+// with getdents64 into a stack buffer (opendir would malloc). A failed walk is an error: the
+// program must not start holding fds it was never meant to have.
 static int CloseFrom(int lowfd) {
   if (syscall(SYS_close_range, lowfd, ~0U, 0) == 0) return 0;
   int dir = static_cast<int>(syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dir < 0) return -errno;
   alignas(8) char buf[4096];
+  int err = 0;
   for (;;) {
     long n = syscall(SYS_getdents64, dir, buf, sizeof(buf));
+    if (n < 0) err = -errno;
     if (n <= 0) break;
     for (long off = 0; off < n;) {
       unsigned short reclen;
-      memcpy(&reclen, buf + off + 16, sizeof(reclen));
-      const char* name = buf + off + 19;
+      memcpy(&reclen, buf + off + kDirentReclen, sizeof(reclen));
+      const char* name = buf + off + kDirentName;
       int fd = 0;
       bool numeric = *name != '\0';
       for (const char* p = name; *p; p++) {
         if (*p < '0' || *p > '9') numeric = false;
         fd = fd * 10 + (*p - '0');
       }
+      // Linux releases an fd even when close() fails, so there is nothing to retry or report.
       if (numeric && fd >= lowfd && fd != dir) close(fd);
       off += reclen;
     }
   }
   close(dir);
-  return 0;
+  return err;
 }
 
 // The child between clone and exec. Every signal is blocked on entry (see Spawn).
