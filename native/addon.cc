@@ -65,11 +65,18 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   ExportLifetime(env, exports);
 }
 
-Napi::Object Addon::NewAdoptee() {
-  constructing_child_ = true;
-  Napi::Object obj = adoptee_constructor_.New({});
-  constructing_child_ = false;
+Napi::Object Addon::NewInternal(const Napi::FunctionReference& constructor) {
+  constructing_ = true;
+  Napi::Object obj = constructor.New({});
+  constructing_ = false;
   return obj;
+}
+
+bool ConstructedInternally(const Napi::CallbackInfo& info, const char* refusal) {
+  Addon* addon = info.Env().GetInstanceData<Addon>();
+  if (addon && addon->constructing()) return true;
+  Napi::TypeError::New(info.Env(), refusal).ThrowAsJavaScriptException();
+  return false;
 }
 
 Addon::~Addon() {
@@ -605,9 +612,7 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   if (!SpawnPossible(env) || !ParseSpawnArgs(info, &args)) return env.Undefined();
 
   // The JS object first: if the environment is going away, we learn it before a child exists.
-  constructing_child_ = true;
-  Napi::Object obj = child_constructor_.New({});
-  constructing_child_ = false;
+  Napi::Object obj = NewInternal(child_constructor_);
   Child* child = obj.IsEmpty() ? nullptr : Child::Unwrap(obj);
   if (!child) return env.Undefined();
 
@@ -682,9 +687,7 @@ Napi::Value Addon::ReadPipe(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "readPipe(fd: number, onData: function)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  constructing_reader_ = true;
-  Napi::Object obj = reader_constructor_.New({});
-  constructing_reader_ = false;
+  Napi::Object obj = NewInternal(reader_constructor_);
   PipeReader* reader = obj.IsEmpty() ? nullptr : PipeReader::Unwrap(obj);
   if (!reader) return env.Undefined();
   int err = reader->Start(this, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Function>());

@@ -48,10 +48,7 @@ Napi::Function Child::Define(Napi::Env env) {
 }
 
 Child::Child(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Child>(info) {
-  Addon* addon = info.Env().GetInstanceData<Addon>();
-  if (!addon || !addon->constructing_child()) {
-    Napi::TypeError::New(info.Env(), "Child objects come from spawn()").ThrowAsJavaScriptException();
-  }
+  ConstructedInternally(info, "Child objects come from spawn()");
 }
 
 Child::~Child() {

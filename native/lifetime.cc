@@ -50,10 +50,7 @@ Napi::Function Adoptee::Define(Napi::Env env) {
 }
 
 Adoptee::Adoptee(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Adoptee>(info) {
-  Addon* addon = info.Env().GetInstanceData<Addon>();
-  if (!addon || !addon->constructing_child()) {
-    Napi::TypeError::New(info.Env(), "Adoptee objects come from openProcess()").ThrowAsJavaScriptException();
-  }
+  ConstructedInternally(info, "Adoptee objects come from openProcess()");
 }
 
 Adoptee::~Adoptee() {
@@ -248,8 +245,14 @@ static Napi::Value OpenProcess(const Napi::CallbackInfo& info) {
     ErrnoError(env, pidfd, "pidfd_open").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  // An empty object: the environment stopped running JS. Nobody could release the pidfd then.
   Napi::Object obj = addon->NewAdoptee();
-  Adoptee::Unwrap(obj)->Init(addon, pid, pidfd);
+  Adoptee* adoptee = obj.IsEmpty() ? nullptr : Adoptee::Unwrap(obj);
+  if (!adoptee) {
+    close(pidfd);
+    return env.Undefined();
+  }
+  adoptee->Init(addon, pid, pidfd);
   return obj;
 }
 

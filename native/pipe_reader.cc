@@ -21,10 +21,7 @@ Napi::Function PipeReader::Define(Napi::Env env) {
 }
 
 PipeReader::PipeReader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PipeReader>(info) {
-  Addon* addon = info.Env().GetInstanceData<Addon>();
-  if (!addon || !addon->constructing_reader()) {
-    Napi::TypeError::New(info.Env(), "PipeReader objects come from readPipe()").ThrowAsJavaScriptException();
-  }
+  ConstructedInternally(info, "PipeReader objects come from readPipe()");
 }
 
 PipeReader::~PipeReader() {
