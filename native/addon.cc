@@ -161,6 +161,34 @@ void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
   self->HandleClosed();
 }
 
+int Addon::StartPoll(int fd, int events, uv_poll_cb cb, void* data, uv_poll_t** out) {
+  uv_poll_t* handle = new uv_poll_t;
+  *out = nullptr;
+  int err = uv_poll_init(loop_, handle, fd);
+  if (err < 0) {
+    // Never initialized, so never on the loop: freed at once, without uv_close.
+    delete handle;
+    return err;
+  }
+  handle->data = data;
+  if ((err = uv_poll_start(handle, events, cb)) < 0) {
+    ClosePoll(handle);
+    return err;
+  }
+  *out = handle;
+  return 0;
+}
+
+void Addon::ClosePoll(uv_poll_t* handle) {
+  handle->data = this;
+  pending_closes_++;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) {
+    Addon* addon = static_cast<Addon*>(h->data);
+    delete reinterpret_cast<uv_poll_t*>(h);
+    addon->HandleClosed();
+  });
+}
+
 void Addon::HandleClosed() {
   if (--pending_closes_ > 0 || !tearing_down_) return;
   // Every handle of this environment is closed: Node may now free the loop.

@@ -45,9 +45,12 @@ class Addon : public Napi::Addon<Addon> {
   void Unregister(Adoptee* adoptee) { adoptees_.erase(adoptee); }
   Napi::Object NewAdoptee() { return NewInternal(adoptee_constructor_); }
 
-  // Every uv_close() we start is counted, so that teardown can wait for its callback.
-  void HandleClosing() { pending_closes_++; }
-  void HandleClosed();
+  // A uv_poll_t on this environment's loop, watching `fd` for `events`, with data = `data`.
+  // 0 with *out set, or a negative errno with *out null (nothing left to close).
+  int StartPoll(int fd, int events, uv_poll_cb cb, void* data, uv_poll_t** out);
+  // Close a handle from StartPoll. Every close is counted, so that teardown can wait for its
+  // callback before Node frees the loop.
+  void ClosePoll(uv_poll_t* handle);
 
  private:
   Napi::Value ListenUnix(const Napi::CallbackInfo& info);
@@ -63,6 +66,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value KillCgroupMembers(const Napi::CallbackInfo& info);
 
   static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
+  void HandleClosed();
   void ReleaseAll();
   void KillAfterFailedAdoption(Child* child, std::vector<int>* pipes);
   bool SpawnPossible(Napi::Env env);

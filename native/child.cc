@@ -63,21 +63,13 @@ int Child::Adopt(Addon* addon, const SpawnResult& spawned, bool group, bool deta
   detach_ = detach;
 
   addon_ = addon;
-  poll_ = new uv_poll_t;
-  int err = uv_poll_init(addon->loop(), poll_, pidfd_);
-  if (err < 0) {
-    delete poll_;
-    poll_ = nullptr;
-  } else if ((err = uv_poll_start(poll_, UV_READABLE, OnPidfdReadable)) < 0) {
-    StopWatching();
-  }
+  int err = addon->StartPoll(pidfd_, UV_READABLE, OnPidfdReadable, this, &poll_);
   if (err < 0) {
     // Unwatchable means unreapable later: undo the spawn completely, here and now.
     KillAndReap();
     addon_ = nullptr;
     return err;
   }
-  poll_->data = this;
 
   addon->Register(this);
   on_exit_ = Napi::Persistent(on_exit);
@@ -132,11 +124,8 @@ void Child::DeliverExit(const siginfo_t& info) {
     Reap();
     on_exit_.Reset();
     self_.Reset();
-    if (env.IsExceptionPending()) {
-      // Reaped already, so an uncaught exception that ends the process leaves no zombie.
-      Napi::Error err = env.GetAndClearPendingException();
-      napi_fatal_exception(env, err.Value());
-    }
+    // Reaped already, so an uncaught exception that ends the process leaves no zombie.
+    RaiseUncaught(env);
   }
 }
 
@@ -152,15 +141,8 @@ void Child::Reap() {
 
 void Child::StopWatching() {
   if (!poll_) return;
-  uv_poll_t* handle = poll_;
+  addon_->ClosePoll(poll_);
   poll_ = nullptr;
-  handle->data = addon_;
-  addon_->HandleClosing();
-  uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) {
-    Addon* addon = static_cast<Addon*>(h->data);
-    delete reinterpret_cast<uv_poll_t*>(h);
-    addon->HandleClosed();
-  });
 }
 
 void Child::Abandon(bool kill_detached) {

@@ -15,6 +15,11 @@ namespace vfd {
 std::string ErrnoName(int neg_errno);
 std::string ErrnoText(int neg_errno);
 
+// After calling JS from a libuv callback: an exception it left pending becomes the process's
+// uncaught exception, as for a callback Node itself calls from the loop. Call it last: the
+// process may end in it.
+void RaiseUncaught(Napi::Env env);
+
 Napi::Error ErrnoError(Napi::Env env, int neg_errno, const char* syscall, const std::string& path = "",
                        const std::string& message = "");
 
