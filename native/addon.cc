@@ -291,8 +291,9 @@ static Napi::Error SocketPathError(Napi::Env env, int err, const char* syscall, 
   std::string msg;
   switch (err) {
     case -ENAMETOOLONG:
-      msg = "socket path '" + path + "' is " + std::to_string(path.size()) + " bytes; a unix socket path holds at most " +
-            std::to_string(kMaxSocketPath) + " bytes (sun_path). Use a shorter path; it is never truncated";
+      msg = "socket path '" + path + "' is " + std::to_string(path.size()) +
+            " bytes; a unix socket path holds at most " + std::to_string(kMaxSocketPath) +
+            " bytes (sun_path). Use a shorter path; it is never truncated";
       break;
     case -EEXIST:
       msg = "'" + path + "' is " + FileType(why.found_mode) +

@@ -120,7 +120,8 @@ void Child::DeliverExit(const siginfo_t& info) {
     // an exit must find the child reaped. The scope runs them when it closes.
     Napi::AsyncContext context(env, "virtiofs-daemon:child-exit");
     Napi::CallbackScope callback_scope(env, context);
-    on_exit_.Call(Value(), {Napi::Number::New(env, code), Napi::Number::New(env, signo), Napi::Boolean::New(env, core)});
+    on_exit_.Call(Value(),
+                  {Napi::Number::New(env, code), Napi::Number::New(env, signo), Napi::Boolean::New(env, core)});
     Reap();
     on_exit_.Reset();
     self_.Reset();
