@@ -40,13 +40,14 @@ extern char** environ;
 
 namespace vfd {
 
+// The napi_* results go unchecked: each fails only on an invalid env or a null argument.
 Addon::Addon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop_);
   child_constructor_ = Napi::Persistent(Child::Define(env));
   reader_constructor_ = Napi::Persistent(PipeReader::Define(env));
   adoptee_constructor_ = Napi::Persistent(Adoptee::Define(env));
   pidfd_error_ = ProbePidfdSupport(&pidfd_missing_);
-  spawn_stack_ = AllocateSpawnStack();
+  spawn_stack_ = AllocateSpawnStack();  // nullptr (mmap failed): each spawn then maps its own
   napi_add_async_cleanup_hook(env, Teardown, this, &cleanup_handle_);
 
   DefineAddon(exports, {
@@ -98,7 +99,9 @@ void Addon::ReleaseAll() {
   // Abandon() and Detach() unregister, so walk copies.
   for (Child* child : std::unordered_set<Child*>(live_)) child->Abandon();
   for (Adoptee* adoptee : std::unordered_set<Adoptee*>(adoptees_)) adoptee->Detach();
-  // After the children: a killed daemon no longer holds the socket, so the path is free.
+  // After the children: a killed daemon no longer holds the socket, so the path is free. An
+  // unlink that fails is not reported: teardown has no JS to tell, and a file left behind is
+  // a stale socket that the next listenUnix at that path replaces.
   for (const OwnedSocket& s : sockets_) {
     if (s.fd >= 0) close(s.fd);
     if (!s.file_released) UnlinkSocketIfSame(s.path, s.dev, s.ino);
@@ -510,7 +513,7 @@ static bool ChildStatusesKept() {
 bool Addon::SpawnPossible(Napi::Env env) {
   if (pidfd_error_ < 0) {
     struct utsname u;
-    uname(&u);
+    uname(&u);  // cannot fail with a valid buffer
     ErrnoError(env, pidfd_error_, "pidfd_open", "",
                std::string("this kernel (Linux ") + u.release + ") lacks " + pidfd_missing_ +
                    "; virtiofs-daemon needs Linux 5.4 or later to watch and signal its children safely")

@@ -130,6 +130,9 @@ void Child::DeliverExit(const siginfo_t& info) {
   }
 }
 
+// WNOHANG, result unchecked: it runs once the exit was seen, or after KillAndReap's bounded
+// wait, which a task stuck in uninterruptible sleep can outlast; teardown must not hang on it
+// (it stays our zombie until we exit). An error is ECHILD: someone else reaped it already.
 void Child::Reap() {
   siginfo_t info;
   WaitPidfd(pidfd_, &info, WEXITED | WNOHANG);
@@ -182,7 +185,8 @@ int Child::SignalGroup(int signo) {
 }
 
 void Child::KillAndReap() {
-  // The pidfd too: a leader that left its group is still ours to end.
+  // The pidfd too: a leader that left its group is still ours to end. Failures go unchecked:
+  // ESRCH means gone already, and the wait and reap below settle it either way.
   if (group_) SignalGroup(SIGKILL);
   PidfdSendSignal(pidfd_, SIGKILL);
   struct pollfd p = {pidfd_, POLLIN, 0};

@@ -9,8 +9,6 @@
 
 namespace vfd {
 
-// `neg_errno` is a negative errno. `message` replaces the default text
-// ("<syscall> <CODE>: <strerror> '<path>'") when it is not empty.
 // The errno's name ("ENOENT") and description ("No such file or directory").
 std::string ErrnoName(int neg_errno);
 std::string ErrnoText(int neg_errno);
@@ -20,6 +18,8 @@ std::string ErrnoText(int neg_errno);
 // process may end in it.
 void RaiseUncaught(Napi::Env env);
 
+// `neg_errno` is a negative errno. `message` replaces the default text
+// ("<syscall> <CODE>: <strerror> '<path>'") when it is not empty.
 Napi::Error ErrnoError(Napi::Env env, int neg_errno, const char* syscall, const std::string& path = "",
                        const std::string& message = "");
 
