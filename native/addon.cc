@@ -40,13 +40,14 @@ extern char** environ;
 
 namespace vfd {
 
+// The napi_* results go unchecked: each fails only on an invalid env or a null argument.
 Addon::Addon(Napi::Env env, Napi::Object exports) {
   napi_get_uv_event_loop(env, &loop_);
   child_constructor_ = Napi::Persistent(Child::Define(env));
   reader_constructor_ = Napi::Persistent(PipeReader::Define(env));
   adoptee_constructor_ = Napi::Persistent(Adoptee::Define(env));
   pidfd_error_ = ProbePidfdSupport(&pidfd_missing_);
-  spawn_stack_ = AllocateSpawnStack();
+  spawn_stack_ = AllocateSpawnStack();  // nullptr (mmap failed): each spawn then maps its own
   napi_add_async_cleanup_hook(env, Teardown, this, &cleanup_handle_);
 
   DefineAddon(exports, {
@@ -65,11 +66,18 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   ExportLifetime(env, exports);
 }
 
-Napi::Object Addon::NewAdoptee() {
-  constructing_child_ = true;
-  Napi::Object obj = adoptee_constructor_.New({});
-  constructing_child_ = false;
+Napi::Object Addon::NewInternal(const Napi::FunctionReference& constructor) {
+  constructing_ = true;
+  Napi::Object obj = constructor.New({});
+  constructing_ = false;
   return obj;
+}
+
+bool ConstructedInternally(const Napi::CallbackInfo& info, const char* refusal) {
+  Addon* addon = info.Env().GetInstanceData<Addon>();
+  if (addon && addon->constructing()) return true;
+  Napi::TypeError::New(info.Env(), refusal).ThrowAsJavaScriptException();
+  return false;
 }
 
 Addon::~Addon() {
@@ -91,7 +99,9 @@ void Addon::ReleaseAll() {
   // Abandon() and Detach() unregister, so walk copies.
   for (Child* child : std::unordered_set<Child*>(live_)) child->Abandon();
   for (Adoptee* adoptee : std::unordered_set<Adoptee*>(adoptees_)) adoptee->Detach();
-  // After the children: a killed daemon no longer holds the socket, so the path is free.
+  // After the children: a killed daemon no longer holds the socket, so the path is free. An
+  // unlink that fails is not reported: teardown has no JS to tell, and a file left behind is
+  // a stale socket that the next listenUnix at that path replaces.
   for (const OwnedSocket& s : sockets_) {
     if (s.fd >= 0) close(s.fd);
     if (!s.file_released) UnlinkSocketIfSame(s.path, s.dev, s.ino);
@@ -152,6 +162,34 @@ void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
   self->ClosePipesLeftOpen();
   self->pending_closes_++;
   self->HandleClosed();
+}
+
+int Addon::StartPoll(int fd, int events, uv_poll_cb cb, void* data, uv_poll_t** out) {
+  uv_poll_t* handle = new uv_poll_t;
+  *out = nullptr;
+  int err = uv_poll_init(loop_, handle, fd);
+  if (err < 0) {
+    // Never initialized, so never on the loop: freed at once, without uv_close.
+    delete handle;
+    return err;
+  }
+  handle->data = data;
+  if ((err = uv_poll_start(handle, events, cb)) < 0) {
+    ClosePoll(handle);
+    return err;
+  }
+  *out = handle;
+  return 0;
+}
+
+void Addon::ClosePoll(uv_poll_t* handle) {
+  handle->data = this;
+  pending_closes_++;
+  uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) {
+    Addon* addon = static_cast<Addon*>(h->data);
+    delete reinterpret_cast<uv_poll_t*>(h);
+    addon->HandleClosed();
+  });
 }
 
 void Addon::HandleClosed() {
@@ -256,8 +294,9 @@ static Napi::Error SocketPathError(Napi::Env env, int err, const char* syscall, 
   std::string msg;
   switch (err) {
     case -ENAMETOOLONG:
-      msg = "socket path '" + path + "' is " + std::to_string(path.size()) + " bytes; a unix socket path holds at most " +
-            std::to_string(kMaxSocketPath) + " bytes (sun_path). Use a shorter path; it is never truncated";
+      msg = "socket path '" + path + "' is " + std::to_string(path.size()) +
+            " bytes; a unix socket path holds at most " + std::to_string(kMaxSocketPath) +
+            " bytes (sun_path). Use a shorter path; it is never truncated";
       break;
     case -EEXIST:
       msg = "'" + path + "' is " + FileType(why.found_mode) +
@@ -470,25 +509,11 @@ static bool ChildStatusesKept() {
   return sa.sa_handler != SIG_IGN && !(sa.sa_flags & SA_NOCLDWAIT);
 }
 
-static Napi::Error SpawnError(Napi::Env env, int err, const std::string& file, const std::string* cwd) {
-  std::string msg = "spawn " + file + " " + ErrnoName(err) + ": " + ErrnoText(err);
-  if (cwd && err == -ENOENT && access(cwd->c_str(), F_OK) < 0) {
-    msg = "spawn " + file + " ENOENT: working directory '" + *cwd + "' does not exist";
-  } else if (err == -EMFILE) {
-    struct rlimit lim;
-    getrlimit(RLIMIT_NOFILE, &lim);
-    msg = "spawn " + file + " EMFILE: this process is at its limit of open files (RLIMIT_NOFILE, soft limit " +
-          std::to_string(lim.rlim_cur) + "), and a spawn needs a few more for pipes and for placing the child's fds. "
-          "Close fds you no longer need, or raise the limit (ulimit -n, setrlimit, LimitNOFILE=)";
-  }
-  return ErrnoError(env, err, "spawn", file, msg);
-}
-
 // What every spawn in this process needs; false, with the exception thrown, when it is missing.
 bool Addon::SpawnPossible(Napi::Env env) {
   if (pidfd_error_ < 0) {
     struct utsname u;
-    uname(&u);
+    uname(&u);  // cannot fail with a valid buffer
     ErrnoError(env, pidfd_error_, "pidfd_open", "",
                std::string("this kernel (Linux ") + u.release + ") lacks " + pidfd_missing_ +
                    "; virtiofs-daemon needs Linux 5.4 or later to watch and signal its children safely")
@@ -523,12 +548,25 @@ bool Addon::HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::ve
   return true;
 }
 
-// Reads spawn()'s last argument, { cgroupFd?, cgroupMethod?, deathSignal?, detach? } or undefined,
-// into `req` and `detach`. No coercions (see `group` in Spawn): only values that already have
-// the right type count, so nothing here can run JS. False with a JS exception pending on a bad value.
-static bool ParseSpawnOptions(Napi::Env env, Napi::Value value, SpawnRequest* req, bool* detach) {
-  *detach = false;
+// spawn()'s arguments, parsed and owned here. `req` gets every plain value at parse time, and
+// its pointers into the strings only in Addon::Spawn, once no more JavaScript can run.
+struct SpawnArgs {
+  std::string file;
+  std::string cwd;
+  bool has_cwd = false;
+  std::vector<std::string> argv;
+  std::vector<std::string> envv;
+  bool own_env = false;  // false: this process's environment (environ) as it is at the spawn
+  bool detach = false;
+  SpawnRequest req;
+};
+
+// Reads spawn()'s last argument, { cgroupFd?, cgroupMethod?, deathSignal?, detach? } or undefined.
+// Only values that already have the right type count (no coercions, see `group` below), but
+// reading a property can still run JS: a getter. False with a JS exception pending on a bad value.
+static bool ParseSpawnOptions(Napi::Env env, Napi::Value value, SpawnArgs* args) {
   if (!value.IsObject()) return true;
+  SpawnRequest* req = &args->req;
   Napi::Object options = value.As<Napi::Object>();
   Napi::Value cgroup_fd = options.Get("cgroupFd");
   Napi::Value method = options.Get("cgroupMethod");
@@ -536,86 +574,104 @@ static bool ParseSpawnOptions(Napi::Env env, Napi::Value value, SpawnRequest* re
   Napi::Value detached = options.Get("detach");
   if (cgroup_fd.IsEmpty() || method.IsEmpty() || signo.IsEmpty() || detached.IsEmpty()) return false;
   if (cgroup_fd.IsNumber()) req->cgroup_fd = cgroup_fd.As<Napi::Number>().Int32Value();
-  if (method.IsString() && method.As<Napi::String>().Utf8Value() == "procs") req->cgroup_method = SpawnRequest::kProcs;
+  if (method.IsString() && method.As<Napi::String>().Utf8Value() == "procs") {
+    req->cgroup_method = SpawnRequest::kProcs;
+  }
   if (signo.IsNumber()) req->death_signal = signo.As<Napi::Number>().Int32Value();
   if (req->death_signal < 0 || req->death_signal >= NSIG) {
     Napi::RangeError::New(env, "deathSignal is not a signal number").ThrowAsJavaScriptException();
     return false;
   }
-  *detach = detached.IsBoolean() && detached.As<Napi::Boolean>().Value();
+  args->detach = detached.IsBoolean() && detached.As<Napi::Boolean>().Value();
   return true;
+}
+
+// spawn(file, argv, env, cwd, fds, newProcessGroup, onExit, options?) into *args. False with a
+// JS exception pending when an argument is wrong.
+static bool ParseSpawnArgs(const Napi::CallbackInfo& info, SpawnArgs* args) {
+  Napi::Env env = info.Env();
+  // env null: this process's environment as it is now (environ), without a round trip
+  // through process.env, which costs a getenv per variable.
+  args->own_env = !info[2].IsNull() && !info[2].IsUndefined();
+  args->has_cwd = !info[3].IsNull() && !info[3].IsUndefined();
+  if (!GetString(info, 0, "file", &args->file) || !GetStringArray(info, 1, "argv", &args->argv) ||
+      (args->own_env && !GetStringArray(info, 2, "env", &args->envv)) ||
+      (args->has_cwd && !GetString(info, 3, "cwd", &args->cwd)) || !GetFdSources(info, 4, &args->req.fds)) {
+    return false;
+  }
+  // Not ToBoolean(): a coercion can fail once the environment stops running JS, and its empty
+  // result would then abort the process in Value().
+  args->req.new_process_group = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
+  if (!info[6].IsFunction()) {
+    Napi::TypeError::New(env, "onExit must be a function").ThrowAsJavaScriptException();
+    return false;
+  }
+  if (args->argv.empty()) {
+    Napi::TypeError::New(env, "argv must hold at least argv[0]").ThrowAsJavaScriptException();
+    return false;
+  }
+  return ParseSpawnOptions(env, info[7], args);
+}
+
+// The error of a failed spawn: the cgroup step that failed, else the errno with what to do about
+// the ones that have an answer.
+static Napi::Error SpawnFailure(Napi::Env env, int err, const SpawnArgs& args, const char* cgroup_step) {
+  const std::string& file = args.file;
+  if (cgroup_step) {
+    std::string msg = std::string("cannot start ") + file + " in its cgroup (" + cgroup_step + " " +
+                      ErrnoName(err) + ": " + ErrnoText(err) + ")";
+    return ErrnoError(env, err, cgroup_step, file, msg);
+  }
+  std::string msg = "spawn " + file + " " + ErrnoName(err) + ": " + ErrnoText(err);
+  if (args.has_cwd && err == -ENOENT && access(args.cwd.c_str(), F_OK) < 0) {
+    msg = "spawn " + file + " ENOENT: working directory '" + args.cwd + "' does not exist";
+  } else if (err == -EMFILE) {
+    // Without the number (getrlimit failed) the message still names the limit and the fix.
+    struct rlimit lim;
+    std::string soft = getrlimit(RLIMIT_NOFILE, &lim) == 0 ? ", soft limit " + std::to_string(lim.rlim_cur) : "";
+    msg = "spawn " + file + " EMFILE: this process is at its limit of open files (RLIMIT_NOFILE" + soft +
+          "), and a spawn needs a few more for pipes and for placing the child's fds. "
+          "Close fds you no longer need, or raise the limit (ulimit -n, setrlimit, LimitNOFILE=)";
+  }
+  return ErrnoError(env, err, "spawn", file, msg);
 }
 
 // spawn(file, argv, env, cwd, fds, newProcessGroup, onExit, options?) → Child
 // options: see ParseSpawnOptions.
 Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!SpawnPossible(env)) return env.Undefined();
-
-  std::string file, cwd;
-  std::vector<std::string> argv, envv;
-  std::vector<FdSource> fds;
-  // env null: this process's environment as it is now (environ), without a round trip
-  // through process.env, which costs a getenv per variable.
-  bool own_env = !info[2].IsNull() && !info[2].IsUndefined();
-  if (!GetString(info, 0, "file", &file) || !GetStringArray(info, 1, "argv", &argv) ||
-      (own_env && !GetStringArray(info, 2, "env", &envv))) {
-    return env.Undefined();
-  }
-  bool has_cwd = !info[3].IsNull() && !info[3].IsUndefined();
-  if (has_cwd && !GetString(info, 3, "cwd", &cwd)) return env.Undefined();
-  if (!GetFdSources(info, 4, &fds)) return env.Undefined();
-  // Not ToBoolean(): a coercion can fail once the environment stops running JS, and its empty
-  // result would then abort the process in Value().
-  bool group = info[5].IsBoolean() && info[5].As<Napi::Boolean>().Value();
-  if (!info[6].IsFunction()) {
-    Napi::TypeError::New(env, "onExit must be a function").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  if (argv.empty()) {
-    Napi::TypeError::New(env, "argv must hold at least argv[0]").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-
-  std::vector<char*> c_argv = CStrings(argv);
-  std::vector<char*> c_env = CStrings(envv);
-  SpawnRequest req;
-  req.file = file.c_str();
-  req.argv = c_argv.data();
-  req.envp = own_env ? c_env.data() : environ;
-  req.stack = spawn_stack_;
-  req.cwd = has_cwd ? cwd.c_str() : nullptr;
-  req.fds = fds;
-  req.new_process_group = group;
-  bool detach = false;
-  if (!ParseSpawnOptions(env, info[7], &req, &detach)) return env.Undefined();
-  req.parent = getpid();
+  SpawnArgs args;
+  if (!SpawnPossible(env) || !ParseSpawnArgs(info, &args)) return env.Undefined();
 
   // The JS object first: if the environment is going away, we learn it before a child exists.
-  constructing_child_ = true;
-  Napi::Object obj = child_constructor_.New({});
-  constructing_child_ = false;
+  Napi::Object obj = NewInternal(child_constructor_);
   Child* child = obj.IsEmpty() ? nullptr : Child::Unwrap(obj);
   if (!child) return env.Undefined();
 
+  std::vector<char*> c_argv = CStrings(args.argv);
+  std::vector<char*> c_env = CStrings(args.envv);
+  SpawnRequest& req = args.req;
+  req.file = args.file.c_str();
+  req.argv = c_argv.data();
+  req.cwd = args.has_cwd ? args.cwd.c_str() : nullptr;
+  req.stack = spawn_stack_;
+  req.parent = getpid();
+  // Last, after every call that can run JS (an options getter, the Child constructor): JS that
+  // sets process.env may reallocate environ, and a pointer taken before would dangle.
+  req.envp = args.own_env ? c_env.data() : environ;
+
   SpawnResult spawned;
   int err = vfd::Spawn(req, &spawned);
-  if (err < 0 && spawned.cgroup_step) {
-    std::string msg = std::string("cannot start ") + file + " in its cgroup (" + spawned.cgroup_step + " " +
-                      ErrnoName(err) + ": " + ErrnoText(err) + ")";
-    ErrnoError(env, err, spawned.cgroup_step, file, msg).ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
   if (err < 0) {
-    SpawnError(env, err, file, has_cwd ? &cwd : nullptr).ThrowAsJavaScriptException();
+    SpawnFailure(env, err, args, spawned.cgroup_step).ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  err = child->Adopt(this, spawned, group, detach, info[6].As<Napi::Function>());
+  err = child->Adopt(this, spawned, req.new_process_group, args.detach, info[6].As<Napi::Function>());
   if (err < 0) {
     for (int fd : spawned.parent_ends) {
       if (fd >= 0) close(fd);
     }
-    ErrnoError(env, err, "uv_poll_init", file, "cannot watch the child's pidfd: " + ErrnoText(err))
+    ErrnoError(env, err, "uv_poll_init", args.file, "cannot watch the child's pidfd: " + ErrnoText(err))
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
@@ -663,9 +719,7 @@ Napi::Value Addon::ReadPipe(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "readPipe(fd: number, onData: function)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  constructing_reader_ = true;
-  Napi::Object obj = reader_constructor_.New({});
-  constructing_reader_ = false;
+  Napi::Object obj = NewInternal(reader_constructor_);
   PipeReader* reader = obj.IsEmpty() ? nullptr : PipeReader::Unwrap(obj);
   if (!reader) return env.Undefined();
   int err = reader->Start(this, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Function>());

@@ -16,14 +16,24 @@ class Child;
 class PipeReader;
 class Adoptee;
 
+// For the constructors of the classes Addon::NewInternal makes: false, with a TypeError
+// `refusal` thrown, when the call comes from JS instead.
+bool ConstructedInternally(const Napi::CallbackInfo& info, const char* refusal);
+
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports);
   ~Addon();
 
   uv_loop_t* loop() const { return loop_; }
-  bool constructing_child() const { return constructing_child_; }
-  bool constructing_reader() const { return constructing_reader_; }
+
+  // Child, PipeReader and Adoptee objects are made here and nowhere else. Their classes are
+  // reachable from JS (obj.constructor), and a `new` there would make an object with no
+  // process or pipe behind it, so the constructors refuse unless this flag is up (see
+  // ConstructedInternally). A flag, not a secret argument: JS could pass any argument we pass,
+  // but it cannot run while we are in New(), and each environment has its own flag.
+  Napi::Object NewInternal(const Napi::FunctionReference& constructor);
+  bool constructing() const { return constructing_; }
 
   // Children register while they are alive; the teardown hook deals with whoever is left.
   void Register(Child* child) { live_.insert(child); }
@@ -33,11 +43,14 @@ class Addon : public Napi::Addon<Addon> {
   // Processes opened by pid (not our children) register too; teardown only lets go of them.
   void Register(Adoptee* adoptee) { adoptees_.insert(adoptee); }
   void Unregister(Adoptee* adoptee) { adoptees_.erase(adoptee); }
-  Napi::Object NewAdoptee();
+  Napi::Object NewAdoptee() { return NewInternal(adoptee_constructor_); }
 
-  // Every uv_close() we start is counted, so that teardown can wait for its callback.
-  void HandleClosing() { pending_closes_++; }
-  void HandleClosed();
+  // A uv_poll_t on this environment's loop, watching `fd` for `events`, with data = `data`.
+  // 0 with *out set, or a negative errno with *out null (nothing left to close).
+  int StartPoll(int fd, int events, uv_poll_cb cb, void* data, uv_poll_t** out);
+  // Close a handle from StartPoll. Every close is counted, so that teardown can wait for its
+  // callback before Node frees the loop.
+  void ClosePoll(uv_poll_t* handle);
 
  private:
   Napi::Value ListenUnix(const Napi::CallbackInfo& info);
@@ -53,6 +66,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value KillCgroupMembers(const Napi::CallbackInfo& info);
 
   static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
+  void HandleClosed();
   void ReleaseAll();
   void KillAfterFailedAdoption(Child* child, std::vector<int>* pipes);
   bool SpawnPossible(Napi::Env env);
@@ -85,11 +99,10 @@ class Addon : public Napi::Addon<Addon> {
   void ClosePipesLeftOpen();
 
   uv_loop_t* loop_ = nullptr;
+  bool constructing_ = false;
   Napi::FunctionReference child_constructor_;
-  bool constructing_child_ = false;
   std::unordered_set<Child*> live_;
   Napi::FunctionReference reader_constructor_;
-  bool constructing_reader_ = false;
   std::unordered_set<PipeReader*> readers_;
   Napi::FunctionReference adoptee_constructor_;
   std::unordered_set<Adoptee*> adoptees_;

@@ -67,6 +67,8 @@ int KillCgroupMembers(int dirfd) {
     // Listed again after the pidfd was taken: the pidfd names that member (if the member died
     // and the number went to another member meanwhile, the pidfd answers ESRCH).
     err = ReadMembers(dirfd, &after);
+    // A kill that fails (ESRCH: the member is gone) needs nothing more: the next round's read
+    // says whether anyone is left.
     for (const auto& [pid, pidfd] : held) {
       if (err == 0 && std::binary_search(after.begin(), after.end(), pid)) PidfdSendSignal(pidfd, SIGKILL);
       close(pidfd);

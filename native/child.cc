@@ -48,10 +48,7 @@ Napi::Function Child::Define(Napi::Env env) {
 }
 
 Child::Child(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Child>(info) {
-  Addon* addon = info.Env().GetInstanceData<Addon>();
-  if (!addon || !addon->constructing_child()) {
-    Napi::TypeError::New(info.Env(), "Child objects come from spawn()").ThrowAsJavaScriptException();
-  }
+  ConstructedInternally(info, "Child objects come from spawn()");
 }
 
 Child::~Child() {
@@ -66,21 +63,13 @@ int Child::Adopt(Addon* addon, const SpawnResult& spawned, bool group, bool deta
   detach_ = detach;
 
   addon_ = addon;
-  poll_ = new uv_poll_t;
-  int err = uv_poll_init(addon->loop(), poll_, pidfd_);
-  if (err < 0) {
-    delete poll_;
-    poll_ = nullptr;
-  } else if ((err = uv_poll_start(poll_, UV_READABLE, OnPidfdReadable)) < 0) {
-    StopWatching();
-  }
+  int err = addon->StartPoll(pidfd_, UV_READABLE, OnPidfdReadable, this, &poll_);
   if (err < 0) {
     // Unwatchable means unreapable later: undo the spawn completely, here and now.
     KillAndReap();
     addon_ = nullptr;
     return err;
   }
-  poll_->data = this;
 
   addon->Register(this);
   on_exit_ = Napi::Persistent(on_exit);
@@ -131,18 +120,19 @@ void Child::DeliverExit(const siginfo_t& info) {
     // an exit must find the child reaped. The scope runs them when it closes.
     Napi::AsyncContext context(env, "virtiofs-daemon:child-exit");
     Napi::CallbackScope callback_scope(env, context);
-    on_exit_.Call(Value(), {Napi::Number::New(env, code), Napi::Number::New(env, signo), Napi::Boolean::New(env, core)});
+    on_exit_.Call(Value(),
+                  {Napi::Number::New(env, code), Napi::Number::New(env, signo), Napi::Boolean::New(env, core)});
     Reap();
     on_exit_.Reset();
     self_.Reset();
-    if (env.IsExceptionPending()) {
-      // Reaped already, so an uncaught exception that ends the process leaves no zombie.
-      Napi::Error err = env.GetAndClearPendingException();
-      napi_fatal_exception(env, err.Value());
-    }
+    // Reaped already, so an uncaught exception that ends the process leaves no zombie.
+    RaiseUncaught(env);
   }
 }
 
+// WNOHANG, result unchecked: it runs once the exit was seen, or after KillAndReap's bounded
+// wait, which a task stuck in uninterruptible sleep can outlast; teardown must not hang on it
+// (it stays our zombie until we exit). An error is ECHILD: someone else reaped it already.
 void Child::Reap() {
   siginfo_t info;
   WaitPidfd(pidfd_, &info, WEXITED | WNOHANG);
@@ -155,15 +145,8 @@ void Child::Reap() {
 
 void Child::StopWatching() {
   if (!poll_) return;
-  uv_poll_t* handle = poll_;
+  addon_->ClosePoll(poll_);
   poll_ = nullptr;
-  handle->data = addon_;
-  addon_->HandleClosing();
-  uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) {
-    Addon* addon = static_cast<Addon*>(h->data);
-    delete reinterpret_cast<uv_poll_t*>(h);
-    addon->HandleClosed();
-  });
 }
 
 void Child::Abandon(bool kill_detached) {
@@ -202,7 +185,8 @@ int Child::SignalGroup(int signo) {
 }
 
 void Child::KillAndReap() {
-  // The pidfd too: a leader that left its group is still ours to end.
+  // The pidfd too: a leader that left its group is still ours to end. Failures go unchecked:
+  // ESRCH means gone already, and the wait and reap below settle it either way.
   if (group_) SignalGroup(SIGKILL);
   PidfdSendSignal(pidfd_, SIGKILL);
   struct pollfd p = {pidfd_, POLLIN, 0};

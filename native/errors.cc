@@ -60,6 +60,12 @@ Napi::Error ErrnoError(Napi::Env env, int neg_errno, const char* syscall, const 
   return err;
 }
 
+void RaiseUncaught(Napi::Env env) {
+  if (!env.IsExceptionPending()) return;
+  Napi::Error err = env.GetAndClearPendingException();
+  napi_fatal_exception(env, err.Value());
+}
+
 }  // namespace vfd
 
 #if defined(__GLIBCXX__)

@@ -9,12 +9,17 @@
 
 namespace vfd {
 
-// `neg_errno` is a negative errno. `message` replaces the default text
-// ("<syscall> <CODE>: <strerror> '<path>'") when it is not empty.
 // The errno's name ("ENOENT") and description ("No such file or directory").
 std::string ErrnoName(int neg_errno);
 std::string ErrnoText(int neg_errno);
 
+// After calling JS from a libuv callback: an exception it left pending becomes the process's
+// uncaught exception, as for a callback Node itself calls from the loop. Call it last: the
+// process may end in it.
+void RaiseUncaught(Napi::Env env);
+
+// `neg_errno` is a negative errno. `message` replaces the default text
+// ("<syscall> <CODE>: <strerror> '<path>'") when it is not empty.
 Napi::Error ErrnoError(Napi::Env env, int neg_errno, const char* syscall, const std::string& path = "",
                        const std::string& message = "");
 

@@ -50,10 +50,7 @@ Napi::Function Adoptee::Define(Napi::Env env) {
 }
 
 Adoptee::Adoptee(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Adoptee>(info) {
-  Addon* addon = info.Env().GetInstanceData<Addon>();
-  if (!addon || !addon->constructing_child()) {
-    Napi::TypeError::New(info.Env(), "Adoptee objects come from openProcess()").ThrowAsJavaScriptException();
-  }
+  ConstructedInternally(info, "Adoptee objects come from openProcess()");
 }
 
 Adoptee::~Adoptee() {
@@ -78,23 +75,13 @@ void Adoptee::OnPidfdReadable(uv_poll_t* handle, int /*status*/, int /*events*/)
   self->on_exit_.Call(self->Value(), {});
   self->on_exit_.Reset();
   self->self_.Reset();
-  if (env.IsExceptionPending()) {
-    Napi::Error err = env.GetAndClearPendingException();
-    napi_fatal_exception(env, err.Value());
-  }
+  RaiseUncaught(env);
 }
 
 void Adoptee::StopWatching() {
   if (!poll_) return;
-  uv_poll_t* handle = poll_;
+  addon_->ClosePoll(poll_);
   poll_ = nullptr;
-  handle->data = addon_;
-  addon_->HandleClosing();
-  uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) {
-    Addon* addon = static_cast<Addon*>(h->data);
-    delete reinterpret_cast<uv_poll_t*>(h);
-    addon->HandleClosed();
-  });
 }
 
 void Adoptee::Close() {
@@ -159,20 +146,12 @@ Napi::Value Adoptee::Watch(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "watch(onExit) needs an open, unwatched process").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  poll_ = new uv_poll_t;
-  int err = uv_poll_init(addon_->loop(), poll_, pidfd_);
-  if (err < 0) {
-    delete poll_;
-    poll_ = nullptr;
-  } else if ((err = uv_poll_start(poll_, UV_READABLE, OnPidfdReadable)) < 0) {
-    StopWatching();
-  }
+  int err = addon_->StartPoll(pidfd_, UV_READABLE, OnPidfdReadable, this, &poll_);
   if (err < 0) {
     ErrnoError(env, err, "uv_poll_init", "", "cannot watch the daemon's pidfd: " + ErrnoText(err))
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  poll_->data = this;
   on_exit_ = Napi::Persistent(info[0].As<Napi::Function>());
   self_ = Napi::Persistent(Value());
   return env.Undefined();
@@ -248,8 +227,14 @@ static Napi::Value OpenProcess(const Napi::CallbackInfo& info) {
     ErrnoError(env, pidfd, "pidfd_open").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  // An empty object: the environment stopped running JS. Nobody could release the pidfd then.
   Napi::Object obj = addon->NewAdoptee();
-  Adoptee::Unwrap(obj)->Init(addon, pid, pidfd);
+  Adoptee* adoptee = obj.IsEmpty() ? nullptr : Adoptee::Unwrap(obj);
+  if (!adoptee) {
+    close(pidfd);
+    return env.Undefined();
+  }
+  adoptee->Init(addon, pid, pidfd);
   return obj;
 }
 

@@ -14,6 +14,12 @@ class Addon;
 // A process we did not spawn, named by a pidfd from pidfd_open. Signals go through the pidfd
 // only (the group's too, PIDFD_SIGNAL_PROCESS_GROUP), so a recycled pid is never reached. Its
 // status cannot come from waitid (it is not our child): see ReadPidfdExit.
+//
+// Its JS surface mirrors Child's (pid, pidfd, signal, groupAlive, ref, unref) on purpose, with
+// no shared base class: under the same names the two differ where it matters. A Child is ours
+// to reap and, before Linux 6.9, signals its group by number while it is unreaped; an Adoptee
+// is never ours to reap and signals through its pidfd only. What they share is one-line
+// accessors and an argument check, clearer written out than hidden behind a template.
 class Adoptee : public Napi::ObjectWrap<Adoptee> {
  public:
   static Napi::Function Define(Napi::Env env);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "addon.h"
+#include "errors.h"
 
 namespace vfd {
 
@@ -21,10 +22,7 @@ Napi::Function PipeReader::Define(Napi::Env env) {
 }
 
 PipeReader::PipeReader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<PipeReader>(info) {
-  Addon* addon = info.Env().GetInstanceData<Addon>();
-  if (!addon || !addon->constructing_reader()) {
-    Napi::TypeError::New(info.Env(), "PipeReader objects come from readPipe()").ThrowAsJavaScriptException();
-  }
+  ConstructedInternally(info, "PipeReader objects come from readPipe()");
 }
 
 PipeReader::~PipeReader() {
@@ -33,21 +31,11 @@ PipeReader::~PipeReader() {
 }
 
 int PipeReader::Start(Addon* addon, int fd, Napi::Function on_data) {
-  poll_ = new uv_poll_t;
-  int err = uv_poll_init(addon->loop(), poll_, fd);
-  if (err < 0) {
-    delete poll_;
-    poll_ = nullptr;
-    return err;
-  }
+  // On failure nothing is taken over: the caller still owns fd.
+  int err = addon->StartPoll(fd, UV_READABLE | UV_DISCONNECT, OnReadable, this, &poll_);
+  if (err < 0) return err;
   addon_ = addon;
   fd_ = fd;
-  poll_->data = this;
-  if ((err = uv_poll_start(poll_, UV_READABLE | UV_DISCONNECT, OnReadable)) < 0) {
-    fd_ = -1;  // not taken over: the caller still owns it
-    Stop();
-    return err;
-  }
   addon->RegisterReader(this);
   on_data_ = Napi::Persistent(on_data);
   self_ = Napi::Persistent(Value());
@@ -88,27 +76,15 @@ void PipeReader::Deliver(const char* data, size_t len, bool end) {
       Stop();
       keep.Call(Value(), {env.Null()});
     }
-    if (env.IsExceptionPending()) {
-      Napi::Error err = env.GetAndClearPendingException();
-      napi_fatal_exception(env, err.Value());
-    }
+    RaiseUncaught(env);
   }
 }
 
 void PipeReader::Stop() {
-  if (poll_) {
-    uv_poll_t* handle = poll_;
-    poll_ = nullptr;
-    if (addon_) {
-      handle->data = addon_;
-      addon_->HandleClosing();
-      uv_close(reinterpret_cast<uv_handle_t*>(handle), [](uv_handle_t* h) {
-        Addon* addon = static_cast<Addon*>(h->data);
-        delete reinterpret_cast<uv_poll_t*>(h);
-        addon->HandleClosed();
-      });
-    }
-  }
+  // addon_ goes only after teardown has stopped us (ForgetAddon), so a poll without it is not
+  // expected; leaving the handle is safer than counting its close on a freed addon.
+  if (poll_ && addon_) addon_->ClosePoll(poll_);
+  poll_ = nullptr;
   // After uv_close: the poll must not watch a closed (and maybe reused) fd number.
   if (fd_ >= 0) close(fd_);
   fd_ = -1;

@@ -31,7 +31,7 @@ struct SpawnRequest {
   CgroupMethod cgroup_method = kClone;
   // Non-zero: PR_SET_PDEATHSIG(death_signal) in the child, which then exits at once if
   // `parent` (our getpid(), taken before clone) is no longer its parent. The signal is tied to
-  // the calling THREAD, not to our process: see ChildMain.
+  // the calling THREAD, not to our process: see SetDeathSignal.
   int death_signal = 0;
   pid_t parent = 0;
 };

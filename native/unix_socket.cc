@@ -213,7 +213,7 @@ static int BindAt(int sock, const SocketDir& dir) {
   pthread_t thread;
   int err = pthread_create(&thread, nullptr, BindJobMain, &job);
   if (err) return -err;
-  pthread_join(thread, nullptr);
+  pthread_join(thread, nullptr);  // cannot fail: joinable, ours, joined once
   return job.no_unshare ? BindViaProc(sock, dir) : job.err;
 }
 
@@ -352,6 +352,8 @@ int ListenUnix(const std::string& path, int backlog, BoundSocket* out) {
   }
   if (listen(fd, backlog) < 0) {
     err = -errno;
+    // Best effort: the listen error is the one to report, and a file it fails to remove is a
+    // stale socket that the next ListenUnix there replaces.
     UnlinkAtIfSame(dir, out->dev, out->ino);
     close(fd);
     return err;

@@ -304,3 +304,36 @@ test('a spawn at RLIMIT_NOFILE fails with EMFILE naming the limit and the fix, a
   assert.match(r.message, /raise the limit/);
   assert.equal(r.leaked, 0, 'the pipes made for the failed spawn are closed');
 });
+
+// ---- minor: JS that runs while spawn() reads its arguments ---------------------------------
+
+test('a spawn options getter that grows process.env: the child gets the environment as it is at the spawn', (t) => {
+  // The raw addon, as native.js loaded it: native.spawn copies the options into a plain object
+  // first, so only a direct caller can hand the addon a getter.
+  const { addonSearchList } = require('../scripts/addon-path.js');
+  const addon = require(addonSearchList().find((f) => fs.existsSync(f)));
+  const out = path.join(tempDir(t, 'vfsd-envgetter-'), 'env');
+  const fd = fs.openSync(out, 'w');
+  const names = [];
+  t.after(() => {
+    for (const n of names) delete process.env[n];
+  });
+  // Adding variables makes the C library move environ; a pointer to it taken before the getter
+  // ran would dangle (the child would see the old array, or freed memory).
+  const options = {
+    get deathSignal() {
+      for (let i = 0; i < 500; i++) {
+        names.push(`VFD_GETTER_${i}`);
+        process.env[`VFD_GETTER_${i}`] = 'x'.repeat(100);
+      }
+      return 0;
+    },
+  };
+  return new Promise((resolve) => {
+    addon.spawn('/usr/bin/env', ['env'], null, null, [null, fd, 2], false, (code) => resolve(code), options);
+    fs.closeSync(fd);
+  }).then((code) => {
+    assert.equal(code, 0);
+    assert.match(fs.readFileSync(out, 'utf8'), /^VFD_GETTER_499=x{100}$/m);
+  });
+});
