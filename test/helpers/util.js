@@ -242,7 +242,10 @@ function liveChildren(ppid = process.pid) {
   return childrenOf(ppid).filter((st) => !isDead(st));
 }
 
-/** Our fds as "fd -> target" lines (for failure messages). */
+/**
+ * Our fds as "fd -> target" lines, so that a leak says what leaked. Like fdCount(), it counts
+ * the fd of its own readdir, whose target is '?' (closed by the time it is read).
+ */
 function fdTable() {
   const out = [];
   for (const fd of fs.readdirSync('/proc/self/fd')) {
