@@ -14,7 +14,7 @@ const assert = require('node:assert/strict');
 
 const { SHARED_MOUNTPOINT, DaemonStartError } = require('../dist/index.js');
 const h = require('./helpers/daemons.js');
-const { isSocket, rejection, sleep } = require('./helpers/util.js');
+const { isReaped, isRunning, isSocket, rejection, sleep } = require('./helpers/util.js');
 const {
   REAL,
   assertNothingLeft,
@@ -125,6 +125,7 @@ describe('stop and onQuit', () => {
     const w = world(t);
     const d = w.make();
     const pid = await d.start(w.onQuit);
+    const killed = h.procStat(pid);
     const quitSeen = new Promise((resolve) => {
       const iv = setInterval(() => {
         if (w.quits.length) {
@@ -151,7 +152,11 @@ describe('stop and onQuit', () => {
     // The same instance starts again (Kata restarts a crashed daemon), with a fresh onQuit.
     const quits2 = [];
     const pid2 = await d.start((e) => quits2.push(e));
-    assert.ok(pid2 > 0 && pid2 !== pid);
+    // A new process, not the killed one: that one is reaped. (Not pid2 !== pid, which a recycled
+    // pid could break without anything being wrong.)
+    assert.ok(pid2 > 0, `pid ${pid2}`);
+    assert.ok(isReaped(killed), `the killed daemon is still there: ${JSON.stringify(h.procStat(pid))}`);
+    assert.ok(isRunning(h.procStat(pid2) ?? { pid: pid2 }), `the restarted daemon ${pid2} does not run`);
     await d.stop();
     assert.equal(quits2.length, 1);
     assert.equal(quits2[0].requested, true);

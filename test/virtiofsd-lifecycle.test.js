@@ -17,7 +17,7 @@ const path = require('node:path');
 
 const { Virtiofsd, detectDialect, DaemonRunningError, DaemonStartError } = require('../dist/index.js');
 const h = require('./helpers/daemons.js');
-const { captureLogger, isSocket, rejection, sleep, tempDir } = require('./helpers/util.js');
+const { captureLogger, isReaped, isRunning, isSocket, rejection, sleep, tempDir } = require('./helpers/util.js');
 const { FACTS, handshake, printTimings, realSetup, timed, track } = require('./helpers/virtiofsd.js');
 
 for (const dialect of h.DIALECTS) {
@@ -246,12 +246,16 @@ for (const dialect of h.DIALECTS) {
         quits.push(x);
         restarted = d.start((y) => quits.push(y));
       });
+      const first = h.procStat(pid1);
       const c1 = await handshake(socketPath);
       c1.client.close(); // the daemon exits by itself -> onQuit -> start()
       await h.waitFor(() => restarted, { what: 'the restart from onQuit' });
       const pid2 = await restarted;
       pgids.add(pid2);
-      assert.notEqual(pid2, pid1);
+      // A new daemon, not the old one: the first is reaped and the second runs. (Not pid2 !==
+      // pid1, which a recycled pid could break without anything being wrong.)
+      assert.ok(isReaped(first), `the first daemon is still there: ${JSON.stringify(h.procStat(pid1))}`);
+      assert.ok(isRunning(h.procStat(pid2) ?? { pid: pid2 }), `the restarted daemon ${pid2} does not run`);
       assert.equal(d.pid, pid2);
       assert.deepEqual(quits, [{ code: 0, signal: null, requested: false, known: true }]);
       assert.ok(isSocket(socketPath), 'the new daemon has its socket');
@@ -298,13 +302,16 @@ for (const dialect of h.DIALECTS) {
       assert.ok(err.message.includes(String(pid)), err.message);
       assert.equal(s.d.pid, pid);
       assert.ok(isSocket(s.socketPath));
+      const running = h.procStat(pid);
+      assert.ok(isRunning(running), `the first daemon ${pid} was harmed: ${JSON.stringify(running)}`);
       const { client } = await handshake(s.socketPath);
       await s.d.stop();
       await client.closed;
       assert.equal(s.quits.length, 1);
-      // And once stopped it starts again.
+      // And once stopped it starts again: a new daemon (the first is reaped) that serves.
       const pid2 = await s.start();
-      assert.notEqual(pid2, pid);
+      assert.ok(isReaped(running), `the first daemon is still there: ${JSON.stringify(h.procStat(pid))}`);
+      assert.equal(s.d.pid, pid2);
       const again = await handshake(s.socketPath);
       await s.d.stop();
       await again.client.closed;

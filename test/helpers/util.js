@@ -185,6 +185,16 @@ function procStat(pid) {
   };
 }
 
+/**
+ * "pid@starttime" of the running process pid: it names that process for its lifetime, where the
+ * pid alone may name a later one (pids are recycled). Throws when there is no such process.
+ */
+function processIdentity(pid) {
+  const st = procStat(pid);
+  if (st === null) throw new Error(`no process ${pid}`);
+  return `${st.pid}@${st.starttime}`;
+}
+
 /** Write an executable shell script; returns its path. */
 function script(file, body) {
   fs.writeFileSync(file, `#!/bin/sh\n${body}\n`);
@@ -398,6 +408,7 @@ module.exports = {
   nativeModulePath,
   probePath,
   procStat,
+  processIdentity,
   readReport,
   rejection,
   root,
