@@ -17,21 +17,12 @@ const pino = require('pino');
 const { Nydusd, NydusClient, Virtiofsd, VirtiofsDaemonError, cgroup2Mount } = require('../dist/index.js');
 const { connectVhostUser } = require('./helpers/vhost-user.js');
 const h = require('./helpers/daemons.js');
-const { KINDS, spec, tempDir, startManager, running } = require('./helpers/lifetime.js');
+const { KINDS, spec, startManager, running } = require('./helpers/lifetime.js');
 
-const { captureLogger, sleep } = require('./helpers/util.js');
+const { captureLogger, rejection, sleep, tempDir } = require('./helpers/util.js');
 
 /** The class that adopts daemons of kind `k`. */
 const Kind = (k) => (k.kind === 'nydusd' ? Nydusd : Virtiofsd);
-
-async function rejection(promise) {
-  const value = await promise.then(
-    (v) => ({ v }),
-    (err) => err,
-  );
-  if (value && 'v' in value) assert.fail(`expected a rejection, got ${value.v}`);
-  return value;
-}
 
 /** What each daemon logs while no manager reads it (a front-end connecting, requests served). */
 const BETWEEN = {

@@ -13,13 +13,13 @@
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const pino = require('pino');
 
 const { Virtiofsd, Nydusd, InvalidOptionError, VirtiofsDaemonError, cgroup2Mount } = require('../dist/index.js');
 const native = require('../dist/native.js');
 const h = require('./helpers/daemons.js');
+const util = require('./helpers/util.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const STANDIN = path.join(ROOT, 'build', 'helpers', 'cgroup-standin');
@@ -59,11 +59,7 @@ function removeTree(dir) {
   }
 }
 
-function tempDir(t) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-cg-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const tempDir = (t) => util.tempDir(t, 'vfd-cg-');
 
 /** The cgroup v2 line ("0::/path") of a /proc/<pid>/cgroup text. */
 const v2Line = (text) => text.split('\n').find((l) => l.startsWith('0::'));
@@ -86,10 +82,7 @@ function standin(t, extra = {}, env = {}) {
 }
 
 /** True once pid is gone or a zombie (not running). */
-function dead(pid) {
-  const st = h.procStat(pid);
-  return st === null || st.state === 'Z' || st.state === 'X';
-}
+const dead = util.isZombieOrGone;
 
 describe('cgroup v2 mount', () => {
   test('found from /proc/self/mountinfo, and it is a cgroup2 filesystem', () => {

@@ -8,7 +8,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { connectVhostUser } = require('./helpers/vhost-user.js');
 const h = require('./helpers/daemons.js');
-const { tempDir, killGroups, running } = require('./helpers/lifetime.js');
+const { killGroups, running } = require('./helpers/lifetime.js');
+const { tempDir } = require('./helpers/util.js');
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 

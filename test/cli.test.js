@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { connectVhostUser } = require('./helpers/vhost-user.js');
 const { virtiofsdPath } = require('./helpers/daemons.js');
-const { tempDir } = require('./helpers/util.js');
+const { tempDir, waitFor } = require('./helpers/util.js');
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 
@@ -22,13 +22,7 @@ function runCli(args, env = process.env) {
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 
-async function until(what, fn, ms = 10000) {
-  const deadline = Date.now() + ms;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what, fn) => waitFor(fn, { timeoutMs: 10000, intervalMs: 20, what });
 
 const daemonPidOf = (stderr) => Number(/"daemonPid":(\d+)/.exec(stderr)?.[1]);
 

@@ -4,18 +4,16 @@
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const pino = require('pino');
 const { DaemonProcess } = require('../dist/daemon-process.js');
-const { script } = require('./helpers/util.js');
+const { script, tempDir } = require('./helpers/util.js');
 
 const quiet = pino({ level: 'silent' });
 
 /** A stand-in daemon script in a temp dir removed after t. */
 function standIn(t, body) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-dp-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'vfsd-dp-');
   return { dir, file: script(path.join(dir, 'daemon.sh'), body) };
 }
 

@@ -9,13 +9,13 @@
 const { describe, test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const pino = require('pino');
 
 const native = require('../dist/native.js');
 const { Virtiofsd } = require('../dist/index.js');
 const h = require('./helpers/daemons.js');
+const { sleep, tempDir } = require('./helpers/util.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const PROBE = path.join(ROOT, 'build', 'helpers', 'probe');
@@ -43,7 +43,7 @@ describe('readPipe', () => {
     });
     await exit;
     await ended;
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
     assert.equal(chunks.filter((x) => x === null).length, 1, 'one end');
     assert.equal(chunks.at(-1), null, 'the end comes last');
     assert.match(Buffer.concat(chunks.slice(0, -1)).toString(), /hello from the probe/);
@@ -58,7 +58,7 @@ describe('readPipe', () => {
     reader.close(); // idempotent
     assert.equal(fdOpen(fd), false);
     await exit;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal(calls, 0);
     assert.equal(child.exited, true);
   });
@@ -66,8 +66,7 @@ describe('readPipe', () => {
 
 describe('many daemons stopping at once', () => {
   test('40 daemons: stop-all shares the group checks (fewer checks than daemons); nothing is left', async (t) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-many-'));
-    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const dir = tempDir(t, 'vfd-many-');
     const N = 40;
     const ds = Array.from(
       { length: N },

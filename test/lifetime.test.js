@@ -17,13 +17,13 @@ const h = require('./helpers/daemons.js');
 const {
   KINDS,
   spec,
-  tempDir,
   startManager,
   startWorkerManager,
   msUntilGroupsGone,
   running,
   connectFrontEnds,
 } = require('./helpers/lifetime.js');
+const { sleep, tempDir } = require('./helpers/util.js');
 
 /** Every process of every group, for diagnostics. */
 function groupMembers(handles) {
@@ -87,7 +87,7 @@ describe("lifetime 'survive': the daemons outlive their manager", () => {
         const end = await m.exited;
         assert.deepEqual(end, how === 'SIGKILL' ? { code: null, signal: 'SIGKILL' } : { code: 0, signal: null });
       }
-      await new Promise((r) => setTimeout(r, 1000));
+      await sleep(1000);
       for (const hd of handles) {
         assert.ok(running(hd), `${hd.kind} ${hd.pid} still runs`);
         for (const s of Object.values(hd.sockets))

@@ -17,7 +17,7 @@ const path = require('node:path');
 
 const native = require('../dist/native.js');
 const h = require('./helpers/daemons.js');
-const { tempDir } = require('./helpers/util.js');
+const { sleep, tempDir } = require('./helpers/util.js');
 
 const ROOT = path.resolve(__dirname, '..');
 const HELPERS = path.join(ROOT, 'build', 'helpers');
@@ -82,7 +82,7 @@ test(RACE, async (t) => {
   racer.stderr.on('data', (d) => (racerErr += d));
   const racerGone = new Promise((resolve) => racer.once('exit', resolve));
   t.after(() => racer.kill('SIGKILL'));
-  await new Promise((r) => setTimeout(r, 50));
+  await sleep(50);
   assert.equal(racer.exitCode, null, `the racer (uid ${NOBODY}) must be running: ${racerErr}`);
 
   const outcomes = {};

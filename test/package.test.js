@@ -16,6 +16,7 @@ const path = require('node:path');
 const { virtiofsdPath } = require('./helpers/daemons.js');
 const { TARGETS } = require('../scripts/prebuild.js');
 const { prebuildPath } = require('../scripts/addon-path.js');
+const { tempDir } = require('./helpers/util.js');
 
 const root = path.join(__dirname, '..');
 const nodeDir = path.dirname(process.execPath);
@@ -183,8 +184,7 @@ for (const mode of MODES) {
 
     for (const [kind, file, source] of [['CommonJS', 'consumer.cjs', CJS], ['ESM', 'consumer.mjs', ESM]]) {
       test(`${kind}: starts and stops a real virtiofsd through the public API, with the shipped prebuild`, (t) => {
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-consumer-'));
-        t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+        const dir = tempDir(t, 'vfsd-consumer-');
         fs.writeFileSync(path.join(app, file), source);
         const r = run(process.execPath, [file, virtiofsdPath('rust'), path.join(dir, 'vfs.sock'), dir], { cwd: app, env });
         const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));

@@ -13,12 +13,12 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const { execFileSync, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 const { TARGETS, sourcesDigest } = require('../scripts/prebuild.js');
 const { prebuildPath } = require('../scripts/addon-path.js');
+const { tempDir } = require('./helpers/util.js');
 
 /** Node 20+'s official Linux binaries need at most these (nodejs.org's BUILDING.md). */
 const FLOOR = { GLIBC: [2, 28], GLIBCXX: [3, 4, 21], CXXABI: [1, 3, 9] };
@@ -82,8 +82,7 @@ test('prebuilds were built from the native/ sources and binding.gyp of this tree
  * dist/ and scripts/ copied, since the loader finds the package root from its own real path.
  */
 function packageCopy(t, { prebuilds }) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-pkg-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'vfsd-pkg-');
   for (const d of ['dist', 'scripts']) fs.cpSync(path.join(root, d), path.join(dir, d), { recursive: true });
   fs.copyFileSync(path.join(root, 'package.json'), path.join(dir, 'package.json'));
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
@@ -184,8 +183,7 @@ function qemuArm64() {
 test('the arm64 prebuild loads under qemu-user and its socket primitives work there', (t) => {
   const cmd = qemuArm64();
   const dir = packageCopy(t, { prebuilds: { arm64: path.join(root, prebuildPath('linux', 'arm64')) } });
-  const sockDir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-qemu-'));
-  t.after(() => fs.rmSync(sockDir, { recursive: true, force: true }));
+  const sockDir = tempDir(t, 'vfsd-qemu-');
   // spawn() is not tried: qemu-user refuses clone(CLONE_PIDFD) (EINVAL), so it needs a real arm64 machine.
   const r = runIn(
     dir,

@@ -3,12 +3,11 @@
 // provider (the API's interface, no SDK) records what the library hands it.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { trace } = require('@opentelemetry/api');
 const pino = require('pino');
 const { virtiofsdPath } = require('./helpers/daemons.js');
+const { tempDir } = require('./helpers/util.js');
 
 const spans = [];
 class RecordedSpan {
@@ -70,8 +69,7 @@ const { Virtiofsd } = require('../dist/index.js');
 const KATA_TAGS = { source: 'runtime', package: 'virtcontainers', subsystem: 'virtiofsd' };
 
 test('start and stop are spans with Kata\'s tags; a failed start records its error', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfsd-trace-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'vfsd-trace-');
   const socketPath = path.join(dir, 'vfs.sock');
   const d = new Virtiofsd({ path: virtiofsdPath('rust'), socketPath, sourcePath: dir, logger: pino({ level: 'silent' }) });
   await d.start();

@@ -16,6 +16,7 @@
 const { execFileSync, spawn: nodeSpawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { isZombieOrGone, sleep } = require('./util.js');
 
 const [json] = process.argv.slice(2);
 if (json === undefined) {
@@ -43,7 +44,7 @@ async function round() {
   const sentinel = nodeSpawn('/bin/sleep', ['100'], { detached: true, stdio: 'ignore' });
   const sentinelEnd = new Promise((r) => sentinel.once('exit', (code, signal) => r(signal ?? `exit ${code}`)));
   const { exit, sent } = await exited;
-  await new Promise((r) => setTimeout(r, 20));
+  await sleep(20);
   const hit = sentinel.pid === pid;
   const alive = sentinel.exitCode === null && sentinel.signalCode === null;
   sentinel.kill('SIGTERM');
@@ -73,21 +74,11 @@ function exitRound() {
   process.exit(0);
 }
 
-/** Whether pid is alive, from /proc (zombies and the dead are not). */
-function alive(pid) {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^\S+ \(.*\) [ZX]/.test(stat);
-  } catch {
-    return false;
-  }
-}
-
 async function teardownRound() {
   const out = execFileSync(process.execPath, [__filename, '{"exitRound":true}'], { encoding: 'utf8' });
   const { pid, sentinel } = JSON.parse(out);
-  await new Promise((r) => setTimeout(r, 20));
-  const signalled = !alive(sentinel);
+  await sleep(20);
+  const signalled = isZombieOrGone(sentinel);
   try {
     process.kill(sentinel, 'SIGKILL');
   } catch {

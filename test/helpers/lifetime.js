@@ -7,10 +7,10 @@
 const assert = require('node:assert/strict');
 const cp = require('node:child_process');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
 const h = require('./daemons.js');
+const { sleep, tempDir } = require('./util.js');
 
 const MANAGER = path.join(__dirname, 'lifetime-manager.js');
 const STANDIN = path.join(__dirname, 'nydusd-standin.js');
@@ -26,16 +26,9 @@ const KINDS = [
   },
 ];
 
-/** A short temp dir (socket paths must stay <= 107 bytes), removed after t. */
-function tempDir(t, prefix = 'vlt-') {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
-
 /** The daemon spec for lifetime-manager.js, in a fresh dir of its own. */
 function spec(t, k, extra = {}) {
-  return { kind: k.kind, path: k.path(), dir: tempDir(t), ...extra };
+  return { kind: k.kind, path: k.path(), dir: tempDir(t, 'vlt-'), ...extra };
 }
 
 /** SIGKILL the group of each handle whose leader is still that very process (start time checked). */
@@ -100,7 +93,7 @@ async function msUntilGroupsGone(handles, since, limitMs = 5000) {
   for (;;) {
     if (h.liveMembersOfGroups(pgids).length === 0) return Date.now() - since;
     if (Date.now() - since > limitMs) return null;
-    await new Promise((r) => setTimeout(r, 2));
+    await sleep(2);
   }
 }
 
@@ -118,7 +111,7 @@ async function connectFrontEnds(t, handles) {
     if (hd.kind === 'virtiofsd') await fe.getFeatures();
     out.push(fe);
   }
-  await new Promise((r) => setTimeout(r, 100));
+  await sleep(100);
   return out;
 }
 
@@ -130,7 +123,6 @@ function running(handle) {
 
 module.exports = {
   KINDS,
-  tempDir,
   spec,
   killGroups,
   startManager,

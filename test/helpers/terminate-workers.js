@@ -59,36 +59,13 @@ if (!isMainThread) {
   return;
 }
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-/** Our open fds, as "fd -> target" lines, so that a leak says what leaked. */
-function fds() {
-  const out = [];
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      out.push(`${fd} -> ${fs.readlinkSync(`/proc/self/fd/${fd}`)}`);
-    } catch {
-      // the readdir's own fd, closed meanwhile
-    }
-  }
-  return out;
-}
+const { childrenOf, fdTable, sleep } = require('./util.js');
 
-/** Our children still around (any state), from /proc: "pid (comm) S ppid ...". */
-function children() {
-  const out = [];
-  for (const name of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat;
-    try {
-      stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue;
-    }
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[1]) === process.pid) out.push(`${name} ${fields[0]}`);
-  }
-  return out;
-}
+/** Our open fds, as "fd -> target" lines, without the listing's own fd (its number may differ). */
+const fds = () => fdTable().filter((line) => !line.endsWith(' -> ?'));
+
+/** Our children still around (any state), as "pid state" lines. */
+const children = () => childrenOf().map((st) => `${st.pid} ${st.state}`);
 
 /** Start a worker, let it work for a random moment, terminate it. */
 async function oneWorker(args, i) {

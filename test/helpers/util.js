@@ -1,8 +1,8 @@
 'use strict';
 /**
  * The one home of the helpers every test file shares: temp directories, waiting and sleeping,
- * what /proc says about us and our children, a capturing logger, and the checks of the error
- * contract. Also where the probe is and running it through the library's spawn (native tests).
+ * what /proc says about us and our children (fds, RSS, zombies), capturing and counting loggers,
+ * and the checks of the error contract (rejection, settle, assertTyped). Also where the probe is and running it through the library's spawn (native tests).
  * test/helpers/daemons.js adds the real daemons and their process groups on top of this.
  */
 const fs = require('node:fs');
@@ -185,6 +185,16 @@ function procStat(pid) {
   };
 }
 
+/**
+ * "pid@starttime" of the running process pid: it names that process for its lifetime, where the
+ * pid alone may name a later one (pids are recycled). Throws when there is no such process.
+ */
+function processIdentity(pid) {
+  const st = procStat(pid);
+  if (st === null) throw new Error(`no process ${pid}`);
+  return `${st.pid}@${st.starttime}`;
+}
+
 /** Write an executable shell script; returns its path. */
 function script(file, body) {
   fs.writeFileSync(file, `#!/bin/sh\n${body}\n`);
@@ -242,7 +252,10 @@ function liveChildren(ppid = process.pid) {
   return childrenOf(ppid).filter((st) => !isDead(st));
 }
 
-/** Our fds as "fd -> target" lines (for failure messages). */
+/**
+ * Our fds as "fd -> target" lines, so that a leak says what leaked. Like fdCount(), it counts
+ * the fd of its own readdir, whose target is '?' (closed by the time it is read).
+ */
 function fdTable() {
   const out = [];
   for (const fd of fs.readdirSync('/proc/self/fd')) {
@@ -266,12 +279,67 @@ function isSocket(p) {
   }
 }
 
+/** True when something (of any type, a dangling symlink too) is at p. */
+function exists(p) {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A pino logger at debug whose records (parsed) land in `records`. */
 function captureLogger() {
   const pino = require('pino');
   const records = [];
   const logger = pino({ level: 'debug', base: null }, { write: (line) => records.push(JSON.parse(line)) });
   return { logger, records };
+}
+
+/** A pino logger at debug that only counts its records (counter.n), for the long loops. */
+function countingLogger() {
+  const pino = require('pino');
+  const counter = { n: 0 };
+  const logger = pino({ level: 'debug', base: null }, { write: () => counter.n++ });
+  return { logger, counter };
+}
+
+/**
+ * Await promise, which must reject, and resolve to its error for more checks; a fulfilment
+ * fails the test with the value. `what` names the call in that failure.
+ */
+async function rejection(promise, what = 'the promise') {
+  let value;
+  try {
+    value = await promise;
+  } catch (err) {
+    return err;
+  }
+  const assert = require('node:assert/strict');
+  assert.fail(`${what}: expected a rejection, got ${JSON.stringify(value)}`);
+}
+
+const MiB = 1024 * 1024;
+
+/** This process's resident set size, in MiB. */
+function rssMiB() {
+  return process.memoryUsage.rss() / MiB;
+}
+
+let gc;
+/**
+ * rssMiB() after two full garbage collections, for a baseline that garbage does not blur. The
+ * first call enables gc() (--expose-gc, set at run time), so no test file needs the flag.
+ */
+function settleRss() {
+  if (!gc) {
+    require('node:v8').setFlagsFromString('--expose-gc');
+    gc = require('node:vm').runInNewContext('gc');
+  }
+  gc();
+  gc();
+  return rssMiB();
 }
 
 /**
@@ -322,8 +390,11 @@ module.exports = {
   O_NONBLOCK,
   allProcesses,
   assertTyped,
+  MiB,
   captureLogger,
   childrenOf,
+  countingLogger,
+  exists,
   fdCount,
   fdFlags,
   fdTable,
@@ -337,11 +408,15 @@ module.exports = {
   nativeModulePath,
   probePath,
   procStat,
+  processIdentity,
   readReport,
+  rejection,
   root,
+  rssMiB,
   runProbe,
   script,
   settle,
+  settleRss,
   sigBit,
   sleep,
   statusMask,
