@@ -1,0 +1,222 @@
+'use strict';
+/**
+ * The command line, as clap parses nydusd's: clap 4 with subcommands (`nydusd virtiofs --sock
+ * ...`) from nydusd 2.1.0 on, and the flat clap 2 command line of nydusd 1.x/2.0 below it
+ * (NYDUSD_STANDIN_VERSION); clap's error texts and exit codes, --help and --version.
+ * Follows src/bin/nydusd/main.rs.
+ */
+const { BUILD } = require('./env');
+const { writeStderr } = require('./log');
+
+class ClapError extends Error {
+  constructor(msg, { usage = true, ctx } = {}) {
+    super(msg);
+    this.usage = usage;
+    this.ctx = ctx;
+  }
+}
+const USAGE = {
+  top: 'Usage: nydusd [OPTIONS] --mountpoint <mountpoint> [COMMAND]',
+  virtiofs: 'Usage: nydusd virtiofs [OPTIONS] --sock <sock>',
+  fuse: 'Usage: nydusd fuse [OPTIONS] --mountpoint <mountpoint>',
+  singleton: 'Usage: nydusd singleton [OPTIONS]',
+};
+const opt = (name, o = {}) => ({ name, long: name, ...o });
+const GLOBAL_ARGS = [
+  opt('apisock', { short: 'A' }),
+  opt('config', { short: 'C' }),
+  opt('id', { requires: 'supervisor' }),
+  opt('log-level', { short: 'l', possible: ['trace', 'debug', 'info', 'warn', 'error'], def: 'info' }),
+  opt('log-file', { short: 'L' }),
+  opt('log-rotation-size', { def: '0' }),
+  opt('rlimit-nofile', { def: '1000000' }),
+  opt('supervisor', { requires: 'id' }),
+  opt('upgrade', { flag: true }),
+].map((a) => ({ ...a, global: true }));
+const FS_ARGS = [
+  opt('bootstrap', { short: 'B', conflicts: 'shared-dir' }),
+  opt('localfs-dir', { short: 'D', conflicts: 'config' }),
+  opt('shared-dir', { short: 's' }),
+  opt('prefetch-files', { requires: 'bootstrap' }),
+  opt('virtual-mountpoint', { short: 'm', def: '/' }),
+];
+const FUSE_ARGS = [
+  opt('mountpoint', { short: 'M', required: true }),
+  opt('failover-policy', { possible: ['resend', 'flush'], def: 'resend' }),
+  opt('fuse-threads', { alias: 'thread-num', def: '4' }),
+  opt('writable', { flag: true }),
+];
+const CONTEXTS = {
+  top: [...GLOBAL_ARGS, ...FUSE_ARGS, ...FS_ARGS, opt('version', { short: 'V', flag: true, special: true })],
+  virtiofs: [...GLOBAL_ARGS, opt('hybrid-mode', { flag: true }), opt('sock', { required: true }), ...FS_ARGS],
+  fuse: [...GLOBAL_ARGS, ...FUSE_ARGS, ...FS_ARGS],
+  singleton: [...GLOBAL_ARGS, opt('fscache', { short: 'F' }), opt('fscache-tag', { requires: 'fscache' }),
+    opt('fscache-threads', { def: '4' })],
+};
+const SUBCOMMANDS = ['fuse', 'virtiofs', 'singleton', 'help'];
+/** nydusd before 2.1.0: no subcommands; `--sock` on the one command line means virtio-fs. */
+const FLAT = (() => {
+  const m = /^v?(\d+)\.(\d+)/.exec(BUILD.package_ver);
+  return m !== null && (Number(m[1]) < 2 || (Number(m[1]) === 2 && Number(m[2]) < 1));
+})();
+CONTEXTS.flat = [
+  ...GLOBAL_ARGS.filter((a) => a.name !== 'log-rotation-size'),
+  opt('sock', { required: true }), opt('hybrid-mode', { flag: true }), opt('thread-num', { def: '1' }),
+  opt('failover-policy', { possible: ['resend', 'flush'], def: 'resend' }), opt('writable', { flag: true }),
+  ...FS_ARGS.filter((a) => a.name !== 'localfs-dir'), opt('version', { short: 'V', flag: true, special: true }),
+];
+const argDisplay = (a) => (a.flag ? `--${a.long}` : `--${a.long} <${a.name}>`);
+
+/** Parse argv as clap would for nydusd. Returns { sub, values: Map } or throws ClapError. */
+function parseCommandLine(argv) {
+  let ctx = FLAT ? 'flat' : 'top';
+  const values = new Map(); // name -> value (string) or true for flags
+  const given = new Map(); // name -> arg def, in order given
+  let topSpecific = null; // a non-global top-level arg given before a subcommand
+  let onlyPositional = false;
+  const find = (pred) => CONTEXTS[ctx].find(pred);
+  const setValue = (a, v) => {
+    if (given.has(a.name)) {
+      throw new ClapError(`the argument '${argDisplay(a)}' cannot be used multiple times`, { ctx });
+    }
+    if (a.possible && !a.possible.includes(v)) {
+      throw new ClapError(
+        `invalid value '${v}' for '${argDisplay(a)}'\n  [possible values: ${a.possible.join(', ')}]`,
+        { usage: false, ctx });
+    }
+    given.set(a.name, a);
+    values.set(a.name, v);
+    if (ctx === 'top' && !a.global && !a.special) topSpecific = topSpecific || a;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const tok = argv[i];
+    if (!onlyPositional && tok === '--') {
+      onlyPositional = true;
+      continue;
+    }
+    if (!onlyPositional && tok.startsWith('--') && tok.length > 2) {
+      const eq = tok.indexOf('=');
+      const name = eq < 0 ? tok.slice(2) : tok.slice(2, eq);
+      const inline = eq < 0 ? undefined : tok.slice(eq + 1);
+      if (name === 'help') return { help: ctx };
+      const a = find((x) => x.long === name || x.alias === name);
+      if (!a) throw new ClapError(`unexpected argument '--${name}' found`, { ctx });
+      if (a.special) return { version: true };
+      if (a.flag) {
+        if (inline !== undefined) {
+          throw new ClapError(`unexpected value '${inline}' for '--${a.long}' found; no more were expected`, { ctx });
+        }
+        setValue(a, true);
+        continue;
+      }
+      let v = inline;
+      if (v === undefined) {
+        const next = argv[i + 1];
+        if (next === undefined || (next.startsWith('-') && next !== '-')) {
+          throw new ClapError(`a value is required for '${argDisplay(a)}' but none was supplied`, { usage: false, ctx });
+        }
+        v = next;
+        i++;
+      }
+      setValue(a, v);
+      continue;
+    }
+    if (!onlyPositional && tok.startsWith('-') && tok.length > 1 && tok !== '--') {
+      const s = tok[1];
+      if (s === 'h') return { help: ctx };
+      const a = find((x) => x.short === s);
+      if (!a) throw new ClapError(`unexpected argument '-${s}' found`, { ctx });
+      if (a.special) return { version: true };
+      let rest = tok.slice(2);
+      if (a.flag) {
+        if (rest !== '') throw new ClapError(`unexpected argument '-${rest[0]}' found`, { ctx });
+        setValue(a, true);
+        continue;
+      }
+      if (rest.startsWith('=')) rest = rest.slice(1);
+      let v = rest;
+      if (tok.length === 2) {
+        const next = argv[i + 1];
+        if (next === undefined || (next.startsWith('-') && next !== '-')) {
+          throw new ClapError(`a value is required for '${argDisplay(a)}' but none was supplied`, { usage: false, ctx });
+        }
+        v = next;
+        i++;
+      }
+      setValue(a, v);
+      continue;
+    }
+    // A positional token: a subcommand name at top level, an error elsewhere.
+    if (ctx === 'top' && !onlyPositional && SUBCOMMANDS.includes(tok)) {
+      if (tok === 'help') return { help: argv[i + 1] && CONTEXTS[argv[i + 1]] ? argv[i + 1] : 'top' };
+      if (topSpecific) {
+        throw new ClapError(`the subcommand '${tok}' cannot be used with '${argDisplay(topSpecific)}'`, { ctx });
+      }
+      ctx = tok;
+      continue;
+    }
+    if (ctx === 'flat') {
+      // clap 2's wording and exit code (1) for a stray positional argument.
+      writeStderr(`error: Found argument '${tok}' which wasn't expected, or isn't valid in this context\n\n` +
+        'USAGE:\n    nydusd [FLAGS] [OPTIONS] --sock <sock>\n\nFor more information try --help\n');
+      process.exit(1);
+    }
+    if (ctx === 'top') throw new ClapError(`unrecognized subcommand '${tok}'`, { ctx });
+    throw new ClapError(`unexpected argument '${tok}' found`, { ctx });
+  }
+  // Relations and requirements, as clap checks them after parsing.
+  for (const a of given.values()) {
+    if (a.conflicts && given.has(a.conflicts)) {
+      const b = CONTEXTS[ctx].find((x) => x.name === a.conflicts) || given.get(a.conflicts);
+      throw new ClapError(`the argument '${argDisplay(a)}' cannot be used with '${argDisplay(b)}'`, { ctx });
+    }
+  }
+  const missing = [];
+  for (const a of CONTEXTS[ctx]) {
+    if (a.required && !given.has(a.name)) missing.push(a);
+  }
+  for (const a of given.values()) {
+    if (a.requires && !given.has(a.requires)) {
+      const b = CONTEXTS[ctx].find((x) => x.name === a.requires);
+      if (b && !missing.includes(b)) missing.push(b);
+    }
+  }
+  if (missing.length) {
+    throw new ClapError(
+      `the following required arguments were not provided:\n${missing.map((a) => `  ${argDisplay(a)}`).join('\n')}`,
+      { ctx });
+  }
+  for (const a of CONTEXTS[ctx]) {
+    if (!values.has(a.name) && a.def !== undefined) values.set(a.name, a.def);
+  }
+  return { sub: ctx === 'top' ? null : ctx === 'flat' ? 'virtiofs' : ctx, values, given };
+}
+
+function clapFail(err) {
+  let text = `error: ${err.message}\n`;
+  if (err.usage) text += `\n${USAGE[err.ctx] || USAGE.top}\n`;
+  text += `\nFor more information, try '--help'.\n`;
+  writeStderr(text);
+  process.exit(2);
+}
+
+function printHelp(ctx) {
+  const args = CONTEXTS[ctx] || CONTEXTS.top;
+  const lines = args.map((a) => `      ${a.short ? `-${a.short}, ` : '    '}${argDisplay(a)}`);
+  const head = ctx === 'virtiofs'
+    ? 'Run the Nydus daemon as a dedicated virtio-fs server (stand-in)'
+    : 'Nydus daemon to provide BlobCache, FsCache, FUSE, Virtio-fs and container image services (stand-in)';
+  let out = `${head}\n\n${USAGE[ctx] || USAGE.top}\n\n`;
+  if (ctx === 'top') {
+    out += 'Commands:\n  fuse       Run the Nydus daemon as a dedicated FUSE server\n' +
+      '  virtiofs   Run the Nydus daemon as a dedicated virtio-fs server\n' +
+      '  singleton  Run the Nydus daemon to host multiple blobcache/fscache/fuse/virtio-fs services\n' +
+      '  help       Print this message or the help of the given subcommand(s)\n\n';
+  }
+  out += `Options:\n${lines.join('\n')}\n  -h, --help\n          Print help\n`;
+  process.stdout.write(out);
+  process.exit(0);
+}
+
+
+module.exports = { ClapError, FLAT, parseCommandLine, clapFail, printHelp };
