@@ -67,131 +67,170 @@ CONTEXTS.flat = [
 ];
 const argDisplay = (a) => (a.flag ? `--${a.long}` : `--${a.long} <${a.name}>`);
 
-/** Parse argv as clap would for nydusd. Returns { sub, values: Map } or throws ClapError. */
+/** Parse argv as clap does: { sub, values, given }, or { help: ctx } / { version: true }; throws ClapError. */
 function parseCommandLine(argv) {
-  let ctx = FLAT ? 'flat' : 'top';
-  const values = new Map(); // name -> value (string) or true for flags
-  const given = new Map(); // name -> arg def, in order given
-  let topSpecific = null; // a non-global top-level arg given before a subcommand
-  let onlyPositional = false;
-  const find = (pred) => CONTEXTS[ctx].find(pred);
-  const setValue = (a, v) => {
-    if (given.has(a.name)) {
-      throw new ClapError(`the argument '${argDisplay(a)}' cannot be used multiple times`, { ctx });
-    }
-    if (a.possible && !a.possible.includes(v)) {
-      throw new ClapError(
-        `invalid value '${v}' for '${argDisplay(a)}'\n  [possible values: ${a.possible.join(', ')}]`,
-        { usage: false, ctx });
-    }
-    given.set(a.name, a);
-    values.set(a.name, v);
-    if (ctx === 'top' && !a.global && !a.special) topSpecific = topSpecific || a;
+  const p = {
+    argv,
+    i: 0, // the token being read
+    ctx: FLAT ? 'flat' : 'top',
+    values: new Map(), // name -> value (string) or true for flags
+    given: new Map(), // name -> arg def, in order given
+    topSpecific: null, // a non-global top-level arg given before a subcommand
+    onlyPositional: false, // after `--`
   };
-  for (let i = 0; i < argv.length; i++) {
-    const tok = argv[i];
-    if (!onlyPositional && tok === '--') {
-      onlyPositional = true;
-      continue;
-    }
-    if (!onlyPositional && tok.startsWith('--') && tok.length > 2) {
-      const eq = tok.indexOf('=');
-      const name = eq < 0 ? tok.slice(2) : tok.slice(2, eq);
-      const inline = eq < 0 ? undefined : tok.slice(eq + 1);
-      if (name === 'help') return { help: ctx };
-      const a = find((x) => x.long === name || x.alias === name);
-      if (!a) throw new ClapError(`unexpected argument '--${name}' found`, { ctx });
-      if (a.special) return { version: true };
-      if (a.flag) {
-        if (inline !== undefined) {
-          throw new ClapError(`unexpected value '${inline}' for '--${a.long}' found; no more were expected`, { ctx });
-        }
-        setValue(a, true);
-        continue;
-      }
-      let v = inline;
-      if (v === undefined) {
-        const next = argv[i + 1];
-        if (next === undefined || (next.startsWith('-') && next !== '-')) {
-          throw new ClapError(`a value is required for '${argDisplay(a)}' but none was supplied`, { usage: false, ctx });
-        }
-        v = next;
-        i++;
-      }
-      setValue(a, v);
-      continue;
-    }
-    if (!onlyPositional && tok.startsWith('-') && tok.length > 1 && tok !== '--') {
-      const s = tok[1];
-      if (s === 'h') return { help: ctx };
-      const a = find((x) => x.short === s);
-      if (!a) throw new ClapError(`unexpected argument '-${s}' found`, { ctx });
-      if (a.special) return { version: true };
-      let rest = tok.slice(2);
-      if (a.flag) {
-        if (rest !== '') throw new ClapError(`unexpected argument '-${rest[0]}' found`, { ctx });
-        setValue(a, true);
-        continue;
-      }
-      if (rest.startsWith('=')) rest = rest.slice(1);
-      let v = rest;
-      if (tok.length === 2) {
-        const next = argv[i + 1];
-        if (next === undefined || (next.startsWith('-') && next !== '-')) {
-          throw new ClapError(`a value is required for '${argDisplay(a)}' but none was supplied`, { usage: false, ctx });
-        }
-        v = next;
-        i++;
-      }
-      setValue(a, v);
-      continue;
-    }
-    // A positional token: a subcommand name at top level, an error elsewhere.
-    if (ctx === 'top' && !onlyPositional && SUBCOMMANDS.includes(tok)) {
-      if (tok === 'help') return { help: argv[i + 1] && CONTEXTS[argv[i + 1]] ? argv[i + 1] : 'top' };
-      if (topSpecific) {
-        throw new ClapError(`the subcommand '${tok}' cannot be used with '${argDisplay(topSpecific)}'`, { ctx });
-      }
-      ctx = tok;
-      continue;
-    }
-    if (ctx === 'flat') {
-      // clap 2's wording and exit code (1) for a stray positional argument.
-      writeStderr(`error: Found argument '${tok}' which wasn't expected, or isn't valid in this context\n\n` +
-        'USAGE:\n    nydusd [FLAGS] [OPTIONS] --sock <sock>\n\nFor more information try --help\n');
-      process.exit(1);
-    }
-    if (ctx === 'top') throw new ClapError(`unrecognized subcommand '${tok}'`, { ctx });
-    throw new ClapError(`unexpected argument '${tok}' found`, { ctx });
+  for (; p.i < argv.length; p.i++) {
+    const early = takeToken(p);
+    if (early) return early;
   }
-  // Relations and requirements, as clap checks them after parsing.
-  for (const a of given.values()) {
-    if (a.conflicts && given.has(a.conflicts)) {
-      const b = CONTEXTS[ctx].find((x) => x.name === a.conflicts) || given.get(a.conflicts);
-      throw new ClapError(`the argument '${argDisplay(a)}' cannot be used with '${argDisplay(b)}'`, { ctx });
+  checkConflicts(p);
+  checkRequired(p);
+  applyDefaults(p);
+  return { sub: p.ctx === 'top' ? null : p.ctx === 'flat' ? 'virtiofs' : p.ctx, values: p.values, given: p.given };
+}
+
+/** Read argv[p.i] (and its value); returns { help } or { version } to stop parsing, else null. */
+function takeToken(p) {
+  const tok = p.argv[p.i];
+  if (!p.onlyPositional && tok === '--') {
+    p.onlyPositional = true;
+    return null;
+  }
+  if (!p.onlyPositional && tok.startsWith('--') && tok.length > 2) return takeLong(p, tok);
+  if (!p.onlyPositional && tok.startsWith('-') && tok.length > 1 && tok !== '--') return takeShort(p, tok);
+  return takePositional(p, tok);
+}
+
+/** The argument definition of the current context that matches, or undefined. */
+function findArg(p, pred) {
+  return CONTEXTS[p.ctx].find(pred);
+}
+
+/** Record a's value v, refusing a repeat and a value outside a's possible values. */
+function setValue(p, a, v) {
+  if (p.given.has(a.name)) {
+    throw new ClapError(`the argument '${argDisplay(a)}' cannot be used multiple times`, { ctx: p.ctx });
+  }
+  if (a.possible && !a.possible.includes(v)) {
+    throw new ClapError(
+      `invalid value '${v}' for '${argDisplay(a)}'\n  [possible values: ${a.possible.join(', ')}]`,
+      { usage: false, ctx: p.ctx });
+  }
+  p.given.set(a.name, a);
+  p.values.set(a.name, v);
+  if (p.ctx === 'top' && !a.global && !a.special) p.topSpecific = p.topSpecific || a;
+}
+
+/** The next token as a's value (consumed), unless it is missing or looks like a flag. */
+function nextValue(p, a) {
+  const next = p.argv[p.i + 1];
+  if (next === undefined || (next.startsWith('-') && next !== '-')) {
+    throw new ClapError(`a value is required for '${argDisplay(a)}' but none was supplied`, { usage: false, ctx: p.ctx });
+  }
+  p.i++;
+  return next;
+}
+
+/** `--name`, `--name value` or `--name=value`. */
+function takeLong(p, tok) {
+  const eq = tok.indexOf('=');
+  const name = eq < 0 ? tok.slice(2) : tok.slice(2, eq);
+  const inline = eq < 0 ? undefined : tok.slice(eq + 1);
+  if (name === 'help') return { help: p.ctx };
+  const a = findArg(p, (x) => x.long === name || x.alias === name);
+  if (!a) throw new ClapError(`unexpected argument '--${name}' found`, { ctx: p.ctx });
+  if (a.special) return { version: true };
+  if (a.flag) {
+    if (inline !== undefined) {
+      throw new ClapError(`unexpected value '${inline}' for '--${a.long}' found; no more were expected`, { ctx: p.ctx });
+    }
+    setValue(p, a, true);
+    return null;
+  }
+  setValue(p, a, inline === undefined ? nextValue(p, a) : inline);
+  return null;
+}
+
+/** `-x`, `-x value`, `-xvalue` or `-x=value`. */
+function takeShort(p, tok) {
+  const s = tok[1];
+  if (s === 'h') return { help: p.ctx };
+  const a = findArg(p, (x) => x.short === s);
+  if (!a) throw new ClapError(`unexpected argument '-${s}' found`, { ctx: p.ctx });
+  if (a.special) return { version: true };
+  let rest = tok.slice(2);
+  if (a.flag) {
+    if (rest !== '') throw new ClapError(`unexpected argument '-${rest[0]}' found`, { ctx: p.ctx });
+    setValue(p, a, true);
+    return null;
+  }
+  if (rest.startsWith('=')) rest = rest.slice(1);
+  setValue(p, a, tok.length === 2 ? nextValue(p, a) : rest);
+  return null;
+}
+
+/** A positional token: a subcommand name at top level, an error elsewhere. */
+function takePositional(p, tok) {
+  if (p.ctx === 'top' && !p.onlyPositional && SUBCOMMANDS.includes(tok)) return enterSubcommand(p, tok);
+  if (p.ctx === 'flat') refuseClap2Positional(tok);
+  if (p.ctx === 'top') throw new ClapError(`unrecognized subcommand '${tok}'`, { ctx: p.ctx });
+  throw new ClapError(`unexpected argument '${tok}' found`, { ctx: p.ctx });
+}
+
+/** Switch to subcommand tok's arguments (or answer `help [sub]`); refused after a top-level-only arg. */
+function enterSubcommand(p, tok) {
+  const after = p.argv[p.i + 1];
+  if (tok === 'help') return { help: after && CONTEXTS[after] ? after : 'top' };
+  if (p.topSpecific) {
+    throw new ClapError(`the subcommand '${tok}' cannot be used with '${argDisplay(p.topSpecific)}'`, { ctx: p.ctx });
+  }
+  p.ctx = tok;
+  return null;
+}
+
+/** clap 2's wording and exit code (1) for a stray positional argument: never returns. */
+function refuseClap2Positional(tok) {
+  writeStderr(`error: Found argument '${tok}' which wasn't expected, or isn't valid in this context\n\n` +
+    'USAGE:\n    nydusd [FLAGS] [OPTIONS] --sock <sock>\n\nFor more information try --help\n');
+  process.exit(1);
+}
+
+/** Refuse two given arguments that conflict, as clap checks after parsing. */
+function checkConflicts(p) {
+  for (const a of p.given.values()) {
+    if (a.conflicts && p.given.has(a.conflicts)) {
+      const b = findArg(p, (x) => x.name === a.conflicts) || p.given.get(a.conflicts);
+      throw new ClapError(`the argument '${argDisplay(a)}' cannot be used with '${argDisplay(b)}'`, { ctx: p.ctx });
     }
   }
+}
+
+/** Refuse, in one error, the required arguments missing and those a given one requires. */
+function checkRequired(p) {
   const missing = [];
-  for (const a of CONTEXTS[ctx]) {
-    if (a.required && !given.has(a.name)) missing.push(a);
+  for (const a of CONTEXTS[p.ctx]) {
+    if (a.required && !p.given.has(a.name)) missing.push(a);
   }
-  for (const a of given.values()) {
-    if (a.requires && !given.has(a.requires)) {
-      const b = CONTEXTS[ctx].find((x) => x.name === a.requires);
+  for (const a of p.given.values()) {
+    if (a.requires && !p.given.has(a.requires)) {
+      const b = findArg(p, (x) => x.name === a.requires);
       if (b && !missing.includes(b)) missing.push(b);
     }
   }
   if (missing.length) {
     throw new ClapError(
       `the following required arguments were not provided:\n${missing.map((a) => `  ${argDisplay(a)}`).join('\n')}`,
-      { ctx });
+      { ctx: p.ctx });
   }
-  for (const a of CONTEXTS[ctx]) {
-    if (!values.has(a.name) && a.def !== undefined) values.set(a.name, a.def);
-  }
-  return { sub: ctx === 'top' ? null : ctx === 'flat' ? 'virtiofs' : ctx, values, given };
 }
 
+/** Fill in the default of every argument not given. */
+function applyDefaults(p) {
+  for (const a of CONTEXTS[p.ctx]) {
+    if (!p.values.has(a.name) && a.def !== undefined) p.values.set(a.name, a.def);
+  }
+}
+
+/** Print a clap 4 error (with the context's usage line when it has one) and exit 2. */
 function clapFail(err) {
   let text = `error: ${err.message}\n`;
   if (err.usage) text += `\n${USAGE[err.ctx] || USAGE.top}\n`;
@@ -200,6 +239,7 @@ function clapFail(err) {
   process.exit(2);
 }
 
+/** Print the --help of context ctx and exit 0. */
 function printHelp(ctx) {
   const args = CONTEXTS[ctx] || CONTEXTS.top;
   const lines = args.map((a) => `      ${a.short ? `-${a.short}, ` : '    '}${argDisplay(a)}`);
