@@ -92,128 +92,193 @@ function parseHeaderLine(req, lineBuf) {
 /** Serve one API connection, handing each parsed request to handle(req) -> response. */
 function onConnection(sock, handle) {
   if (connections.size >= UHTTP_MAX_CONNECTIONS) {
-    sock.end(SERVER_FULL);
-    sock.on('error', () => {});
-    setTimeout(() => sock.destroy(), 100).unref();
+    refuseConnection(sock);
     return;
   }
-  connections.add(sock);
-  const conn = { buf: Buffer.alloc(0), state: 'line', req: null, dead: false };
-  const drop = () => {
-    conn.dead = true;
-    connections.delete(sock);
-  };
-  sock.on('error', drop);
-  sock.on('close', drop);
-  // A read-side hang-up closes the connection at once; queued answers are dropped.
-  sock.on('end', () => {
-    drop();
-    sock.destroy();
-  });
-  const send = (bytes) => {
-    if (!conn.dead && !sock.destroyed) sock.write(bytes);
-  };
-  const failParse = (msg) => {
-    conn.state = 'failed';
-    enqueue(async () => {
-      if (knob.slowMs) await sleep(knob.slowMs);
-      send(parseErrorResponse(msg));
-      // DEVIATION: dbs-uhttp keeps the connection with a confused parser; close it instead.
-      if (!conn.dead) sock.end();
+  connections.add(new Connection(sock, handle));
+}
+
+/** Over dbs-uhttp's connection limit: answer 503 and close. */
+function refuseConnection(sock) {
+  sock.end(SERVER_FULL);
+  sock.on('error', () => {});
+  setTimeout(() => sock.destroy(), 100).unref();
+}
+
+/** Parse a request line (`METHOD URI VERSION`, without its CRLF) into a new request. */
+function parseRequestLine(line) {
+  const sp1 = line.indexOf(0x20);
+  const sp2 = sp1 < 0 ? -1 : line.indexOf(0x20, sp1 + 1);
+  if (sp1 < 0 || sp2 < 0) throw new RequestParseError('Invalid request.');
+  const method = line.subarray(0, sp1).toString('latin1');
+  const uriBytes = line.subarray(sp1 + 1, sp2);
+  const version = line.subarray(sp2 + 1).toString('latin1');
+  if (!Object.hasOwn(METHOD_DEBUG, method)) throw new RequestParseError('Invalid HTTP Method: Unsupported HTTP method.');
+  if (uriBytes.length === 0) throw new RequestParseError('Invalid URI: Empty URI not allowed.');
+  let uri;
+  try {
+    uri = new TextDecoder('utf-8', { fatal: true }).decode(uriBytes);
+  } catch {
+    throw new RequestParseError('Invalid URI: Cannot parse URI as UTF-8.');
+  }
+  if (version !== 'HTTP/1.0' && version !== 'HTTP/1.1') {
+    throw new RequestParseError('Invalid HTTP Version: Unsupported HTTP version.');
+  }
+  return { method, uri, version, contentLength: 0, chunked: false, expect: false, body: null };
+}
+
+/**
+ * One API connection: dbs-uhttp's request parser (state line -> headers -> body -> ready,
+ * or failed) over the bytes received, and the answers written back in order.
+ */
+class Connection {
+  /** Listen to sock; a read-side hang-up closes the connection at once, dropping queued answers. */
+  constructor(sock, handle) {
+    this.sock = sock;
+    this.handle = handle;
+    this.buf = Buffer.alloc(0);
+    this.state = 'line';
+    this.req = null;
+    this.dead = false;
+    sock.on('error', () => this.drop());
+    sock.on('close', () => this.drop());
+    sock.on('end', () => {
+      this.drop();
+      sock.destroy();
     });
-  };
-  // A request or header line must fit, with its CRLF, in dbs-uhttp's 1024-byte buffer.
-  const tooLong = () => new RequestParseError(conn.state === 'line'
-    ? 'Invalid request.'
-    : `Invalid header. Reason: Invalid content length. Header: ${conn.buf.subarray(0, UHTTP_BUFFER).toString('utf8')}`);
-  const takeLine = () => {
-    const i = conn.buf.indexOf('\r\n');
-    if (i < 0) {
-      if (conn.buf.length >= UHTTP_BUFFER) throw tooLong();
-      return null;
-    }
-    if (i + 2 > UHTTP_BUFFER) throw tooLong();
-    const line = conn.buf.subarray(0, i);
-    conn.buf = conn.buf.subarray(i + 2);
-    return line;
-  };
-  const parse = () => {
-    for (;;) {
-      if (conn.state === 'failed') return;
-      if (conn.state === 'line') {
-        const line = takeLine();
-        if (line === null) return;
-        const sp1 = line.indexOf(0x20);
-        const sp2 = sp1 < 0 ? -1 : line.indexOf(0x20, sp1 + 1);
-        if (sp1 < 0 || sp2 < 0) throw new RequestParseError('Invalid request.');
-        const method = line.subarray(0, sp1).toString('latin1');
-        const uriBytes = line.subarray(sp1 + 1, sp2);
-        const version = line.subarray(sp2 + 1).toString('latin1');
-        if (!Object.hasOwn(METHOD_DEBUG, method)) throw new RequestParseError('Invalid HTTP Method: Unsupported HTTP method.');
-        if (uriBytes.length === 0) throw new RequestParseError('Invalid URI: Empty URI not allowed.');
-        let uri;
-        try {
-          uri = new TextDecoder('utf-8', { fatal: true }).decode(uriBytes);
-        } catch {
-          throw new RequestParseError('Invalid URI: Cannot parse URI as UTF-8.');
-        }
-        if (version !== 'HTTP/1.0' && version !== 'HTTP/1.1') {
-          throw new RequestParseError('Invalid HTTP Version: Unsupported HTTP version.');
-        }
-        conn.req = { method, uri, version, contentLength: 0, chunked: false, expect: false, body: null };
-        conn.state = 'headers';
-      } else if (conn.state === 'headers') {
-        const line = takeLine();
-        if (line === null) return;
-        if (line.length === 0) {
-          const req = conn.req;
-          if (req.contentLength === 0) {
-            conn.state = 'ready';
-          } else {
-            if (req.contentLength > UHTTP_MAX_PAYLOAD) {
-              throw new RequestParseError(`Request payload with size ${req.contentLength} is larger than the limit of ` +
-                `${UHTTP_MAX_PAYLOAD} allowed by server.`);
-            }
-            if (req.expect) {
-              send(serializeResponse({ status: 100, server: 'Firecracker API', body: null, version: req.version }));
-            }
-            conn.state = 'body';
-          }
-        } else {
-          parseHeaderLine(conn.req, line);
-        }
-      } else if (conn.state === 'body') {
-        if (conn.buf.length < conn.req.contentLength) return;
-        conn.req.body = Buffer.from(conn.buf.subarray(0, conn.req.contentLength));
-        conn.buf = conn.buf.subarray(conn.req.contentLength);
-        conn.state = 'ready';
-      }
-      if (conn.state === 'ready') {
-        const req = conn.req;
-        conn.req = null;
-        conn.state = 'line';
-        enqueue(async () => {
-          if (knob.slowMs) await sleep(knob.slowMs);
-          const res = handle(req);
-          send(serializeResponse(res));
-          if (res.after) {
-            if (!conn.dead && !sock.destroyed) sock.write('', () => setImmediate(res.after));
-            else setImmediate(res.after);
-          }
-        });
-      }
-    }
-  };
-  sock.on('data', (chunk) => {
-    if (conn.state === 'failed') return;
-    conn.buf = conn.buf.length ? Buffer.concat([conn.buf, chunk]) : chunk;
+    sock.on('data', (chunk) => this.onData(chunk));
+  }
+
+  /** Forget the connection: nothing more is written to it. */
+  drop() {
+    this.dead = true;
+    connections.delete(this);
+  }
+
+  /** Write bytes unless the connection is gone. */
+  send(bytes) {
+    if (!this.dead && !this.sock.destroyed) this.sock.write(bytes);
+  }
+
+  /** Take in received bytes and parse what they complete; a parse error fails the connection. */
+  onData(chunk) {
+    if (this.state === 'failed') return;
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     try {
-      parse();
+      this.parse();
     } catch (e) {
       if (!(e instanceof RequestParseError)) throw e;
-      failParse(e.message);
+      this.failParse(e.message);
     }
-  });
+  }
+
+  /** Queue the 400 of a parse error, then close (DEVIATION: dbs-uhttp keeps the connection with a confused parser). */
+  failParse(msg) {
+    this.state = 'failed';
+    enqueue(async () => {
+      if (knob.slowMs) await sleep(knob.slowMs);
+      this.send(parseErrorResponse(msg));
+      if (!this.dead) this.sock.end();
+    });
+  }
+
+  /** Parse as far as the buffer goes, queueing each complete request; throws RequestParseError. */
+  parse() {
+    while (this.state !== 'failed' && this.step()) {
+      if (this.state === 'ready') this.dispatch();
+    }
+  }
+
+  /** One parser step in the current state; false when it needs more bytes. */
+  step() {
+    if (this.state === 'line') return this.readRequestLine();
+    if (this.state === 'headers') return this.readHeaderLine();
+    if (this.state === 'body') return this.readBody();
+    return false;
+  }
+
+  /** The next CRLF-terminated line, or null while incomplete; it must fit, CRLF included, in 1 KiB. */
+  takeLine() {
+    const i = this.buf.indexOf('\r\n');
+    if (i < 0) {
+      if (this.buf.length >= UHTTP_BUFFER) throw this.tooLong();
+      return null;
+    }
+    if (i + 2 > UHTTP_BUFFER) throw this.tooLong();
+    const line = this.buf.subarray(0, i);
+    this.buf = this.buf.subarray(i + 2);
+    return line;
+  }
+
+  /** dbs-uhttp's error for a request or header line longer than its buffer. */
+  tooLong() {
+    return new RequestParseError(this.state === 'line'
+      ? 'Invalid request.'
+      : `Invalid header. Reason: Invalid content length. Header: ${this.buf.subarray(0, UHTTP_BUFFER).toString('utf8')}`);
+  }
+
+  /** State line: read the request line and start a request. */
+  readRequestLine() {
+    const line = this.takeLine();
+    if (line === null) return false;
+    this.req = parseRequestLine(line);
+    this.state = 'headers';
+    return true;
+  }
+
+  /** State headers: read one header line, or the empty line that ends them. */
+  readHeaderLine() {
+    const line = this.takeLine();
+    if (line === null) return false;
+    if (line.length === 0) this.endHeaders();
+    else parseHeaderLine(this.req, line);
+    return true;
+  }
+
+  /** After the headers: ready without a body; else check its size, answer Expect: 100-continue, await it. */
+  endHeaders() {
+    const req = this.req;
+    if (req.contentLength === 0) {
+      this.state = 'ready';
+      return;
+    }
+    if (req.contentLength > UHTTP_MAX_PAYLOAD) {
+      throw new RequestParseError(`Request payload with size ${req.contentLength} is larger than the limit of ` +
+        `${UHTTP_MAX_PAYLOAD} allowed by server.`);
+    }
+    if (req.expect) {
+      this.send(serializeResponse({ status: 100, server: 'Firecracker API', body: null, version: req.version }));
+    }
+    this.state = 'body';
+  }
+
+  /** State body: take Content-Length bytes once they are all here. */
+  readBody() {
+    if (this.buf.length < this.req.contentLength) return false;
+    this.req.body = Buffer.from(this.buf.subarray(0, this.req.contentLength));
+    this.buf = this.buf.subarray(this.req.contentLength);
+    this.state = 'ready';
+    return true;
+  }
+
+  /** Queue the complete request for an answer and start parsing the next one. */
+  dispatch() {
+    const req = this.req;
+    this.req = null;
+    this.state = 'line';
+    enqueue(() => this.answer(req));
+  }
+
+  /** Answer req (after NYDUSD_STANDIN_SLOW_MS); a response's `after` runs once it is flushed. */
+  async answer(req) {
+    if (knob.slowMs) await sleep(knob.slowMs);
+    const res = this.handle(req);
+    this.send(serializeResponse(res));
+    if (res.after) {
+      if (!this.dead && !this.sock.destroyed) this.sock.write('', () => setImmediate(res.after));
+      else setImmediate(res.after);
+    }
+  }
 }
 
 module.exports = { METHOD_DEBUG, onConnection };
