@@ -258,5 +258,12 @@ function printHelp(ctx) {
   process.exit(0);
 }
 
+/** Print --version's build information as nydusd does and exit 0. */
+function printVersion() {
+  const bti = `\rVersion: \t${BUILD.package_ver}\nGit Commit: \t${BUILD.git_commit}\nBuild Time: \t${BUILD.build_time}\n` +
+    `Profile: \t${BUILD.profile}\nRustc: \t\t${BUILD.rustc}\n`;
+  process.stdout.write(`nydusd ${bti}\n`);
+  process.exit(0);
+}
 
-module.exports = { ClapError, FLAT, parseCommandLine, clapFail, printHelp };
+module.exports = { ClapError, FLAT, parseCommandLine, clapFail, printHelp, printVersion };
