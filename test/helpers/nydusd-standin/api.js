@@ -32,6 +32,7 @@ const errResp = (status, httpErrorDebug) => ({
   status,
   body: JSON.stringify({ code: 'UNDEFINED', message: httpErrorDebug }),
 });
+/** A success: 200 with body, or 204 without one. */
 const ok = (body) => (body === undefined || body === null ? { status: 204, body: null } : { status: 200, body });
 /** translate_status_code for MountFilesystem/DaemonAbnormal kinds */
 function kindStatus(kind) {
@@ -50,6 +51,7 @@ function needDaemon() {
 
 const ROUTES = new Map();
 const v1 = (p) => `/api/v1${p}`;
+/** The route key of a request: its method and whether it has a body, e.g. `PUT:body`. */
 const methodBody = (req) => `${req.method}:${req.body ? 'body' : 'none'}`;
 const BAD = { handlerErr: 'BadRequest' };
 
@@ -145,6 +147,7 @@ ROUTES.set(v1('/mount'), (req) => {
   if (mb === 'DELETE:none') return run(() => doUmount(mountpoint));
   return { ...BAD, mountpoint };
 });
+/** A /metrics* route: 404 NoCounter unless a RAFS mount (the ?id= one, or the first) is there. */
 const metricsRoute = (name, needsMount) => (req) => {
   if (methodBody(req) !== 'GET:none') return BAD;
   const id = queryPart(req.query, 'id');
@@ -203,7 +206,7 @@ function handleHttpRequest(req) {
   return { ...res, server: 'Nydus API' };
 }
 
-
+/** Append the NYDUSD_STANDIN_RECORD line of a served /api/v1/mount request (others are not recorded). */
 function record(req, res) {
   if (!knob.record || res.route !== v1('/mount')) return;
   const mp = res.mountpoint === undefined ? null : res.mountpoint;

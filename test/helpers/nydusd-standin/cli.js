@@ -8,6 +8,7 @@
 const { BUILD } = require('./env');
 const { writeStderr } = require('./log');
 
+/** A command line clap refuses: its message, whether the usage line follows, and the context. */
 class ClapError extends Error {
   constructor(msg, { usage = true, ctx } = {}) {
     super(msg);
@@ -21,6 +22,7 @@ const USAGE = {
   fuse: 'Usage: nydusd fuse [OPTIONS] --mountpoint <mountpoint>',
   singleton: 'Usage: nydusd singleton [OPTIONS]',
 };
+/** An argument definition: `--name` plus short, flag, def, possible, requires, conflicts... */
 const opt = (name, o = {}) => ({ name, long: name, ...o });
 const GLOBAL_ARGS = [
   opt('apisock', { short: 'A' }),
@@ -65,6 +67,7 @@ CONTEXTS.flat = [
   opt('failover-policy', { possible: ['resend', 'flush'], def: 'resend' }), opt('writable', { flag: true }),
   ...FS_ARGS.filter((a) => a.name !== 'localfs-dir'), opt('version', { short: 'V', flag: true, special: true }),
 ];
+/** How clap names an argument in its errors: `--name` or `--name <name>`. */
 const argDisplay = (a) => (a.flag ? `--${a.long}` : `--${a.long} <${a.name}>`);
 
 /** Parse argv as clap does: { sub, values, given }, or { help: ctx } / { version: true }; throws ClapError. */

@@ -64,6 +64,7 @@ const vfs = new PseudoFs();
 /** FsBackendCollection: keyed by the mountpoint string exactly as received. */
 const backendCollection = new Map();
 
+/** A refused mount, umount or remount, carrying the Debug text of its DaemonErrorKind. */
 class MountError extends Error {
   /** @param kind Rust Debug of the DaemonErrorKind, e.g. `Other("...")` */
   constructor(kind) {
@@ -71,10 +72,13 @@ class MountError extends Error {
     this.kind = kind;
   }
 }
+/** DaemonErrorKind::Other(text). */
 const other = (text) => new MountError(`Other(${dbg(text)})`);
+/** The error of a mountpoint the VFS cannot walk. */
 const vfsPathWalkError = (e) =>
   other(`VFS failed to handle request, PathWalk(${ioDebug(e)})`);
 
+/** The backend type of ApiMountCmd.fs_type ('rafs' or a passthrough alias); refuses others. */
 function parseFsType(s) {
   if (s === 'rafs') return 'Rafs';
   if (s === 'passthrough' || s === 'passthroughfs' || s === 'passthrough_fs') return 'PassthroughFs';
@@ -113,6 +117,7 @@ function withoutSecrets(cfg) {
   return walk(cfg);
 }
 
+/** A mount source as the daemon opens it: relative to its working directory; "" is ENOENT. */
 function resolveSource(p) {
   // open("") is ENOENT, not the working directory.
   if (p === '') throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
@@ -162,6 +167,7 @@ function checkPassthroughSource(source) {
   }
 }
 
+/** Refuse a prefetch list with a path that is not absolute. */
 function validatePrefetch(list) {
   if (list == null) return;
   for (const p of list) {
@@ -240,6 +246,5 @@ function doUmount(mountpoint) {
   backendCollection.delete(mountpoint);
   debug('try to gc unused blobs', '/src/fs_service.rs:0');
 }
-
 
 module.exports = { vfs, backendCollection, MountError, doMount, doRemount, doUmount };

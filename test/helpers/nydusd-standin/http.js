@@ -29,6 +29,7 @@ function serializeResponse({ status, body, server, version = 'HTTP/1.1' }) {
   if (buf.length !== 0) head += `Content-Type: application/json\r\nContent-Length: ${buf.length}\r\n`;
   return Buffer.concat([Buffer.from(head + '\r\n', 'latin1'), buf]);
 }
+/** dbs-uhttp's 400 for a request it cannot parse. */
 const parseErrorResponse = (inner) => serializeResponse({
   status: 400,
   server: 'Firecracker API',
@@ -43,6 +44,7 @@ function enqueue(fn) {
 
 const connections = new Set();
 
+/** A request dbs-uhttp cannot parse; its message is the text of the 400. */
 class RequestParseError extends Error {}
 const HEADER_KEYS = ['content-length', 'content-type', 'expect', 'transfer-encoding', 'server', 'accept', 'accept-encoding'];
 

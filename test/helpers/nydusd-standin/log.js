@@ -15,6 +15,7 @@ const log = {
   ceiling: 5, // RUST_LOG seeds flexi_logger's spec (try_with_env_or_str("trace"))
   file: null, // --log-file target (opt_format, no colours)
 };
+/** flexi_logger's timestamp: UTC, microseconds, `+00:00`. */
 function stamp() {
   const t = performance.timeOrigin + performance.now();
   const d = new Date(Math.floor(t));
@@ -23,6 +24,7 @@ function stamp() {
   return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ` +
     `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${p(micros, 6)} +00:00`;
 }
+/** Log msg at level, if enabled, to --log-file or (coloured but INFO) to stderr. */
 function emit(level, msg, where) {
   const n = LEVEL_NUM[level];
   if (n > log.max || n > log.ceiling) return;
@@ -42,6 +44,7 @@ function emit(level, msg, where) {
     : `[${paint(ts)}] ${paint(name)} [${where}] ${paint(msg)}`;
   writeStderr(line + '\n');
 }
+/** Write s to stderr synchronously, ignoring a closed stderr. */
 function writeStderr(s) {
   try {
     fs.writeSync(2, s);

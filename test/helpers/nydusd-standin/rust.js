@@ -36,6 +36,7 @@ const ERRNO = {
   EROFS: [30, 'ReadOnlyFilesystem', 'Read-only file system'],
   ENOSPC: [28, 'StorageFull', 'No space left on device'],
 };
+/** An error as [errno, Rust ErrorKind name, strerror text]; unknown codes are EIO-like `Other`. */
 function errnoOf(e) {
   return (e && Object.hasOwn(ERRNO, e.code) && ERRNO[e.code]) || [5, 'Other', (e && e.message) || 'Input/output error'];
 }
@@ -59,6 +60,7 @@ function durDbg(ns) {
   return `${ns}ns`;
 }
 
+/** nydus's time_human_readable of d: UTC, nanoseconds (extraNanos past d's millisecond), `+00:00:00`. */
 function timeHumanReadable(d = new Date(), extraNanos = 0) {
   const p = (n, w = 2) => String(n).padStart(w, '0');
   let frac = String(d.getUTCMilliseconds() * 1e6 + extraNanos).padStart(9, '0').replace(/0+$/, '');

@@ -5,6 +5,7 @@
  */
 const { dbg } = require('./rust');
 
+/** HttpError::ParseBody's Debug text for a serde error msg at byte pos (default: the end) of body. */
 function serdeErr(msg, body, pos) {
   const text = body.toString('utf8');
   const upto = text.slice(0, pos === undefined ? text.length : pos);
@@ -12,6 +13,7 @@ function serdeErr(msg, body, pos) {
   const column = upto.length - (upto.lastIndexOf('\n') + 1);
   return `ParseBody(Error(${dbg(msg)}, line: ${line}, column: ${column}))`;
 }
+/** How serde names the JSON value v in `invalid type: ...` errors. */
 function serdeDesc(v) {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'sequence';

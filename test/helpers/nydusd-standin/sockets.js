@@ -14,6 +14,7 @@ const { serveRequest } = require('./api');
 
 const SUN_PATH_MAX = 107; // Rust: bytes.len() >= sizeof(sun_path) (108) is an error
 
+/** Whether p does not fit in sockaddr_un.sun_path with its NUL. */
 function pathTooLong(p) {
   return Buffer.byteLength(p) > SUN_PATH_MAX;
 }
@@ -62,6 +63,7 @@ async function bindVhostSocket(sock) {
   });
 }
 
+/** Bind the API socket and serve it, as nydusd's ApiServer does; exits with main()'s error when it cannot. */
 async function startApi(apisock) {
   try {
     fs.unlinkSync(apisock);
@@ -81,6 +83,7 @@ async function startApi(apisock) {
   info('http server started');
 }
 
+/** Remove the API socket at exit, unless someone else's socket now has the path. */
 function removeApiSocket(apisock) {
   if (!apisock || apiSockIno === null) return;
   try {

@@ -16,6 +16,7 @@ const daemon = {
   taken: false, // DAEMON_CONTROLLER.shutdown() took the daemon object out
   shuttingDown: false,
 };
+/** The state machine's log line of one transition. */
 function fsmLog(from, to, input, output) {
   info(`State machine(pid=${process.pid}): from ${from} to ${to}, input [${input}], output [${output}]`);
 }
@@ -56,6 +57,7 @@ function triggerExit() {
   fsmEvent('Exit');
 }
 
+/** DaemonInfo as JSON: build, id, supervisor, state, and the backends when includeFs (v1). */
 function daemonInfoJson(includeFs) {
   let backend = null;
   if (includeFs) {

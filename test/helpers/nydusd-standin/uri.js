@@ -79,6 +79,7 @@ function formPairs(query) {
   }
   return out;
 }
+/** The decoded value of the first key= pair in query, or null. */
 function queryPart(query, key) {
   for (const [k, v] of formPairs(query)) if (k === key) return v;
   return null;
