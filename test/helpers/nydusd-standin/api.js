@@ -24,8 +24,13 @@ const MOUNT_CMD_FIELDS = [
 ];
 
 const STATUS_DEBUG = {
-  200: 'OK', 204: 'NoContent', 400: 'BadRequest', 404: 'NotFound',
-  500: 'InternalServerError', 501: 'NotImplemented', 503: 'ServiceUnavailable',
+  200: 'OK',
+  204: 'NoContent',
+  400: 'BadRequest',
+  404: 'NotFound',
+  500: 'InternalServerError',
+  501: 'NotImplemented',
+  503: 'ServiceUnavailable',
 };
 /** error_response(HttpError, status) */
 const errResp = (status, httpErrorDebug) => ({
@@ -65,8 +70,10 @@ ROUTES.set(v1('/daemon'), (req) => {
       if (r.err) return { handlerErr: r.err };
       const lv = r.value.log_level.toLowerCase();
       if (!Object.hasOwn(LEVEL_NUM, lv)) {
-        error(`Invalid log level passed, attempted to convert a string that doesn't match an existing log level`,
-          'src/bin/nydusd/api_server_glue.rs:0');
+        error(
+          `Invalid log level passed, attempted to convert a string that doesn't match an existing log level`,
+          'src/bin/nydusd/api_server_glue.rs:0',
+        );
         return errResp(500, 'Configure(ResponsePayloadType)');
       }
       log.max = LEVEL_NUM[lv];
@@ -103,15 +110,23 @@ ROUTES.set(v1('/daemon/backend'), (req) => {
   try {
     node = vfs.walk(mp);
   } catch (e) {
-    return errResp(500, `FsBackendInfo(Metrics(Daemon(Other(${dbg(`VFS failed to handle request, PathWalk(${ioDebug(e)})`)}))))`);
+    return errResp(
+      500,
+      `FsBackendInfo(Metrics(Daemon(Other(${dbg(`VFS failed to handle request, PathWalk(${ioDebug(e)})`)}))))`,
+    );
   }
   const m = node && vfs.mounts.get(node.ino);
   if (!m) return errResp(500, `FsBackendInfo(Metrics(Daemon(Other(${dbg("object or filesystem doesn't exist")}))))`);
-  if (m.fsType !== 'Rafs') return errResp(500, `FsBackendInfo(Metrics(Daemon(Other(${dbg('filesystem type mismatch, expect RAFS')}))))`);
+  if (m.fsType !== 'Rafs')
+    return errResp(500, `FsBackendInfo(Metrics(Daemon(Other(${dbg('filesystem type mismatch, expect RAFS')}))))`);
   // serde_json::to_string(rafs.metadata()): the stand-in has no real superblock to show.
   return ok(JSON.stringify({ magic: 0x52414653, version: 0x500, sb_size: 8192, root_inode: 1, standin: true }));
 });
-for (const [p, name] of [['/daemon/fuse/sendfd', 'Upgrade'], ['/daemon/fuse/takeover', 'Upgrade'], ['/daemon/fuse/resend', 'Upgrade']]) {
+for (const [p, name] of [
+  ['/daemon/fuse/sendfd', 'Upgrade'],
+  ['/daemon/fuse/takeover', 'Upgrade'],
+  ['/daemon/fuse/resend', 'Upgrade'],
+]) {
   ROUTES.set(v1(p), (req) => {
     if (methodBody(req) !== 'PUT:none') return BAD;
     needDaemon();
@@ -201,8 +216,11 @@ function handleHttpRequest(req) {
     res.route = parsed.path;
   }
   const elapsed = Number(process.hrtime.bigint() - begin);
-  debug(`---> ${METHOD_DEBUG[req.method]} Status Code: ${STATUS_DEBUG[res.status]}, Elapse: Ok(${durDbg(elapsed)}), ` +
-    `Body Size: ${res.body ? Buffer.byteLength(res.body) : 0}`, '/src/http_handler.rs:181');
+  debug(
+    `---> ${METHOD_DEBUG[req.method]} Status Code: ${STATUS_DEBUG[res.status]}, Elapse: Ok(${durDbg(elapsed)}), ` +
+      `Body Size: ${res.body ? Buffer.byteLength(res.body) : 0}`,
+    '/src/http_handler.rs:181',
+  );
   return { ...res, server: 'Nydus API' };
 }
 

@@ -52,8 +52,12 @@ const CONTEXTS = {
   top: [...GLOBAL_ARGS, ...FUSE_ARGS, ...FS_ARGS, opt('version', { short: 'V', flag: true, special: true })],
   virtiofs: [...GLOBAL_ARGS, opt('hybrid-mode', { flag: true }), opt('sock', { required: true }), ...FS_ARGS],
   fuse: [...GLOBAL_ARGS, ...FUSE_ARGS, ...FS_ARGS],
-  singleton: [...GLOBAL_ARGS, opt('fscache', { short: 'F' }), opt('fscache-tag', { requires: 'fscache' }),
-    opt('fscache-threads', { def: '4' })],
+  singleton: [
+    ...GLOBAL_ARGS,
+    opt('fscache', { short: 'F' }),
+    opt('fscache-tag', { requires: 'fscache' }),
+    opt('fscache-threads', { def: '4' }),
+  ],
 };
 const SUBCOMMANDS = ['fuse', 'virtiofs', 'singleton', 'help'];
 /** nydusd before 2.1.0: no subcommands; `--sock` on the one command line means virtio-fs. */
@@ -63,9 +67,13 @@ const FLAT = (() => {
 })();
 CONTEXTS.flat = [
   ...GLOBAL_ARGS.filter((a) => a.name !== 'log-rotation-size'),
-  opt('sock', { required: true }), opt('hybrid-mode', { flag: true }), opt('thread-num', { def: '1' }),
-  opt('failover-policy', { possible: ['resend', 'flush'], def: 'resend' }), opt('writable', { flag: true }),
-  ...FS_ARGS.filter((a) => a.name !== 'localfs-dir'), opt('version', { short: 'V', flag: true, special: true }),
+  opt('sock', { required: true }),
+  opt('hybrid-mode', { flag: true }),
+  opt('thread-num', { def: '1' }),
+  opt('failover-policy', { possible: ['resend', 'flush'], def: 'resend' }),
+  opt('writable', { flag: true }),
+  ...FS_ARGS.filter((a) => a.name !== 'localfs-dir'),
+  opt('version', { short: 'V', flag: true, special: true }),
 ];
 /** How clap names an argument in its errors: `--name` or `--name <name>`. */
 const argDisplay = (a) => (a.flag ? `--${a.long}` : `--${a.long} <${a.name}>`);
@@ -114,9 +122,10 @@ function setValue(p, a, v) {
     throw new ClapError(`the argument '${argDisplay(a)}' cannot be used multiple times`, { ctx: p.ctx });
   }
   if (a.possible && !a.possible.includes(v)) {
-    throw new ClapError(
-      `invalid value '${v}' for '${argDisplay(a)}'\n  [possible values: ${a.possible.join(', ')}]`,
-      { usage: false, ctx: p.ctx });
+    throw new ClapError(`invalid value '${v}' for '${argDisplay(a)}'\n  [possible values: ${a.possible.join(', ')}]`, {
+      usage: false,
+      ctx: p.ctx,
+    });
   }
   p.given.set(a.name, a);
   p.values.set(a.name, v);
@@ -127,7 +136,10 @@ function setValue(p, a, v) {
 function nextValue(p, a) {
   const next = p.argv[p.i + 1];
   if (next === undefined || (next.startsWith('-') && next !== '-')) {
-    throw new ClapError(`a value is required for '${argDisplay(a)}' but none was supplied`, { usage: false, ctx: p.ctx });
+    throw new ClapError(`a value is required for '${argDisplay(a)}' but none was supplied`, {
+      usage: false,
+      ctx: p.ctx,
+    });
   }
   p.i++;
   return next;
@@ -144,7 +156,9 @@ function takeLong(p, tok) {
   if (a.special) return { version: true };
   if (a.flag) {
     if (inline !== undefined) {
-      throw new ClapError(`unexpected value '${inline}' for '--${a.long}' found; no more were expected`, { ctx: p.ctx });
+      throw new ClapError(`unexpected value '${inline}' for '--${a.long}' found; no more were expected`, {
+        ctx: p.ctx,
+      });
     }
     setValue(p, a, true);
     return null;
@@ -192,8 +206,10 @@ function enterSubcommand(p, tok) {
 
 /** clap 2's wording and exit code (1) for a stray positional argument: never returns. */
 function refuseClap2Positional(tok) {
-  writeStderr(`error: Found argument '${tok}' which wasn't expected, or isn't valid in this context\n\n` +
-    'USAGE:\n    nydusd [FLAGS] [OPTIONS] --sock <sock>\n\nFor more information try --help\n');
+  writeStderr(
+    `error: Found argument '${tok}' which wasn't expected, or isn't valid in this context\n\n` +
+      'USAGE:\n    nydusd [FLAGS] [OPTIONS] --sock <sock>\n\nFor more information try --help\n',
+  );
   process.exit(1);
 }
 
@@ -222,7 +238,8 @@ function checkRequired(p) {
   if (missing.length) {
     throw new ClapError(
       `the following required arguments were not provided:\n${missing.map((a) => `  ${argDisplay(a)}`).join('\n')}`,
-      { ctx: p.ctx });
+      { ctx: p.ctx },
+    );
   }
 }
 
@@ -246,12 +263,14 @@ function clapFail(err) {
 function printHelp(ctx) {
   const args = CONTEXTS[ctx] || CONTEXTS.top;
   const lines = args.map((a) => `      ${a.short ? `-${a.short}, ` : '    '}${argDisplay(a)}`);
-  const head = ctx === 'virtiofs'
-    ? 'Run the Nydus daemon as a dedicated virtio-fs server (stand-in)'
-    : 'Nydus daemon to provide BlobCache, FsCache, FUSE, Virtio-fs and container image services (stand-in)';
+  const head =
+    ctx === 'virtiofs'
+      ? 'Run the Nydus daemon as a dedicated virtio-fs server (stand-in)'
+      : 'Nydus daemon to provide BlobCache, FsCache, FUSE, Virtio-fs and container image services (stand-in)';
   let out = `${head}\n\n${USAGE[ctx] || USAGE.top}\n\n`;
   if (ctx === 'top') {
-    out += 'Commands:\n  fuse       Run the Nydus daemon as a dedicated FUSE server\n' +
+    out +=
+      'Commands:\n  fuse       Run the Nydus daemon as a dedicated FUSE server\n' +
       '  virtiofs   Run the Nydus daemon as a dedicated virtio-fs server\n' +
       '  singleton  Run the Nydus daemon to host multiple blobcache/fscache/fuse/virtio-fs services\n' +
       '  help       Print this message or the help of the given subcommand(s)\n\n';
@@ -263,7 +282,8 @@ function printHelp(ctx) {
 
 /** Print --version's build information as nydusd does and exit 0. */
 function printVersion() {
-  const bti = `\rVersion: \t${BUILD.package_ver}\nGit Commit: \t${BUILD.git_commit}\nBuild Time: \t${BUILD.build_time}\n` +
+  const bti =
+    `\rVersion: \t${BUILD.package_ver}\nGit Commit: \t${BUILD.git_commit}\nBuild Time: \t${BUILD.build_time}\n` +
     `Profile: \t${BUILD.profile}\nRustc: \t\t${BUILD.rustc}\n`;
   process.stdout.write(`nydusd ${bti}\n`);
   process.exit(0);

@@ -55,7 +55,9 @@ function readCommandLine(argv) {
 function setupLogging(val) {
   const rotation = FLAT ? '0' : val('log-rotation-size');
   if (!/^\d+$/.test(rotation)) {
-    mainError(`Custom { kind: InvalidInput, error: ${dbg(`Invalid log rotation size: ${rotation === '' ? 'cannot parse integer from empty string' : 'invalid digit found in string'}`)} }`);
+    mainError(
+      `Custom { kind: InvalidInput, error: ${dbg(`Invalid log rotation size: ${rotation === '' ? 'cannot parse integer from empty string' : 'invalid digit found in string'}`)} }`,
+    );
   }
   log.max = LEVEL_NUM[val('log-level')];
   if (env.RUST_LOG && Object.hasOwn(LEVEL_NUM, env.RUST_LOG.trim().toLowerCase())) {
@@ -73,8 +75,10 @@ function logFilePath(p) {
 
 /** Log the start-up line with the build information, then NYDUSD_STANDIN_STDERR_LINES filler lines. */
 function logStartup() {
-  info(`Program Version: ${BUILD.package_ver}, Git Commit: ${dbg(BUILD.git_commit)}, Build Time: ` +
-    `${dbg(BUILD.build_time)}, Profile: ${dbg(BUILD.profile)}, Rustc Version: ${dbg(BUILD.rustc)}`);
+  info(
+    `Program Version: ${BUILD.package_ver}, Git Commit: ${dbg(BUILD.git_commit)}, Build Time: ` +
+      `${dbg(BUILD.build_time)}, Profile: ${dbg(BUILD.profile)}, Rustc Version: ${dbg(BUILD.rustc)}`,
+  );
   for (let i = 1; i <= knob.stderrLines; i++) info(`stand-in filler line ${i}/${knob.stderrLines}`);
 }
 
@@ -112,7 +116,9 @@ function rafsConfigText(val) {
         backend: { type: 'localfs', config: { dir: val('localfs-dir'), readahead: true } },
         cache: { type: 'blobcache', config: { compressed: false, work_dir: val('localfs-dir') } },
       },
-      mode: 'direct', digest_validate: false, iostats_files: false,
+      mode: 'direct',
+      digest_validate: false,
+      iostats_files: false,
     });
   }
   if (val('config') !== undefined) {
@@ -122,16 +128,24 @@ function rafsConfigText(val) {
       mainError(ioDebug(e));
     }
   }
-  mainError(`Custom { kind: InvalidInput, error: InvalidArguments(${dbg('both --config and --localfs-dir are missing')}) }`);
+  mainError(
+    `Custom { kind: InvalidInput, error: InvalidArguments(${dbg('both --config and --localfs-dir are missing')}) }`,
+  );
 }
 
 /** The --prefetch-files list (one path a line, blanks dropped), or null without it; exits when unreadable. */
 function prefetchList(file) {
   if (file === undefined) return null;
   try {
-    return fs.readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter(Boolean);
+    return fs
+      .readFileSync(file, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean);
   } catch {
-    mainError(`Custom { kind: InvalidInput, error: InvalidArguments(${dbg('the prefetch-files arg is not a file path')}) }`);
+    mainError(
+      `Custom { kind: InvalidInput, error: InvalidArguments(${dbg('the prefetch-files arg is not a file path')}) }`,
+    );
   }
 }
 
@@ -143,7 +157,9 @@ function mountFirst(mountpoint, cmd) {
   } catch (e) {
     if (!(e instanceof MountError)) throw e;
     const m = /^Other\("(.*)"\)$/s.exec(e.kind);
-    mainError(`Custom { kind: InvalidInput, error: ${m ? `StartService(${dbg(m[1].replace(/\\"/g, '"'))})` : e.kind} }`);
+    mainError(
+      `Custom { kind: InvalidInput, error: ${m ? `StartService(${dbg(m[1].replace(/\\"/g, '"'))})` : e.kind} }`,
+    );
   }
 }
 
@@ -160,8 +176,10 @@ async function startServices(apisock, sock) {
 
 /** DEVIATION of INIT_MS / NEVER_RUNNING: serve the API while INIT, then start unless never or stopped meanwhile. */
 async function startApiFirst(apisock, sock) {
-  warn(`stand-in: NYDUSD_STANDIN_${knob.neverRunning ? 'NEVER_RUNNING' : `INIT_MS=${knob.initMs}`}: the API is ` +
-    'served while the daemon is still INIT; the real nydusd in virtiofs mode opens its API only once RUNNING');
+  warn(
+    `stand-in: NYDUSD_STANDIN_${knob.neverRunning ? 'NEVER_RUNNING' : `INIT_MS=${knob.initMs}`}: the API is ` +
+      'served while the daemon is still INIT; the real nydusd in virtiofs mode opens its API only once RUNNING',
+  );
   await startApi(apisock);
   if (knob.neverRunning) return;
   await sleep(knob.initMs);
@@ -199,7 +217,9 @@ function handleRlimit(raw) {
   if (want === 0) return;
   const fileMax = readFileMax();
   if (fileMax < 2 * 16384) {
-    mainError(`Custom { kind: Other, error: ${dbg('The fs.file-max sysctl is too low to allow a reasonable number of open files.')} }`);
+    mainError(
+      `Custom { kind: Other, error: ${dbg('The fs.file-max sysctl is too low to allow a reasonable number of open files.')} }`,
+    );
   }
   const { soft, hard } = nofileLimits();
   let max = Math.min(fileMax - 16384, 1_000_000);
@@ -233,7 +253,9 @@ function nofileLimits() {
       soft = m[1] === 'unlimited' ? Infinity : Number(m[1]);
       hard = m[2] === 'unlimited' ? Infinity : Number(m[2]);
     }
-  } catch { /* keep defaults */ }
+  } catch {
+    /* keep defaults */
+  }
   return { soft, hard };
 }
 

@@ -20,8 +20,10 @@ const knob = {
   record: env.NYDUSD_STANDIN_RECORD || '',
   initMs: Number(env.NYDUSD_STANDIN_INIT_MS || 0) || 0,
   neverRunning: env.NYDUSD_STANDIN_NEVER_RUNNING === '1',
-  exitEarly: env.NYDUSD_STANDIN_EXIT_EARLY !== undefined && env.NYDUSD_STANDIN_EXIT_EARLY !== ''
-    ? Number(env.NYDUSD_STANDIN_EXIT_EARLY) : null,
+  exitEarly:
+    env.NYDUSD_STANDIN_EXIT_EARLY !== undefined && env.NYDUSD_STANDIN_EXIT_EARLY !== ''
+      ? Number(env.NYDUSD_STANDIN_EXIT_EARLY)
+      : null,
   ignoreSigterm: env.NYDUSD_STANDIN_IGNORE_SIGTERM === '1',
   slowMs: Number(env.NYDUSD_STANDIN_SLOW_MS || 0) || 0,
   stderrLines: Number(env.NYDUSD_STANDIN_STDERR_LINES || 0) || 0,

@@ -75,8 +75,7 @@ class MountError extends Error {
 /** DaemonErrorKind::Other(text). */
 const other = (text) => new MountError(`Other(${dbg(text)})`);
 /** The error of a mountpoint the VFS cannot walk. */
-const vfsPathWalkError = (e) =>
-  other(`VFS failed to handle request, PathWalk(${ioDebug(e)})`);
+const vfsPathWalkError = (e) => other(`VFS failed to handle request, PathWalk(${ioDebug(e)})`);
 
 /** The backend type of ApiMountCmd.fs_type ('rafs' or a passthrough alias); refuses others. */
 function parseFsType(s) {
@@ -109,7 +108,8 @@ function withoutSecrets(cfg) {
     if (Array.isArray(x)) return x.map(walk);
     if (x && typeof x === 'object') {
       const o = {};
-      for (const [k, val] of Object.entries(x)) o[k] = SECRET.test(k) ? (typeof val === 'string' ? '' : null) : walk(val);
+      for (const [k, val] of Object.entries(x))
+        o[k] = SECRET.test(k) ? (typeof val === 'string' ? '' : null) : walk(val);
       return o;
     }
     return x;
@@ -152,8 +152,11 @@ function checkBootstrap(source) {
 function checkPassthroughSource(source) {
   if (source.includes('\0')) {
     // CString::new(root_dir).expect(...) in PassthroughFs::import.
-    panicAbort('api-server', `CString::new failed: NulError(${source.indexOf('\0')}, [...])`,
-      '/fuse-backend-rs-0.11.0/src/passthrough/mod.rs:0:0');
+    panicAbort(
+      'api-server',
+      `CString::new failed: NulError(${source.indexOf('\0')}, [...])`,
+      '/fuse-backend-rs-0.11.0/src/passthrough/mod.rs:0:0',
+    );
   }
   let st;
   try {

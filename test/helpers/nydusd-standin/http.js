@@ -30,11 +30,12 @@ function serializeResponse({ status, body, server, version = 'HTTP/1.1' }) {
   return Buffer.concat([Buffer.from(head + '\r\n', 'latin1'), buf]);
 }
 /** dbs-uhttp's 400 for a request it cannot parse. */
-const parseErrorResponse = (inner) => serializeResponse({
-  status: 400,
-  server: 'Firecracker API',
-  body: `{ "error": "${inner}\nAll previous unanswered requests will be dropped." }`,
-});
+const parseErrorResponse = (inner) =>
+  serializeResponse({
+    status: 400,
+    server: 'Firecracker API',
+    body: `{ "error": "${inner}\nAll previous unanswered requests will be dropped." }`,
+  });
 
 let serial = Promise.resolve();
 /** The real server runs every request on one thread, in arrival order. */
@@ -46,7 +47,15 @@ const connections = new Set();
 
 /** A request dbs-uhttp cannot parse; its message is the text of the 400. */
 class RequestParseError extends Error {}
-const HEADER_KEYS = ['content-length', 'content-type', 'expect', 'transfer-encoding', 'server', 'accept', 'accept-encoding'];
+const HEADER_KEYS = [
+  'content-length',
+  'content-type',
+  'expect',
+  'transfer-encoding',
+  'server',
+  'accept',
+  'accept-encoding',
+];
 
 /** Parse one header line as Headers::parse_header_line; mutates req.headers. */
 function parseHeaderLine(req, lineBuf) {
@@ -54,7 +63,9 @@ function parseHeaderLine(req, lineBuf) {
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(lineBuf);
   } catch {
-    throw new RequestParseError('Invalid header. Reason: Header contains invalid characters. Key: invalid utf-8 sequence');
+    throw new RequestParseError(
+      'Invalid header. Reason: Header contains invalid characters. Key: invalid utf-8 sequence',
+    );
   }
   const colon = text.indexOf(':');
   if (colon < 0) throw new RequestParseError(`Invalid header. Reason: Header is incorrectly formatted. Key: ${text}`);
@@ -115,7 +126,8 @@ function parseRequestLine(line) {
   const method = line.subarray(0, sp1).toString('latin1');
   const uriBytes = line.subarray(sp1 + 1, sp2);
   const version = line.subarray(sp2 + 1).toString('latin1');
-  if (!Object.hasOwn(METHOD_DEBUG, method)) throw new RequestParseError('Invalid HTTP Method: Unsupported HTTP method.');
+  if (!Object.hasOwn(METHOD_DEBUG, method))
+    throw new RequestParseError('Invalid HTTP Method: Unsupported HTTP method.');
   if (uriBytes.length === 0) throw new RequestParseError('Invalid URI: Empty URI not allowed.');
   let uri;
   try {
@@ -214,9 +226,11 @@ class Connection {
 
   /** dbs-uhttp's error for a request or header line longer than its buffer. */
   tooLong() {
-    return new RequestParseError(this.state === 'line'
-      ? 'Invalid request.'
-      : `Invalid header. Reason: Invalid content length. Header: ${this.buf.subarray(0, UHTTP_BUFFER).toString('utf8')}`);
+    return new RequestParseError(
+      this.state === 'line'
+        ? 'Invalid request.'
+        : `Invalid header. Reason: Invalid content length. Header: ${this.buf.subarray(0, UHTTP_BUFFER).toString('utf8')}`,
+    );
   }
 
   /** State line: read the request line and start a request. */
@@ -245,8 +259,10 @@ class Connection {
       return;
     }
     if (req.contentLength > UHTTP_MAX_PAYLOAD) {
-      throw new RequestParseError(`Request payload with size ${req.contentLength} is larger than the limit of ` +
-        `${UHTTP_MAX_PAYLOAD} allowed by server.`);
+      throw new RequestParseError(
+        `Request payload with size ${req.contentLength} is larger than the limit of ` +
+          `${UHTTP_MAX_PAYLOAD} allowed by server.`,
+      );
     }
     if (req.expect) {
       this.send(serializeResponse({ status: 100, server: 'Firecracker API', body: null, version: req.version }));

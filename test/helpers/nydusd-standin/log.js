@@ -21,8 +21,10 @@ function stamp() {
   const d = new Date(Math.floor(t));
   const p = (n, w = 2) => String(n).padStart(w, '0');
   const micros = Math.floor((t - Math.floor(t / 1000) * 1000) * 1000);
-  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ` +
-    `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${p(micros, 6)} +00:00`;
+  return (
+    `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ` +
+    `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${p(micros, 6)} +00:00`
+  );
 }
 /** Log msg at level, if enabled, to --log-file or (coloured but INFO) to stderr. */
 function emit(level, msg, where) {
@@ -35,20 +37,22 @@ function emit(level, msg, where) {
     line = n === 3 ? `[${ts}] ${name} ${msg}` : `[${ts}] ${name} [${where}] ${msg}`;
     try {
       fs.appendFileSync(log.file, line + '\n');
-    } catch { /* flexi_logger would report to stderr; ignore */ }
+    } catch {
+      /* flexi_logger would report to stderr; ignore */
+    }
     return;
   }
   const paint = (s) => (LEVEL_COLOR[n] ? `\x1b[38;5;${LEVEL_COLOR[n]}m${s}\x1b[0m` : s);
-  line = n === 3
-    ? `[${ts}] ${name} ${msg}`
-    : `[${paint(ts)}] ${paint(name)} [${where}] ${paint(msg)}`;
+  line = n === 3 ? `[${ts}] ${name} ${msg}` : `[${paint(ts)}] ${paint(name)} [${where}] ${paint(msg)}`;
   writeStderr(line + '\n');
 }
 /** Write s to stderr synchronously, ignoring a closed stderr. */
 function writeStderr(s) {
   try {
     fs.writeSync(2, s);
-  } catch { /* stderr closed: nydusd would die of EPIPE-less silence too */ }
+  } catch {
+    /* stderr closed: nydusd would die of EPIPE-less silence too */
+  }
 }
 const info = (m) => emit('info', m, '');
 const warn = (m, w = 'src/bin/nydusd/main.rs:0') => emit('warn', m, w);
@@ -65,7 +69,9 @@ function panicAbort(thread, msg, where) {
   }
   // SIGABRT is asynchronous: make sure nothing else runs meanwhile.
   const until = Date.now() + 2000;
-  while (Date.now() < until) { /* wait for the signal */ }
+  while (Date.now() < until) {
+    /* wait for the signal */
+  }
   process.exit(134);
 }
 

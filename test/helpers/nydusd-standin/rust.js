@@ -63,10 +63,14 @@ function durDbg(ns) {
 /** nydus's time_human_readable of d: UTC, nanoseconds (extraNanos past d's millisecond), `+00:00:00`. */
 function timeHumanReadable(d = new Date(), extraNanos = 0) {
   const p = (n, w = 2) => String(n).padStart(w, '0');
-  let frac = String(d.getUTCMilliseconds() * 1e6 + extraNanos).padStart(9, '0').replace(/0+$/, '');
+  let frac = String(d.getUTCMilliseconds() * 1e6 + extraNanos)
+    .padStart(9, '0')
+    .replace(/0+$/, '');
   if (frac === '') frac = '0';
-  return `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ` +
-    `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${frac} +00:00:00`;
+  return (
+    `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ` +
+    `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${frac} +00:00:00`
+  );
 }
 
 module.exports = { dbg, ioDisplay, ioDebug, durDbg, timeHumanReadable };

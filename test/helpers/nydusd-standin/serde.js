@@ -69,7 +69,12 @@ function deserializeStruct(body, structName, fields) {
       const f = fields[i];
       if (i >= v.length) {
         if (f.required) {
-          return { err: serdeErr(`invalid length ${v.length}, expected struct ${structName} with ${fields.length} elements`, body) };
+          return {
+            err: serdeErr(
+              `invalid length ${v.length}, expected struct ${structName} with ${fields.length} elements`,
+              body,
+            ),
+          };
         }
         continue;
       }

@@ -48,7 +48,9 @@ const vhostPeers = new Set();
 async function bindVhostSocket(sock) {
   try {
     fs.unlinkSync(sock);
-  } catch { /* remove_file errors are ignored */ }
+  } catch {
+    /* remove_file errors are ignored */
+  }
   if (sock === '') throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
   if (pathTooLong(sock)) throw Object.assign(new Error('SUN_LEN'), { sunLen: true });
   // The listening server lives as long as the process: nothing needs a reference to it.
@@ -67,7 +69,9 @@ async function bindVhostSocket(sock) {
 async function startApi(apisock) {
   try {
     fs.unlinkSync(apisock);
-  } catch { /* ignored, as fs::remove_file(path) */ }
+  } catch {
+    /* ignored, as fs::remove_file(path) */
+  }
   if (pathTooLong(apisock)) {
     mainError('Error { kind: InvalidInput, message: "path must be shorter than SUN_LEN" }');
   }
@@ -78,7 +82,9 @@ async function startApi(apisock) {
   }
   try {
     apiSockIno = fs.statSync(apisock).ino;
-  } catch { /* raced away */ }
+  } catch {
+    /* raced away */
+  }
   info(`HTTP API server running at ${apisock}`);
   info('http server started');
 }
@@ -88,7 +94,9 @@ function removeApiSocket(apisock) {
   if (!apisock || apiSockIno === null) return;
   try {
     if (fs.statSync(apisock).ino === apiSockIno) fs.unlinkSync(apisock);
-  } catch { /* already gone */ }
+  } catch {
+    /* already gone */
+  }
 }
 
 module.exports = { bindVhostSocket, startApi, removeApiSocket };

@@ -24,7 +24,11 @@ function fsmLog(from, to, input, output) {
 function fsmEvent(input) {
   const table = {
     Init: { Mount: ['Ready', 'None'], Takeover: ['Ready', 'Some(Restore)'], Stop: ['Die', 'Some(StopStateMachine)'] },
-    Ready: { Start: ['Running', 'Some(StartService)'], Stop: ['Die', 'Some(Umount)'], Exit: ['Die', 'Some(StopStateMachine)'] },
+    Ready: {
+      Start: ['Running', 'Some(StartService)'],
+      Stop: ['Die', 'Some(Umount)'],
+      Exit: ['Die', 'Some(StopStateMachine)'],
+    },
     Running: { Stop: ['Ready', 'Some(TerminateService)'] },
     Die: {},
   };

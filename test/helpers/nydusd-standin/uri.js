@@ -17,8 +17,17 @@ function absPath(uri) {
 /** http 0.2 `parse::<Uri>()` of an origin-form target: returns { path, query } or an error text. */
 function httpCrateParse(abs) {
   if (abs === '') return { err: 'empty string' };
-  const okPath = (b) => b === 0x21 || (b >= 0x24 && b <= 0x3b) || b === 0x3d || (b >= 0x40 && b <= 0x5f) ||
-    (b >= 0x61 && b <= 0x7a) || b === 0x7c || b === 0x7e || b === 0x22 || b === 0x7b || b === 0x7d;
+  const okPath = (b) =>
+    b === 0x21 ||
+    (b >= 0x24 && b <= 0x3b) ||
+    b === 0x3d ||
+    (b >= 0x40 && b <= 0x5f) ||
+    (b >= 0x61 && b <= 0x7a) ||
+    b === 0x7c ||
+    b === 0x7e ||
+    b === 0x22 ||
+    b === 0x7b ||
+    b === 0x7d;
   const okQuery = (b) => b === 0x21 || (b >= 0x24 && b <= 0x3b) || b === 0x3d || (b >= 0x3f && b <= 0x7e);
   const bytes = Buffer.from(abs, 'utf8');
   let q = -1;
