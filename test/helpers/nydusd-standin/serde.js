@@ -47,60 +47,62 @@ function parseJsonBody(body) {
 }
 /**
  * Deserialize a struct described by fields [{name, type: 'string'|'string?'|'strings?', required}]
- * the way serde derive does (maps by key, sequences by position).
+ * the way serde derive does (maps by key, sequences by position): { value } or { err }.
  */
 function deserializeStruct(body, structName, fields) {
   const r = parseJsonBody(body);
   if (r.err) return r;
   const v = r.value;
   const out = {};
-  const typeCheck = (f, val) => {
-    if (f.type === 'string') {
-      if (typeof val !== 'string') return `invalid type: ${serdeDesc(val)}, expected a string`;
-    } else if (f.type === 'strings?') {
-      if (val === null) return null;
-      if (!Array.isArray(val)) return `invalid type: ${serdeDesc(val)}, expected a sequence`;
-      for (const x of val) if (typeof x !== 'string') return `invalid type: ${serdeDesc(x)}, expected a string`;
-    }
-    return null;
-  };
-  if (Array.isArray(v)) {
-    for (let i = 0; i < fields.length; i++) {
-      const f = fields[i];
-      if (i >= v.length) {
-        if (f.required) {
-          return {
-            err: serdeErr(
-              `invalid length ${v.length}, expected struct ${structName} with ${fields.length} elements`,
-              body,
-            ),
-          };
-        }
-        continue;
-      }
-      const e = typeCheck(f, v[i]);
-      if (e) return { err: serdeErr(e, body) };
-      out[f.name] = v[i];
-    }
-    if (v.length > fields.length) return { err: serdeErr('trailing characters', body) };
-  } else if (v !== null && typeof v === 'object') {
-    for (const [k, val] of Object.entries(v)) {
-      const f = fields.find((x) => x.name === k);
-      if (!f) continue; // unknown fields are ignored
-      const e = typeCheck(f, val);
-      if (e) return { err: serdeErr(e, body) };
-      out[k] = val;
-    }
-    for (const f of fields) {
-      if (f.required && !(f.name in out)) return { err: serdeErr(`missing field \`${f.name}\``, body) };
-    }
-  } else {
-    return { err: serdeErr(`invalid type: ${serdeDesc(v)}, expected struct ${structName}`, body) };
-  }
+  let err;
+  if (Array.isArray(v)) err = structFromSeq(v, structName, fields, out);
+  else if (v !== null && typeof v === 'object') err = structFromMap(v, fields, out);
+  else err = `invalid type: ${serdeDesc(v)}, expected struct ${structName}`;
+  if (err) return { err: serdeErr(err, body) };
   for (const f of fields) {
     if (!(f.name in out) && f.def !== undefined) out[f.name] = f.def;
   }
   return { value: out };
+}
+
+/** Fill out from a JSON array, one field per element in order: serde's error text, or null. */
+function structFromSeq(v, structName, fields, out) {
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    if (i >= v.length) {
+      if (f.required) return `invalid length ${v.length}, expected struct ${structName} with ${fields.length} elements`;
+      continue;
+    }
+    const e = fieldTypeError(f, v[i]);
+    if (e) return e;
+    out[f.name] = v[i];
+  }
+  return v.length > fields.length ? 'trailing characters' : null;
+}
+
+/** Fill out from a JSON object by key, unknown keys ignored: serde's error text, or null. */
+function structFromMap(v, fields, out) {
+  for (const [k, val] of Object.entries(v)) {
+    const f = fields.find((x) => x.name === k);
+    if (!f) continue; // unknown fields are ignored
+    const e = fieldTypeError(f, val);
+    if (e) return e;
+    out[k] = val;
+  }
+  const missing = fields.find((f) => f.required && !(f.name in out));
+  return missing ? `missing field \`${missing.name}\`` : null;
+}
+
+/** serde's error text when val does not fit field f's type, or null. */
+function fieldTypeError(f, val) {
+  if (f.type === 'string') {
+    if (typeof val !== 'string') return `invalid type: ${serdeDesc(val)}, expected a string`;
+  } else if (f.type === 'strings?') {
+    if (val === null) return null;
+    if (!Array.isArray(val)) return `invalid type: ${serdeDesc(val)}, expected a sequence`;
+    for (const x of val) if (typeof x !== 'string') return `invalid type: ${serdeDesc(x)}, expected a string`;
+  }
+  return null;
 }
 
 module.exports = { deserializeStruct };
