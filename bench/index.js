@@ -40,7 +40,11 @@ const num = (name, full, smoke) => {
   const v = process.env[name];
   return v !== undefined && v !== '' ? Number(v) : quick ? smoke : full;
 };
-const list = (name, full) => (process.env[name] || full).split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
+const list = (name, full) =>
+  (process.env[name] || full)
+    .split(',')
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
 
 const cfg = {
   tables: (process.env.BENCH_TABLES || '1,2,3').split(',').map((s) => s.trim()),
@@ -107,7 +111,8 @@ async function shutdown(code) {
     }
   }
   const deadline = Date.now() + 3000;
-  while ([...procs].some((p) => p.exitCode === null && p.signalCode === null) && Date.now() < deadline) await c.sleep(20);
+  while ([...procs].some((p) => p.exitCode === null && p.signalCode === null) && Date.now() < deadline)
+    await c.sleep(20);
   cleanupSync();
   process.exit(code);
 }
@@ -245,7 +250,9 @@ function prepare() {
   fs.copyFileSync(addon, path.join(runDir, 'virtiofs_daemon.node'));
 
   log('building helpers (node scripts/build-helpers.js)');
-  const r = cp.spawnSync(process.execPath, [path.join(c.root, 'scripts', 'build-helpers.js')], { stdio: ['ignore', 2, 2] });
+  const r = cp.spawnSync(process.execPath, [path.join(c.root, 'scripts', 'build-helpers.js')], {
+    stdio: ['ignore', 2, 2],
+  });
   if (r.status !== 0) throw new Error('scripts/build-helpers.js failed');
   fs.mkdirSync(binDir);
   for (const name of ['true', 'sleeper', 'posix-spawn-loop', 'spawn-many', 'clear-nonblock']) {
@@ -262,7 +269,9 @@ function prepare() {
     const outs = {};
     for (const name of ['true', 'sleeper']) {
       outs[name] = path.join(binDir, `${name}-${suffix}`);
-      const r = cp.spawnSync(cc, ['-O2', '-Wall', ...flags, '-o', outs[name], path.join(__dirname, `${name}.c`)], { encoding: 'utf8' });
+      const r = cp.spawnSync(cc, ['-O2', '-Wall', ...flags, '-o', outs[name], path.join(__dirname, `${name}.c`)], {
+        encoding: 'utf8',
+      });
       if (r.status !== 0) throw new Error(`${cc} ${flags.join(' ')} ${name}.c failed: ${(r.stderr || '').trim()}`);
     }
     // Sanity: the target must exit 0.
@@ -273,9 +282,13 @@ function prepare() {
   const want = process.env.BENCH_TARGET || 'raw'; // raw | static | dynamic
   try {
     if (want !== 'raw') throw new Error(`BENCH_TARGET=${want}`);
-    Object.assign(targets, build(['-static', '-nostdlib', '-fno-stack-protector', '-fno-pie', '-no-pie', '-DBENCH_NOSTDLIB'], 'raw'), {
-      linkage: 'raw (no libc: `cc -static -nostdlib -DBENCH_NOSTDLIB`)',
-    });
+    Object.assign(
+      targets,
+      build(['-static', '-nostdlib', '-fno-stack-protector', '-fno-pie', '-no-pie', '-DBENCH_NOSTDLIB'], 'raw'),
+      {
+        linkage: 'raw (no libc: `cc -static -nostdlib -DBENCH_NOSTDLIB`)',
+      },
+    );
   } catch (err) {
     if (want === 'raw') log(`raw targets: ${err.message}; trying static glibc`);
     if (want !== 'dynamic' && haveStaticLibc()) {
@@ -295,7 +308,8 @@ function prepare() {
 const f0 = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '—');
 const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : '—');
 const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : '—');
-const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(a / b >= 10 ? 0 : 2)}×` : '—');
+const ratio = (a, b) =>
+  Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(a / b >= 10 ? 0 : 2)}×` : '—';
 const mb = (kb) => `${f0(kb / 1024)} MB`;
 const rssLabel = (m) => (m >= 1024 ? `${+(m / 1024).toFixed(1)} GB` : `${m} MB`);
 
@@ -395,7 +409,18 @@ function renderTable1(results, targets) {
     }
   }
   const t = table(
-    ['parent RSS', 'spawner', 'parent RSS (actual)', 'median µs', 'p99 µs', 'spawns/s', 'median ×C', 'p99 ×C', 'spawn() returns, median µs', 'n'],
+    [
+      'parent RSS',
+      'spawner',
+      'parent RSS (actual)',
+      'median µs',
+      'p99 µs',
+      'spawns/s',
+      'median ×C',
+      'p99 ×C',
+      'spawn() returns, median µs',
+      'n',
+    ],
     rows,
     ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
   );
@@ -415,16 +440,16 @@ function renderTable1(results, targets) {
     glance,
     '',
     `Notes. Target: \`bench/true.c\`, exits 0 at once; built ${targets.linkage}. Every child gets ` +
-      '/dev/null on 0, 1 and 2 and a listening unix socket at 3 (ours: `fds: [\'null\', \'null\', \'null\', sock.fd]`; ' +
+      "/dev/null on 0, 1 and 2 and a listening unix socket at 3 (ours: `fds: ['null', 'null', 'null', sock.fd]`; " +
       "child_process: `stdio: ['ignore', 'ignore', 'ignore', sock.fd]`; C: posix_spawn file actions, plus closefrom(4)); " +
-      'env is the parent\'s. Time: from before `spawn()` until the exit callback (child_process: the `\'exit\'` event; C: ' +
+      "env is the parent's. Time: from before `spawn()` until the exit callback (child_process: the `'exit'` event; C: " +
       '`waitpid()` returned). Our callback runs before the final reap (the child is a zombie then); the reap ' +
-      '(`waitid` + `close(pidfd)`) follows right after it. The Node parent holds its RSS in touched Buffers (malloc\'d, ' +
+      "(`waitid` + `close(pidfd)`) follows right after it. The Node parent holds its RSS in touched Buffers (malloc'd, " +
       'outside the V8 heap), one worker process per RSS level; the C parent (`bench/posix-spawn-loop.c`) malloc+memsets ' +
       'the same amount. The three spawners run interleaved in rounds ' +
       `(${cfg.rounds} rounds × ${cfg.spawns} spawns each, rotating the order; a child_process round stops after ` +
       `${cfg.cpRoundMs} ms, hence its smaller n). spawns/s = 1 / mean. "spawn() returns": until the synchronous ` +
-      'spawn call (C: `posix_spawn()`) returned; all three return once the child has exec\'d.',
+      "spawn call (C: `posix_spawn()`) returned; all three return once the child has exec'd.",
   ].join('\n');
 }
 
@@ -439,15 +464,24 @@ async function table2(targets) {
     for (const mode of rot) {
       if (mode === 'c') {
         const r = await new Promise((resolve, reject) => {
-          const child = cp.execFile(path.join(binDir, 'spawn-many'), [String(cfg.manyCount), targets.sleeper], (err, stdout) =>
-            err ? reject(err) : resolve(JSON.parse(stdout)),
+          const child = cp.execFile(
+            path.join(binDir, 'spawn-many'),
+            [String(cfg.manyCount), targets.sleeper],
+            (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout))),
           );
           procs.add(child);
           child.on('exit', () => procs.delete(child));
         });
         runs.c.push(r);
       } else {
-        const w = await startWorker('many-worker.js', ['--mode', mode, '--count', String(cfg.manyCount), '--target', targets.sleeper]);
+        const w = await startWorker('many-worker.js', [
+          '--mode',
+          mode,
+          '--count',
+          String(cfg.manyCount),
+          '--target',
+          targets.sleeper,
+        ]);
         try {
           runs[mode].push(await w.request({ cmd: 'run' }));
         } finally {
@@ -456,7 +490,9 @@ async function table2(targets) {
       }
     }
     const last = (m) => runs[m][runs[m].length - 1];
-    log(`Table 2: run ${rep + 1}/${cfg.manyReps}: start/reap ms ${order.map((m) => `${m} ${f0(last(m).startMs)}/${f0(last(m).reapMs)}`).join(', ')}`);
+    log(
+      `Table 2: run ${rep + 1}/${cfg.manyReps}: start/reap ms ${order.map((m) => `${m} ${f0(last(m).startMs)}/${f0(last(m).reapMs)}`).join(', ')}`,
+    );
   }
   return runs;
 }
@@ -494,9 +530,39 @@ function renderTable2(runs, targets) {
       table(
         ['median ratio', 'start all', 'signal + reap all'],
         [
-          ['ours / C', ratio(m('ours', (r) => r.startMs), m('c', (r) => r.startMs)), ratio(m('ours', (r) => r.reapMs), m('c', (r) => r.reapMs))],
-          ['child_process / C', ratio(m('cp', (r) => r.startMs), m('c', (r) => r.startMs)), ratio(m('cp', (r) => r.reapMs), m('c', (r) => r.reapMs))],
-          ['child_process / ours', ratio(m('cp', (r) => r.startMs), m('ours', (r) => r.startMs)), ratio(m('cp', (r) => r.reapMs), m('ours', (r) => r.reapMs))],
+          [
+            'ours / C',
+            ratio(
+              m('ours', (r) => r.startMs),
+              m('c', (r) => r.startMs),
+            ),
+            ratio(
+              m('ours', (r) => r.reapMs),
+              m('c', (r) => r.reapMs),
+            ),
+          ],
+          [
+            'child_process / C',
+            ratio(
+              m('cp', (r) => r.startMs),
+              m('c', (r) => r.startMs),
+            ),
+            ratio(
+              m('cp', (r) => r.reapMs),
+              m('c', (r) => r.reapMs),
+            ),
+          ],
+          [
+            'child_process / ours',
+            ratio(
+              m('cp', (r) => r.startMs),
+              m('ours', (r) => r.startMs),
+            ),
+            ratio(
+              m('cp', (r) => r.reapMs),
+              m('ours', (r) => r.reapMs),
+            ),
+          ],
         ],
       ),
       '',
@@ -525,11 +591,11 @@ function renderTable2(runs, targets) {
     '',
     ...ratios,
     `Notes. Target: \`bench/sleeper.c\` (\`pause()\` in a loop; built ${targets.linkage}; it asks for ` +
-      'PR_SET_PDEATHSIG so none can outlive the benchmark), /dev/null on 0, 1 and 2 (ours: `fds: [\'null\', \'null\', ' +
+      "PR_SET_PDEATHSIG so none can outlive the benchmark), /dev/null on 0, 1 and 2 (ours: `fds: ['null', 'null', " +
       "'null']`, child_process: `stdio: 'ignore'`, so no pipes). Each run is a fresh process (C: `bench/spawn-many.c`, " +
       'posix_spawn + kill + waitpid(-1)), runs interleaved; values are medians over the runs, (min–max) in brackets. ' +
       '"Start all": the loop of synchronous spawn calls (each returns once its child has exec\'d); "one spawn": the ' +
-      'median of one such call among the first and among the last 100 (a clone without CLONE_FILES copies the parent\'s ' +
+      "median of one such call among the first and among the last 100 (a clone without CLONE_FILES copies the parent's " +
       'fd table, and the child closes it, so every fd the parent holds, e.g. one pidfd per live child, makes the next ' +
       'spawn dearer). "SIGKILL all + reap ' +
       'all": from the first kill until the last exit callback. RSS, heap, fd and thread counts are read after a full GC, ' +
@@ -580,7 +646,8 @@ async function table3() {
       const acc = new Map();
       const key = (d, m) => `${d}/${m}`;
       const combos = ds.flatMap((d) => ['ours', 'baseline'].map((mode) => ({ ...d, mode })));
-      for (const cmb of combos) acc.set(key(cmb.dialect, cmb.mode), { ready: [], hs: [], features: new Set(), errors: [] });
+      for (const cmb of combos)
+        acc.set(key(cmb.dialect, cmb.mode), { ready: [], hs: [], features: new Set(), errors: [] });
       const once = async (cmb, record) => {
         try {
           const r = await w.request({ cmd: 'iter', mode: cmb.mode, dialect: cmb.dialect, binary: cmb.binary });
@@ -598,14 +665,21 @@ async function table3() {
       for (let i = 0; i < cfg.vfsdIters; i++) {
         const rot = combos.map((_, k) => combos[(k + i) % combos.length]);
         for (const cmb of rot) await once(cmb, true);
-        if ((i + 1) % 10 === 0 || i + 1 === cfg.vfsdIters) log(`Table 3: ${rssLabel(level)}: iteration ${i + 1}/${cfg.vfsdIters}`);
+        if ((i + 1) % 10 === 0 || i + 1 === cfg.vfsdIters)
+          log(`Table 3: ${rssLabel(level)}: iteration ${i + 1}/${cfg.vfsdIters}`);
       }
       results.push({
         level,
         rssKB: w.info.rssKB,
         cells: combos.map((cmb) => {
           const a = acc.get(key(cmb.dialect, cmb.mode));
-          return { ...cmb, ready: c.summary(a.ready), hs: c.summary(a.hs), features: [...a.features], errors: a.errors };
+          return {
+            ...cmb,
+            ready: c.summary(a.ready),
+            hs: c.summary(a.hs),
+            features: [...a.features],
+            errors: a.errors,
+          };
         }),
       });
     } finally {
@@ -640,7 +714,17 @@ function renderTable3({ results, skipped, dialects: ds }) {
     '## Table 3: virtiofsd start',
     '',
     table(
-      ['parent RSS', 'dialect', 'method', 'start → ready, median ms', 'p99 ms', 'start → GET_FEATURES answered, median ms', 'p99 ms', 'ready ×ours', 'n'],
+      [
+        'parent RSS',
+        'dialect',
+        'method',
+        'start → ready, median ms',
+        'p99 ms',
+        'start → GET_FEATURES answered, median ms',
+        'p99 ms',
+        'ready ×ours',
+        'n',
+      ],
       rows,
       ['l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
     ),
@@ -649,24 +733,27 @@ function renderTable3({ results, skipped, dialects: ds }) {
       'resolved; baseline: the line came through the child\'s stderr pipe). "GET_FEATURES answered": then a vhost-user ' +
       'front-end (`test/helpers/vhost-user.js`) connected and got VHOST_USER_GET_FEATURES answered ' +
       `(${features.join('; ')}). Ours runs with an explicit \`dialect\`, a pino logger at info level writing to /dev/null, ` +
-      'and includes its option checks, socket creation and chown. Teardown (disconnect, SIGKILL to the daemon\'s ' +
+      "and includes its option checks, socket creation and chown. Teardown (disconnect, SIGKILL to the daemon's " +
       'process group, wait until the group is empty, remove the socket) is not timed. Cells run interleaved, one ' +
       `worker process per RSS level, ${cfg.vfsdIters} iterations each after one warm-up` +
       (cfg.vfsdIters < 100 ? '; with so few samples p99 is about the maximum.' : '.'),
     '',
     'The baseline, "made to work" with Node\'s own API only: (1) `net.createServer().listen(tmpPath)`: bind and listen ' +
-      'are synchronous, `server._handle.fd` is the listening fd, and it is O_NONBLOCK, on which the legacy daemon\'s ' +
+      "are synchronous, `server._handle.fd` is the listening fd, and it is O_NONBLOCK, on which the legacy daemon's " +
       'accept() fails with EAGAIN and it exits; Node has no fcntl(). (2) `child_process.spawn(clear-nonblock, [virtiofsd, ' +
       "...args], {stdio: ['ignore', 'ignore', 'pipe', fd], detached: true})`, where `bench/clear-nonblock.c` clears " +
       'O_NONBLOCK on fd 3 (a flag of the shared open file description) and execs the daemon. (3) In the same tick, ' +
-      '`fs.linkSync(tmpPath, socketPath)` then `server.close()`: net.Server would otherwise accept the VMM\'s connection ' +
+      "`fs.linkSync(tmpPath, socketPath)` then `server.close()`: net.Server would otherwise accept the VMM's connection " +
       'itself (it accepts on its own from the event loop, and there is no way to pause that), and close() unlinks the ' +
       'path it listened on; since the event loop has not run between listen and close, Node never accepts, and the ' +
       'second name survives the unlink. Same daemon arguments as ours (`buildVirtiofsdArgs`).' +
       (skipped.length ? ` Skipped: ${skipped.join(', ')}.` : ''),
     '',
     `Binaries: ${ds
-      .map((d) => `${d.dialect} \`${d.binary}\`${d.script ? ' (a shell script that execs the real daemon: its start includes sh)' : ''}`)
+      .map(
+        (d) =>
+          `${d.dialect} \`${d.binary}\`${d.script ? ' (a shell script that execs the real daemon: its start includes sh)' : ''}`,
+      )
       .join('; ')}.`,
     ...(errors.length ? ['', 'Failures:', ...errors] : []),
   ].join('\n');
@@ -675,7 +762,10 @@ function renderTable3({ results, skipped, dialects: ds }) {
 // ---------------------------------------------------------------------------------------------
 
 function machineInfo() {
-  const cpu = (/^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8')) || [])[1] || os.cpus()[0]?.model || 'unknown';
+  const cpu =
+    (/^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8')) || [])[1] ||
+    os.cpus()[0]?.model ||
+    'unknown';
   let thp = 'unknown';
   try {
     thp = (/\[(\w+)\]/.exec(fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8')) || [])[1] || thp;
@@ -684,12 +774,22 @@ function machineInfo() {
   }
   let commit = '';
   try {
-    commit = cp.execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: c.root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    commit = cp
+      .execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+        cwd: c.root,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+      .trim();
   } catch {
     // not a git checkout: no commit to report
   }
   const env = Object.entries(process.env)
-    .filter(([k]) => k.startsWith('BENCH_') && !['BENCH_RUN_DIR', 'BENCH_BIN_DIR', 'BENCH_ADDON'].includes(k) || k.startsWith('VIRTIOFSD_'))
+    .filter(
+      ([k]) =>
+        (k.startsWith('BENCH_') && !['BENCH_RUN_DIR', 'BENCH_BIN_DIR', 'BENCH_ADDON'].includes(k)) ||
+        k.startsWith('VIRTIOFSD_'),
+    )
     .map(([k, v]) => `${k}=${v} `)
     .join('');
   return [

@@ -68,7 +68,12 @@ async function run() {
     for (let i = 0; i < count; i++) {
       const entry = {};
       const ts = c.nowUs();
-      const ch = native.spawn({ file: target, argv: [target], fds: ['null', 'null', 'null'], onExit: () => onExit(entry) });
+      const ch = native.spawn({
+        file: target,
+        argv: [target],
+        fds: ['null', 'null', 'null'],
+        onExit: () => onExit(entry),
+      });
       took[i] = c.nowUs() - ts;
       entry.kill = () => ch.signal('SIGKILL');
       live.add(entry);

@@ -130,7 +130,8 @@ function childrenOf(pid) {
   }
   for (const tid of tids) {
     try {
-      for (const c of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').split(' ')) if (c) out.push(Number(c));
+      for (const c of fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').split(' '))
+        if (c) out.push(Number(c));
     } catch {
       // the thread ended meanwhile
     }
@@ -234,9 +235,24 @@ async function caseSoak({ cycles, concurrency, inject, seed, kinds = ['legacy', 
   const make = (dialect, stopSignal) => {
     const sock = path.join(dir, `s${serial++}.sock`);
     if (dialect === 'nydusd') {
-      return new Nydusd({ path: bins.nydusd, sockPath: sock, apiSockPath: `${sock}.api`, sourcePath: src, logger, stopTimeoutMs: 300 });
+      return new Nydusd({
+        path: bins.nydusd,
+        sockPath: sock,
+        apiSockPath: `${sock}.api`,
+        sourcePath: src,
+        logger,
+        stopTimeoutMs: 300,
+      });
     }
-    return new Virtiofsd({ path: bins[dialect], dialect, socketPath: sock, sourcePath: src, logger, stopSignal, stopTimeoutMs: 300 });
+    return new Virtiofsd({
+      path: bins[dialect],
+      dialect,
+      socketPath: sock,
+      sourcePath: src,
+      logger,
+      stopSignal,
+      stopTimeoutMs: 300,
+    });
   };
 
   // Warm-up (loads the addon, pino, the tracer): one cycle per kind, then the baseline.
@@ -267,7 +283,15 @@ async function caseSoak({ cycles, concurrency, inject, seed, kinds = ['legacy', 
 
   async function cycle(slot) {
     const d = slot.d;
-    const inj = rnd() < inject ? { phase: pick(['start', 'ready', 'stop']), sig: pick(['SIGKILL', 'SIGSEGV', 'SIGTERM']), target: pick(['leader', 'child']), delay: rnd() * 6 } : null;
+    const inj =
+      rnd() < inject
+        ? {
+            phase: pick(['start', 'ready', 'stop']),
+            sig: pick(['SIGKILL', 'SIGSEGV', 'SIGTERM']),
+            target: pick(['leader', 'child']),
+            delay: rnd() * 6,
+          }
+        : null;
     const run = { quits: 0, exits: [] };
     let settled = false;
     let fired = null;
@@ -341,7 +365,8 @@ async function caseSoak({ cycles, concurrency, inject, seed, kinds = ['legacy', 
     if (inj) {
       // A start-phase injection may still be waiting for its moment; it gives up by itself.
       while (inj.phase === 'start' && fired === null) await sleep(1);
-      if (fired === null || fired.missed) r.injections.missed++; // the start failed first, or the daemon was gone
+      if (fired === null || fired.missed)
+        r.injections.missed++; // the start failed first, or the daemon was gone
       else {
         r.injections.delivered++;
         inc(r.injections.byPhase, fired.phase);
@@ -409,7 +434,8 @@ function floodChecker(maxLine) {
         c.next = n + 1;
         const total = m[0].length + Number(m[2]);
         const kept = Math.min(total, maxLine) - m[0].length;
-        const want = m[0] + cycle.substr(n % 26, kept) + (total > maxLine ? ` …[truncated ${total - maxLine} bytes]` : '');
+        const want =
+          m[0] + cycle.substr(n % 26, kept) + (total > maxLine ? ` …[truncated ${total - maxLine} bytes]` : '');
         if (rec.truncated !== cut(total)) fail(`#${n}: truncated ${rec.truncated}, want ${cut(total)}`);
         if (msg !== want) fail(`#${n}: content differs`);
       } else if ((m = /^flood-done lines=(\d+) bytes=(\d+) long=(\d+)/.exec(msg))) {
@@ -443,10 +469,20 @@ async function caseFlood({ mode, mib }) {
   // stderr-flood refuses the daemon's argv: a wrapper drops it, and keeps the writer's own
   // report (its longest blocked write, measured around each write()) out of the pipe we read.
   const wrapper = path.join(dir, 'flood');
-  fs.writeFileSync(wrapper, `#!/bin/sh\nexec '${FLOOD}' --print-ready ${FLOOD_MODES[mode](bytes).join(' ')} >'${out}'\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    wrapper,
+    `#!/bin/sh\nexec '${FLOOD}' --print-ready ${FLOOD_MODES[mode](bytes).join(' ')} >'${out}'\n`,
+    { mode: 0o755 },
+  );
   const checker = floodChecker(16 * 1024);
   const logger = require('pino')({ level: 'debug', base: null }, checker.stream);
-  const d = new Virtiofsd({ path: wrapper, dialect: 'legacy', socketPath: path.join(dir, 'v.sock'), sourcePath: dir, logger });
+  const d = new Virtiofsd({
+    path: wrapper,
+    dialect: 'legacy',
+    socketPath: path.join(dir, 'v.sock'),
+    sourcePath: dir,
+    logger,
+  });
   global.gc?.();
   const fdBaseline = fdCount();
   const rss0 = process.memoryUsage.rss();
@@ -464,7 +500,9 @@ async function caseFlood({ mode, mib }) {
     stalled = true;
     await settle(d.stop());
   }
-  const writer = /max_write_block_us=(\d+) total_write_block_us=(\d+)/.exec(fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '');
+  const writer = /max_write_block_us=(\d+) total_write_block_us=(\d+)/.exec(
+    fs.existsSync(out) ? fs.readFileSync(out, 'utf8') : '',
+  );
   const r = {
     mode,
     bytes,
@@ -523,15 +561,37 @@ async function casePidReuse({ reuses, foreign, seed }) {
   let reaper;
   if (foreign) {
     if (!fs.existsSync(REAPER) || fs.statSync(REAPER).mtimeMs < fs.statSync(REAPER_SRC).mtimeMs) {
-      execFileSync('g++', ['-O2', '-Wall', '-shared', '-fPIC', '-I/usr/include/node', '-o', REAPER, REAPER_SRC], { stdio: 'inherit' });
+      execFileSync('g++', ['-O2', '-Wall', '-shared', '-fPIC', '-I/usr/include/node', '-o', REAPER, REAPER_SRC], {
+        stdio: 'inherit',
+      });
     }
     reaper = require(REAPER);
   }
   // How the daemon ends before its pid is handed on.
-  const ENDINGS = foreign ? ['external SIGKILL + foreign waitpid'] : ['external SIGKILL', 'external SIGSEGV', 'stop()', 'stop() racing external SIGKILL'];
-  const r = { attempts: 0, reuses: 0, notReused: 0, sentinelsSignalled: 0, signalledBy: {}, signalledDetail: [], byEnding: {}, stalls: 0, untyped: [], quitWrong: 0, timeouts: 0 };
+  const ENDINGS = foreign
+    ? ['external SIGKILL + foreign waitpid']
+    : ['external SIGKILL', 'external SIGSEGV', 'stop()', 'stop() racing external SIGKILL'];
+  const r = {
+    attempts: 0,
+    reuses: 0,
+    notReused: 0,
+    sentinelsSignalled: 0,
+    signalledBy: {},
+    signalledDetail: [],
+    byEnding: {},
+    stalls: 0,
+    untyped: [],
+    quitWrong: 0,
+    timeouts: 0,
+  };
   for (const dialect of ['legacy', 'rust']) {
-    const d = new Virtiofsd({ path: bins[dialect], dialect, socketPath: path.join(dir, 'w.sock'), sourcePath: src, logger });
+    const d = new Virtiofsd({
+      path: bins[dialect],
+      dialect,
+      socketPath: path.join(dir, 'w.sock'),
+      sourcePath: src,
+      logger,
+    });
     await d.start();
     await d.stop();
   }
@@ -541,7 +601,15 @@ async function casePidReuse({ reuses, foreign, seed }) {
     r.attempts++;
     const dialect = Math.floor(i / ENDINGS.length) % 2 ? 'rust' : 'legacy';
     const ending = ENDINGS[i % ENDINGS.length];
-    const d = new Virtiofsd({ path: bins[dialect], dialect, socketPath: path.join(dir, `p${i}.sock`), sourcePath: src, logger, stopSignal: 'SIGTERM', stopTimeoutMs: 300 });
+    const d = new Virtiofsd({
+      path: bins[dialect],
+      dialect,
+      socketPath: path.join(dir, `p${i}.sock`),
+      sourcePath: src,
+      logger,
+      stopSignal: 'SIGTERM',
+      stopTimeoutMs: 300,
+    });
     const quits = [];
     const s = await settle(d.start((x) => quits.push(x)));
     if (s.stalled) {
@@ -603,7 +671,8 @@ async function casePidReuse({ reuses, foreign, seed }) {
     r.reuses++;
     byEnding.reuses++;
     if (m[2] !== 'exited:0') {
-      if (r.signalledDetail.length < 10) r.signalledDetail.push({ i, dialect, ending, harnessKill, status: m[2], exit: quits[0] });
+      if (r.signalledDetail.length < 10)
+        r.signalledDetail.push({ i, dialect, ending, harnessKill, status: m[2], exit: quits[0] });
       r.sentinelsSignalled++;
       byEnding.signalled++;
       inc(r.signalledBy, m[2]);
@@ -626,7 +695,13 @@ async function caseConcurrency({ n, rounds }) {
   fs.mkdirSync(src);
   const logger = silentLogger();
   for (const dialect of ['legacy', 'rust']) {
-    const d = new Virtiofsd({ path: bins[dialect], dialect, socketPath: path.join(dir, 'w.sock'), sourcePath: src, logger });
+    const d = new Virtiofsd({
+      path: bins[dialect],
+      dialect,
+      socketPath: path.join(dir, 'w.sock'),
+      sourcePath: src,
+      logger,
+    });
     await d.start();
     await d.stop();
   }
@@ -636,7 +711,18 @@ async function caseConcurrency({ n, rounds }) {
     const ds = [];
     for (const dialect of ['legacy', 'rust']) {
       for (let i = 0; i < n; i++) {
-        ds.push({ dialect, quits: 0, exit: null, d: new Virtiofsd({ path: bins[dialect], dialect, socketPath: path.join(dir, `${dialect[0]}${i}.sock`), sourcePath: src, logger }) });
+        ds.push({
+          dialect,
+          quits: 0,
+          exit: null,
+          d: new Virtiofsd({
+            path: bins[dialect],
+            dialect,
+            socketPath: path.join(dir, `${dialect[0]}${i}.sock`),
+            sourcePath: src,
+            logger,
+          }),
+        });
       }
     }
     const t0 = Date.now();
@@ -686,7 +772,18 @@ async function caseConcurrency({ n, rounds }) {
     });
     await sleep(1000);
     for (const x of ds) inc(quitsLater, `${x.quits}`);
-    r.rounds.push({ ready, alive, resolvedToZero, earlyExits, errors, startAllMs: tReady, stopAllMs: tStop, stopped, quitsAtStop, quitsLater });
+    r.rounds.push({
+      ready,
+      alive,
+      resolvedToZero,
+      earlyExits,
+      errors,
+      startAllMs: tReady,
+      stopAllMs: tStop,
+      stopped,
+      quitsAtStop,
+      quitsLater,
+    });
   }
   r.left = leftovers(fdBaseline, dir);
   fs.rmSync(dir, { recursive: true, force: true });
@@ -708,12 +805,24 @@ function mountTmpfs(dir, opts) {
  * Returns { set(n), restore(), close() }, all async.
  */
 function nofileControl() {
-  const [soft, hard] = execFileSync('prlimit', ['--pid', String(process.pid), '--nofile', '--raw', '--noheadings', '-o', 'SOFT,HARD'], { encoding: 'utf8' }).trim().split(/\s+/);
-  const sh = cpSpawn('sh', ['-c', `while read n; do prlimit --pid ${process.pid} --nofile=$n:${hard} && echo ok || echo fail; done`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const [soft, hard] = execFileSync(
+    'prlimit',
+    ['--pid', String(process.pid), '--nofile', '--raw', '--noheadings', '-o', 'SOFT,HARD'],
+    { encoding: 'utf8' },
+  )
+    .trim()
+    .split(/\s+/);
+  const sh = cpSpawn(
+    'sh',
+    ['-c', `while read n; do prlimit --pid ${process.pid} --nofile=$n:${hard} && echo ok || echo fail; done`],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   sh.stdout.setEncoding('utf8');
   const ask = (n) =>
     new Promise((resolve, reject) => {
-      sh.stdout.once('data', (s) => (s.startsWith('ok') ? resolve() : reject(new Error(`prlimit --nofile=${n} failed`))));
+      sh.stdout.once('data', (s) =>
+        s.startsWith('ok') ? resolve() : reject(new Error(`prlimit --nofile=${n} failed`)),
+      );
       sh.stdin.write(`${n}\n`);
     });
   return { set: (n) => ask(n), restore: () => ask(soft), close: () => sh.stdin.end() };
@@ -729,12 +838,22 @@ async function caseExhaust({ nofileSteps, asUser, rootDir }) {
   fs.mkdirSync(src);
   const logger = silentLogger();
   const kinds = {
-    legacy: (o) => new Virtiofsd({ path: bins.legacy, dialect: 'legacy', sourcePath: src, logger, startTimeoutMs: 3000, ...o }),
-    rust: (o) => new Virtiofsd({ path: bins.rust, dialect: 'rust', sourcePath: src, logger, startTimeoutMs: 3000, ...o }),
+    legacy: (o) =>
+      new Virtiofsd({ path: bins.legacy, dialect: 'legacy', sourcePath: src, logger, startTimeoutMs: 3000, ...o }),
+    rust: (o) =>
+      new Virtiofsd({ path: bins.rust, dialect: 'rust', sourcePath: src, logger, startTimeoutMs: 3000, ...o }),
     nydusd: (o) => {
       const sock = o.socketPath;
       delete o.socketPath;
-      return new Nydusd({ path: STANDIN, sockPath: sock, apiSockPath: `${sock}.api`, sourcePath: src, logger, startTimeoutMs: 5000, ...o });
+      return new Nydusd({
+        path: STANDIN,
+        sockPath: sock,
+        apiSockPath: `${sock}.api`,
+        sourcePath: src,
+        logger,
+        startTimeoutMs: 5000,
+        ...o,
+      });
     },
   };
   // Warm-up (as root one clean run of each kind; as uid 65534 one failing start) before the baseline.
@@ -774,7 +893,10 @@ async function caseExhaust({ nofileSteps, asUser, rootDir }) {
 
   if (asUser) {
     // Unprivileged caller, socket directory owned by root 0755: EACCES on bind.
-    for (const k of ['legacy', 'rust']) await one('socket dir not writable (EACCES, as uid 65534)', k, () => ({ opts: { socketPath: path.join(rootDir, 's.sock') } }));
+    for (const k of ['legacy', 'rust'])
+      await one('socket dir not writable (EACCES, as uid 65534)', k, () => ({
+        opts: { socketPath: path.join(rootDir, 's.sock') },
+      }));
     return { results, left: leftovers(fdBaseline, dir) };
   }
 
@@ -810,7 +932,10 @@ async function caseExhaust({ nofileSteps, asUser, rootDir }) {
   fs.writeFileSync(regular, 'x');
 
   const CASES = [
-    ['socket dir on a full tmpfs (ENOSPC: no inode left)', (w) => ({ opts: {}, teardown: mountTmpfs(w, 'size=64k,nr_inodes=1') })],
+    [
+      'socket dir on a full tmpfs (ENOSPC: no inode left)',
+      (w) => ({ opts: {}, teardown: mountTmpfs(w, 'size=64k,nr_inodes=1') }),
+    ],
     ['socket dir on a read-only mount (EROFS)', (w) => ({ opts: {}, teardown: mountTmpfs(w, 'ro,size=64k') })],
     ['socket dir missing (ENOENT)', (w) => ({ opts: { socketPath: path.join(w, 'missing', 's.sock') } })],
     ['socket dir is a file (ENOTDIR)', () => ({ opts: { socketPath: path.join(regular, 's.sock') } })],
@@ -918,7 +1043,18 @@ async function main() {
     const r = await fn();
     raw[key] = r;
     if (r.crashed) {
-      rows.push([label, '—', `CHILD CRASHED (${r.crashed})`, '?', '?', '?', '?', '—', '—', fmt((Date.now() - t) / 1000)]);
+      rows.push([
+        label,
+        '—',
+        `CHILD CRASHED (${r.crashed})`,
+        '?',
+        '?',
+        '?',
+        '?',
+        '—',
+        '—',
+        fmt((Date.now() - t) / 1000),
+      ]);
       notes.push(`${label}: ${r.output}`);
       return null;
     }
@@ -927,7 +1063,10 @@ async function main() {
 
   const soakRow = (r, s, what) => {
     const inj = r.injections;
-    const list = (o) => Object.entries(o).map(([k, v]) => `${k} ${v}`).join(', ');
+    const list = (o) =>
+      Object.entries(o)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
     rows.push([
       `soak: ${fmt(r.cycles)} start/stop cycles of ${what}, ${r.slots} at a time, ` +
         `with ${fmt(inj.delivered)} crash injections (${list(inj.bySignal)}; during ${list(inj.byPhase)}; to the ${list(inj.byTarget)})`,
@@ -945,10 +1084,19 @@ async function main() {
     if (r.left.processes.length) notes.push(`soak processes left: ${r.left.processes.slice(0, 5).join(' | ')}`);
   };
   if (want('soak')) {
-    const x = await step('soak', 'soak', () => runChild('soak', { cycles: o.cycles, concurrency: o.concurrency, inject: o.inject, seed: o.seed }));
-    if (x) soakRow(x.r, x.s, `virtiofsd (legacy ${fmt(x.r.perDialect.legacy ?? 0)}, rust ${fmt(x.r.perDialect.rust ?? 0)})`);
+    const x = await step('soak', 'soak', () =>
+      runChild('soak', { cycles: o.cycles, concurrency: o.concurrency, inject: o.inject, seed: o.seed }),
+    );
+    if (x)
+      soakRow(x.r, x.s, `virtiofsd (legacy ${fmt(x.r.perDialect.legacy ?? 0)}, rust ${fmt(x.r.perDialect.rust ?? 0)})`);
     const y = await step('soak-nydusd', 'soak nydusd', () =>
-      runChild('soak', { cycles: o.nydusdCycles, concurrency: o.concurrency, inject: o.inject, seed: o.seed, kinds: ['nydusd'] }),
+      runChild('soak', {
+        cycles: o.nydusdCycles,
+        concurrency: o.concurrency,
+        inject: o.inject,
+        seed: o.seed,
+        kinds: ['nydusd'],
+      }),
     );
     if (y) soakRow(y.r, y.s, 'nydusd (the stand-in)');
   }
@@ -957,8 +1105,17 @@ async function main() {
       const x = await step(`flood-${mode}`, `flood ${mode}`, () => runChild('flood', { mode, mib: o.floodMib }));
       if (!x) continue;
       const { r } = x;
-      const what = { lines: 'numbered lines of 0 B – 64 KiB', 'mib-lines': 'lines of 1 MiB', 'no-newline': 'one line, no newline' }[mode];
-      const ok = r.errors.length === 0 && r.ready && r.summary !== null && (mode !== 'no-newline' || r.tail !== null) && r.exit?.code === 0;
+      const what = {
+        lines: 'numbered lines of 0 B – 64 KiB',
+        'mib-lines': 'lines of 1 MiB',
+        'no-newline': 'one line, no newline',
+      }[mode];
+      const ok =
+        r.errors.length === 0 &&
+        r.ready &&
+        r.summary !== null &&
+        (mode !== 'no-newline' || r.tail !== null) &&
+        r.exit?.code === 0;
       rows.push([
         `flood: ${fmt(o.floodMib)} MiB of stderr, ${what}`,
         fmt(r.lines + (r.tail ? 1 : 0)),
@@ -974,7 +1131,9 @@ async function main() {
   if (want('pid')) {
     for (const foreign of [false, true]) {
       const key = foreign ? 'pid-foreign' : 'pid';
-      const x = await step(key, foreign ? 'pid reuse after a foreign reap' : 'pid reuse', () => runChild('pid', { reuses: o.reuses, foreign, seed: o.seed }));
+      const x = await step(key, foreign ? 'pid reuse after a foreign reap' : 'pid reuse', () =>
+        runChild('pid', { reuses: o.reuses, foreign, seed: o.seed }),
+      );
       if (!x) continue;
       const { r } = x;
       rows.push([
@@ -983,7 +1142,11 @@ async function main() {
           : 'pid reuse: daemon ends (SIGKILL, SIGSEGV, stop(), stop() racing SIGKILL), a sentinel takes its pid and group id (ns_last_pid); then stop() again',
         fmt(r.reuses),
         `${fmt(r.reuses)} reuses in ${fmt(r.attempts)} attempts; sentinels signalled: ${r.sentinelsSignalled}${r.sentinelsSignalled ? ' — FAILED' : ''}` +
-          (r.sentinelsSignalled ? ` (${Object.entries(r.signalledBy).map(([k, v]) => `${k} ×${v}`).join(', ')})` : '') +
+          (r.sentinelsSignalled
+            ? ` (${Object.entries(r.signalledBy)
+                .map(([k, v]) => `${k} ×${v}`)
+                .join(', ')})`
+            : '') +
           `${r.untyped.length ? `; ${r.untyped.length} untyped` : ''}`,
         ...leftCells(r.left),
         r.quitWrong === 0 ? 'once each' : `WRONG in ${r.quitWrong}`,
@@ -1011,7 +1174,9 @@ async function main() {
           )
           .join('; '),
         ...leftCells(r.left),
-        r.quitWrong === 0 ? 'once each' : `WRONG in ${r.quitWrong} (when stop() resolved: ${rd.map((x) => JSON.stringify(x.quitsAtStop)).join(', ')}; 1 s later: ${rd.map((x) => JSON.stringify(x.quitsLater)).join(', ')})`,
+        r.quitWrong === 0
+          ? 'once each'
+          : `WRONG in ${r.quitWrong} (when stop() resolved: ${rd.map((x) => JSON.stringify(x.quitsAtStop)).join(', ')}; 1 s later: ${rd.map((x) => JSON.stringify(x.quitsLater)).join(', ')})`,
         r.stalls,
         fmt(x.s),
       ]);
@@ -1031,14 +1196,20 @@ async function main() {
     if (x) {
       const all = [...x.r.results, ...(y?.r.results ?? [])];
       const by = {};
-      for (const c of all) inc(by, /^typed/.test(c.outcome) ? 'typed error' : c.outcome === 'ran and stopped' ? 'ran and stopped' : c.outcome);
+      for (const c of all)
+        inc(
+          by,
+          /^typed/.test(c.outcome) ? 'typed error' : c.outcome === 'ran and stopped' ? 'ran and stopped' : c.outcome,
+        );
       const bad = all.filter((c) => !/^typed|^ran and stopped$/.test(c.outcome));
       const l = x.r.left;
       const lu = y?.r.left ?? { fds: 0, zombies: 0, processes: [], sockets: 0 };
       rows.push([
         `resource exhaustion: RLIMIT_NOFILE at open fds + 0…${o.nofileSteps - 1}, ENOSPC, EROFS, EACCES (uid 65534), ENOENT/ENOTDIR/ENAMETOOLONG/EEXIST/EADDRINUSE socket paths, missing/non-executable/directory/garbage binaries, missing interpreter, exit at once, never ready, missing shared dir — for legacy, rust and nydusd (stand-in)`,
         fmt(all.length),
-        Object.entries(by).map(([k, v]) => `${k} ${v}`).join(', '),
+        Object.entries(by)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', '),
         l.fds + lu.fds,
         l.zombies + lu.zombies,
         l.processes.length + lu.processes.length,
@@ -1048,12 +1219,26 @@ async function main() {
         fmt(x.s + (y?.s ?? 0)),
       ]);
       for (const c of bad) notes.push(`exhaustion ${c.kind} "${c.name}": ${c.outcome} ${c.detail}`);
-      raw.exhaustDetail = all.map((c) => `${c.kind.padEnd(6)} ${c.name}: ${c.outcome}${c.detail && !/^ran/.test(c.outcome) ? ` — ${c.detail}` : ''}`);
+      raw.exhaustDetail = all.map(
+        (c) =>
+          `${c.kind.padEnd(6)} ${c.name}: ${c.outcome}${c.detail && !/^ran/.test(c.outcome) ? ` — ${c.detail}` : ''}`,
+      );
     }
   }
 
   const total = (Date.now() - tAll) / 1000;
-  const head = ['what was tried', 'count', 'result', 'fds left', 'zombies', 'processes left', 'sockets left', 'onQuit', 'stalls', 's'];
+  const head = [
+    'what was tried',
+    'count',
+    'result',
+    'fds left',
+    'zombies',
+    'processes left',
+    'sockets left',
+    'onQuit',
+    'stalls',
+    's',
+  ];
   const lines = [`| ${head.join(' | ')} |`, `| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |`];
   for (const row of rows) lines.push(`| ${row.join(' | ')} |`);
   const load1 = os.loadavg();
@@ -1062,7 +1247,8 @@ async function main() {
       `${os.cpus().length} CPUs · load ${load0.map((x) => x.toFixed(2)).join('/')} at start, ${load1.map((x) => x.toFixed(2)).join('/')} at end · ${fmt(total)} s\n`,
   );
   console.log(lines.join('\n'));
-  if (raw.exhaustDetail) console.log(`\nResource-exhaustion cases:\n${raw.exhaustDetail.map((s) => `  ${s}`).join('\n')}`);
+  if (raw.exhaustDetail)
+    console.log(`\nResource-exhaustion cases:\n${raw.exhaustDetail.map((s) => `  ${s}`).join('\n')}`);
   if (notes.length) console.log(`\nProblems:\n${notes.map((s) => `  - ${s}`).join('\n')}`);
   if (o.json) fs.writeFileSync(o.json, JSON.stringify({ options: o, total, raw }, null, 2));
 }

@@ -72,7 +72,13 @@ function viaChildProcess() {
 
 async function round({ mode, n, maxMs }) {
   const once =
-    mode === 'ours' ? () => ours(undefined) : mode === 'ours-env' ? () => ours(envArray) : mode === 'cp' ? viaChildProcess : null;
+    mode === 'ours'
+      ? () => ours(undefined)
+      : mode === 'ours-env'
+        ? () => ours(envArray)
+        : mode === 'cp'
+          ? viaChildProcess
+          : null;
   if (!once) throw new Error(`unknown mode ${mode}`);
   if (global.gc) global.gc();
   const spawnUs = [];

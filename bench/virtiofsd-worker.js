@@ -141,7 +141,14 @@ function makeBaseline(binary, args, socketPath) {
 }
 
 async function iterBaseline(binary, dialect, socketPath) {
-  const daemonArgs = buildVirtiofsdArgs({ dialect, sourcePath, cache: 'auto', syslog: false, debug: false, extraArgs: [] });
+  const daemonArgs = buildVirtiofsdArgs({
+    dialect,
+    sourcePath,
+    cache: 'auto',
+    syslog: false,
+    debug: false,
+    extraArgs: [],
+  });
   let child;
   let exited;
   const kill = async () => {
@@ -177,7 +184,11 @@ async function iterBaseline(binary, dialect, socketPath) {
       });
       child.on('error', reject);
       child.on('exit', (code, signal) =>
-        reject(new Error(`baseline daemon exited (code ${code}, signal ${signal}) before ready:\n${tail.slice(-10).join('\n')}`)),
+        reject(
+          new Error(
+            `baseline daemon exited (code ${code}, signal ${signal}) before ready:\n${tail.slice(-10).join('\n')}`,
+          ),
+        ),
       );
       setTimeout(() => reject(new Error('baseline daemon not ready within 10 s')), 10000).unref();
     });

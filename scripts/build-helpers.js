@@ -28,7 +28,10 @@ function cSources(dir) {
     if (err.code === 'ENOENT') return [];
     throw err;
   }
-  return names.filter((n) => n.endsWith('.c')).sort().map((n) => path.join(root, dir, n));
+  return names
+    .filter((n) => n.endsWith('.c'))
+    .sort()
+    .map((n) => path.join(root, dir, n));
 }
 
 /** True when out exists and is at least as new as src. */
@@ -56,7 +59,9 @@ function main() {
     const out = path.join(outDir, name);
     if (upToDate(src, out)) continue;
     const addon = name.endsWith('.node');
-    const args = addon ? ['-O2', '-Wall', '-shared', '-fPIC', `-I${nodeInclude}`, '-o', out, src] : ['-O2', '-Wall', '-o', out, src];
+    const args = addon
+      ? ['-O2', '-Wall', '-shared', '-fPIC', `-I${nodeInclude}`, '-o', out, src]
+      : ['-O2', '-Wall', '-o', out, src];
     console.log(`${cc} ${args.join(' ')}`);
     try {
       execFileSync(cc, args, { stdio: 'inherit' });

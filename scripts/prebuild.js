@@ -23,12 +23,21 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 
 /** The files the addon is built from; their digest is recorded beside the prebuilds. */
-const SOURCES = ['binding.gyp', ...fs.readdirSync(path.join(root, 'native')).sort().map((n) => `native/${n}`)];
+const SOURCES = [
+  'binding.gyp',
+  ...fs
+    .readdirSync(path.join(root, 'native'))
+    .sort()
+    .map((n) => `native/${n}`),
+];
 
 /** sha256 over the sources' names and contents: test/prebuilds.test.js compares it with today's. */
 function sourcesDigest() {
   const h = crypto.createHash('sha256');
-  for (const f of SOURCES) h.update(`${f}\0`).update(fs.readFileSync(path.join(root, f))).update('\0');
+  for (const f of SOURCES)
+    h.update(`${f}\0`)
+      .update(fs.readFileSync(path.join(root, f)))
+      .update('\0');
   return h.digest('hex');
 }
 
@@ -64,7 +73,9 @@ function have(cmd) {
 function build(target) {
   for (const tool of [target.cc, target.cxx, target.strip]) {
     if (!have(tool)) {
-      throw new Error(`prebuild ${target.arch}: ${tool} is missing (apt-get install ${target.apt ?? 'build-essential'})`);
+      throw new Error(
+        `prebuild ${target.arch}: ${tool} is missing (apt-get install ${target.apt ?? 'build-essential'})`,
+      );
     }
   }
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), `vfsd-prebuild-${target.arch}-`));
@@ -75,7 +86,11 @@ function build(target) {
     const [cmd, ...pre] = nodeGyp();
     const env = { ...process.env, CC: target.cc, CXX: target.cxx, LINK: target.cxx };
     console.log(`prebuild ${target.arch}: ${target.cxx}`);
-    execFileSync(cmd, [...pre, 'rebuild', `--arch=${target.arch}`, '--loglevel=warn'], { cwd: scratch, env, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(cmd, [...pre, 'rebuild', `--arch=${target.arch}`, '--loglevel=warn'], {
+      cwd: scratch,
+      env,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     const built = path.join(scratch, 'build', 'Release', 'virtiofs_daemon.node');
     execFileSync(target.strip, ['--strip-unneeded', built]);
     const what = execFileSync('file', ['-b', built], { encoding: 'utf8' }).trim();

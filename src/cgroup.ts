@@ -46,11 +46,17 @@ export function cgroup2Mount(): string | null {
  * `cgroup` a non-empty string without NUL (what it names is checked at each start, by
  * {@link Cgroup.prepare}), `cgroupCreate` a boolean that needs `cgroup`.
  */
-export function requireCgroupOptions(cgroup: unknown, cgroupCreate: unknown): { cgroup: string | undefined; cgroupCreate: boolean } {
+export function requireCgroupOptions(
+  cgroup: unknown,
+  cgroupCreate: unknown,
+): { cgroup: string | undefined; cgroupCreate: boolean } {
   const dir = cgroup === undefined ? undefined : requireString('cgroup', cgroup);
   const create = requireBoolean('cgroupCreate', cgroupCreate, false);
   if (create && dir === undefined) {
-    throw new InvalidOptionError('cgroupCreate', "is true, but no cgroup is given to create; pass cgroup: 'a/path' too, or leave cgroupCreate out");
+    throw new InvalidOptionError(
+      'cgroupCreate',
+      "is true, but no cgroup is given to create; pass cgroup: 'a/path' too, or leave cgroupCreate out",
+    );
   }
   return { cgroup: dir, cgroupCreate: create };
 }
@@ -293,7 +299,8 @@ export class Cgroup {
     };
     if (!onCgroup2(dir)) bad('is not a cgroup v2 directory');
     const mount = cgroup2Mount();
-    if (createdTop !== null && (!mount || !isInside(createdTop, mount))) bad(`has a created top '${createdTop}' outside the v2 hierarchy`);
+    if (createdTop !== null && (!mount || !isInside(createdTop, mount)))
+      bad(`has a created top '${createdTop}' outside the v2 hierarchy`);
     if (createdTop !== null && dir !== createdTop && !isInside(dir, createdTop)) bad(`is not inside '${createdTop}'`);
     if (!mount || !isInside(dir, mount)) bad('is not below the root of the cgroup v2 hierarchy');
     let members: number[] = [];

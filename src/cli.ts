@@ -136,7 +136,8 @@ function parse(argv: string[]): RunOptions | 'help' | 'version' {
   }
   if (!values['shared-dir']) throw new UsageError('--shared-dir DIR is required');
   if (!values.socket) throw new UsageError('--socket PATH is required');
-  if (!['auto', 'rust', 'legacy'].includes(values.dialect)) throw new UsageError(`--dialect: '${values.dialect}' is not auto, rust or legacy`);
+  if (!['auto', 'rust', 'legacy'].includes(values.dialect))
+    throw new UsageError(`--dialect: '${values.dialect}' is not auto, rust or legacy`);
   return {
     command,
     detach: values.detach,
@@ -214,7 +215,10 @@ async function run(opts: RunOptions): Promise<number> {
 
   try {
     const pid = await daemon.start(quit);
-    logger.info({ daemonPid: pid, socket: opts.socket, sharedDir: opts.sharedDir }, 'virtiofsd is ready; attach QEMU with:');
+    logger.info(
+      { daemonPid: pid, socket: opts.socket, sharedDir: opts.sharedDir },
+      'virtiofsd is ready; attach QEMU with:',
+    );
     process.stdout.write(`${qemuOptions(opts.socket, opts.tag, opts.memory).join(' \\\n  ')}\n`);
   } catch (err) {
     logger.debug({ err }, 'virtiofsd did not start');

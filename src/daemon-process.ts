@@ -361,7 +361,10 @@ export class DaemonProcess {
   stats(): Promise<CgroupStats> {
     if (!this.options.cgroup) {
       return Promise.reject(
-        new VirtiofsDaemonError('ERR_NO_CGROUP', `${this.options.name} has no cgroup of its own; start it with the cgroup option`),
+        new VirtiofsDaemonError(
+          'ERR_NO_CGROUP',
+          `${this.options.name} has no cgroup of its own; start it with the cgroup option`,
+        ),
       );
     }
     return this.options.cgroup.stats();
@@ -422,7 +425,11 @@ export class DaemonProcess {
     return stopping;
   }
 
-  private async escalate({ signal = 'SIGKILL', timeoutMs = 5000, killTimeoutMs = 10000 }: StopOptions): Promise<ProcessEnd> {
+  private async escalate({
+    signal = 'SIGKILL',
+    timeoutMs = 5000,
+    killTimeoutMs = 10000,
+  }: StopOptions): Promise<ProcessEnd> {
     if (!this.exit) {
       this.stopRequested = true;
       const polite = signal !== 'SIGKILL' && this.trySignal(signal);
@@ -547,7 +554,10 @@ export async function askVersion<T>(
   const answer = parse(text);
   if (answer === undefined) {
     const output = describeValue(text.trim().slice(0, 200));
-    throw new InvalidOptionError(option, `cannot tell which ${what} '${binary}' is from its --version output ${output}; ${hint}`);
+    throw new InvalidOptionError(
+      option,
+      `cannot tell which ${what} '${binary}' is from its --version output ${output}; ${hint}`,
+    );
   }
   cache.set(key, answer);
   return answer;
@@ -600,7 +610,10 @@ export async function captureOutput(
   await raceDeadline(Promise.all(reads), 500);
   for (const s of sockets) s.destroy();
   if (timedOut) {
-    throw new VirtiofsDaemonError('ERR_COMMAND_TIMEOUT', `${file} ${args.join(' ')} did not finish within ${timeoutMs} ms`);
+    throw new VirtiofsDaemonError(
+      'ERR_COMMAND_TIMEOUT',
+      `${file} ${args.join(' ')} did not finish within ${timeoutMs} ms`,
+    );
   }
   return { ...status, stdout: Buffer.concat(out[0]).toString(), stderr: Buffer.concat(out[1]).toString() };
 }

@@ -86,7 +86,8 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       log = subsystemLog(name, resolved.logger);
     } catch (err) {
       // The resolvers throw InvalidOptionErrors; anything else is wrapped, so a rejection is always an Error.
-      const error = err instanceof Error ? err : new InvalidOptionError('options', `reading them failed: ${describeValue(err)}`);
+      const error =
+        err instanceof Error ? err : new InvalidOptionError('options', `reading them failed: ${describeValue(err)}`);
       this.resolution = { ok: false, error };
     }
     this.log = log;
@@ -115,11 +116,10 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     if (onQuitProblem) return Promise.reject(onQuitProblem);
     const run: Run = { started: false };
     // Inside the async function everything, the span's attributes included, ends up in the promise.
-    const starting = (async () => traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)))().finally(
-      () => {
-        if (this.starting === starting) this.starting = undefined;
-      },
-    );
+    const starting = (async () =>
+      traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)))().finally(() => {
+      if (this.starting === starting) this.starting = undefined;
+    });
     this.starting = starting;
     return starting;
   }
@@ -128,7 +128,11 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     if (this.stopping) return this.stopping;
     const proc = this.proc;
     // Still validating: nothing to signal yet, so let the start settle, then stop what it made.
-    if (!proc && this.starting) return this.starting.then(() => this.stop(), () => {});
+    if (!proc && this.starting)
+      return this.starting.then(
+        () => this.stop(),
+        () => {},
+      );
     if (!proc) {
       this.log.info(`${this.name} is not running; nothing to stop`);
       return Promise.resolve();
@@ -150,7 +154,9 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
    */
   stats(): Promise<CgroupStats> {
     if (!this.proc) {
-      return Promise.reject(new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.name} is not running; start() it first`));
+      return Promise.reject(
+        new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.name} is not running; start() it first`),
+      );
     }
     return this.proc.stats();
   }
@@ -163,7 +169,10 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   handle(): DaemonHandle {
     const proc = this.proc;
     if (!proc || this.isStarting) {
-      throw new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.name} is not running; start() it and wait for it first`);
+      throw new VirtiofsDaemonError(
+        'ERR_DAEMON_NOT_RUNNING',
+        `${this.name} is not running; start() it and wait for it first`,
+      );
     }
     const { pid, pgid, startTime, exe, argv, log, cgroup } = proc.identity();
     return {
@@ -199,7 +208,14 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     }
     const log = logFd === null ? null : handle.log;
     const daemon = new DaemonProcess(
-      { name: this.name, file: handle.argv[0], args: handle.argv.slice(1), logger: this.log, lifetime: 'survive', cgroup },
+      {
+        name: this.name,
+        file: handle.argv[0],
+        args: handle.argv.slice(1),
+        logger: this.log,
+        lifetime: 'survive',
+        cgroup,
+      },
       { proc, logFd, log, argv: handle.argv, startTime: handle.startTime },
     );
     if (logProblem) this.log.warn({ daemonPid: handle.pid }, `${this.name}'s output cannot be followed: ${logProblem}`);

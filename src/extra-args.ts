@@ -43,7 +43,8 @@ const SHARED = 'changes which host directory the guest reaches (use sourcePath)'
 const SANDBOX = "changes the daemon's confinement (use the sandbox option)";
 const CAPS = "changes the daemon's capabilities";
 const IDMAP = 'changes how guest uids/gids map to host ones';
-const SYSLOG = "sends the daemon's output to syslog, where this library cannot see it or its readiness (use the syslog option)";
+const SYSLOG =
+  "sends the daemon's output to syslog, where this library cannot see it or its readiness (use the syslog option)";
 const CACHE = 'is set by this library (use the cache option)';
 const HOST_FILE_READ = 'makes the daemon read a host file named by the argument';
 const HOST_FILE_WRITE = 'makes the daemon write a host file named by the argument';
@@ -122,7 +123,8 @@ const RUST_FLAGS: Readonly<Record<string, FlagDoc>> = {
   '--inode-file-handles': {
     value: ['never', 'prefer', 'mandatory', 'fallback'],
     eqOnly: true,
-    unsafe: 'opens files by handle (open_by_handle_at), which needs CAP_DAC_READ_SEARCH (use the inodeFileHandles option)',
+    unsafe:
+      'opens files by handle (open_by_handle_at), which needs CAP_DAC_READ_SEARCH (use the inodeFileHandles option)',
   },
   '--cache': { value: ['auto', 'always', 'never', 'metadata'], owned: CACHE },
   '--allow-mmap': {},
@@ -253,16 +255,28 @@ function describeValues(doc: FlagDoc): string {
  * Check `args` against `policy` for the daemon `table`; `verbatim` checks nothing. Throws an
  * {@link InvalidOptionError} for `option[i]` naming the argument and why it is refused.
  */
-export function checkExtraArgs(option: string, args: readonly string[], policy: ExtraArgsPolicy, table: ArgsTable): void {
+export function checkExtraArgs(
+  option: string,
+  args: readonly string[],
+  policy: ExtraArgsPolicy,
+  table: ArgsTable,
+): void {
   if (policy === 'verbatim') return;
   if (policy !== 'known' && policy !== 'safe') {
-    throw new InvalidOptionError('extraArgsPolicy', `${describeValue(policy)} is not a policy; use verbatim, known or safe`);
+    throw new InvalidOptionError(
+      'extraArgsPolicy',
+      `${describeValue(policy)} is not a policy; use verbatim, known or safe`,
+    );
   }
   const t = TABLES[table];
   const safe = policy === 'safe';
   const judge = (i: number, arg: string, doc: FlagDoc): void => {
     const why = (safe && doc.unsafe) || doc.owned;
-    if (why) throw new InvalidOptionError(`${option}[${i}]`, `'${arg}' is refused under extraArgsPolicy '${policy}': it ${why}`);
+    if (why)
+      throw new InvalidOptionError(
+        `${option}[${i}]`,
+        `'${arg}' is refused under extraArgsPolicy '${policy}': it ${why}`,
+      );
   };
   const refuse = (i: number, arg: string, why: string): never => {
     throw new InvalidOptionError(`${option}[${i}]`, `'${arg}' is refused under extraArgsPolicy '${policy}': ${why}`);
@@ -276,7 +290,11 @@ export function checkExtraArgs(option: string, args: readonly string[], policy: 
       const parts = splitGroup(group, table);
       if (parts.length > 1 && safe) {
         const list = parts.map((p) => `'${p}'`).join(', ');
-        refuse(i, group, `it holds a comma, which ${t.name} splits into ${parts.length} options (${list}); pass one option per -o`);
+        refuse(
+          i,
+          group,
+          `it holds a comma, which ${t.name} splits into ${parts.length} options (${list}); pass one option per -o`,
+        );
       }
       for (const part of parts) {
         const eq = part.indexOf('=');

@@ -177,7 +177,8 @@ export function parseHandle(value: unknown, kind: DaemonKind): DaemonHandle {
   if (cgroup !== null && cgroup !== undefined) {
     const absolute = (v: unknown) => typeof v === 'string' && v.startsWith('/') && !v.includes('\0');
     if (typeof cgroup !== 'object' || !absolute(cgroup.path)) bad('cgroup.path', 'is not an absolute path');
-    if (cgroup.createdTop !== null && !absolute(cgroup.createdTop)) bad('cgroup.createdTop', 'is neither null nor an absolute path');
+    if (cgroup.createdTop !== null && !absolute(cgroup.createdTop))
+      bad('cgroup.createdTop', 'is neither null nor an absolute path');
   }
   return { ...(h as unknown as DaemonHandle), cgroup: (cgroup ?? null) as CgroupRecord | null };
 }

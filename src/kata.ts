@@ -5,12 +5,7 @@
  */
 import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import { describeValue } from './describe.js';
-import {
-  VIRTIOFSD_OPTIONS,
-  normalizeCacheMode,
-  type CacheMode,
-  type VirtiofsdTypedOptions,
-} from './virtiofsd-args.js';
+import { VIRTIOFSD_OPTIONS, normalizeCacheMode, type CacheMode, type VirtiofsdTypedOptions } from './virtiofsd-args.js';
 
 /** The keys of Kata's configuration.toml `[hypervisor.*]` section that concern virtiofsd. */
 export interface KataVirtiofsConfig {
@@ -95,7 +90,8 @@ function unitsAt(args: string[], i: number, t: ReturnType<typeof spellings>): { 
   const arg = args[i];
   if (arg === '-o' || (arg.startsWith('-o') && !arg.startsWith('--'))) {
     const group = arg === '-o' ? args[i + 1] : arg.slice(2);
-    if (group === undefined) throw new InvalidOptionError(`virtio_fs_extra_args[${i}]`, "'-o' needs an option after it");
+    if (group === undefined)
+      throw new InvalidOptionError(`virtio_fs_extra_args[${i}]`, "'-o' needs an option after it");
     return { units: group.split(',').map((part) => `-o ${part}`), last: arg === '-o' ? i + 1 : i };
   }
   if (arg.startsWith('--') && !arg.includes('=') && takesValue(arg, t) && i + 1 < args.length) {
@@ -122,7 +118,8 @@ function meaningOf(unit: string, i: number, t: ReturnType<typeof spellings>): Me
   const [p, name] = prefix;
   const raw = unit.slice(p.length);
   const value = VIRTIOFSD_OPTIONS[name].kind === 'uint' ? (/^\d+$/.test(raw) ? Number(raw) : NaN) : raw;
-  if (Number.isNaN(value)) throw new InvalidOptionError(`virtio_fs_extra_args[${i}]`, `'${unit}' needs a whole number >= 0`);
+  if (Number.isNaN(value))
+    throw new InvalidOptionError(`virtio_fs_extra_args[${i}]`, `'${unit}' needs a whole number >= 0`);
   return { name, value };
 }
 
@@ -138,13 +135,19 @@ function meaningOf(unit: string, i: number, t: ReturnType<typeof spellings>): Me
  */
 export function fromKataConfig(config: KataVirtiofsConfig): KataVirtiofsdOptions {
   if (typeof config !== 'object' || config === null) {
-    throw new InvalidOptionError('config', 'must be an object with Kata keys (virtio_fs_daemon, virtio_fs_cache, virtio_fs_extra_args)');
+    throw new InvalidOptionError(
+      'config',
+      'must be an object with Kata keys (virtio_fs_daemon, virtio_fs_cache, virtio_fs_extra_args)',
+    );
   }
   const t = (table ??= spellings());
   const out: KataVirtiofsdOptions = {};
   if (config.virtio_fs_daemon !== undefined) {
     if (typeof config.virtio_fs_daemon !== 'string' || config.virtio_fs_daemon === '') {
-      throw new InvalidOptionError('virtio_fs_daemon', `must be the path of virtiofsd, got ${describeValue(config.virtio_fs_daemon)}`);
+      throw new InvalidOptionError(
+        'virtio_fs_daemon',
+        `must be the path of virtiofsd, got ${describeValue(config.virtio_fs_daemon)}`,
+      );
     }
     out.path = config.virtio_fs_daemon;
   }
@@ -221,7 +224,8 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
  * (not a JSON object), `_FIELD` (a field missing, empty or not a string).
  */
 export function parseExtraOption(mountOptions: readonly string[]): NydusExtraOption {
-  if (!Array.isArray(mountOptions)) throw new InvalidOptionError('mountOptions', 'must be the mount options, a list of strings');
+  if (!Array.isArray(mountOptions))
+    throw new InvalidOptionError('mountOptions', 'must be the mount options, a list of strings');
   let encoded: string | undefined;
   for (const opt of mountOptions) {
     if (typeof opt === 'string' && opt.startsWith(EXTRA_OPTION_KEY)) encoded = opt.slice(EXTRA_OPTION_KEY.length);
@@ -234,19 +238,29 @@ export function parseExtraOption(mountOptions: readonly string[]): NydusExtraOpt
     );
   }
   if (!BASE64.test(encoded)) {
-    throw new ExtraOptionError('ERR_EXTRA_OPTION_BASE64', `mountOptions: the ${EXTRA_OPTION_KEY} value is not standard (padded) base64`);
+    throw new ExtraOptionError(
+      'ERR_EXTRA_OPTION_BASE64',
+      `mountOptions: the ${EXTRA_OPTION_KEY} value is not standard (padded) base64`,
+    );
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(encoded, 'base64').toString('utf8'));
   } catch (err) {
     const why = (err as Error).message;
-    throw new ExtraOptionError('ERR_EXTRA_OPTION_JSON', `mountOptions: the decoded ${EXTRA_OPTION_KEY} is not JSON: ${why}`, {
-      cause: err,
-    });
+    throw new ExtraOptionError(
+      'ERR_EXTRA_OPTION_JSON',
+      `mountOptions: the decoded ${EXTRA_OPTION_KEY} is not JSON: ${why}`,
+      {
+        cause: err,
+      },
+    );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ExtraOptionError('ERR_EXTRA_OPTION_JSON', `mountOptions: the decoded ${EXTRA_OPTION_KEY} is not a JSON object`);
+    throw new ExtraOptionError(
+      'ERR_EXTRA_OPTION_JSON',
+      `mountOptions: the decoded ${EXTRA_OPTION_KEY} is not a JSON object`,
+    );
   }
   const fields = parsed as Record<string, unknown>;
   for (const field of ['source', 'config', 'snapshotdir'] as const) {
@@ -257,5 +271,9 @@ export function parseExtraOption(mountOptions: readonly string[]): NydusExtraOpt
       );
     }
   }
-  return { source: fields.source as string, config: fields.config as string, snapshotdir: fields.snapshotdir as string };
+  return {
+    source: fields.source as string,
+    config: fields.config as string,
+    snapshotdir: fields.snapshotdir as string,
+  };
 }

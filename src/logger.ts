@@ -39,7 +39,9 @@ export function requireLogger(option: string, value: unknown): Logger | undefine
   try {
     ok = looksLikeLogger(value);
   } catch (err) {
-    throw new InvalidOptionError(option, `reading its methods threw (${describeError(err)}); pass a pino logger`, { cause: err });
+    throw new InvalidOptionError(option, `reading its methods threw (${describeError(err)}); pass a pino logger`, {
+      cause: err,
+    });
   }
   if (!ok) {
     throw new InvalidOptionError(
@@ -61,7 +63,9 @@ export function subsystemLog(subsystem: string, logger: Logger | undefined): Log
   try {
     child = parent.child({ subsystem });
   } catch (err) {
-    throw new InvalidOptionError('logger', `logger.child() threw (${describeError(err)}); pass a pino logger`, { cause: err });
+    throw new InvalidOptionError('logger', `logger.child() threw (${describeError(err)}); pass a pino logger`, {
+      cause: err,
+    });
   }
   return safeLog(requireLogger('logger', child) ?? parent);
 }

@@ -59,13 +59,15 @@ export class MockVirtiofsDaemon implements VirtiofsDaemon {
 
   async mount(opt: MountOption): Promise<void> {
     this.calls.push(['mount', opt]);
-    if (this.kind === 'virtiofsd') throw new NotSupportedError('virtiofsd does not mount filesystems on request; mount() is for nydusd');
+    if (this.kind === 'virtiofsd')
+      throw new NotSupportedError('virtiofsd does not mount filesystems on request; mount() is for nydusd');
     this.mounts.set(opt.mountpoint, opt);
   }
 
   async umount(mountpoint: string): Promise<void> {
     this.calls.push(['umount', mountpoint]);
-    if (this.kind === 'virtiofsd') throw new NotSupportedError('virtiofsd does not unmount filesystems on request; umount() is for nydusd');
+    if (this.kind === 'virtiofsd')
+      throw new NotSupportedError('virtiofsd does not unmount filesystems on request; umount() is for nydusd');
     this.mounts.delete(mountpoint);
   }
   /* eslint-enable @typescript-eslint/require-await */

@@ -216,7 +216,10 @@ const ADDON_FIX =
 function load(): Addon {
   if (addon) return addon;
   if (process.platform !== 'linux') {
-    throw new VirtiofsDaemonError('ERR_UNSUPPORTED_PLATFORM', `virtiofs-daemon runs on Linux only, not ${process.platform}`);
+    throw new VirtiofsDaemonError(
+      'ERR_UNSUPPORTED_PLATFORM',
+      `virtiofs-daemon runs on Linux only, not ${process.platform}`,
+    );
   }
   const tries = addonPaths.addonSearchList();
   let loaded: Addon;
@@ -259,7 +262,9 @@ function call<T>(fn: (a: Addon) => T): T {
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e instanceof Error && typeof e.errno === 'number' && typeof e.code === 'string' && e.syscall) {
-      throw new SystemError({ code: e.code, errno: e.errno, syscall: e.syscall, path: e.path }, e.message, { cause: e });
+      throw new SystemError({ code: e.code, errno: e.errno, syscall: e.syscall, path: e.path }, e.message, {
+        cause: e,
+      });
     }
     throw err;
   }
@@ -385,7 +390,9 @@ export function spawn(options: SpawnOptions): Child {
       {
         cgroupFd: options.cgroupFd,
         cgroupMethod: options.cgroupMethod,
-        deathSignal: options.lifetime?.deathSignal ? signalNumber(options.lifetime.deathSignal, 'lifetime.deathSignal') : 0,
+        deathSignal: options.lifetime?.deathSignal
+          ? signalNumber(options.lifetime.deathSignal, 'lifetime.deathSignal')
+          : 0,
         detach: options.lifetime?.detach ?? false,
       },
     ),

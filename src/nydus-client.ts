@@ -143,8 +143,13 @@ export function encodeQueryValue(value: string): string {
   let out = '';
   for (const b of Buffer.from(value, 'utf8')) {
     const unreserved =
-      (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a) || (b >= 0x30 && b <= 0x39) ||
-      b === 0x2d || b === 0x2e || b === 0x5f || b === 0x7e;
+      (b >= 0x41 && b <= 0x5a) ||
+      (b >= 0x61 && b <= 0x7a) ||
+      (b >= 0x30 && b <= 0x39) ||
+      b === 0x2d ||
+      b === 0x2e ||
+      b === 0x5f ||
+      b === 0x7e;
     out += unreserved ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
@@ -158,10 +163,16 @@ function checkText(option: string, value: unknown, what: string): asserts value 
     throw new InvalidOptionError(option, `must be a string (${what}), got ${value === null ? 'null' : typeof value}`);
   }
   if (value.includes('\0')) {
-    throw new InvalidOptionError(option, `contains a NUL byte; no path can contain one, and nydusd aborts on a passthrough_fs source that does`);
+    throw new InvalidOptionError(
+      option,
+      `contains a NUL byte; no path can contain one, and nydusd aborts on a passthrough_fs source that does`,
+    );
   }
   if (LONE_SURROGATE.test(value)) {
-    throw new InvalidOptionError(option, 'contains an unpaired UTF-16 surrogate, which has no UTF-8 form; nydusd would receive U+FFFD instead');
+    throw new InvalidOptionError(
+      option,
+      'contains an unpaired UTF-16 surrogate, which has no UTF-8 form; nydusd would receive U+FFFD instead',
+    );
   }
 }
 
@@ -204,11 +215,15 @@ export class NydusClient {
    */
   constructor(apiSockPath: string, options: NydusClientOptions = {}) {
     requireSocketPath('apiSockPath', apiSockPath);
-    const o = options === undefined ? {} : readOptions(requireOptionsObject('new NydusClient', options), CLIENT_OPTION_KEYS);
+    const o =
+      options === undefined ? {} : readOptions(requireOptionsObject('new NydusClient', options), CLIENT_OPTION_KEYS);
     const timeoutMs = requireTimeout('timeoutMs', o.timeoutMs, 5000);
     const maxResponseBytes = o.maxResponseBytes ?? 1024 * 1024;
     if (typeof maxResponseBytes !== 'number' || !Number.isSafeInteger(maxResponseBytes) || maxResponseBytes <= 0) {
-      throw new InvalidOptionError('maxResponseBytes', `must be a positive integer, got ${describeValue(maxResponseBytes)}`);
+      throw new InvalidOptionError(
+        'maxResponseBytes',
+        `must be a positive integer, got ${describeValue(maxResponseBytes)}`,
+      );
     }
     const keepAlive = requireBoolean('keepAlive', o.keepAlive, false);
     this.apiSockPath = apiSockPath;
@@ -229,14 +244,19 @@ export class NydusClient {
     try {
       info = JSON.parse(answer.body.toString('utf8'));
     } catch (err) {
-      throw new NydusApiError('ERR_NYDUS_API_RESPONSE',
+      throw new NydusApiError(
+        'ERR_NYDUS_API_RESPONSE',
         `${this.describe(spec)} answered 200 with a body that is not JSON: ${quote(this.capped(answer.body))}`,
-        { status: answer.status }, { cause: err });
+        { status: answer.status },
+        { cause: err },
+      );
     }
     if (info === null || typeof info !== 'object' || typeof (info as { state?: unknown }).state !== 'string') {
-      throw new NydusApiError('ERR_NYDUS_API_RESPONSE',
+      throw new NydusApiError(
+        'ERR_NYDUS_API_RESPONSE',
         `${this.describe(spec)} answered 200 with JSON that is not a DaemonInfo (no "state" string): ${quote(this.capped(answer.body))}`,
-        { status: answer.status });
+        { status: answer.status },
+      );
     }
     return info as DaemonInfo;
   }
@@ -252,7 +272,8 @@ export class NydusClient {
    */
   async mount(mountpoint: string, cmd: NydusMountCmd): Promise<void> {
     checkText('mountpoint', mountpoint, 'a path inside the virtio-fs device');
-    if (cmd === null || typeof cmd !== 'object') throw new InvalidOptionError('cmd', 'must be an object { fs_type, source, config }');
+    if (cmd === null || typeof cmd !== 'object')
+      throw new InvalidOptionError('cmd', 'must be an object { fs_type, source, config }');
     // Read once: what is checked is what is sent.
     const c = readOptions(cmd, ['fs_type', 'source', 'config', 'prefetch_files'], 'cmd.');
     checkText('cmd.fs_type', c.fs_type, "'rafs' or 'passthrough_fs'");
@@ -260,15 +281,18 @@ export class NydusClient {
     checkText('cmd.config', c.config, "JSON text, or '' for passthrough_fs");
     const payload: Record<string, unknown> = { fs_type: c.fs_type, source: c.source, config: c.config };
     if (c.prefetch_files !== undefined) {
-      if (!Array.isArray(c.prefetch_files)) throw new InvalidOptionError('cmd.prefetch_files', 'must be an array of absolute paths');
+      if (!Array.isArray(c.prefetch_files))
+        throw new InvalidOptionError('cmd.prefetch_files', 'must be an array of absolute paths');
       const files = requireArgs('cmd.prefetch_files', c.prefetch_files);
       files.forEach((p, i) => checkText(`cmd.prefetch_files[${i}]`, p, 'an absolute path inside the image'));
       payload.prefetch_files = files;
     }
     const body = Buffer.from(JSON.stringify(payload), 'utf8');
     if (body.length > NYDUS_API_MAX_BODY_BYTES) {
-      throw new InvalidOptionError('cmd',
-        `makes a ${body.length}-byte request body; nydusd's HTTP server rejects bodies over ${NYDUS_API_MAX_BODY_BYTES} bytes (shorten config or prefetch_files)`);
+      throw new InvalidOptionError(
+        'cmd',
+        `makes a ${body.length}-byte request body; nydusd's HTTP server rejects bodies over ${NYDUS_API_MAX_BODY_BYTES} bytes (shorten config or prefetch_files)`,
+      );
     }
     const spec: RequestSpec = { method: 'POST', path: this.mountPath(mountpoint), mountpoint, body, idempotent: false };
     const answer = await this.send(spec);
@@ -306,8 +330,10 @@ export class NydusClient {
     // fits after it fits after POST as well, so mount and umount accept the same mountpoints.
     const lineBytes = `DELETE ${path} HTTP/1.1`.length;
     if (lineBytes > NYDUS_API_MAX_REQUEST_LINE) {
-      throw new InvalidOptionError('mountpoint',
-        `is too long once percent-encoded (${lineBytes} bytes in the request line; nydusd's HTTP server accepts ${NYDUS_API_MAX_REQUEST_LINE}); non-ASCII characters take 6 to 12 bytes each`);
+      throw new InvalidOptionError(
+        'mountpoint',
+        `is too long once percent-encoded (${lineBytes} bytes in the request line; nydusd's HTTP server accepts ${NYDUS_API_MAX_REQUEST_LINE}); non-ASCII characters take 6 to 12 bytes each`,
+      );
     }
     return path;
   }
@@ -328,7 +354,11 @@ export class NydusClient {
     let apiMessage: string | undefined;
     try {
       const parsed = JSON.parse(answer.body.toString('utf8')) as unknown;
-      if (parsed !== null && typeof parsed === 'object' && typeof (parsed as { message?: unknown }).message === 'string') {
+      if (
+        parsed !== null &&
+        typeof parsed === 'object' &&
+        typeof (parsed as { message?: unknown }).message === 'string'
+      ) {
         apiMessage = (parsed as { message: string }).message;
         const code = (parsed as { code?: unknown }).code;
         if (typeof code === 'string') apiCode = code;
@@ -338,11 +368,14 @@ export class NydusClient {
     }
     if (apiMessage === undefined && answer.body.length > 0) apiMessage = this.capped(answer.body);
     const server = typeof answer.headers.server === 'string' ? answer.headers.server : undefined;
-    const layer = server !== undefined && server !== 'Nydus API' ? ` [from ${server}: the request itself could not be parsed]` : '';
+    const layer =
+      server !== undefined && server !== 'Nydus API' ? ` [from ${server}: the request itself could not be parsed]` : '';
     const detail = apiMessage === undefined ? '(empty body)' : apiMessage;
-    return new NydusApiError('ERR_NYDUS_API',
+    return new NydusApiError(
+      'ERR_NYDUS_API',
       `${this.describe(spec)} failed with HTTP ${answer.status}${apiCode ? ` ${apiCode}` : ''}: ${detail}${layer}`,
-      { status: answer.status, apiCode, apiMessage });
+      { status: answer.status, apiCode, apiMessage },
+    );
   }
 
   private async send(spec: RequestSpec): Promise<RawAnswer> {
@@ -393,7 +426,12 @@ export class NydusClient {
         reject(err);
       };
       const timer = setTimeout(() => {
-        fail(new NydusApiError('ERR_NYDUS_API_TIMEOUT', `${this.describe(spec)} got no complete answer within ${this.timeoutMs} ms`));
+        fail(
+          new NydusApiError(
+            'ERR_NYDUS_API_TIMEOUT',
+            `${this.describe(spec)} got no complete answer within ${this.timeoutMs} ms`,
+          ),
+        );
       }, this.timeoutMs);
 
       req.on('socket', (socket) => {
@@ -430,7 +468,12 @@ export class NydusClient {
     const code = err.code ?? '';
     const cause = { cause: err };
     if (this.closed) {
-      return new NydusApiError('ERR_NYDUS_API', `${this.describe(spec)}: aborted, NydusClient.close() was called`, {}, cause);
+      return new NydusApiError(
+        'ERR_NYDUS_API',
+        `${this.describe(spec)}: aborted, NydusClient.close() was called`,
+        {},
+        cause,
+      );
     }
     if (!state.connected && code in UNREACHABLE) {
       const why = UNREACHABLE[code] || err.message;
@@ -445,7 +488,12 @@ export class NydusClient {
       return new RetryableReuse();
     }
     if (code.startsWith('HPE_')) {
-      return new NydusApiError('ERR_NYDUS_API_RESPONSE', `${this.describe(spec)}: the answer is not valid HTTP/1.1 (${code})`, {}, cause);
+      return new NydusApiError(
+        'ERR_NYDUS_API_RESPONSE',
+        `${this.describe(spec)}: the answer is not valid HTTP/1.1 (${code})`,
+        {},
+        cause,
+      );
     }
     return new NydusApiError(
       'ERR_NYDUS_API_RESPONSE',

@@ -38,7 +38,10 @@ export function requireNydusdVersion(text: unknown): NydusdVersion {
   const v = typeof text === 'string' ? parseNydusdVersion(text) : undefined;
   if (!v) {
     const got = JSON.stringify(text);
-    throw new InvalidOptionError('version', `${got} is not a nydusd version; write it as 2.2.3 (or leave it unset to ask the binary)`);
+    throw new InvalidOptionError(
+      'version',
+      `${got} is not a nydusd version; write it as 2.2.3 (or leave it unset to ask the binary)`,
+    );
   }
   return v;
 }
@@ -99,7 +102,8 @@ export interface NydusdArgsInput {
  */
 export function buildNydusdArgs(input: NydusdArgsInput): string[] {
   const cli = input.cli ?? 'virtiofs';
-  if (cli !== 'virtiofs' && cli !== 'flat') throw new InvalidOptionError('cli', `${describeValue(cli)} is not virtiofs or flat`);
+  if (cli !== 'virtiofs' && cli !== 'flat')
+    throw new InvalidOptionError('cli', `${describeValue(cli)} is not virtiofs or flat`);
   if ((input as { threads?: unknown }).threads !== undefined) {
     throw new InvalidOptionError(
       'threads',
@@ -111,7 +115,8 @@ export function buildNydusdArgs(input: NydusdArgsInput): string[] {
   if (!LOG_LEVELS.includes(level)) {
     throw new InvalidOptionError('logLevel', `${describeValue(level)} is not one of ${LOG_LEVELS.join(', ')}`);
   }
-  if (input.debug && level !== 'debug') throw new InvalidOptionError('logLevel', `'${level}' contradicts debug: true; set one of them`);
+  if (input.debug && level !== 'debug')
+    throw new InvalidOptionError('logLevel', `'${level}' contradicts debug: true; set one of them`);
   const extraArgs = input.extraArgs ?? [];
   const table = cli === 'virtiofs' ? 'nydusd-virtiofs' : 'nydusd-flat';
   checkExtraArgs('extraArgs', extraArgs, input.extraArgsPolicy ?? 'verbatim', table);

@@ -15,11 +15,31 @@ import { requireLogger } from './logger.js';
 import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
 import { removeStaleSocket, unlinkSocket } from './native.js';
 import { NydusClient } from './nydus-client.js';
-import { readOptions, requireBoolean, requireEnv, requireOneOf, requireOptionsObject, requireTimeout } from './options.js';
+import {
+  readOptions,
+  requireBoolean,
+  requireEnv,
+  requireOneOf,
+  requireOptionsObject,
+  requireTimeout,
+} from './options.js';
 import type { DaemonExit, MountOption } from './types.js';
-import { checkDirectory, checkSocketPath, requireArgs, requireSocketPath, requireString, resolveBinary } from './validate.js';
+import {
+  checkDirectory,
+  checkSocketPath,
+  requireArgs,
+  requireSocketPath,
+  requireString,
+  resolveBinary,
+} from './validate.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
-import { buildNydusdArgs, detectNydusdVersion, nydusdCliFor, requireNydusdVersion, type NydusdLogLevel } from './nydusd-args.js';
+import {
+  buildNydusdArgs,
+  detectNydusdVersion,
+  nydusdCliFor,
+  requireNydusdVersion,
+  type NydusdLogLevel,
+} from './nydusd-args.js';
 
 export { buildNydusdArgs } from './nydusd-args.js';
 
@@ -222,7 +242,13 @@ export function resolveNydusdOptions(options: object): ResolvedNydusdOptions {
     apiSockPath: requireSocketPath('apiSockPath', o.apiSockPath),
     sourcePath: requireString('sourcePath', o.sourcePath),
     extraArgs: requireArgs('extraArgs', o.extraArgs),
-    extraArgsPolicy: requireOneOf('extraArgsPolicy', o.extraArgsPolicy, POLICIES, 'verbatim', 'an extra-arguments policy'),
+    extraArgsPolicy: requireOneOf(
+      'extraArgsPolicy',
+      o.extraArgsPolicy,
+      POLICIES,
+      'verbatim',
+      'an extra-arguments policy',
+    ),
     logLevel: o.logLevel as NydusdLogLevel | undefined,
     threads: o.threads,
     version: o.version as string | undefined,
@@ -236,7 +262,10 @@ export function resolveNydusdOptions(options: object): ResolvedNydusdOptions {
     lifetime: checkLifetime(o.lifetime),
   };
   if (path.resolve(resolved.sockPath) === path.resolve(resolved.apiSockPath)) {
-    throw new InvalidOptionError('apiSockPath', `names the same file as sockPath ('${resolved.sockPath}'); give the API its own socket`);
+    throw new InvalidOptionError(
+      'apiSockPath',
+      `names the same file as sockPath ('${resolved.sockPath}'); give the API its own socket`,
+    );
   }
   return resolved;
 }
@@ -298,7 +327,13 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   private async plan(): Promise<{ binary: string; version: { text: string }; args: string[] }> {
     const o = this.options;
     const { sockPath, apiSockPath, sourcePath } = o;
-    const binary = resolveBinary('path', o.path, 'NYDUSD', WELL_KNOWN_NYDUSD_PATHS, 'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path');
+    const binary = resolveBinary(
+      'path',
+      o.path,
+      'NYDUSD',
+      WELL_KNOWN_NYDUSD_PATHS,
+      'Install nydusd (github.com/dragonflyoss/nydus releases) or pass path',
+    );
     checkDirectory('sourcePath', sourcePath);
     checkSocketPath('sockPath', sockPath);
     checkSocketPath('apiSockPath', apiSockPath);
@@ -313,7 +348,10 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
       cli: nydusdCliFor(version),
       ...(o.threads === undefined ? {} : { threads: o.threads as never }),
     });
-    for (const [option, p] of [['sockPath', sockPath], ['apiSockPath', apiSockPath]] as const) {
+    for (const [option, p] of [
+      ['sockPath', sockPath],
+      ['apiSockPath', apiSockPath],
+    ] as const) {
       try {
         removeStaleSocket(p);
       } catch (err) {
@@ -399,7 +437,12 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   }
 
   /** Poll `GET /api/v1/daemon` until `RUNNING`, each probe bounded, the whole bounded, the exit fatal. */
-  private async waitRunning(proc: DaemonProcess, apiSockPath: string, deadline: number, timeoutMs: number): Promise<void> {
+  private async waitRunning(
+    proc: DaemonProcess,
+    apiSockPath: string,
+    deadline: number,
+    timeoutMs: number,
+  ): Promise<void> {
     const probeTimeoutMs = this.options.probeTimeoutMs;
     let last = 'no answer yet';
     // A probe started before the deadline may run past it by up to probeTimeoutMs.
@@ -459,16 +502,26 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   }
 
   protected spanAttributes(): Record<string, string> {
-    return { sockPath: this.options.sockPath, apiSockPath: this.options.apiSockPath, sourcePath: this.options.sourcePath };
+    return {
+      sockPath: this.options.sockPath,
+      apiSockPath: this.options.apiSockPath,
+      sourcePath: this.options.sourcePath,
+    };
   }
 
   /** Mount a container's RAFS image layer at `/rafs/<id>/lowerdir`. */
   async mount(opt: MountOption): Promise<void> {
     // Read once: what is checked is what is sent.
-    const o = readOptions(requireOptionsObject('mount', opt, 'opt'), ['mountpoint', 'source', 'config', 'prefetchFiles']);
+    const o = readOptions(requireOptionsObject('mount', opt, 'opt'), [
+      'mountpoint',
+      'source',
+      'config',
+      'prefetchFiles',
+    ]);
     const mountpoint = this.checkMountpoint(o.mountpoint);
     const source = requireString('source', o.source);
-    if (typeof o.config !== 'string') throw new InvalidOptionError('config', 'must be the RAFS configuration as JSON text');
+    if (typeof o.config !== 'string')
+      throw new InvalidOptionError('config', 'must be the RAFS configuration as JSON text');
     const prefetch = o.prefetchFiles === undefined ? {} : { prefetch_files: o.prefetchFiles as string[] };
     await this.api().mount(mountpoint, { fs_type: 'rafs', source, config: o.config, ...prefetch });
   }
@@ -493,7 +546,10 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
 
   private api(): NydusClient {
     if (!this.client || this.isStarting) {
-      throw new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', 'nydusd is not running; start() it and wait for it first');
+      throw new VirtiofsDaemonError(
+        'ERR_DAEMON_NOT_RUNNING',
+        'nydusd is not running; start() it and wait for it first',
+      );
     }
     return this.client;
   }

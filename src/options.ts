@@ -24,13 +24,19 @@ export function requireOptionsObject(what: string, options: unknown, option = 'o
  * throws becomes an {@link InvalidOptionError} naming that key (after `prefix`, e.g. `cmd.`),
  * with the thrown value as `cause`.
  */
-export function readOptions<K extends string>(options: object, keys: readonly K[], prefix = ''): { [P in K]?: unknown } {
+export function readOptions<K extends string>(
+  options: object,
+  keys: readonly K[],
+  prefix = '',
+): { [P in K]?: unknown } {
   const out: { [P in K]?: unknown } = {};
   for (const key of keys) {
     try {
       out[key] = (options as Record<string, unknown>)[key];
     } catch (err) {
-      throw new InvalidOptionError(prefix + key, `reading it threw (${describeError(err)}); pass a plain value`, { cause: err });
+      throw new InvalidOptionError(prefix + key, `reading it threw (${describeError(err)}); pass a plain value`, {
+        cause: err,
+      });
     }
   }
   return out;
@@ -51,12 +57,19 @@ export function requireTimeout(option: string, value: unknown, dflt: number): nu
 /** `true` or `false`; `undefined` gives `dflt`. */
 export function requireBoolean(option: string, value: unknown, dflt: boolean): boolean {
   if (value === undefined) return dflt;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(option, `${describeValue(value)} is not a boolean; use true or false`);
+  if (typeof value !== 'boolean')
+    throw new InvalidOptionError(option, `${describeValue(value)} is not a boolean; use true or false`);
   return value;
 }
 
 /** One of `allowed`; `undefined` gives `dflt`. */
-export function requireOneOf<T extends string>(option: string, value: unknown, allowed: readonly T[], dflt: T, what: string): T {
+export function requireOneOf<T extends string>(
+  option: string,
+  value: unknown,
+  allowed: readonly T[],
+  dflt: T,
+  what: string,
+): T {
   if (value === undefined) return dflt;
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
     throw new InvalidOptionError(option, `${describeValue(value)} is not ${what}; use one of ${allowed.join(', ')}`);
@@ -76,7 +89,12 @@ export function requireEnv(option: string, value: unknown): Record<string, strin
   let keys: string[];
   try {
     const proto: unknown = value !== null && typeof value === 'object' ? Object.getPrototypeOf(value) : undefined;
-    if (value === null || typeof value !== 'object' || Array.isArray(value) || (value !== process.env && proto !== Object.prototype && proto !== null)) {
+    if (
+      value === null ||
+      typeof value !== 'object' ||
+      Array.isArray(value) ||
+      (value !== process.env && proto !== Object.prototype && proto !== null)
+    ) {
       throw new InvalidOptionError(option, `${describeValue(value)} is not a plain object; ${fix}`);
     }
     if (Object.getOwnPropertySymbols(value).length > 0) {
@@ -90,17 +108,25 @@ export function requireEnv(option: string, value: unknown): Record<string, strin
   const env: Record<string, string> = {};
   for (const key of keys) {
     if (key === '' || key.includes('=') || key.includes('\0')) {
-      throw new InvalidOptionError(option, `${describeValue(key)} cannot name an environment variable (empty, or holds '=' or NUL); ${fix}`);
+      throw new InvalidOptionError(
+        option,
+        `${describeValue(key)} cannot name an environment variable (empty, or holds '=' or NUL); ${fix}`,
+      );
     }
     let v: unknown;
     try {
       v = (value as Record<string, unknown>)[key];
     } catch (err) {
-      throw new InvalidOptionError(`${option}.${key}`, `reading it threw (${describeError(err)}); pass a string`, { cause: err });
+      throw new InvalidOptionError(`${option}.${key}`, `reading it threw (${describeError(err)}); pass a string`, {
+        cause: err,
+      });
     }
     if (v === undefined) continue;
     if (typeof v !== 'string') {
-      throw new InvalidOptionError(`${option}.${key}`, `${describeValue(v)} is not a string; pass the value as a string (or undefined to leave it out)`);
+      throw new InvalidOptionError(
+        `${option}.${key}`,
+        `${describeValue(v)} is not a string; pass the value as a string (or undefined to leave it out)`,
+      );
     }
     if (v.includes('\0')) throw new InvalidOptionError(`${option}.${key}`, 'contains a NUL byte; remove it');
     env[key] = v;

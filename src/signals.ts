@@ -36,7 +36,8 @@ export function isSignalName(name: unknown): name is NodeJS.Signals {
  */
 export function requireSignalName(option: string, value: unknown): NodeJS.Signals {
   if (isSignalName(value)) return value;
-  const hint = typeof value === 'string' && isSignalName(value.toUpperCase()) ? `; did you mean '${value.toUpperCase()}'?` : '';
+  const hint =
+    typeof value === 'string' && isSignalName(value.toUpperCase()) ? `; did you mean '${value.toUpperCase()}'?` : '';
   throw new InvalidOptionError(
     option,
     `${describeValue(value)} is not a signal name; use one Node knows, spelled as in os.constants.signals (e.g. 'SIGTERM')${hint}`,

@@ -7,7 +7,12 @@ import { SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 const tracer = trace.getTracer('virtiofs-daemon');
 
 /** Run `fn` inside span `name` with Kata's tags (source, package, subsystem) plus `attributes`. */
-export async function traced<T>(name: string, subsystem: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
+export async function traced<T>(
+  name: string,
+  subsystem: string,
+  attributes: Attributes,
+  fn: () => Promise<T>,
+): Promise<T> {
   return tracer.startActiveSpan(
     name,
     { attributes: { source: 'runtime', package: 'virtcontainers', subsystem, ...attributes } },

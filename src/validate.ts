@@ -37,11 +37,14 @@ export function requireArgs(option: string, value: unknown): string[] {
   if (value === undefined) return [];
   let length: unknown;
   try {
-    if (!Array.isArray(value)) throw new InvalidOptionError(option, `must be an array of strings, got ${describeValue(value)}`);
+    if (!Array.isArray(value))
+      throw new InvalidOptionError(option, `must be an array of strings, got ${describeValue(value)}`);
     length = value.length;
   } catch (err) {
     if (err instanceof InvalidOptionError) throw err;
-    throw new InvalidOptionError(option, `cannot be read (${describeError(err)}); pass a plain array of strings`, { cause: err });
+    throw new InvalidOptionError(option, `cannot be read (${describeError(err)}); pass a plain array of strings`, {
+      cause: err,
+    });
   }
   if (typeof length !== 'number' || !Number.isSafeInteger(length) || length > MAX_ARGS) {
     throw new InvalidOptionError(option, `has ${describeValue(length)} entries; pass at most ${MAX_ARGS} strings`);
@@ -52,11 +55,16 @@ export function requireArgs(option: string, value: unknown): string[] {
     try {
       arg = (value as unknown[])[i];
     } catch (err) {
-      throw new InvalidOptionError(`${option}[${i}]`, `reading it threw (${describeError(err)}); pass a plain array of strings`, {
-        cause: err,
-      });
+      throw new InvalidOptionError(
+        `${option}[${i}]`,
+        `reading it threw (${describeError(err)}); pass a plain array of strings`,
+        {
+          cause: err,
+        },
+      );
     }
-    if (typeof arg !== 'string') throw new InvalidOptionError(`${option}[${i}]`, `must be a string, got ${describeValue(arg)}`);
+    if (typeof arg !== 'string')
+      throw new InvalidOptionError(`${option}[${i}]`, `must be a string, got ${describeValue(arg)}`);
     rejectNul(`${option}[${i}]`, arg);
     copy.push(arg);
   }
@@ -65,7 +73,10 @@ export function requireArgs(option: string, value: unknown): string[] {
 
 /** An existing regular file that we may execute. */
 export function checkExecutable(option: string, file: string): void {
-  const st = statOr(file, (err) => new InvalidOptionError(option, `'${file}' ${describeStatError(err)}`, { cause: err }));
+  const st = statOr(
+    file,
+    (err) => new InvalidOptionError(option, `'${file}' ${describeStatError(err)}`, { cause: err }),
+  );
   if (!st.isFile()) throw new InvalidOptionError(option, `'${file}' is ${kind(st)}, not a program`);
   try {
     fs.accessSync(file, constants.X_OK);
@@ -102,7 +113,11 @@ export function requireSocketPath(option: string, value: unknown): string {
 export function checkSocketPath(option: string, socketPath: string): void {
   requireSocketPath(option, socketPath);
   const dir = path.dirname(socketPath);
-  const st = statOr(dir, (err) => new InvalidOptionError(option, `directory '${dir}' ${describeStatError(err)}; create it first`, { cause: err }));
+  const st = statOr(
+    dir,
+    (err) =>
+      new InvalidOptionError(option, `directory '${dir}' ${describeStatError(err)}; create it first`, { cause: err }),
+  );
   if (!st.isDirectory()) throw new InvalidOptionError(option, `'${dir}' is ${kind(st)}, not a directory`);
 }
 

@@ -174,7 +174,11 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
     legacy: { value: (v) => o(`xattrmap=${escapeLegacyOptionValue(v)}`) },
     rust: { value: (v) => [`--xattrmap=${v}`] },
   },
-  posixAcl: { kind: 'bool', legacy: { on: o('posix_acl'), off: o('no_posix_acl') }, rust: { on: ['--posix-acl'], dflt: false } },
+  posixAcl: {
+    kind: 'bool',
+    legacy: { on: o('posix_acl'), off: o('no_posix_acl') },
+    rust: { on: ['--posix-acl'], dflt: false },
+  },
   securityLabel: {
     kind: 'bool',
     legacy: { on: o('security_label'), off: o('no_security_label') },
@@ -190,7 +194,10 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
   },
   seccomp: {
     kind: ['none', 'kill', 'log', 'trap'],
-    legacy: { same: ['kill'], why: "the legacy daemon's seccomp filter always kills; other actions need the Rust virtiofsd" },
+    legacy: {
+      same: ['kill'],
+      why: "the legacy daemon's seccomp filter always kills; other actions need the Rust virtiofsd",
+    },
     rust: { value: (v) => [`--seccomp=${v}`] },
   },
   readonly: {
@@ -208,7 +215,11 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
     legacy: { on: o('allow_direct_io'), off: o('no_allow_direct_io') },
     rust: { on: ['--allow-direct-io'], dflt: false },
   },
-  writeback: { kind: 'bool', legacy: { on: o('writeback'), off: o('no_writeback') }, rust: { on: ['--writeback'], dflt: false } },
+  writeback: {
+    kind: 'bool',
+    legacy: { on: o('writeback'), off: o('no_writeback') },
+    rust: { on: ['--writeback'], dflt: false },
+  },
   killprivV2: {
     kind: 'bool',
     legacy: { on: o('killpriv_v2'), off: o('no_killpriv_v2') },
@@ -228,7 +239,11 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
     rust: { value: (v) => [`--log-level=${v}`] },
   },
   modcaps: { kind: 'string', legacy: { value: (v) => o(`modcaps=${v}`) }, rust: { value: (v) => [`--modcaps=${v}`] } },
-  rlimitNofile: { kind: 'uint', legacy: { value: (v) => [`--rlimit-nofile=${v}`] }, rust: { value: (v) => [`--rlimit-nofile=${v}`] } },
+  rlimitNofile: {
+    kind: 'uint',
+    legacy: { value: (v) => [`--rlimit-nofile=${v}`] },
+    rust: { value: (v) => [`--rlimit-nofile=${v}`] },
+  },
   preserveNoatime: {
     kind: 'bool',
     legacy: { dflt: false, why: 'the legacy daemon has no --preserve-noatime' },
@@ -262,7 +277,10 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
   },
 };
 
-const DIALECT_NAME: Readonly<Record<Dialect, string>> = { legacy: 'the legacy C virtiofsd', rust: 'the Rust virtiofsd' };
+const DIALECT_NAME: Readonly<Record<Dialect, string>> = {
+  legacy: 'the legacy C virtiofsd',
+  rust: 'the Rust virtiofsd',
+};
 
 /** The cache mode `cache` names, or an {@link InvalidOptionError}. */
 export function normalizeCacheMode(cache: unknown): CacheMode {
@@ -276,7 +294,8 @@ export function normalizeCacheMode(cache: unknown): CacheMode {
 
 function checkValue(name: string, kind: Kind, value: unknown): string {
   if (kind === 'bool') {
-    if (typeof value !== 'boolean') throw new InvalidOptionError(name, `must be true or false, got ${describeValue(value)}`);
+    if (typeof value !== 'boolean')
+      throw new InvalidOptionError(name, `must be true or false, got ${describeValue(value)}`);
     return String(value);
   }
   if (kind === 'uint') {
@@ -290,7 +309,10 @@ function checkValue(name: string, kind: Kind, value: unknown): string {
       throw new InvalidOptionError(name, `must be a non-empty string without NUL bytes, got ${describeValue(value)}`);
     }
     if (name === 'modcaps' && !MODCAPS.test(value)) {
-      throw new InvalidOptionError(name, `'${value}' is not a capability list; write it as +cap:-cap (e.g. +sys_admin:-chown)`);
+      throw new InvalidOptionError(
+        name,
+        `'${value}' is not a capability list; write it as +cap:-cap (e.g. +sys_admin:-chown)`,
+      );
     }
     return value;
   }
@@ -355,7 +377,10 @@ export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
   const args = input.syslog === true ? ['--syslog'] : [];
   if (dialect === 'legacy') {
     if (cache === 'metadata') {
-      throw new InvalidOptionError('cache', "'metadata' needs the Rust virtiofsd; the legacy C daemon knows auto, always and never");
+      throw new InvalidOptionError(
+        'cache',
+        "'metadata' needs the Rust virtiofsd; the legacy C daemon knows auto, always and never",
+      );
     }
     const lock = input.posixLock === true ? 'posix_lock' : 'no_posix_lock';
     const source = escapeLegacyOptionValue(sourcePath);
@@ -370,7 +395,8 @@ export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
     if (value === undefined || (debug && name === 'logLevel')) continue;
     args.push(...spell(name, value, dialect));
   }
-  if (dialect === 'legacy' && needsXattr && input.xattr === undefined && input.xattrmap === undefined) args.push(...o('xattr'));
+  if (dialect === 'legacy' && needsXattr && input.xattr === undefined && input.xattrmap === undefined)
+    args.push(...o('xattr'));
   return [...args, ...extraArgs];
 }
 
@@ -380,7 +406,10 @@ const QUIET_LEVELS = new Set(['error', 'err', 'warn', 'off']);
  * True when the daemon logs above `info` (typed `logLevel`, or a level among `extraArgs`), so it
  * never prints the info line that says it waits for the VMM: readiness cannot be read from it.
  */
-export function logsAboveInfo(input: { logLevel?: string | undefined; extraArgs?: readonly string[] | undefined }): boolean {
+export function logsAboveInfo(input: {
+  logLevel?: string | undefined;
+  extraArgs?: readonly string[] | undefined;
+}): boolean {
   if (input.logLevel !== undefined && QUIET_LEVELS.has(input.logLevel)) return true;
   const args = input.extraArgs ?? [];
   return args.some((arg, i) => {

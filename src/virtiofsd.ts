@@ -27,7 +27,14 @@ import {
   type Dialect,
   type VirtiofsdTypedOptions,
 } from './virtiofsd-args.js';
-import { checkDirectory, checkSocketPath, requireArgs, requireSocketPath, requireString, resolveBinary } from './validate.js';
+import {
+  checkDirectory,
+  checkSocketPath,
+  requireArgs,
+  requireSocketPath,
+  requireString,
+  resolveBinary,
+} from './validate.js';
 
 export { buildVirtiofsdArgs, type CacheMode, type Dialect, type VirtiofsdArgsInput } from './virtiofsd-args.js';
 
@@ -212,7 +219,13 @@ export function resolveVirtiofsdOptions(options: object): ResolvedVirtiofsdOptio
     sourcePath: requireString('sourcePath', o.sourcePath),
     cache: normalizeCacheMode(o.cache),
     extraArgs: requireArgs('extraArgs', o.extraArgs),
-    extraArgsPolicy: requireOneOf('extraArgsPolicy', o.extraArgsPolicy, POLICIES, 'verbatim', 'an extra-arguments policy'),
+    extraArgsPolicy: requireOneOf(
+      'extraArgsPolicy',
+      o.extraArgsPolicy,
+      POLICIES,
+      'verbatim',
+      'an extra-arguments policy',
+    ),
     dialect: requireOneOf('dialect', o.dialect, DIALECTS, 'auto', 'a dialect'),
     syslog: requireBoolean('syslog', o.syslog, false),
     debug: requireBoolean('debug', o.debug, false),
@@ -450,11 +463,15 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   }
 
   mount(_opt: MountOption): Promise<void> {
-    return Promise.reject(new NotSupportedError('virtiofsd does not mount filesystems on request; mount() is for nydusd'));
+    return Promise.reject(
+      new NotSupportedError('virtiofsd does not mount filesystems on request; mount() is for nydusd'),
+    );
   }
 
   umount(_mountpoint: string): Promise<void> {
-    return Promise.reject(new NotSupportedError('virtiofsd does not unmount filesystems on request; umount() is for nydusd'));
+    return Promise.reject(
+      new NotSupportedError('virtiofsd does not unmount filesystems on request; umount() is for nydusd'),
+    );
   }
 }
 

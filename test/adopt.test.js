@@ -163,18 +163,24 @@ describe('survive in a cgroup of its own', () => {
       const base = path.join(mount, `vfd-adopt-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
       t.after(() => fs.rmSync(base, { recursive: true, force: true }));
       const cgroup = path.join(base, 'd');
-      const { child, handles, exited } = await startManager(t, [spec(t, k, { lifetime: 'survive', cgroup, cgroupCreate: true })]);
+      const { child, handles, exited } = await startManager(t, [
+        spec(t, k, { lifetime: 'survive', cgroup, cgroupCreate: true }),
+      ]);
       const [hd] = handles;
       assert.deepEqual(hd.cgroup, { path: cgroup, createdTop: base }, 'the handle names the cgroup');
       child.kill('SIGKILL');
       await exited;
       await sleep(100);
-      const members = () => fs.readFileSync(path.join(cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+      const members = () =>
+        fs.readFileSync(path.join(cgroup, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
       assert.ok(running(hd), 'the daemon outlived its manager');
       assert.ok(members().includes(hd.pid), `the daemon is still in its cgroup: ${members()}`);
 
       const quits = [];
-      const d = await Kind(k).adopt(JSON.parse(JSON.stringify(hd)), { logger: pino({ level: 'silent' }), onQuit: (e) => quits.push(e) });
+      const d = await Kind(k).adopt(JSON.parse(JSON.stringify(hd)), {
+        logger: pino({ level: 'silent' }),
+        onQuit: (e) => quits.push(e),
+      });
       assert.ok((await d.stats()).cpuUsageUsec > 0, 'stats() reads the adopted cgroup');
       await d.stop();
       assert.equal(quits.length, 1);
@@ -194,9 +200,17 @@ describe('survive in a cgroup of its own', () => {
     child.kill('SIGKILL');
     await exited;
     // The daemon's real cgroup, claimed as created by us up to the hierarchy's root: stop() would rmdir that.
-    const v2line = fs.readFileSync(`/proc/${hd.pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::'));
+    const v2line = fs
+      .readFileSync(`/proc/${hd.pid}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
     const own = { path: path.join(mount, v2line.slice(3)), createdTop: mount };
-    for (const cgroup of [{ path: other, createdTop: other }, { path: '/tmp', createdTop: null }, { path: mount, createdTop: null }, own]) {
+    for (const cgroup of [
+      { path: other, createdTop: other },
+      { path: '/tmp', createdTop: null },
+      { path: mount, createdTop: null },
+      own,
+    ]) {
       const err = await rejection(Virtiofsd.adopt({ ...hd, cgroup }, { logger: pino({ level: 'silent' }) }));
       assert.equal(err.code, 'ERR_INVALID_OPTION', err.message);
       assert.equal(err.option, 'handle.cgroup', err.message);
@@ -213,7 +227,9 @@ describe('survive in a cgroup of its own', () => {
     assert.ok(mount, 'no cgroup2 entry in /proc/self/mountinfo: this test needs a cgroup v2 hierarchy');
     const base = path.join(mount, `vfd-adopt-${process.pid}-${Math.random().toString(36).slice(2, 8)}`);
     const cgroup = path.join(base, 'd');
-    const { child, handles, exited } = await startManager(t, [spec(t, KINDS[0], { lifetime: 'survive', cgroup, cgroupCreate: true })]);
+    const { child, handles, exited } = await startManager(t, [
+      spec(t, KINDS[0], { lifetime: 'survive', cgroup, cgroupCreate: true }),
+    ]);
     const [hd] = handles;
     child.kill('SIGKILL');
     await exited;

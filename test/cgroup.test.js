@@ -151,17 +151,27 @@ describe('native spawn with cgroupFd', () => {
     const start = (cgroupFd) => {
       let exited;
       exits.push(new Promise((r) => (exited = r)));
-      return native.spawn({ file: SLEEPER, argv: [SLEEPER], fds: ['null', 'null', 'null'], newProcessGroup: true, cgroupFd, onExit: exited });
+      return native.spawn({
+        file: SLEEPER,
+        argv: [SLEEPER],
+        fds: ['null', 'null', 'null'],
+        newProcessGroup: true,
+        cgroupFd,
+        onExit: exited,
+      });
     };
     const inside = [start(fd), start(fd), start(fd)];
     const outside = start(undefined);
     t.after(() => outside.signal('SIGKILL'));
-    const members = () => fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number).sort();
+    const members = () =>
+      fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number).sort();
     assert.deepEqual(members(), inside.map((c) => c.pid).sort());
     native.killCgroupMembers(fd);
     const ends = await Promise.all(exits.slice(0, 3));
     for (const end of ends) assert.equal(end.signal, 'SIGKILL');
-    await h.waitFor(() => /^populated 0$/m.test(fs.readFileSync(path.join(dir, 'cgroup.events'), 'utf8')), { what: 'the cgroup to empty' });
+    await h.waitFor(() => /^populated 0$/m.test(fs.readFileSync(path.join(dir, 'cgroup.events'), 'utf8')), {
+      what: 'the cgroup to empty',
+    });
     assert.ok(!dead(outside.pid), 'the process outside the cgroup was signalled');
     // An empty cgroup is a no-op, not an error.
     native.killCgroupMembers(fd);

@@ -32,12 +32,25 @@ for (const dialect of ['legacy', 'rust']) {
     const share = path.join(dir, 'share');
     fs.mkdirSync(share);
     const sock = path.join(dir, 'vfs,1.sock');
-    const cli = runCli(['run', '--shared-dir', share, '--socket', sock, '--tag', 'hostshare', '--virtiofsd', virtiofsdPath(dialect)]);
+    const cli = runCli([
+      'run',
+      '--shared-dir',
+      share,
+      '--socket',
+      sock,
+      '--tag',
+      'hostshare',
+      '--virtiofsd',
+      virtiofsdPath(dialect),
+    ]);
     t.after(() => cli.child.kill('SIGKILL'));
 
     await until('the QEMU options', () => cli.stdout().includes('-m 2G'));
     // QEMU's option syntax doubles commas inside values.
-    assert.match(cli.stdout(), new RegExp(`-chardev socket,id=vfs0,path=${dir.replace(/[/.]/g, '\\$&')}/vfs,,1\\.sock`));
+    assert.match(
+      cli.stdout(),
+      new RegExp(`-chardev socket,id=vfs0,path=${dir.replace(/[/.]/g, '\\$&')}/vfs,,1\\.sock`),
+    );
     assert.match(cli.stdout(), /-device vhost-user-fs-pci,queue-size=1024,chardev=vfs0,tag=hostshare/);
     assert.match(cli.stdout(), /-object memory-backend-memfd,id=mem,size=2G,share=on/);
 
@@ -69,10 +82,20 @@ test('run: exit status reflects a daemon killed from outside (128 + SIGKILL)', a
   assert.equal(fs.existsSync(sock), false, 'socket removed');
 });
 
-test('run: a daemon that rejects its arguments makes the CLI exit 1 with the daemon\'s words', async (t) => {
+test("run: a daemon that rejects its arguments makes the CLI exit 1 with the daemon's words", async (t) => {
   const dir = tempDir(t);
   const sock = path.join(dir, 'vfs.sock');
-  const cli = runCli(['run', '--shared-dir', dir, '--socket', sock, '--virtiofsd', virtiofsdPath('legacy'), '--', '--bogus-flag']);
+  const cli = runCli([
+    'run',
+    '--shared-dir',
+    dir,
+    '--socket',
+    sock,
+    '--virtiofsd',
+    virtiofsdPath('legacy'),
+    '--',
+    '--bogus-flag',
+  ]);
   const exit = await cli.exited;
   assert.deepEqual(exit, { code: 1, signal: null });
   assert.match(cli.stderr(), /unknown option.*--bogus-flag/);
@@ -102,7 +125,15 @@ test('--version prints the package version and exits 0; --help prints the usage 
 
 test('run: an option error names the flag the user typed, not the API option', async (t) => {
   const dir = tempDir(t);
-  const bad = runCli(['run', '--shared-dir', dir, '--socket', path.join(dir, 'no-dir', 's.sock'), '--virtiofsd', virtiofsdPath('rust')]);
+  const bad = runCli([
+    'run',
+    '--shared-dir',
+    dir,
+    '--socket',
+    path.join(dir, 'no-dir', 's.sock'),
+    '--virtiofsd',
+    virtiofsdPath('rust'),
+  ]);
   assert.deepEqual(await bad.exited, { code: 1, signal: null });
   assert.match(bad.stderr(), /^virtiofs-daemon: --socket: directory '[^']*no-dir' does not exist; create it first$/m);
   assert.doesNotMatch(bad.stderr(), /socketPath/);
@@ -119,9 +150,22 @@ for (const line of [
     const fake = path.join(dir, 'virtiofsd');
     fs.writeFileSync(fake, `#!/bin/sh\necho "[2026-01-01T00:00:00Z ERROR virtiofsd] ${line}" >&2\nexit 1\n`);
     fs.chmodSync(fake, 0o755);
-    const cli = runCli(['run', '--shared-dir', dir, '--socket', path.join(dir, 's.sock'), '--virtiofsd', fake, '--dialect', 'rust']);
+    const cli = runCli([
+      'run',
+      '--shared-dir',
+      dir,
+      '--socket',
+      path.join(dir, 's.sock'),
+      '--virtiofsd',
+      fake,
+      '--dialect',
+      'rust',
+    ]);
     assert.deepEqual(await cli.exited, { code: 1, signal: null });
-    assert.match(cli.stderr(), /virtiofsd exited \(code 1\) before it was ready\. Its namespace sandbox needs '\/' to be a mount point/);
+    assert.match(
+      cli.stderr(),
+      /virtiofsd exited \(code 1\) before it was ready\. Its namespace sandbox needs '\/' to be a mount point/,
+    );
     assert.match(cli.stderr(), /-- --sandbox=chroot/);
     assert.match(cli.stderr(), /\| .*Error entering sandbox: CleanMount/);
     assert.equal(fs.existsSync(path.join(dir, 's.sock')), false, 'no socket left');
@@ -130,7 +174,15 @@ for (const line of [
 
 test('run: a missing shared directory exits 1 and names the flag', async (t) => {
   const dir = tempDir(t);
-  const cli = runCli(['run', '--shared-dir', path.join(dir, 'nope'), '--socket', path.join(dir, 's.sock'), '--virtiofsd', virtiofsdPath('rust')]);
+  const cli = runCli([
+    'run',
+    '--shared-dir',
+    path.join(dir, 'nope'),
+    '--socket',
+    path.join(dir, 's.sock'),
+    '--virtiofsd',
+    virtiofsdPath('rust'),
+  ]);
   assert.deepEqual(await cli.exited, { code: 1, signal: null });
   assert.match(cli.stderr(), /--shared-dir: '[^']*nope' does not exist/);
   assert.equal(fs.existsSync(path.join(dir, 's.sock')), false);

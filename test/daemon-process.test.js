@@ -20,15 +20,28 @@ function standIn(t, body) {
 test('a descendant that left the group but holds stderr cannot hold the end report', async (t) => {
   // The daemon forks a process into a session of its own (out of reach of the group kill)
   // that keeps our stderr pipe open for 30 s, then exits by itself.
-  const { dir, file } = standIn(t, `setsid sleep 30 &\necho $! > "$(dirname "$0")/escaped.pid"\necho ready >&2\nexit 3`);
+  const { dir, file } = standIn(
+    t,
+    `setsid sleep 30 &\necho $! > "$(dirname "$0")/escaped.pid"\necho ready >&2\nexit 3`,
+  );
   let escaped = 0;
   t.after(() => escaped && process.kill(escaped, 'SIGKILL'));
   const lines = [];
   const t0 = Date.now();
-  const proc = new DaemonProcess({ name: 'stand-in', file, args: [], logger: quiet, drainTimeoutMs: 300, onLine: (l) => lines.push(l) });
+  const proc = new DaemonProcess({
+    name: 'stand-in',
+    file,
+    args: [],
+    logger: quiet,
+    drainTimeoutMs: 300,
+    onLine: (l) => lines.push(l),
+  });
   const end = await proc.ended;
   const ms = Date.now() - t0;
-  assert.deepEqual({ code: end.code, signal: end.signal, requested: end.requested }, { code: 3, signal: null, requested: false });
+  assert.deepEqual(
+    { code: end.code, signal: end.signal, requested: end.requested },
+    { code: 3, signal: null, requested: false },
+  );
   assert.deepEqual(lines, ['ready'], 'what was written before the exit still arrives');
   escaped = Number(fs.readFileSync(path.join(dir, 'escaped.pid'), 'utf8'));
   assert.ok(fs.existsSync(`/proc/${escaped}`), 'the escaped process still holds the pipe: the test proves something');
@@ -57,7 +70,10 @@ test('stop() escalates to SIGKILL when SIGTERM is ignored, and reports the exit 
   const t0 = Date.now();
   const end = await proc.stop({ signal: 'SIGTERM', timeoutMs: 300 });
   const ms = Date.now() - t0;
-  assert.deepEqual({ code: end.code, signal: end.signal, requested: end.requested }, { code: null, signal: 'SIGKILL', requested: true });
+  assert.deepEqual(
+    { code: end.code, signal: end.signal, requested: end.requested },
+    { code: null, signal: 'SIGKILL', requested: true },
+  );
   assert.ok(ms >= 300, `SIGKILL came after the timeout (${ms} ms)`);
   assert.equal(proc.pid, 0);
   assert.equal(await proc.stop(), end, 'a second stop shares the first');

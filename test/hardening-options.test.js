@@ -43,10 +43,22 @@ const READY_LINE = 'virtio_session_mount: Waiting for vhost-user socket connecti
  */
 function world(t) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hard-'));
-  const w = { dir, source: path.join(dir, 'src'), socketPath: path.join(dir, 'v.sock'), ran: path.join(dir, 'ran'), daemons: [] };
+  const w = {
+    dir,
+    source: path.join(dir, 'src'),
+    socketPath: path.join(dir, 'v.sock'),
+    ran: path.join(dir, 'ran'),
+    daemons: [],
+  };
   fs.mkdirSync(w.source);
   w.ready = script(path.join(dir, 'ready'), `echo $$ >> '${w.ran}'\necho '${READY_LINE}' >&2\nexec sleep 30`);
-  w.base = () => ({ path: w.ready, dialect: 'legacy', socketPath: w.socketPath, sourcePath: w.source, logger: captureLogger().logger });
+  w.base = () => ({
+    path: w.ready,
+    dialect: 'legacy',
+    socketPath: w.socketPath,
+    sourcePath: w.source,
+    logger: captureLogger().logger,
+  });
   w.make = (opts) => {
     const d = new Virtiofsd(opts);
     w.daemons.push(d);
@@ -126,7 +138,10 @@ describe('defect 5: an invalid stopSignal; a failed stop is retryable and falls 
     assert.equal(end.signal, 'SIGKILL');
     assert.equal(end.requested, true);
     assert.equal(proc.pid, 0);
-    assert.ok(records.some((r) => /cannot send SIGFOO/.test(r.msg)), JSON.stringify(records.map((r) => r.msg)));
+    assert.ok(
+      records.some((r) => /cannot send SIGFOO/.test(r.msg)),
+      JSON.stringify(records.map((r) => r.msg)),
+    );
   });
 
   test('a stop that failed (ERR_DAEMON_STOP_TIMEOUT) is not cached: the next stop() ends the daemon', async (t) => {
@@ -216,7 +231,18 @@ describe('defect 7: every bad input raises a VirtiofsDaemonError with a code', (
     const cases = [
       ['logger {}', { logger: {} }, 'logger'],
       ['logger "x"', { logger: 'x' }, 'logger'],
-      ['logger whose child() throws', { logger: { ...noopLevels(), child() { throw new Error('no'); } } }, 'logger'],
+      [
+        'logger whose child() throws',
+        {
+          logger: {
+            ...noopLevels(),
+            child() {
+              throw new Error('no');
+            },
+          },
+        },
+        'logger',
+      ],
       ['logger whose child() returns null', { logger: { ...noopLevels(), child: () => null } }, 'logger'],
       ['env null', { env: null }, 'env'],
       ['env with a NUL byte in a value', { env: { A: 'x\0y' } }, 'env.A'],
@@ -283,9 +309,16 @@ describe('defect 7: every bad input raises a VirtiofsDaemonError with a code', (
   });
 
   test('LineScanner and signalNumber throw InvalidOptionError, not RangeError/TypeError', () => {
-    assert.throws(() => new LineScanner({ maxLineBytes: 0, onLine() {} }), (e) => e instanceof InvalidOptionError && e.option === 'maxLineBytes');
+    assert.throws(
+      () => new LineScanner({ maxLineBytes: 0, onLine() {} }),
+      (e) => e instanceof InvalidOptionError && e.option === 'maxLineBytes',
+    );
     for (const bad of ['SIGFOO', 'sigterm', -1, 65, 1.5]) {
-      assert.throws(() => native.signalNumber(bad), (e) => e instanceof InvalidOptionError && e.code === 'ERR_INVALID_OPTION', String(bad));
+      assert.throws(
+        () => native.signalNumber(bad),
+        (e) => e instanceof InvalidOptionError && e.code === 'ERR_INVALID_OPTION',
+        String(bad),
+      );
     }
   });
 });
@@ -303,7 +336,13 @@ describe('defect 8: start() never throws synchronously', () => {
     const reads = {};
     const base = w.base();
     const opts = {};
-    for (const [key, value] of Object.entries({ ...base, startTimeoutMs: 10000, stopSignal: 'SIGTERM', stopTimeoutMs: 2000, extraArgs: [] })) {
+    for (const [key, value] of Object.entries({
+      ...base,
+      startTimeoutMs: 10000,
+      stopSignal: 'SIGTERM',
+      stopTimeoutMs: 2000,
+      extraArgs: [],
+    })) {
       Object.defineProperty(opts, key, {
         enumerable: true,
         get() {
@@ -347,7 +386,15 @@ describe('defect 9: a throwing logger never breaks the lifecycle', () => {
     const w = world(t);
     const bin = h.virtiofsdPath('legacy');
     let writes = 0;
-    const logger = pino({ level: 'debug' }, { write: () => { writes++; throw new Error('disk full'); } });
+    const logger = pino(
+      { level: 'debug' },
+      {
+        write: () => {
+          writes++;
+          throw new Error('disk full');
+        },
+      },
+    );
     const warnings = await warningsDuring(async () => {
       const d = w.make({ path: bin, socketPath: w.socketPath, sourcePath: w.source, logger, debug: true });
       const quits = [];
@@ -372,7 +419,12 @@ describe('defect 9: a throwing logger never breaks the lifecycle', () => {
     const logger = {
       ...noopLevels(),
       child() {
-        return { ...logger, info() { throw new Error('info broke'); } };
+        return {
+          ...logger,
+          info() {
+            throw new Error('info broke');
+          },
+        };
       },
     };
     await warningsDuring(async () => {
@@ -391,7 +443,8 @@ describe('defect 10: options are validated before the spawn', () => {
   for (const option of ['startTimeoutMs', 'stopTimeoutMs']) {
     test(`${option}: NaN, Infinity, '100', 2**31, 0, -1, 1.5, null, true, [], {} refused`, async (t) => {
       const w = world(t);
-      for (const bad of timeouts) await expectRefused(w, { ...w.base(), [option]: bad }, option, `${option} ${String(bad)}`);
+      for (const bad of timeouts)
+        await expectRefused(w, { ...w.base(), [option]: bad }, option, `${option} ${String(bad)}`);
     });
   }
 
@@ -437,7 +490,11 @@ describe('defect 10: options are validated before the spawn', () => {
 });
 
 describe('defect 11: signal names are the ones Node reports', () => {
-  for (const [sig, signo] of [['SIGABRT', 6], ['SIGIO', 29], ['SIGSYS', 31]]) {
+  for (const [sig, signo] of [
+    ['SIGABRT', 6],
+    ['SIGIO', 29],
+    ['SIGSYS', 31],
+  ]) {
     test(`a child killed by signal ${signo} is reported as ${sig}`, async () => {
       // The shell raises it against itself (ulimit -c 0: no core file).
       const exit = await new Promise((resolve, reject) => {

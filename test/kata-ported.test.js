@@ -49,7 +49,10 @@ async function startError(t, daemon) {
 // -------------------------------------------------------------------------------- virtiofsd_test.go
 
 describe('virtiofsd_test.go', () => {
-  for (const [rev, dialect] of [['seed', 'legacy'], ['main', 'rust']]) {
+  for (const [rev, dialect] of [
+    ['seed', 'legacy'],
+    ['main', 'rust'],
+  ]) {
     const world = (t) => {
       const sourcePath = tempDir(t);
       const socketDir = tempDir(t);
@@ -62,9 +65,15 @@ describe('virtiofsd_test.go', () => {
     });
     test(`TestVirtiofsdStart / Directory socket does not exist [${rev}]`, async (t) => {
       const w = world(t);
-      const err = await startError(t, new Virtiofsd({
-        path: h.virtiofsdPath(dialect), sourcePath: w.sourcePath, socketPath: '/tmp/path/to/virtiofsd/socket.sock', logger: silent,
-      }));
+      const err = await startError(
+        t,
+        new Virtiofsd({
+          path: h.virtiofsdPath(dialect),
+          sourcePath: w.sourcePath,
+          socketPath: '/tmp/path/to/virtiofsd/socket.sock',
+          logger: silent,
+        }),
+      );
       assert.ok(err instanceof InvalidOptionError && err.option === 'socketPath', String(err));
     });
     test(`TestVirtiofsdStart / valid config [${rev}]`, async (t) => {
@@ -89,12 +98,24 @@ describe('virtiofsd_test.go', () => {
   });
 
   test('TestVirtiofsdArgs [main + inodeFileHandles]: --inode-file-handles=prefer', () => {
-    const v = { dialect: 'rust', sourcePath: '/run/kata-shared/foo', cache: 'never', syslog: true, inodeFileHandles: 'prefer' };
-    assert.equal(buildVirtiofsdArgs(v).join(' '), '--syslog --cache=never --shared-dir=/run/kata-shared/foo --fd=3 --inode-file-handles=prefer');
+    const v = {
+      dialect: 'rust',
+      sourcePath: '/run/kata-shared/foo',
+      cache: 'never',
+      syslog: true,
+      inodeFileHandles: 'prefer',
+    };
+    assert.equal(
+      buildVirtiofsdArgs(v).join(' '),
+      '--syslog --cache=never --shared-dir=/run/kata-shared/foo --fd=3 --inode-file-handles=prefer',
+    );
   });
 
   // TestValid: Kata's socketPath there is `socketDir + "socket.s"` (no slash): a file beside the dir.
-  for (const [rev, dialect] of [['seed', 'legacy'], ['main', 'rust']]) {
+  for (const [rev, dialect] of [
+    ['seed', 'legacy'],
+    ['main', 'rust'],
+  ]) {
     const cases = [
       ['valid case', () => ({}), null],
       ['no path', () => ({ path: '' }), 'path'],
@@ -103,7 +124,10 @@ describe('virtiofsd_test.go', () => {
       ['source is not available', () => ({ sourcePath: '/foo/bar' }), 'sourcePath'],
     ];
     if (rev === 'main') {
-      cases.push(['invalid cache mode', () => ({ cache: 'foo' }), 'cache'], ['valid metadata cache mode', () => ({ cache: 'metadata' }), null]);
+      cases.push(
+        ['invalid cache mode', () => ({ cache: 'foo' }), 'cache'],
+        ['valid metadata cache mode', () => ({ cache: 'metadata' }), null],
+      );
     }
     for (const [name, change, option] of cases) {
       test(`TestValid / ${name} [${rev}]`, async (t) => {
@@ -111,7 +135,13 @@ describe('virtiofsd_test.go', () => {
         const socketDir = tempDir(t);
         const socketPath = `${socketDir}socket.s`;
         t.after(() => fs.rmSync(socketPath, { force: true }));
-        const base = { path: h.virtiofsdPath(dialect), sourcePath, socketPath, cache: rev === 'main' ? 'auto' : undefined, logger: silent };
+        const base = {
+          path: h.virtiofsdPath(dialect),
+          sourcePath,
+          socketPath,
+          cache: rev === 'main' ? 'auto' : undefined,
+          logger: silent,
+        };
         const err = await startError(t, new Virtiofsd({ ...base, ...change() }));
         if (option === null) assert.equal(err, null);
         else assert.ok(err instanceof InvalidOptionError && err.option === option, `${option}: ${err}`);
@@ -129,7 +159,11 @@ describe('nydusd_test.go', () => {
     const world = (t) => {
       const sourcePath = tempDir(t);
       const socketDir = tempDir(t);
-      return { sourcePath, sockPath: path.join(socketDir, 'vhost-user.sock'), apiSockPath: path.join(socketDir, 'api.sock') };
+      return {
+        sourcePath,
+        sockPath: path.join(socketDir, 'vhost-user.sock'),
+        apiSockPath: path.join(socketDir, 'api.sock'),
+      };
     };
     test(`TestNydusdStart / empty config [${rev}]`, async (t) => {
       const err = await startError(t, new Nydusd({ logger: silent }));
@@ -137,7 +171,10 @@ describe('nydusd_test.go', () => {
     });
     test(`TestNydusdStart / directory source path not exist [${rev}]`, async (t) => {
       const w = world(t);
-      const err = await startError(t, new Nydusd({ path: NYDUSD, ...w, sourcePath: '/tmp/path/to/nydusd/sourcepath', env, logger: silent }));
+      const err = await startError(
+        t,
+        new Nydusd({ path: NYDUSD, ...w, sourcePath: '/tmp/path/to/nydusd/sourcepath', env, logger: silent }),
+      );
       assert.ok(err instanceof InvalidOptionError && err.option === 'sourcePath', String(err));
     });
     // Kata stubs startFn/waitFn/setupShareDirFn; ours starts the daemon and mounts the share for real.
@@ -150,13 +187,22 @@ describe('nydusd_test.go', () => {
 
   test('TestNydusdArgs [seed]: nydusd 1.x command line', () => {
     const nd = { sockPath: '/var/lib/vhost-user.sock', apiSockPath: '/var/lib/api.sock', debug: true, cli: 'flat' };
-    assert.equal(buildNydusdArgs(nd).join(' '), '--log-level debug --apisock /var/lib/api.sock --sock /var/lib/vhost-user.sock');
-    assert.equal(buildNydusdArgs({ ...nd, debug: false }).join(' '), '--log-level info --apisock /var/lib/api.sock --sock /var/lib/vhost-user.sock');
+    assert.equal(
+      buildNydusdArgs(nd).join(' '),
+      '--log-level debug --apisock /var/lib/api.sock --sock /var/lib/vhost-user.sock',
+    );
+    assert.equal(
+      buildNydusdArgs({ ...nd, debug: false }).join(' '),
+      '--log-level info --apisock /var/lib/api.sock --sock /var/lib/vhost-user.sock',
+    );
   });
 
   test('TestNydusdArgs [main]: nydusd virtiofs subcommand', () => {
     const nd = { sockPath: '/var/lib/vhost-user.sock', apiSockPath: '/var/lib/api.sock', debug: true };
-    assert.equal(buildNydusdArgs(nd).join(' '), 'virtiofs --log-level debug --apisock /var/lib/api.sock --sock /var/lib/vhost-user.sock');
+    assert.equal(
+      buildNydusdArgs(nd).join(' '),
+      'virtiofs --log-level debug --apisock /var/lib/api.sock --sock /var/lib/vhost-user.sock',
+    );
     assert.equal(
       buildNydusdArgs({ ...nd, debug: false }).join(' '),
       'virtiofs --log-level info --apisock /var/lib/api.sock --sock /var/lib/vhost-user.sock',
@@ -174,7 +220,12 @@ describe('nydusd_test.go', () => {
       test(`TestNydusdValid / ${name} [${rev}]`, async (t) => {
         const sourcePath = tempDir(t);
         const socketDir = tempDir(t);
-        const base = { path: NYDUSD, sourcePath, sockPath: path.join(socketDir, 'vhost-user.sock'), apiSockPath: path.join(socketDir, 'api.sock') };
+        const base = {
+          path: NYDUSD,
+          sourcePath,
+          sockPath: path.join(socketDir, 'vhost-user.sock'),
+          apiSockPath: path.join(socketDir, 'api.sock'),
+        };
         const err = await startError(t, new Nydusd({ ...base, ...change, env, logger: silent }));
         if (option === null) assert.equal(err, null);
         else assert.ok(err instanceof InvalidOptionError && err.option === option, `${option}: ${err}`);
@@ -185,17 +236,44 @@ describe('nydusd_test.go', () => {
   const b64 = (s) => Buffer.from(s).toString('base64');
   for (const rev of ['seed', 'main']) {
     for (const [name, option, code] of [
-      ['valid option', `extraoption=${b64('{"source":"/path/to/bootstrap","config":"config content","snapshotdir":"/path/to/snapshotdir"}')}`, null],
-      ['no extra option', b64('{"source":/path/to/bootstrap,"config":config content,"snapshotdir":/path/to/snapshotdir}'), 'ERR_EXTRA_OPTION_MISSING'],
-      ['no source', `extraoption=${b64('{"config":config content,"snapshotdir":/path/to/snapshotdir}')}`, 'ERR_EXTRA_OPTION_JSON'],
-      ['no config', `extraoption=${b64('{"source":/path/to/bootstrap,"snapshotdir":/path/to/snapshotdir}')}`, 'ERR_EXTRA_OPTION_JSON'],
-      ['no snapshotdir', `extraoption=${b64('{"source":/path/to/bootstrap,"config":config content}')}`, 'ERR_EXTRA_OPTION_JSON'],
+      [
+        'valid option',
+        `extraoption=${b64('{"source":"/path/to/bootstrap","config":"config content","snapshotdir":"/path/to/snapshotdir"}')}`,
+        null,
+      ],
+      [
+        'no extra option',
+        b64('{"source":/path/to/bootstrap,"config":config content,"snapshotdir":/path/to/snapshotdir}'),
+        'ERR_EXTRA_OPTION_MISSING',
+      ],
+      [
+        'no source',
+        `extraoption=${b64('{"config":config content,"snapshotdir":/path/to/snapshotdir}')}`,
+        'ERR_EXTRA_OPTION_JSON',
+      ],
+      [
+        'no config',
+        `extraoption=${b64('{"source":/path/to/bootstrap,"snapshotdir":/path/to/snapshotdir}')}`,
+        'ERR_EXTRA_OPTION_JSON',
+      ],
+      [
+        'no snapshotdir',
+        `extraoption=${b64('{"source":/path/to/bootstrap,"config":config content}')}`,
+        'ERR_EXTRA_OPTION_JSON',
+      ],
     ]) {
       test(`TestParseExtraOption / ${name} [${rev}]`, () => {
         if (code === null) {
-          assert.deepEqual(parseExtraOption([option]), { source: '/path/to/bootstrap', config: 'config content', snapshotdir: '/path/to/snapshotdir' });
+          assert.deepEqual(parseExtraOption([option]), {
+            source: '/path/to/bootstrap',
+            config: 'config content',
+            snapshotdir: '/path/to/snapshotdir',
+          });
         } else {
-          assert.throws(() => parseExtraOption([option]), (err) => err instanceof ExtraOptionError && err.code === code);
+          assert.throws(
+            () => parseExtraOption([option]),
+            (err) => err instanceof ExtraOptionError && err.code === code,
+          );
         }
       });
     }
@@ -214,7 +292,10 @@ describe('nydusd_test.go', () => {
       // first; a valid one then fails only because this nydusd is not running.
       test(`TestCheckRafsMountPointValid / ${mountPoint} [${rev}]`, async () => {
         const nd = new Nydusd({ path: NYDUSD, sockPath: '/v.sock', apiSockPath: '/a.sock', sourcePath: '/' });
-        for (const call of [() => nd.mount({ mountpoint: mountPoint, source: '/b', config: '{}' }), () => nd.umount(mountPoint)]) {
+        for (const call of [
+          () => nd.mount({ mountpoint: mountPoint, source: '/b', config: '{}' }),
+          () => nd.umount(mountPoint),
+        ]) {
           await assert.rejects(call(), (err) => {
             assert.equal(err.code, valid ? 'ERR_DAEMON_NOT_RUNNING' : 'ERR_INVALID_OPTION', err.message);
             return true;
@@ -229,7 +310,11 @@ describe('parseExtraOption beyond Kata', () => {
   const b64 = (s) => Buffer.from(s).toString('base64');
   const full = { source: '/b', config: '{"device":{}}', snapshotdir: '/s' };
   test('the last extraoption wins, among other mount options', () => {
-    const opts = ['ro', `extraoption=${b64(JSON.stringify({ ...full, source: '/first' }))}`, `extraoption=${b64(JSON.stringify(full))}`];
+    const opts = [
+      'ro',
+      `extraoption=${b64(JSON.stringify({ ...full, source: '/first' }))}`,
+      `extraoption=${b64(JSON.stringify(full))}`,
+    ];
     assert.deepEqual(parseExtraOption(opts), full);
   });
   test('each way it can be wrong has its code', () => {
@@ -242,7 +327,11 @@ describe('parseExtraOption beyond Kata', () => {
       [[`extraoption=${b64(JSON.stringify({ ...full, config: 7 }))}`], 'ERR_EXTRA_OPTION_FIELD'],
       [[`extraoption=${b64(JSON.stringify({ ...full, snapshotdir: '' }))}`], 'ERR_EXTRA_OPTION_FIELD'],
     ]) {
-      assert.throws(() => parseExtraOption(opts), (err) => err instanceof ExtraOptionError && err.code === code && /^mountOptions: /.test(err.message), JSON.stringify(opts));
+      assert.throws(
+        () => parseExtraOption(opts),
+        (err) => err instanceof ExtraOptionError && err.code === code && /^mountOptions: /.test(err.message),
+        JSON.stringify(opts),
+      );
     }
     assert.throws(() => parseExtraOption('extraoption=x'), { option: 'mountOptions' });
   });

@@ -143,11 +143,7 @@ test('multibyte characters split at every byte position', () => {
   for (let i = 0; i <= buf.length; i++) {
     assert.deepEqual(lines([buf.subarray(0, i), buf.subarray(i)]), want, `split at ${i}`);
     for (let j = i; j <= buf.length; j++) {
-      assert.deepEqual(
-        lines([buf.subarray(0, i), buf.subarray(i, j), buf.subarray(j)]),
-        want,
-        `split at ${i},${j}`,
-      );
+      assert.deepEqual(lines([buf.subarray(0, i), buf.subarray(i, j), buf.subarray(j)]), want, `split at ${i},${j}`);
     }
   }
   // one byte at a time
@@ -210,7 +206,10 @@ test('truncation cuts on a UTF-8 character boundary', () => {
     const keptBytes = max < 5 ? 1 : max < 9 ? 5 : 9;
     assert.equal(r[0].truncated, true);
     assert.equal(r[0].discardedBytes, 10 - keptBytes, `max ${max}`);
-    assert.equal(r[0].line, Buffer.from('a😀😀b').toString('utf8', 0, keptBytes) + ` …[truncated ${10 - keptBytes} bytes]`);
+    assert.equal(
+      r[0].line,
+      Buffer.from('a😀😀b').toString('utf8', 0, keptBytes) + ` …[truncated ${10 - keptBytes} bytes]`,
+    );
     assert.ok(!r[0].line.includes('\uFFFD'), `max ${max}: ${r[0].line}`);
   }
   // a line that starts with a multibyte char and max smaller than it -> empty prefix
@@ -261,7 +260,12 @@ test('a throwing onLine propagates and leaves the scanner usable', () => {
   sc.push(Buffer.from('ial\n'));
   sc.push(Buffer.from('x'.repeat(20000)));
   assert.throws(() => {
-    const s2 = new LineScanner({ maxLineBytes: 4, onLine: () => { throw new Error('again'); } });
+    const s2 = new LineScanner({
+      maxLineBytes: 4,
+      onLine: () => {
+        throw new Error('again');
+      },
+    });
     s2.push(Buffer.from('123456\n'));
   }, /again/);
   sc.push(Buffer.from('\nz\n'));
@@ -271,7 +275,20 @@ test('a throwing onLine propagates and leaves the scanner usable', () => {
 
 test('matches the reference implementation on random input and random chunking', () => {
   const rand = rng(12345);
-  const alphabet = ['a', 'b', ' ', '\n', '\r', '\r\n', 'é', '€', '😀', '\n\n', Buffer.from([0xff]), Buffer.from([0xe2, 0x82])];
+  const alphabet = [
+    'a',
+    'b',
+    ' ',
+    '\n',
+    '\r',
+    '\r\n',
+    'é',
+    '€',
+    '😀',
+    '\n\n',
+    Buffer.from([0xff]),
+    Buffer.from([0xe2, 0x82]),
+  ];
   for (let iter = 0; iter < 300; iter++) {
     const parts = [];
     const n = Math.floor(rand() * 200);
@@ -284,7 +301,11 @@ test('matches the reference implementation on random input and random chunking',
     const max = 1 + Math.floor(rand() * 24);
     const sizes = Array.from({ length: 5 }, () => 1 + Math.floor(rand() * 16));
     const got = scan(chunked(buf, sizes), { maxLineBytes: max });
-    assert.deepEqual(got, reference(buf, max), `iter ${iter} max ${max} input ${JSON.stringify(buf.toString('latin1'))}`);
+    assert.deepEqual(
+      got,
+      reference(buf, max),
+      `iter ${iter} max ${max} input ${JSON.stringify(buf.toString('latin1'))}`,
+    );
   }
 });
 
@@ -343,60 +364,142 @@ test('memory stays bounded: 256 MiB without a newline', (t) => {
 
 const FIXTURES = [
   // Rust virtiofsd 1.13.2, captured
-  ['[2026-11-28T06:10:05Z WARN  virtiofsd::limits] Failure when trying to set the limit to 1000000, the hard limit (20000) of open file descriptors is used instead.',
-    'warn', 'Failure when trying to set the limit to 1000000, the hard limit (20000) of open file descriptors is used instead.'],
-  ['[2026-11-28T06:10:05Z INFO  virtiofsd] Waiting for vhost-user socket connection...', 'info', 'Waiting for vhost-user socket connection...'],
-  ['[2026-11-28T06:10:06Z INFO  virtiofsd] Client connected, servicing requests', 'info', 'Client connected, servicing requests'],
-  ['[2026-11-28T06:10:07Z INFO  virtiofsd] Client disconnected, shutting down', 'info', 'Client disconnected, shutting down'],
+  [
+    '[2026-11-28T06:10:05Z WARN  virtiofsd::limits] Failure when trying to set the limit to 1000000, the hard limit (20000) of open file descriptors is used instead.',
+    'warn',
+    'Failure when trying to set the limit to 1000000, the hard limit (20000) of open file descriptors is used instead.',
+  ],
+  [
+    '[2026-11-28T06:10:05Z INFO  virtiofsd] Waiting for vhost-user socket connection...',
+    'info',
+    'Waiting for vhost-user socket connection...',
+  ],
+  [
+    '[2026-11-28T06:10:06Z INFO  virtiofsd] Client connected, servicing requests',
+    'info',
+    'Client connected, servicing requests',
+  ],
+  [
+    '[2026-11-28T06:10:07Z INFO  virtiofsd] Client disconnected, shutting down',
+    'info',
+    'Client disconnected, shutting down',
+  ],
   ['[2026-11-28T06:10:15Z ERROR virtiofsd] /nonexistent does not exist', 'error', '/nonexistent does not exist'],
-  ["[2026-11-28T06:12:09Z WARN  virtiofsd] Use of deprecated flag '-f': This flag has no effect, please remove it",
-    'warn', "Use of deprecated flag '-f': This flag has no effect, please remove it"],
-  ["[2026-11-28T06:12:09Z WARN  virtiofsd] Use of deprecated option format '-o': Please specify options without it (e.g., '--cache auto' instead of '-o cache=auto')",
-    'warn', "Use of deprecated option format '-o': Please specify options without it (e.g., '--cache auto' instead of '-o cache=auto')"],
+  [
+    "[2026-11-28T06:12:09Z WARN  virtiofsd] Use of deprecated flag '-f': This flag has no effect, please remove it",
+    'warn',
+    "Use of deprecated flag '-f': This flag has no effect, please remove it",
+  ],
+  [
+    "[2026-11-28T06:12:09Z WARN  virtiofsd] Use of deprecated option format '-o': Please specify options without it (e.g., '--cache auto' instead of '-o cache=auto')",
+    'warn',
+    "Use of deprecated option format '-o': Please specify options without it (e.g., '--cache auto' instead of '-o cache=auto')",
+  ],
   // Rust virtiofsd clap usage errors (exit 2), captured
   ["error: unexpected argument '--bogus-flag' found", 'error', "error: unexpected argument '--bogus-flag' found"],
-  ["error: Invalid compat argument '-o log_level=debug'", 'error', "error: Invalid compat argument '-o log_level=debug'"],
-  ["error: invalid value 'none' for '--cache <CACHE>': invalid cache policy", 'error', "error: invalid value 'none' for '--cache <CACHE>': invalid cache policy"],
-  ['Usage: virtiofsd --shared-dir <SHARED_DIR> --socket-path <SOCKET_PATH> [OPTIONS]', 'info', 'Usage: virtiofsd --shared-dir <SHARED_DIR> --socket-path <SOCKET_PATH> [OPTIONS]'],
+  [
+    "error: Invalid compat argument '-o log_level=debug'",
+    'error',
+    "error: Invalid compat argument '-o log_level=debug'",
+  ],
+  [
+    "error: invalid value 'none' for '--cache <CACHE>': invalid cache policy",
+    'error',
+    "error: invalid value 'none' for '--cache <CACHE>': invalid cache policy",
+  ],
+  [
+    'Usage: virtiofsd --shared-dir <SHARED_DIR> --socket-path <SOCKET_PATH> [OPTIONS]',
+    'info',
+    'Usage: virtiofsd --shared-dir <SHARED_DIR> --socket-path <SOCKET_PATH> [OPTIONS]',
+  ],
   ["For more information, try '--help'.", 'info', "For more information, try '--help'."],
   ['', 'info', ''],
   // Rust env_logger variants (synthetic: 1.13.2 printed no colours even with RUST_LOG_STYLE=always):
   // sub-second timestamp, ANSI colours, debug/trace, panic
   ['[2026-11-28T06:10:05.123456789Z DEBUG virtiofsd::passthrough] lookup ok', 'debug', 'lookup ok'],
-  ['\x1b[0m\x1b[38;5;8m[\x1b[0m2026-11-28T06:10:05Z \x1b[0m\x1b[34mTRACE\x1b[0m virtiofsd::vhost_user\x1b[0m\x1b[38;5;8m]\x1b[0m got msg', 'trace', 'got msg'],
+  [
+    '\x1b[0m\x1b[38;5;8m[\x1b[0m2026-11-28T06:10:05Z \x1b[0m\x1b[34mTRACE\x1b[0m virtiofsd::vhost_user\x1b[0m\x1b[38;5;8m]\x1b[0m got msg',
+    'trace',
+    'got msg',
+  ],
   ["thread 'main' panicked at src/main.rs:10:5:", 'fatal', "thread 'main' panicked at src/main.rs:10:5:"],
 
   // C virtiofsd 7.2.22, captured
-  ['virtio_session_mount: Waiting for vhost-user socket connection...', 'info', 'virtio_session_mount: Waiting for vhost-user socket connection...'],
-  ['virtio_session_mount: Received vhost-user socket connection', 'info', 'virtio_session_mount: Received vhost-user socket connection'],
+  [
+    'virtio_session_mount: Waiting for vhost-user socket connection...',
+    'info',
+    'virtio_session_mount: Waiting for vhost-user socket connection...',
+  ],
+  [
+    'virtio_session_mount: Received vhost-user socket connection',
+    'info',
+    'virtio_session_mount: Received vhost-user socket connection',
+  ],
   ['virtio_loop: Entry', 'info', 'virtio_loop: Entry'],
   ['virtio_loop: Unexpected poll revents 11', 'info', 'virtio_loop: Unexpected poll revents 11'],
   ['virtio_loop: ppoll interrupted, going around', 'info', 'virtio_loop: ppoll interrupted, going around'],
   ['virtio_loop: Exit', 'info', 'virtio_loop: Exit'],
   ['vhost socket accept: Interrupted system call', 'info', 'vhost socket accept: Interrupted system call'],
   ["fuse: unknown option(s): `--bogus-flag'", 'error', "fuse: unknown option(s): `--bogus-flag'"],
-  ["fuse: unknown option(s): `--cache=auto --shared-dir=/tmp/vexp/share'", 'error', "fuse: unknown option(s): `--cache=auto --shared-dir=/tmp/vexp/share'"],
+  [
+    "fuse: unknown option(s): `--cache=auto --shared-dir=/tmp/vexp/share'",
+    'error',
+    "fuse: unknown option(s): `--cache=auto --shared-dir=/tmp/vexp/share'",
+  ],
   ["fuse: unknown option(s): `-o cache=never'", 'error', "fuse: unknown option(s): `-o cache=never'"],
-  ['failed to stat source ("/nonexistent"): No such file or directory', 'error', 'failed to stat source ("/nonexistent"): No such file or directory'],
+  [
+    'failed to stat source ("/nonexistent"): No such file or directory',
+    'error',
+    'failed to stat source ("/nonexistent"): No such file or directory',
+  ],
   // C virtiofsd with -d (debug prefix), captured
-  ['[2026-11-28 06:12:07.708291+0000] [ID: 00006512] virtio_session_mount: Waiting for vhost-user socket connection...',
-    'info', 'virtio_session_mount: Waiting for vhost-user socket connection...'],
-  ['[2026-11-28 06:12:08.775674+0000] [ID: 00000001] virtio_loop: Unexpected poll revents 11', 'info', 'virtio_loop: Unexpected poll revents 11'],
+  [
+    '[2026-11-28 06:12:07.708291+0000] [ID: 00006512] virtio_session_mount: Waiting for vhost-user socket connection...',
+    'info',
+    'virtio_session_mount: Waiting for vhost-user socket connection...',
+  ],
+  [
+    '[2026-11-28 06:12:08.775674+0000] [ID: 00000001] virtio_loop: Unexpected poll revents 11',
+    'info',
+    'virtio_loop: Unexpected poll revents 11',
+  ],
   // C virtiofsd strings from the binary (not captured as output)
   ['fuse: warning: buffer size too small: 4096', 'warn', 'fuse: warning: buffer size too small: 4096'],
-  ['unshare(CLONE_FS) failed with EPERM. If running in a container please check that the container runtime seccomp policy allows unshare.',
-    'error', 'unshare(CLONE_FS) failed with EPERM. If running in a container please check that the container runtime seccomp policy allows unshare.'],
-  ['fv_queue_thread: Failed to create thread for queue 1', 'error', 'fv_queue_thread: Failed to create thread for queue 1'],
+  [
+    'unshare(CLONE_FS) failed with EPERM. If running in a container please check that the container runtime seccomp policy allows unshare.',
+    'error',
+    'unshare(CLONE_FS) failed with EPERM. If running in a container please check that the container runtime seccomp policy allows unshare.',
+  ],
+  [
+    'fv_queue_thread: Failed to create thread for queue 1',
+    'error',
+    'fv_queue_thread: Failed to create thread for queue 1',
+  ],
 
   // nydusd (format from src/logger.rs)
   ['[2026-01-01 00:00:00.123456 +00:00] INFO Start virtiofs daemon', 'info', 'Start virtiofs daemon'],
   ['[2026-01-01 00:00:00.123456 +00:00] WARN [/src/bin/nydusd/main.rs:601] some warning', 'warn', 'some warning'],
-  ['[\x1b[38;5;196m2026-01-01 00:00:00.123456 +00:00\x1b[0m] \x1b[38;5;196mERROR\x1b[0m [/service/src/daemon.rs:88] \x1b[38;5;196mfailed to start\x1b[0m',
-    'error', 'failed to start'],
-  ['[\x1b[38;5;27m2026-01-01 00:00:00.123456 +08:00\x1b[0m] \x1b[38;5;27mDEBUG\x1b[0m [<unnamed>:0] \x1b[38;5;27mdbg\x1b[0m', 'debug', 'dbg'],
-  ['[\x1b[38;5;8m2026-01-01 00:00:00.000001 -05:30\x1b[0m] \x1b[38;5;8mTRACE\x1b[0m [/api/src/http.rs:1] \x1b[38;5;8mtrc\x1b[0m', 'trace', 'trc'],
-  ["[2026-01-01 00:00:00.123456 +00:00] ERROR [/src/bin/nydusd/main.rs:1] thread 'main' panicked at 'boom'", 'fatal', "thread 'main' panicked at 'boom'"],
-  ['error: unexpected argument \'--bogus\' found', 'error', "error: unexpected argument '--bogus' found"],
+  [
+    '[\x1b[38;5;196m2026-01-01 00:00:00.123456 +00:00\x1b[0m] \x1b[38;5;196mERROR\x1b[0m [/service/src/daemon.rs:88] \x1b[38;5;196mfailed to start\x1b[0m',
+    'error',
+    'failed to start',
+  ],
+  [
+    '[\x1b[38;5;27m2026-01-01 00:00:00.123456 +08:00\x1b[0m] \x1b[38;5;27mDEBUG\x1b[0m [<unnamed>:0] \x1b[38;5;27mdbg\x1b[0m',
+    'debug',
+    'dbg',
+  ],
+  [
+    '[\x1b[38;5;8m2026-01-01 00:00:00.000001 -05:30\x1b[0m] \x1b[38;5;8mTRACE\x1b[0m [/api/src/http.rs:1] \x1b[38;5;8mtrc\x1b[0m',
+    'trace',
+    'trc',
+  ],
+  [
+    "[2026-01-01 00:00:00.123456 +00:00] ERROR [/src/bin/nydusd/main.rs:1] thread 'main' panicked at 'boom'",
+    'fatal',
+    "thread 'main' panicked at 'boom'",
+  ],
+  ["error: unexpected argument '--bogus' found", 'error', "error: unexpected argument '--bogus' found"],
 ];
 
 test('parseDaemonLine maps real daemon lines', () => {
@@ -406,12 +509,25 @@ test('parseDaemonLine maps real daemon lines', () => {
 });
 
 test('parseDaemonLine never throws on odd input', () => {
-  for (const s of ['[', ']', '[INFO', '[ INFO ]', '\x1b', '\x1b[', '[2026-01-01T00:00:00Z NOPE x] y', '\uFFFD\uFFFD', 'x'.repeat(20000)]) {
+  for (const s of [
+    '[',
+    ']',
+    '[INFO',
+    '[ INFO ]',
+    '\x1b',
+    '\x1b[',
+    '[2026-01-01T00:00:00Z NOPE x] y',
+    '\uFFFD\uFFFD',
+    'x'.repeat(20000),
+  ]) {
     const r = parseDaemonLine(s);
     assert.ok(['trace', 'debug', 'info', 'warn', 'error', 'fatal'].includes(r.level));
     assert.equal(typeof r.msg, 'string');
   }
-  assert.deepEqual(parseDaemonLine('[2026-01-01T00:00:00Z NOPE x] y'), { level: 'info', msg: '[2026-01-01T00:00:00Z NOPE x] y' });
+  assert.deepEqual(parseDaemonLine('[2026-01-01T00:00:00Z NOPE x] y'), {
+    level: 'info',
+    msg: '[2026-01-01T00:00:00Z NOPE x] y',
+  });
 });
 
 test('scanner + parser on a captured Rust virtiofsd stderr stream', () => {
@@ -423,7 +539,10 @@ test('scanner + parser on a captured Rust virtiofsd stderr stream', () => {
   );
   for (const size of [1, 7, 64, 4096]) {
     const got = lines(chunked(raw, [size])).map(parseDaemonLine);
-    assert.deepEqual(got.map((x) => x.level), ['warn', 'info', 'info', 'info']);
+    assert.deepEqual(
+      got.map((x) => x.level),
+      ['warn', 'info', 'info', 'info'],
+    );
     assert.equal(got[1].msg, 'Waiting for vhost-user socket connection...');
   }
 });

@@ -22,7 +22,10 @@ test('a nydusd mock follows the contract and records every call', async () => {
   assert.equal(m.pid, 0);
   await m.stop();
   assert.deepEqual(quits.length, 1, 'stop after the quit calls nothing');
-  assert.deepEqual(m.calls.map((c) => c[0]), ['start', 'start', 'mount', 'umount', 'stop']);
+  assert.deepEqual(
+    m.calls.map((c) => c[0]),
+    ['start', 'start', 'mount', 'umount', 'stop'],
+  );
 });
 
 test('stop() on a running mock reports a requested exit', async () => {
@@ -44,6 +47,10 @@ test("a virtiofsd mock (the default, as Kata's virtiofsdMock) refuses mount/umou
   });
   await assert.rejects(m.umount('/rafs/x/lowerdir'), { code: 'ERR_NOT_SUPPORTED' });
   assert.equal(m.mounts.size, 0);
-  assert.deepEqual(m.calls.map((c) => c[0]), ['start', 'mount', 'umount'], 'refused calls are recorded too');
+  assert.deepEqual(
+    m.calls.map((c) => c[0]),
+    ['start', 'mount', 'umount'],
+    'refused calls are recorded too',
+  );
   assert.throws(() => new MockVirtiofsDaemon({ kind: 'qemu' }), { code: 'ERR_INVALID_OPTION', option: 'kind' });
 });

@@ -76,8 +76,19 @@ test(RACE, async (t) => {
   const v = victim(elsewhere, 'v.sock');
   const sockPath = path.join(parent, 'run', 'v.sock');
 
-  const racer = nodeSpawn('setpriv', [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups',
-    path.join(HELPERS, 'symlink-racer'), parent, 'run', elsewhere], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const racer = nodeSpawn(
+    'setpriv',
+    [
+      `--reuid=${NOBODY}`,
+      `--regid=${NOBODY}`,
+      '--clear-groups',
+      path.join(HELPERS, 'symlink-racer'),
+      parent,
+      'run',
+      elsewhere,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let racerErr = '';
   racer.stderr.on('data', (d) => (racerErr += d));
   const racerGone = new Promise((resolve) => racer.once('exit', resolve));
@@ -90,7 +101,10 @@ test(RACE, async (t) => {
   // A round meets the symlink when one of its steps fails with ELOOP or ENOTDIR. How often that
   // happens depends on the scheduler (4 of 600 rounds on one loaded machine, dozens on another),
   // so go on past 600 rounds until it has happened a few times: the test must have raced.
-  const met = () => Object.entries(outcomes).filter(([k]) => /ELOOP|ENOTDIR/.test(k)).reduce((n, [, c]) => n + c, 0);
+  const met = () =>
+    Object.entries(outcomes)
+      .filter(([k]) => /ELOOP|ENOTDIR/.test(k))
+      .reduce((n, [, c]) => n + c, 0);
   for (let i = 0; i < 600 || (met() < 5 && i < 20000); i++) {
     try {
       const sock = native.listenUnix(sockPath);
@@ -151,13 +165,20 @@ test('symlinks are followed only where nobody but root or us could have planted 
       native.closeFd(sock.fd);
       return;
     }
-    assert.throws(() => native.listenUnix(p), (err) => {
-      assert.equal(err.code, 'ELOOP', `${name}: ${err.message}`);
-      assert.match(err.message, new RegExp(`'${link}'`), `${name}: the message names the symlink`);
-      assert.match(err.message, new RegExp(`uid ${owner} with mode 0?${mode.toString(8)}`), `${name}: owner and mode`);
-      assert.match(err.message, /owned by root .* writable by nobody else/, `${name}: the message says the fix`);
-      return true;
-    });
+    assert.throws(
+      () => native.listenUnix(p),
+      (err) => {
+        assert.equal(err.code, 'ELOOP', `${name}: ${err.message}`);
+        assert.match(err.message, new RegExp(`'${link}'`), `${name}: the message names the symlink`);
+        assert.match(
+          err.message,
+          new RegExp(`uid ${owner} with mode 0?${mode.toString(8)}`),
+          `${name}: owner and mode`,
+        );
+        assert.match(err.message, /owned by root .* writable by nobody else/, `${name}: the message says the fix`);
+        return true;
+      },
+    );
     assert.throws(() => native.removeStaleSocket(p), { code: 'ELOOP' }, name);
     assert.deepEqual(fs.readdirSync(target), [], `${name}: nothing was created through the link`);
   });
@@ -223,7 +244,11 @@ for (const dialect of ['legacy', 'rust']) {
       assert.deepEqual(r.leaked, [], `round ${i}: fds were left open`);
       assert.deepEqual(r.notReusable, [], `round ${i}: a later start() on the same path failed`);
     }
-    assert.deepEqual(fs.readdirSync(dir).filter((n) => n.endsWith('.sock')), [], 'no socket file is left');
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((n) => n.endsWith('.sock')),
+      [],
+      'no socket file is left',
+    );
   });
 }
 
@@ -255,7 +280,10 @@ for (const [mode, env] of GROUP_PATHS) {
     const r = JSON.parse(out);
     assert.equal(r.hits, 25, `only ${r.hits} of ${r.tries} rounds gave the pid to the sentinel`);
     assert.equal(r.sentinelsSignalled, 0, 'a sentinel holding the recycled pid was signalled');
-    assert.ok(r.sent.every((s) => s === false), 'signal() must report that nothing was sent');
+    assert.ok(
+      r.sent.every((s) => s === false),
+      'signal() must report that nothing was sent',
+    );
     // The exact status survives the foreign reap where the kernel keeps it (PIDFD_INFO_EXIT).
     const signal = kernelAtLeast(6, 15) ? 'SIGKILL' : null;
     const expected = { code: null, signal, coreDumped: false };

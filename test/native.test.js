@@ -19,7 +19,9 @@ const { Worker } = require('node:worker_threads');
 const u = require('./helpers/util.js');
 
 if (!fs.existsSync(u.probePath)) {
-  throw new Error(`${u.probePath} is missing: run npm run build:helpers (after node-gyp rebuild, which empties build/)`);
+  throw new Error(
+    `${u.probePath} is missing: run npm run build:helpers (after node-gyp rebuild, which empties build/)`,
+  );
 }
 const native = require('../dist/native.js');
 const { SystemError } = require('../dist/errors.js');
@@ -87,7 +89,11 @@ function runInner(t, scenario, args, stdio, timeoutMs = 20000) {
     killSignal: 'SIGKILL',
   });
   const stderr = r.stderr ? r.stderr.toString() : '';
-  assert.equal(r.error, undefined, `inner node (${scenario}) did not finish within ${timeoutMs} ms: ${r.error}\n${stderr}`);
+  assert.equal(
+    r.error,
+    undefined,
+    `inner node (${scenario}) did not finish within ${timeoutMs} ms: ${r.error}\n${stderr}`,
+  );
   const out = u.readReport(result);
   assert.ok(out, `inner node (${scenario}) wrote no result; status ${r.status}, signal ${r.signal}\n${stderr}`);
   assert.equal(out.error, undefined, `inner node (${scenario}) failed:\n${out.error}\n${stderr}`);
@@ -227,7 +233,10 @@ test("fd sources 'pipe', 'pipe-in', 'null' and null give exactly those fds; pare
   });
   assert.deepEqual(exit, { code: 0, signal: null, coreDumped: false });
   assert.equal(pipes.length, 5);
-  assert.ok(pipes.slice(0, 3).every((fd) => Number.isInteger(fd) && fd > 2), `pipes ${pipes}`);
+  assert.ok(
+    pipes.slice(0, 3).every((fd) => Number.isInteger(fd) && fd > 2),
+    `pipes ${pipes}`,
+  );
   assert.equal(pipes[3], null);
   assert.equal(pipes[4], null);
   const O_ACCMODE = 3;
@@ -382,7 +391,11 @@ test('onExit runs once, before the reap; the child is reaped when onExit returns
   const afterReturn = { exited: child.exited, pidfd: child.pidfd };
   await sleep(50);
   assert.deepEqual(exit, { code: 3, signal: null, coreDumped: false });
-  assert.deepEqual(inExit, { exited: false, pidfdOpen: true, state: 'Z' }, 'during onExit the child is an unreaped zombie');
+  assert.deepEqual(
+    inExit,
+    { exited: false, pidfdOpen: true, state: 'Z' },
+    'during onExit the child is an unreaped zombie',
+  );
   assert.equal(calls, 1);
   assert.equal(child.exited, true);
   assert.equal(child.pidfd, -1, 'the pidfd is closed after the reap');
@@ -438,7 +451,11 @@ test('a group signal sent from onExit kills the descendants left in the group; g
 
   const { exit } = await done;
   assert.equal(exit.signal, 'SIGTERM');
-  assert.deepEqual(inExit, { groupAlive: true, sent: true }, 'in onExit the grandchild is alive and the group signal is sent');
+  assert.deepEqual(
+    inExit,
+    { groupAlive: true, sent: true },
+    'in onExit the grandchild is alive and the group signal is sent',
+  );
   await u.waitFor(() => u.isZombieOrGone(grandchild.pid), { what: 'the grandchild to die', timeoutMs: 5000 });
   // The orphaned grandchild is reaped by init, which may take a while.
   await u.waitFor(() => !child.groupAlive(), { what: 'groupAlive() to turn false', timeoutMs: 10000 });
@@ -538,7 +555,9 @@ test("child_process.spawn side by side: every 'exit' of theirs and every onExit 
     );
   }
   await u.withTimeout(Promise.all(pending), 20000, 'every exit').catch((err) => {
-    throw new Error(`${err.message}: ${N - theirs.size} child_process 'exit' events and ${N - ours.size} onExit calls missing`);
+    throw new Error(
+      `${err.message}: ${N - theirs.size} child_process 'exit' events and ${N - ours.size} onExit calls missing`,
+    );
   });
   for (const [i, r] of theirs) assert.deepEqual([r.code, r.signal], [r.want, null], `child_process #${i}`);
   for (const [i, r] of ours) assert.deepEqual([r.code, r.signal], [r.want, null], `ours #${i}`);
@@ -576,7 +595,11 @@ function startWorker(t) {
     request(msg) {
       const id = nextId++;
       worker.postMessage({ id, ...msg });
-      return u.withTimeout(new Promise((resolve, reject) => waiting.set(id, { resolve, reject })), 5000, `worker ${msg.cmd}`);
+      return u.withTimeout(
+        new Promise((resolve, reject) => waiting.set(id, { resolve, reject })),
+        5000,
+        `worker ${msg.cmd}`,
+      );
     },
     async exitOf(pid) {
       for (;;) {
@@ -855,7 +878,10 @@ test('unlinkSocket refuses an identity that does not fit 64 unsigned bits, and r
   t.after(() => native.closeFd(sock.fd));
   // -1n would wrap to 2**64-1, and 2**64 + ino to ino itself: the file's identity, by accident.
   for (const bad of [{ ino: -1n }, { ino: 2n ** 64n + sock.ino }, { dev: 2n ** 64n + sock.dev }]) {
-    assert.throws(() => native.unlinkSocket({ ...sock, ...bad }), (err) => err instanceof RangeError && /64 unsigned bits/.test(err.message));
+    assert.throws(
+      () => native.unlinkSocket({ ...sock, ...bad }),
+      (err) => err instanceof RangeError && /64 unsigned bits/.test(err.message),
+    );
     assert.equal(fs.existsSync(p), true, 'the socket is still there');
   }
   assert.equal(native.unlinkSocket(sock), true);

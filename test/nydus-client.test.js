@@ -41,13 +41,19 @@ async function startNydusd(t, { env = {}, args = null, dir = null, waitRunning =
   // Kata's order: global flags after the subcommand.
   const argv = args || ['virtiofs', '--log-level', 'debug', '--apisock', d.apiSock, '--sock', d.vhostSock];
   d.child = spawn(DAEMON, argv, { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  d.child.stdout.on('data', (b) => { d.output += b; });
-  d.child.stderr.on('data', (b) => { d.output += b; });
+  d.child.stdout.on('data', (b) => {
+    d.output += b;
+  });
+  d.child.stderr.on('data', (b) => {
+    d.output += b;
+  });
   d.exit = null;
-  d.exited = new Promise((resolve) => d.child.on('exit', (code, signal) => {
-    d.exit = { code, signal };
-    resolve(d.exit);
-  }));
+  d.exited = new Promise((resolve) =>
+    d.child.on('exit', (code, signal) => {
+      d.exit = { code, signal };
+      resolve(d.exit);
+    }),
+  );
   t.after(() => stopNydusd(d));
   if (waitRunning) await waitUntilRunning(d);
   return d;
@@ -82,7 +88,12 @@ async function stopNydusd(d, graceMs = 1500) {
 
 function readRecord(d) {
   if (!fs.existsSync(d.record)) return [];
-  return fs.readFileSync(d.record, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return fs
+    .readFileSync(d.record, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 const lastRecord = (d) => readRecord(d).at(-1);
 
@@ -100,7 +111,11 @@ function rawExchange(sockPath, request, { timeoutMs = 3000 } = {}) {
       if (err) reject(err);
       else resolve(val);
     };
-    const timer = setTimeout(() => finish(new Error(`no complete answer within ${timeoutMs} ms, got ${JSON.stringify(buf.toString('latin1'))}`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        finish(new Error(`no complete answer within ${timeoutMs} ms, got ${JSON.stringify(buf.toString('latin1'))}`)),
+      timeoutMs,
+    );
     sock.on('error', (e) => finish(e));
     sock.on('data', (chunk) => {
       buf = Buffer.concat([buf, chunk]);
@@ -177,7 +192,9 @@ function rafsImage(t, dir) {
     const bootstrap = process.env.NYDUS_BOOTSTRAP;
     let config = process.env.NYDUS_RAFS_CONFIG;
     if (!bootstrap || !config) {
-      assert.fail('a real nydusd needs a real RAFS image: set NYDUS_BOOTSTRAP=<bootstrap file> and NYDUS_RAFS_CONFIG=<config JSON or file>');
+      assert.fail(
+        'a real nydusd needs a real RAFS image: set NYDUS_BOOTSTRAP=<bootstrap file> and NYDUS_RAFS_CONFIG=<config JSON or file>',
+      );
     }
     if (!config.trimStart().startsWith('{')) config = fs.readFileSync(config, 'utf8');
     return { bootstrap, config };
@@ -242,7 +259,12 @@ test('mount passthrough_fs at /containers, then rafs, then umount both', async (
     assert.equal(p.method, 'POST');
     assert.equal(p.rawQuery, 'mountpoint=%2Fcontainers');
     assert.deepEqual(JSON.parse(p.body), { fs_type: 'passthrough_fs', source: share, config: '' });
-    assert.deepEqual(JSON.parse(r.body), { fs_type: 'rafs', source: bootstrap, config, prefetch_files: ['/etc', '/usr/bin'] });
+    assert.deepEqual(JSON.parse(r.body), {
+      fs_type: 'rafs',
+      source: bootstrap,
+      config,
+      prefetch_files: ['/etc', '/usr/bin'],
+    });
   }
 
   await client.umount(rafsMp);
@@ -256,8 +278,10 @@ test('mount passthrough_fs at /containers, then rafs, then umount both', async (
   }
 
   // A 204 on the wire: Server header, and neither Content-Type nor Content-Length (no body).
-  const raw = await rawExchange(d.apiSock, rawRequest('POST', `/api/v1/mount?mountpoint=${encodeQueryValue('/wire')}`,
-    { body: json(passthrough(share)) }));
+  const raw = await rawExchange(
+    d.apiSock,
+    rawRequest('POST', `/api/v1/mount?mountpoint=${encodeQueryValue('/wire')}`, { body: json(passthrough(share)) }),
+  );
   assert.equal(raw.statusLine, 'HTTP/1.1 204 ');
   assert.equal(raw.headers.server, 'Nydus API');
   assert.equal(raw.headers['content-type'], undefined);
@@ -323,7 +347,7 @@ test('error answers of nydusd', async (t) => {
     });
   });
 
-  await t.test('unknown fs_type: 500 with nydusd\'s message', async () => {
+  await t.test("unknown fs_type: 500 with nydusd's message", async () => {
     const err = await rejectsApi(client.mount('/x-unknown', { fs_type: 'xfs', source: share, config: '' }), {
       code: 'ERR_NYDUS_API',
       status: 500,
@@ -356,19 +380,26 @@ test('error answers of nydusd', async (t) => {
 
   await t.test('umount of what is not mounted: 500 "doesn\'t exist"', async () => {
     await rejectsApi(client.umount('/never-mounted'), {
-      code: 'ERR_NYDUS_API', status: 500, apiCode: 'UNDEFINED', apiMessage: /doesn't exist/,
+      code: 'ERR_NYDUS_API',
+      status: 500,
+      apiCode: 'UNDEFINED',
+      apiMessage: /doesn't exist/,
     });
   });
 
   await t.test('passthrough_fs source that does not exist: 500', async () => {
     await rejectsApi(client.mount('/nosrc', passthrough(path.join(d.dir, 'missing'))), {
-      code: 'ERR_NYDUS_API', status: 500, apiMessage: /No such file or directory/,
+      code: 'ERR_NYDUS_API',
+      status: 500,
+      apiMessage: /No such file or directory/,
     });
   });
 
   await t.test('relative mountpoint: 500 from the VFS path walk', async () => {
     await rejectsApi(client.mount('relative/path', passthrough(share)), {
-      code: 'ERR_NYDUS_API', status: 500, apiMessage: /Invalid argument/,
+      code: 'ERR_NYDUS_API',
+      status: 500,
+      apiMessage: /Invalid argument/,
     });
   });
 
@@ -387,30 +418,45 @@ test('error answers of nydusd', async (t) => {
     const r1 = await rawExchange(d.apiSock, rawRequest('POST', mountTarget('/pb'), { body: '{"source":' }));
     assert.equal(r1.status, 400);
     assert.match(JSON.parse(r1.body).message, /^ParseBody\(Error\(/);
-    const r2 = await rawExchange(d.apiSock, rawRequest('POST', mountTarget('/pb'),
-      { body: json({ fs_type: 'passthrough_fs', source: share }) }));
+    const r2 = await rawExchange(
+      d.apiSock,
+      rawRequest('POST', mountTarget('/pb'), { body: json({ fs_type: 'passthrough_fs', source: share }) }),
+    );
     assert.equal(r2.status, 400);
     assert.match(JSON.parse(r2.body).message, /missing field `config`/);
   });
 
   await t.test('raw query bytes are decoded like a form: why the client encodes', async () => {
     // `+` is a space.
-    let r = await rawExchange(d.apiSock, rawRequest('POST', '/api/v1/mount?mountpoint=/raw+plus', { body: json(passthrough(share)) }));
+    let r = await rawExchange(
+      d.apiSock,
+      rawRequest('POST', '/api/v1/mount?mountpoint=/raw+plus', { body: json(passthrough(share)) }),
+    );
     assert.equal(r.status, 204);
     assert.deepEqual(Object.keys(await collection(d)), ['/raw plus']);
     await client.umount('/raw plus');
     // A raw `#` starts a fragment: the mountpoint is cut there.
-    r = await rawExchange(d.apiSock, rawRequest('POST', '/api/v1/mount?mountpoint=/raw#frag', { body: json(passthrough(share)) }));
+    r = await rawExchange(
+      d.apiSock,
+      rawRequest('POST', '/api/v1/mount?mountpoint=/raw#frag', { body: json(passthrough(share)) }),
+    );
     assert.equal(r.status, 204);
     assert.deepEqual(Object.keys(await collection(d)), ['/raw']);
     await client.umount('/raw');
     // `&` ends the value.
-    r = await rawExchange(d.apiSock, rawRequest('POST', '/api/v1/mount?mountpoint=/a&b', { body: json(passthrough(share)) }));
+    r = await rawExchange(
+      d.apiSock,
+      rawRequest('POST', '/api/v1/mount?mountpoint=/a&b', { body: json(passthrough(share)) }),
+    );
     assert.equal(r.status, 204);
     assert.deepEqual(Object.keys(await collection(d)), ['/a']);
     await client.umount('/a');
     // Raw `"` or raw non-ASCII in the target: the URI does not parse, 400 BadRequest.
-    for (const target of ['/api/v1/mount?mountpoint=/q"q', '/api/v1/mount?mountpoint=/é', '/api/v1/mount?mountpoint=/<x>']) {
+    for (const target of [
+      '/api/v1/mount?mountpoint=/q"q',
+      '/api/v1/mount?mountpoint=/é',
+      '/api/v1/mount?mountpoint=/<x>',
+    ]) {
       r = await rawExchange(d.apiSock, rawRequest('POST', target, { body: json(passthrough(share)) }));
       assert.equal(r.status, 400, target);
       assert.equal(r.headers.server, 'Nydus API');
@@ -421,9 +467,11 @@ test('error answers of nydusd', async (t) => {
 
   await t.test('a chunked body is not read: 400 BadRequest', async () => {
     const body = json(passthrough(share));
-    const req = Buffer.from(`POST ${mountTarget('/chunked')} HTTP/1.1\r\nHost: localhost\r\n` +
-      `Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n` +
-      `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`);
+    const req = Buffer.from(
+      `POST ${mountTarget('/chunked')} HTTP/1.1\r\nHost: localhost\r\n` +
+        `Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n` +
+        `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`,
+    );
     const r = await rawExchange(d.apiSock, req);
     assert.equal(r.status, 400);
     assert.deepEqual(JSON.parse(r.body), { code: 'UNDEFINED', message: 'BadRequest' });
@@ -435,12 +483,14 @@ test('error answers of nydusd', async (t) => {
     const r = await rawExchange(d.apiSock, rawRequest('POST', mountTarget('/big'), { body: big }));
     assert.equal(r.status, 400);
     assert.equal(r.headers.server, 'Firecracker API');
-    assert.throws(() => JSON.parse(r.body), 'the HTTP layer\'s error body is not valid JSON');
+    assert.throws(() => JSON.parse(r.body), "the HTTP layer's error body is not valid JSON");
     assert.match(r.body, /larger than the limit of 51200/);
 
     const before = readRecord(d).length;
-    await assert.rejects(client.mount('/big', { fs_type: 'rafs', source: '/x', config: big }),
-      (e) => e instanceof InvalidOptionError && e.option === 'cmd' && /51200/.test(e.message));
+    await assert.rejects(
+      client.mount('/big', { fs_type: 'rafs', source: '/x', config: big }),
+      (e) => e instanceof InvalidOptionError && e.option === 'cmd' && /51200/.test(e.message),
+    );
     assert.equal(readRecord(d).length, before, 'nothing was sent');
   });
 
@@ -450,13 +500,17 @@ test('error answers of nydusd', async (t) => {
     assert.equal(r.status, 400);
     assert.equal(r.headers.server, 'Firecracker API');
     await assert.rejects(client.umount(long), (e) => e instanceof InvalidOptionError && e.option === 'mountpoint');
-    await assert.rejects(client.mount(`/${'é'.repeat(200)}`, passthrough(share)),
-      (e) => e instanceof InvalidOptionError && /percent-encoded/.test(e.message));
+    await assert.rejects(
+      client.mount(`/${'é'.repeat(200)}`, passthrough(share)),
+      (e) => e instanceof InvalidOptionError && /percent-encoded/.test(e.message),
+    );
   });
 
   await t.test('NUL bytes are refused before sending (nydusd aborts on them)', async () => {
-    await assert.rejects(client.mount('/nul', passthrough(`${share}\0x`)),
-      (e) => e instanceof InvalidOptionError && e.option === 'cmd.source');
+    await assert.rejects(
+      client.mount('/nul', passthrough(`${share}\0x`)),
+      (e) => e instanceof InvalidOptionError && e.option === 'cmd.source',
+    );
     await assert.rejects(client.umount('/nul\0'), (e) => e instanceof InvalidOptionError && e.option === 'mountpoint');
     assert.equal((await client.daemonInfo()).state, 'RUNNING');
   });
@@ -490,10 +544,13 @@ async function fakeServer(t, handler) {
   const sock = path.join(dir, 'fake.sock');
   const server = http.createServer(handler);
   await new Promise((r) => server.listen(sock, r));
-  t.after(() => new Promise((r) => {
-    server.closeAllConnections();
-    server.close(r);
-  }));
+  t.after(
+    () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(r);
+      }),
+  );
   return sock;
 }
 
@@ -508,7 +565,12 @@ test('a non-JSON error body keeps the status, and the raw text (capped at 4 KiB)
     }
   });
   const client = new NydusClient(sock);
-  const err = await rejectsApi(client.umount('/x'), { code: 'ERR_NYDUS_API', status: 502, apiCode: undefined, apiMessage: 'upstream exploded' });
+  const err = await rejectsApi(client.umount('/x'), {
+    code: 'ERR_NYDUS_API',
+    status: 502,
+    apiCode: undefined,
+    apiMessage: 'upstream exploded',
+  });
   assert.match(err.message, /HTTP 502: upstream exploded/);
   const long = await rejectsApi(client.daemonInfo(), { code: 'ERR_NYDUS_API', status: 503, apiCode: undefined });
   assert.ok(long.apiMessage.startsWith('y'.repeat(4096)));
@@ -538,8 +600,15 @@ test('an answer bigger than maxResponseBytes is cut off: ERR_NYDUS_API_RESPONSE'
       res.end();
     }
   });
-  await rejectsApi(new NydusClient(sock).daemonInfo(), { code: 'ERR_NYDUS_API_RESPONSE', status: 200, message: /maxResponseBytes/ });
-  await rejectsApi(new NydusClient(sock, { maxResponseBytes: 1000 }).umount('/x'), { code: 'ERR_NYDUS_API_RESPONSE', status: 500 });
+  await rejectsApi(new NydusClient(sock).daemonInfo(), {
+    code: 'ERR_NYDUS_API_RESPONSE',
+    status: 200,
+    message: /maxResponseBytes/,
+  });
+  await rejectsApi(new NydusClient(sock, { maxResponseBytes: 1000 }).umount('/x'), {
+    code: 'ERR_NYDUS_API_RESPONSE',
+    status: 500,
+  });
 });
 
 test('a server that never answers: ERR_NYDUS_API_TIMEOUT', async (t) => {
@@ -556,8 +625,11 @@ test('a server that never answers: ERR_NYDUS_API_TIMEOUT', async (t) => {
     server.close();
   });
   const started = Date.now();
-  await rejectsApi(new NydusClient(sock, { timeoutMs: 200 }).daemonInfo(),
-    { code: 'ERR_NYDUS_API_TIMEOUT', status: 0, message: /within 200 ms/ });
+  await rejectsApi(new NydusClient(sock, { timeoutMs: 200 }).daemonInfo(), {
+    code: 'ERR_NYDUS_API_TIMEOUT',
+    status: 0,
+    message: /within 200 ms/,
+  });
   const took = Date.now() - started;
   assert.ok(took >= 190 && took < 2000, `took ${took} ms`);
 });
@@ -572,8 +644,11 @@ test('no socket, or a socket nobody listens on: ERR_NYDUS_API_UNREACHABLE naming
   // A stale socket file: its listener's process exited without closing it.
   const stale = path.join(dir, 'stale.sock');
   await new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, ['-e',
-      `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.exit(0))`], { stdio: 'ignore' });
+    const c = spawn(
+      process.execPath,
+      ['-e', `require('net').createServer().listen(${JSON.stringify(stale)}, () => process.exit(0))`],
+      { stdio: 'ignore' },
+    );
     c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`helper exited ${code}`))));
   });
   assert.ok(fs.lstatSync(stale).isSocket());
@@ -584,9 +659,18 @@ test('no socket, or a socket nobody listens on: ERR_NYDUS_API_UNREACHABLE naming
 
 test('invalid client options are refused up front', () => {
   assert.throws(() => new NydusClient(''), InvalidOptionError);
-  assert.throws(() => new NydusClient(`/tmp/${'s'.repeat(120)}`), (e) => e.option === 'apiSockPath' && /107/.test(e.message));
-  assert.throws(() => new NydusClient('/tmp/x.sock', { timeoutMs: 0 }), (e) => e.option === 'timeoutMs');
-  assert.throws(() => new NydusClient('/tmp/x.sock', { maxResponseBytes: 1.5 }), (e) => e.option === 'maxResponseBytes');
+  assert.throws(
+    () => new NydusClient(`/tmp/${'s'.repeat(120)}`),
+    (e) => e.option === 'apiSockPath' && /107/.test(e.message),
+  );
+  assert.throws(
+    () => new NydusClient('/tmp/x.sock', { timeoutMs: 0 }),
+    (e) => e.option === 'timeoutMs',
+  );
+  assert.throws(
+    () => new NydusClient('/tmp/x.sock', { maxResponseBytes: 1.5 }),
+    (e) => e.option === 'maxResponseBytes',
+  );
 });
 
 /* ------------------------------------------------------------------ lifecycle around the API */
@@ -640,14 +724,17 @@ test('a kept-alive client keeps working across requests and a daemon restart; cl
 
 test('command-line errors exit 2 with clap\'s "error:" message', async (t) => {
   const dir = tempDir(t);
-  const run = (args) => new Promise((resolve) => {
-    const env = { ...process.env };
-    delete env.NODE_TEST_CONTEXT;
-    const c = spawn(DAEMON, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    c.stderr.on('data', (b) => { err += b; });
-    c.on('exit', (code) => resolve({ code, err }));
-  });
+  const run = (args) =>
+    new Promise((resolve) => {
+      const env = { ...process.env };
+      delete env.NODE_TEST_CONTEXT;
+      const c = spawn(DAEMON, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      c.stderr.on('data', (b) => {
+        err += b;
+      });
+      c.on('exit', (code) => resolve({ code, err }));
+    });
   const sock = path.join(dir, 'v.sock');
   let r = await run(['virtiofs', '--sock', sock, '--no-such-flag']);
   assert.equal(r.code, 2);
@@ -663,7 +750,7 @@ test('command-line errors exit 2 with clap\'s "error:" message', async (t) => {
   assert.equal(fs.existsSync(sock), false, 'nothing was bound');
 });
 
-test('log lines have nydusd\'s format', async (t) => {
+test("log lines have nydusd's format", async (t) => {
   const d = await startNydusd(t);
   const lines = d.output.split('\n').filter(Boolean);
   // nydusd colours its level names with ANSI escapes (ESC [ … m): strip them.
@@ -671,13 +758,22 @@ test('log lines have nydusd\'s format', async (t) => {
   const clean = (l) => l.replace(/\x1b\[[0-9;]*m/g, '');
   assert.ok(lines.length > 0);
   for (const l of lines) {
-    assert.match(clean(l), /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} [+-]\d\d:\d\d\] (ERROR|WARN|INFO|DEBUG|TRACE) /, l);
+    assert.match(
+      clean(l),
+      /^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6} [+-]\d\d:\d\d\] (ERROR|WARN|INFO|DEBUG|TRACE) /,
+      l,
+    );
   }
-  assert.ok(lines.some((l) => / INFO /.test(l) && !l.includes('\x1b')), 'INFO lines are not coloured');
+  assert.ok(
+    lines.some((l) => / INFO /.test(l) && !l.includes('\x1b')),
+    'INFO lines are not coloured',
+  );
 });
 
-standinTest('SIGTERM: exit 0, API socket removed, vhost-user socket left behind',
-  'a real nydusd with no VMM connected blocks in its shutdown path and needs SIGKILL', async (t) => {
+standinTest(
+  'SIGTERM: exit 0, API socket removed, vhost-user socket left behind',
+  'a real nydusd with no VMM connected blocks in its shutdown path and needs SIGKILL',
+  async (t) => {
     const d = await startNydusd(t);
     d.child.kill('SIGTERM');
     const exit = await Promise.race([d.exited, sleep(3000).then(() => 'timeout')]);
@@ -685,19 +781,25 @@ standinTest('SIGTERM: exit 0, API socket removed, vhost-user socket left behind'
     assert.equal(fs.existsSync(d.apiSock), false);
     assert.ok(fs.lstatSync(d.vhostSock).isSocket());
     assert.match(d.output, /INFO nydusd quits/);
-  });
+  },
+);
 
-standinTest('PUT /daemon/exit answers 204, then the daemon exits',
-  'a real nydusd answers 204 but, with no VMM connected, then hangs like on SIGTERM', async (t) => {
+standinTest(
+  'PUT /daemon/exit answers 204, then the daemon exits',
+  'a real nydusd answers 204 but, with no VMM connected, then hangs like on SIGTERM',
+  async (t) => {
     const d = await startNydusd(t);
     const r = await rawExchange(d.apiSock, rawRequest('PUT', '/api/v1/daemon/exit'));
     assert.equal(r.status, 204);
     assert.deepEqual(await Promise.race([d.exited, sleep(3000).then(() => 'timeout')]), { code: 0, signal: null });
     assert.match(d.output, /exit daemon by http request/);
-  });
+  },
+);
 
-standinTest('NYDUSD_STANDIN_IGNORE_SIGTERM: SIGTERM is logged but only SIGKILL ends it',
-  'the knob exists only in the stand-in', async (t) => {
+standinTest(
+  'NYDUSD_STANDIN_IGNORE_SIGTERM: SIGTERM is logged but only SIGKILL ends it',
+  'the knob exists only in the stand-in',
+  async (t) => {
     const d = await startNydusd(t, { env: { NYDUSD_STANDIN_IGNORE_SIGTERM: '1' } });
     d.child.kill('SIGTERM');
     assert.equal(await Promise.race([d.exited, sleep(400).then(() => 'alive')]), 'alive');
@@ -706,22 +808,30 @@ standinTest('NYDUSD_STANDIN_IGNORE_SIGTERM: SIGTERM is logged but only SIGKILL e
     await rejectsApi(new NydusClient(d.apiSock).umount('/none'), { status: 500 });
     d.child.kill('SIGKILL');
     assert.deepEqual(await d.exited, { code: null, signal: 'SIGKILL' });
-  });
+  },
+);
 
-standinTest('NYDUSD_STANDIN_EXIT_EARLY: exits with the code before the API socket exists',
-  'the knob exists only in the stand-in', async (t) => {
+standinTest(
+  'NYDUSD_STANDIN_EXIT_EARLY: exits with the code before the API socket exists',
+  'the knob exists only in the stand-in',
+  async (t) => {
     const d = await startNydusd(t, { env: { NYDUSD_STANDIN_EXIT_EARLY: '3' }, waitRunning: false });
     assert.deepEqual(await d.exited, { code: 3, signal: null });
     assert.equal(fs.existsSync(d.apiSock), false);
     assert.ok(fs.lstatSync(d.vhostSock).isSocket(), 'the vhost-user socket is left behind');
     assert.match(d.output, /ERROR/);
     await rejectsApi(new NydusClient(d.apiSock).daemonInfo(), { code: 'ERR_NYDUS_API_UNREACHABLE' });
-  });
+  },
+);
 
-standinTest('NYDUSD_STANDIN_SLOW_MS: requests are served one at a time', 'the knob exists only in the stand-in', async (t) => {
-  const d = await startNydusd(t, { env: { NYDUSD_STANDIN_SLOW_MS: '150' } });
-  const started = Date.now();
-  await Promise.all([0, 1, 2].map(() => new NydusClient(d.apiSock).daemonInfo()));
-  assert.ok(Date.now() - started >= 400, `three requests took ${Date.now() - started} ms`);
-  await rejectsApi(new NydusClient(d.apiSock, { timeoutMs: 100 }).daemonInfo(), { code: 'ERR_NYDUS_API_TIMEOUT' });
-});
+standinTest(
+  'NYDUSD_STANDIN_SLOW_MS: requests are served one at a time',
+  'the knob exists only in the stand-in',
+  async (t) => {
+    const d = await startNydusd(t, { env: { NYDUSD_STANDIN_SLOW_MS: '150' } });
+    const started = Date.now();
+    await Promise.all([0, 1, 2].map(() => new NydusClient(d.apiSock).daemonInfo()));
+    assert.ok(Date.now() - started >= 400, `three requests took ${Date.now() - started} ms`);
+    await rejectsApi(new NydusClient(d.apiSock, { timeoutMs: 100 }).daemonInfo(), { code: 'ERR_NYDUS_API_TIMEOUT' });
+  },
+);

@@ -18,7 +18,13 @@ describe('argv', () => {
 
   test('buildNydusdArgs golden: info', () => {
     assert.deepEqual(buildNydusdArgs({ ...base, debug: false, extraArgs: [] }), [
-      'virtiofs', '--log-level', 'info', '--apisock', '/run/kata/api.sock', '--sock', '/run/kata/vhost.sock',
+      'virtiofs',
+      '--log-level',
+      'info',
+      '--apisock',
+      '/run/kata/api.sock',
+      '--sock',
+      '/run/kata/vhost.sock',
     ]);
   });
 
@@ -26,7 +32,14 @@ describe('argv', () => {
     const extra = ['--rlimit-nofile', '0', '--log-file=/tmp/x y'];
     const args = buildNydusdArgs({ ...base, debug: true, extraArgs: extra });
     assert.deepEqual(args, [
-      'virtiofs', '--log-level', 'debug', '--apisock', '/run/kata/api.sock', '--sock', '/run/kata/vhost.sock', ...extra,
+      'virtiofs',
+      '--log-level',
+      'debug',
+      '--apisock',
+      '/run/kata/api.sock',
+      '--sock',
+      '/run/kata/vhost.sock',
+      ...extra,
     ]);
     assert.ok(!args.includes('--hybrid-mode'));
     assert.deepEqual(extra, ['--rlimit-nofile', '0', '--log-file=/tmp/x y'], 'extraArgs not modified');

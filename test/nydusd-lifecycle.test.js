@@ -100,8 +100,10 @@ test('start -> mount rafs -> umount -> stop: pid, requests, sockets, processes, 
 // Stop and quit
 
 describe('stop and onQuit', () => {
-  standinTest('a nydusd that ignores SIGTERM -> SIGKILL after stopTimeoutMs; onQuit {signal: SIGKILL, requested: true}',
-    'needs NYDUSD_STANDIN_IGNORE_SIGTERM', async (t) => {
+  standinTest(
+    'a nydusd that ignores SIGTERM -> SIGKILL after stopTimeoutMs; onQuit {signal: SIGKILL, requested: true}',
+    'needs NYDUSD_STANDIN_IGNORE_SIGTERM',
+    async (t) => {
       const w = world(t, { env: { NYDUSD_STANDIN_IGNORE_SIGTERM: '1' } });
       const d = w.make({ stopTimeoutMs: 500 });
       const pid = await d.start(w.onQuit);
@@ -115,11 +117,15 @@ describe('stop and onQuit', () => {
       assert.equal(d.pid, 0);
       assertSocketsGone(w);
       await assertNothingLeft(pid, w.dir);
-      assert.ok(w.records.some((r) => /ignored SIGTERM/.test(r.msg)), 'the escalation is logged');
+      assert.ok(
+        w.records.some((r) => /ignored SIGTERM/.test(r.msg)),
+        'the escalation is logged',
+      );
       await sleep(100);
       assert.equal(w.quits.length, 1);
       t.diagnostic(`stop took ${ms} ms`);
-    });
+    },
+  );
 
   test('an external SIGKILL -> onQuit once {code: null, signal: SIGKILL, requested: false}; later stop() resolves; restart works', async (t) => {
     const w = world(t);
@@ -165,18 +171,22 @@ describe('stop and onQuit', () => {
     await assertNothingLeft(pid2, w.dir);
   });
 
-  standinTest('an external SIGTERM (graceful exit 0) -> onQuit {code: 0, requested: false}', 'the real nydusd does not exit on SIGTERM without a VMM', async (t) => {
-    const w = world(t);
-    const d = w.make();
-    const pid = await d.start(w.onQuit);
-    process.kill(pid, 'SIGTERM');
-    await h.waitFor(() => w.quits.length > 0, { timeoutMs: 5000, what: 'onQuit' });
-    assert.deepEqual(w.quits[0].exit, { code: 0, signal: null, requested: false, known: true });
-    assertSocketsGone(w);
-    await assertNothingLeft(pid, w.dir);
-    await d.stop();
-    assert.equal(w.quits.length, 1);
-  });
+  standinTest(
+    'an external SIGTERM (graceful exit 0) -> onQuit {code: 0, requested: false}',
+    'the real nydusd does not exit on SIGTERM without a VMM',
+    async (t) => {
+      const w = world(t);
+      const d = w.make();
+      const pid = await d.start(w.onQuit);
+      process.kill(pid, 'SIGTERM');
+      await h.waitFor(() => w.quits.length > 0, { timeoutMs: 5000, what: 'onQuit' });
+      assert.deepEqual(w.quits[0].exit, { code: 0, signal: null, requested: false, known: true });
+      assertSocketsGone(w);
+      await assertNothingLeft(pid, w.dir);
+      await d.stop();
+      assert.equal(w.quits.length, 1);
+    },
+  );
 
   test('concurrent stop() calls share one stop; stop() when never started resolves', async (t) => {
     const w = world(t);
@@ -188,7 +198,10 @@ describe('stop and onQuit', () => {
     const p1 = d.stop();
     const p2 = d.stop();
     const results = await Promise.allSettled([p1, p2]);
-    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled']);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'fulfilled'],
+    );
     assert.equal(w.quits.length, 1);
     assert.equal(w.quits[0].exit.requested, true);
     assert.equal(d.pid, 0);
@@ -214,9 +227,12 @@ describe('stop and onQuit', () => {
     const pid = started[0].status === 'fulfilled' ? started[0].value : 0;
     const running = d.pid;
     if (running) await d.stop();
-    assert.equal(running, 0,
+    assert.equal(
+      running,
+      0,
       `stop() resolved (daemon pid at that moment: ${stopResolvedWhileRunning ? 'running' : 'none yet'}) and then start() ` +
-      `${started[0].status === 'fulfilled' ? `resolved pid ${pid}` : 'rejected'}: nydusd is left running after stop() resolved`);
+        `${started[0].status === 'fulfilled' ? `resolved pid ${pid}` : 'rejected'}: nydusd is left running after stop() resolved`,
+    );
     if (pid) await assertNothingLeft(pid, w.dir);
     assertSocketsGone(w);
   });
@@ -230,7 +246,10 @@ describe('stop and onQuit', () => {
     const r = await Promise.allSettled([starting]);
     assert.equal(d.pid, 0);
     if (r[0].status === 'rejected') {
-      assert.ok(r[0].reason instanceof DaemonStartError, `DaemonStartError expected: ${r[0].reason && r[0].reason.stack}`);
+      assert.ok(
+        r[0].reason instanceof DaemonStartError,
+        `DaemonStartError expected: ${r[0].reason && r[0].reason.stack}`,
+      );
       assert.deepEqual(w.quits, []);
     } else {
       // A start that won the race is stopped all the same: onQuit reports the stop.

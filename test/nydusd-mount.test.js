@@ -14,7 +14,16 @@ const path = require('node:path');
 
 const { NydusClient, InvalidOptionError, NydusApiError, VirtiofsDaemonError } = require('../dist/index.js');
 const { rejection, sleep } = require('./helpers/util.js');
-const { REAL, assertNothingLeft, assertSocketsGone, collection, rafsImage, standinTest, test, world } = require('./helpers/nydusd.js');
+const {
+  REAL,
+  assertNothingLeft,
+  assertSocketsGone,
+  collection,
+  rafsImage,
+  standinTest,
+  test,
+  world,
+} = require('./helpers/nydusd.js');
 
 // ---------------------------------------------------------------------------------------------
 // mount / umount
@@ -75,7 +84,11 @@ describe('mount and umount', () => {
       assert.ok(err instanceof InvalidOptionError, `mount(${opt}): ${err && err.stack}`);
     }
 
-    assert.equal(w.requests().length, requestsBefore, `no request reached nydusd: ${JSON.stringify(w.requests().slice(requestsBefore))}`);
+    assert.equal(
+      w.requests().length,
+      requestsBefore,
+      `no request reached nydusd: ${JSON.stringify(w.requests().slice(requestsBefore))}`,
+    );
     assert.deepEqual(Object.keys(await collection(w.apiSockPath)), Object.keys(before));
 
     // Valid ids: word characters, '.', '-', '_'.
@@ -90,7 +103,10 @@ describe('mount and umount', () => {
     if (!REAL) {
       const after = w.requests().slice(requestsBefore);
       assert.equal(after.length, 10);
-      assert.ok(after.every((r) => r.status === 204), JSON.stringify(after));
+      assert.ok(
+        after.every((r) => r.status === 204),
+        JSON.stringify(after),
+      );
       assert.equal(after[0].mountpoint, '/rafs/a.b-c_d/lowerdir');
     }
     assert.ok(d.pid > 0, 'still running');
@@ -113,9 +129,15 @@ describe('mount and umount', () => {
         assert.equal(r[0].reason.option, 'mountpoint');
       }
     }
-    const reached = w.requests().slice(requestsBefore).map((r) => `${r.method} ${r.mountpoint} -> ${r.status}`);
-    assert.deepEqual(accepted, [],
-      `accepted and sent to nydusd (which walks '..' and '.': '/rafs/../lowerdir' is '/lowerdir'): ${JSON.stringify(reached)}`);
+    const reached = w
+      .requests()
+      .slice(requestsBefore)
+      .map((r) => `${r.method} ${r.mountpoint} -> ${r.status}`);
+    assert.deepEqual(
+      accepted,
+      [],
+      `accepted and sent to nydusd (which walks '..' and '.': '/rafs/../lowerdir' is '/lowerdir'): ${JSON.stringify(reached)}`,
+    );
   });
 
   test('API errors: mounting twice -> NydusApiError 500 UNDEFINED; umount of nothing -> NydusApiError', async (t) => {
@@ -133,7 +155,10 @@ describe('mount and umount', () => {
     assert.equal(err.status, 500);
     assert.equal(err.apiCode, 'UNDEFINED');
     assert.match(err.apiMessage, /already ?exists/i);
-    assert.ok(err.message.includes(err.apiMessage), `message ${JSON.stringify(err.message)} should contain the server's ${JSON.stringify(err.apiMessage)}`);
+    assert.ok(
+      err.message.includes(err.apiMessage),
+      `message ${JSON.stringify(err.message)} should contain the server's ${JSON.stringify(err.apiMessage)}`,
+    );
 
     const err2 = await rejection(d.umount('/rafs/never-mounted/lowerdir'), 'umount of nothing');
     assert.ok(err2 instanceof NydusApiError, `NydusApiError expected: ${err2 && err2.stack}`);
@@ -150,7 +175,10 @@ describe('mount and umount', () => {
     );
     assert.ok(err3 instanceof NydusApiError, `NydusApiError expected: ${err3 && err3.stack}`);
     assert.ok(err3.status >= 400, `status ${err3.status}`);
-    const err4 = await rejection(d.mount({ source: bootstrap, mountpoint: '/rafs/badcfg/lowerdir', config: '{"nope":1}' }), 'bad config');
+    const err4 = await rejection(
+      d.mount({ source: bootstrap, mountpoint: '/rafs/badcfg/lowerdir', config: '{"nope":1}' }),
+      'bad config',
+    );
     assert.ok(err4 instanceof NydusApiError, `NydusApiError expected: ${err4 && err4.stack}`);
     assert.ok(err4.status >= 400, `status ${err4.status}`);
 
@@ -207,8 +235,10 @@ describe('mount and umount', () => {
     t.diagnostic(`start ${startMs} ms, mount ${mountMs} ms`);
   });
 
-  standinTest('a mount slower than apiTimeoutMs -> NydusApiError ERR_NYDUS_API_TIMEOUT; the daemon keeps running',
-    'needs NYDUSD_STANDIN_SLOW_MS', async (t) => {
+  standinTest(
+    'a mount slower than apiTimeoutMs -> NydusApiError ERR_NYDUS_API_TIMEOUT; the daemon keeps running',
+    'needs NYDUSD_STANDIN_SLOW_MS',
+    async (t) => {
       const w = world(t, { env: { NYDUSD_STANDIN_SLOW_MS: '300' } });
       const { bootstrap, config } = rafsImage(w.dir);
       const d = w.make({ apiTimeoutMs: 1000 });
@@ -234,5 +264,6 @@ describe('mount and umount', () => {
       await d.umount(mp);
       await d.stop();
       await assertNothingLeft(pid, w.dir);
-    });
+    },
+  );
 });

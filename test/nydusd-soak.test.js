@@ -54,7 +54,12 @@ describe('200 start/stop cycles', () => {
       const t0 = Date.now();
       const quits = [];
       const d = new Nydusd({
-        path: DAEMON, ...slot, sourcePath: share, env, logger, stopTimeoutMs: REAL ? 300 : 5000,
+        path: DAEMON,
+        ...slot,
+        sourcePath: share,
+        env,
+        logger,
+        stopTimeoutMs: REAL ? 300 : 5000,
       });
       live.add(d);
       const pid = await d.start((e) => quits.push(e));
@@ -80,15 +85,19 @@ describe('200 start/stop cycles', () => {
 
     let next = 0;
     const t0 = Date.now();
-    await Promise.all(slots.map(async (slot) => {
-      while (next < TOTAL) {
-        next++;
-        await cycle(slot);
-      }
-    }));
+    await Promise.all(
+      slots.map(async (slot) => {
+        while (next < TOTAL) {
+          next++;
+          await cycle(slot);
+        }
+      }),
+    );
     const ms = Date.now() - t0;
 
-    const fd1 = await h.waitFor(() => (h.fdCount() <= fd0 ? h.fdCount() : 0), { timeoutMs: 3000 }).catch(() => h.fdCount());
+    const fd1 = await h
+      .waitFor(() => (h.fdCount() <= fd0 ? h.fdCount() : 0), { timeoutMs: 3000 })
+      .catch(() => h.fdCount());
     const rss1 = settleRss();
     const sorted = [...durations].sort((a, b) => a - b);
     const pct = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
@@ -100,9 +109,13 @@ describe('200 start/stop cycles', () => {
     assert.equal(durations.length, TOTAL + 1);
     assert.equal(processes.size, TOTAL + 1, 'a new process each cycle');
     assert.ok(fd1 <= fd0, `fd count ${fd0} -> ${fd1}:\n${h.fdTable().join('\n')}`);
-    assert.deepEqual(h.liveMembersOfGroups(pgids), [], 'live processes of the daemons\' groups');
+    assert.deepEqual(h.liveMembersOfGroups(pgids), [], "live processes of the daemons' groups");
     await assertNothingLeft(0, dir);
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => f !== 'share'), [], 'no socket file left');
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((f) => f !== 'share'),
+      [],
+      'no socket file left',
+    );
     assert.ok(rss1 - rss0 < 40, `RSS grew by ${(rss1 - rss0).toFixed(1)} MiB over ${TOTAL} cycles`);
     if (ms > 60000) t.diagnostic(`WARNING: the cycles took ${ms} ms (> 60 s)`);
   });

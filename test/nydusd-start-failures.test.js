@@ -23,8 +23,10 @@ const { DAEMON, REAL, assertNothingLeft, assertSocketsGone, standinTest, test, w
 // Start failures
 
 describe('start failures stop the process and remove the sockets', () => {
-  standinTest('a nydusd that exits early (EXIT_EARLY=3) -> ERR_DAEMON_EXITED at once, with its last lines',
-    'needs NYDUSD_STANDIN_EXIT_EARLY', async (t) => {
+  standinTest(
+    'a nydusd that exits early (EXIT_EARLY=3) -> ERR_DAEMON_EXITED at once, with its last lines',
+    'needs NYDUSD_STANDIN_EXIT_EARLY',
+    async (t) => {
       const w = world(t, { env: { NYDUSD_STANDIN_EXIT_EARLY: '3' } });
       const d = w.make({ startTimeoutMs: 10000 });
       const t0 = Date.now();
@@ -33,10 +35,19 @@ describe('start failures stop the process and remove the sockets', () => {
       assert.ok(err instanceof DaemonStartError, `DaemonStartError expected: ${err && err.stack}`);
       assert.equal(err.code, 'ERR_DAEMON_EXITED');
       assert.deepEqual(err.exit, { code: 3, signal: null });
-      assert.ok(err.lastLines.some((l) => l.includes('NYDUSD_STANDIN_EXIT_EARLY=3')), JSON.stringify(err.lastLines));
-      assert.ok(err.lastLines.some((l) => l.startsWith('Error: ')), JSON.stringify(err.lastLines));
+      assert.ok(
+        err.lastLines.some((l) => l.includes('NYDUSD_STANDIN_EXIT_EARLY=3')),
+        JSON.stringify(err.lastLines),
+      );
+      assert.ok(
+        err.lastLines.some((l) => l.startsWith('Error: ')),
+        JSON.stringify(err.lastLines),
+      );
       assert.ok(err.message.includes('NYDUSD_STANDIN_EXIT_EARLY=3'), 'the message carries the last lines');
-      assert.deepEqual(err.argv, [DAEMON, ...buildNydusdArgs({ sockPath: w.sockPath, apiSockPath: w.apiSockPath, debug: false, extraArgs: [] })]);
+      assert.deepEqual(err.argv, [
+        DAEMON,
+        ...buildNydusdArgs({ sockPath: w.sockPath, apiSockPath: w.apiSockPath, debug: false, extraArgs: [] }),
+      ]);
       assert.ok(ms < 3000, `rejected after ${ms} ms; should be well before the 10 s start timeout`);
       // The stand-in leaves its vhost-user socket behind; start removed it.
       assertSocketsGone(w);
@@ -45,14 +56,19 @@ describe('start failures stop the process and remove the sockets', () => {
       await sleep(200);
       assert.deepEqual(w.quits, [], 'onQuit is not called for a start that failed');
       // The error lines were logged as nydusd's, at their level.
-      assert.ok(w.records.some((r) => r.subsystem === 'nydusd' && r.level === 50 && /EXIT_EARLY/.test(r.msg)),
-        JSON.stringify(w.records.map((r) => [r.level, r.msg])));
+      assert.ok(
+        w.records.some((r) => r.subsystem === 'nydusd' && r.level === 50 && /EXIT_EARLY/.test(r.msg)),
+        JSON.stringify(w.records.map((r) => [r.level, r.msg])),
+      );
       t.diagnostic(`rejected after ${ms} ms`);
       await d.stop();
-    });
+    },
+  );
 
-  standinTest('a nydusd that never becomes RUNNING -> ERR_DAEMON_START_TIMEOUT, stopped, sockets removed',
-    'needs NYDUSD_STANDIN_NEVER_RUNNING', async (t) => {
+  standinTest(
+    'a nydusd that never becomes RUNNING -> ERR_DAEMON_START_TIMEOUT, stopped, sockets removed',
+    'needs NYDUSD_STANDIN_NEVER_RUNNING',
+    async (t) => {
       const w = world(t, { env: { NYDUSD_STANDIN_NEVER_RUNNING: '1' } });
       const startTimeoutMs = 1500;
       const stopTimeoutMs = 5000;
@@ -75,10 +91,13 @@ describe('start failures stop the process and remove the sockets', () => {
       await sleep(100);
       assert.deepEqual(w.quits, []);
       t.diagnostic(`rejected after ${ms} ms (deadline ${startTimeoutMs} ms)`);
-    });
+    },
+  );
 
-  standinTest('the share cannot be mounted (source removed meanwhile) -> ERR_DAEMON_START with the API error; stopped',
-    'needs NYDUSD_STANDIN_INIT_MS', async (t) => {
+  standinTest(
+    'the share cannot be mounted (source removed meanwhile) -> ERR_DAEMON_START with the API error; stopped',
+    'needs NYDUSD_STANDIN_INIT_MS',
+    async (t) => {
       const w = world(t, { env: { NYDUSD_STANDIN_INIT_MS: '600' } });
       const d = w.make();
       const starting = d.start(w.onQuit);
@@ -99,10 +118,13 @@ describe('start failures stop the process and remove the sockets', () => {
         assert.equal(reqs.length, 1);
         assert.equal(reqs[0].status, 500);
       }
-    });
+    },
+  );
 
-  standinTest('the share mount times out (apiTimeoutMs) -> ERR_DAEMON_START, stopped, sockets removed',
-    'needs NYDUSD_STANDIN_SLOW_MS', async (t) => {
+  standinTest(
+    'the share mount times out (apiTimeoutMs) -> ERR_DAEMON_START, stopped, sockets removed',
+    'needs NYDUSD_STANDIN_SLOW_MS',
+    async (t) => {
       const w = world(t, { env: { NYDUSD_STANDIN_SLOW_MS: '500' } });
       const d = w.make({ probeTimeoutMs: 3000, apiTimeoutMs: 200 });
       let pid = 0;
@@ -117,7 +139,8 @@ describe('start failures stop the process and remove the sockets', () => {
       assertSocketsGone(w);
       await assertNothingLeft(pid, w.dir);
       assert.deepEqual(w.quits, []);
-    });
+    },
+  );
 
   /**
    * A fake nydusd (Node, HTTP on --apisock, a plain listener on --sock) whose GET /api/v1/daemon
@@ -127,7 +150,9 @@ describe('start failures stop the process and remove the sockets', () => {
    */
   function fakeNydusd(dir) {
     const file = path.join(dir, 'fake-nydusd.js');
-    fs.writeFileSync(file, `#!${process.execPath}
+    fs.writeFileSync(
+      file,
+      `#!${process.execPath}
 'use strict';
 const fs = require('node:fs');
 const http = require('node:http');
@@ -166,7 +191,8 @@ const server = process.env.FAKE_MODE === 'hang'
     });
 server.listen(api, () => console.error('fake nydusd: API at ' + api));
 process.on('SIGTERM', () => { note('SIGTERM'); unlink(api); unlink(sock); process.exit(0); });
-`);
+`,
+    );
     fs.chmodSync(file, 0o755);
     return file;
   }
@@ -183,19 +209,27 @@ process.on('SIGTERM', () => { note('SIGTERM'); unlink(api); unlink(sock); proces
     const ms = Date.now() - t0;
     assert.ok(err instanceof DaemonStartError, `DaemonStartError expected: ${err && err.stack}`);
     assert.equal(err.code, 'ERR_DAEMON_START_TIMEOUT');
-    const log = fs.readFileSync(w.env.FAKE_LOG, 'utf8').split('\n').filter(Boolean).map((l) => l.split(' '));
+    const log = fs
+      .readFileSync(w.env.FAKE_LOG, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(' '));
     // The deadline starts once the process is spawned, right after the "nydusd started" record.
     const started = w.records.find((r) => r.msg === 'nydusd started');
     assert.ok(started, 'a "nydusd started" record');
     const base = started.time;
     const probes = log.filter(([what]) => what === 'GET').map(([, at]) => Number(at) - base);
     const termAt = Number((log.find(([what]) => what === 'SIGTERM') || [])[1]) - base;
-    t.diagnostic(`after the spawn: probes at +${probes.join(', +')} ms; SIGTERM (gave up) at +${termAt} ms; ` +
-      `start() rejected ${ms} ms after it was called`);
+    t.diagnostic(
+      `after the spawn: probes at +${probes.join(', +')} ms; SIGTERM (gave up) at +${termAt} ms; ` +
+        `start() rejected ${ms} ms after it was called`,
+    );
     assert.ok(probes.length > 0, 'the API was probed');
-    assert.ok(termAt >= startTimeoutMs - 10,
+    assert.ok(
+      termAt >= startTimeoutMs - 10,
       `start gave up (SIGTERM) ${termAt} ms after the spawn, before its ${startTimeoutMs} ms deadline; ` +
-      `last probe at +${probes.at(-1)} ms: a daemon turning RUNNING in the last ${startTimeoutMs - probes.at(-1)} ms is refused`);
+        `last probe at +${probes.at(-1)} ms: a daemon turning RUNNING in the last ${startTimeoutMs - probes.at(-1)} ms is refused`,
+    );
     assertSocketsGone(w);
     assert.deepEqual(w.quits, []);
   });
@@ -211,9 +245,11 @@ process.on('SIGTERM', () => { note('SIGTERM'); unlink(api); unlink(sock); proces
     const ms = Date.now() - t0;
     t.diagnostic(`start ${r.status} after ${ms} ms (${r.status === 'rejected' ? r.reason.code : `pid ${r.value}`})`);
     // "Overall deadline for the API to answer RUNNING and the share to be mounted."
-    assert.ok(ms < startTimeoutMs + 1000,
+    assert.ok(
+      ms < startTimeoutMs + 1000,
       `start() settled (${r.status}) only after ${ms} ms with startTimeoutMs ${startTimeoutMs}: ` +
-      'the /containers mount is bounded by apiTimeoutMs (30 s by default), not by the start deadline');
+        'the /containers mount is bounded by apiTimeoutMs (30 s by default), not by the start deadline',
+    );
     assert.equal(r.status, 'rejected');
     assert.ok(r.reason instanceof DaemonStartError, `DaemonStartError expected: ${r.reason && r.reason.stack}`);
     assert.equal(d.pid, 0);
@@ -246,18 +282,32 @@ process.on('SIGTERM', () => { note('SIGTERM'); unlink(api); unlink(sock); proces
 
   test("the daemon's stdout and stderr both reach the log and lastLines", async (t) => {
     const w = world(t);
-    const fake = script(path.join(w.dir, 'fake-nydusd'),
-      `echo "out: hello on stdout"\necho "[2024-01-01 00:00:00.000000 +00:00] ERROR err: hello on stderr" >&2\nexit 7`);
+    const fake = script(
+      path.join(w.dir, 'fake-nydusd'),
+      `echo "out: hello on stdout"\necho "[2024-01-01 00:00:00.000000 +00:00] ERROR err: hello on stderr" >&2\nexit 7`,
+    );
     const d = w.make({ path: fake, version: '2.2.3' });
     const err = await rejection(d.start(w.onQuit), 'start');
     assert.ok(err instanceof DaemonStartError, `DaemonStartError expected: ${err && err.stack}`);
     assert.equal(err.code, 'ERR_DAEMON_EXITED');
     assert.deepEqual(err.exit, { code: 7, signal: null });
-    assert.ok(err.lastLines.some((l) => l.includes('hello on stdout')), JSON.stringify(err.lastLines));
-    assert.ok(err.lastLines.some((l) => l.includes('hello on stderr')), JSON.stringify(err.lastLines));
+    assert.ok(
+      err.lastLines.some((l) => l.includes('hello on stdout')),
+      JSON.stringify(err.lastLines),
+    );
+    assert.ok(
+      err.lastLines.some((l) => l.includes('hello on stderr')),
+      JSON.stringify(err.lastLines),
+    );
     const msgs = w.records.filter((r) => r.subsystem === 'nydusd').map((r) => r.msg);
-    assert.ok(msgs.some((m) => m.includes('hello on stdout')), JSON.stringify(msgs));
-    assert.ok(msgs.some((m) => m.includes('hello on stderr')), JSON.stringify(msgs));
+    assert.ok(
+      msgs.some((m) => m.includes('hello on stdout')),
+      JSON.stringify(msgs),
+    );
+    assert.ok(
+      msgs.some((m) => m.includes('hello on stderr')),
+      JSON.stringify(msgs),
+    );
     assert.deepEqual(w.quits, []);
     assertSocketsGone(w);
   });

@@ -48,12 +48,24 @@ describe('validation: InvalidOptionError before anything is created', () => {
     ['source missing', (w) => ({ sourcePath: path.join(w.dir, 'no-such-dir') }), 'sourcePath'],
     ['source is a file', (w) => ({ sourcePath: w.file }), 'sourcePath'],
     ['sockPath directory missing', (w) => ({ sockPath: path.join(w.dir, 'no-such-dir', 'v.sock') }), 'sockPath'],
-    ['apiSockPath directory missing', (w) => ({ apiSockPath: path.join(w.dir, 'no-such-dir', 'a.sock') }), 'apiSockPath'],
+    [
+      'apiSockPath directory missing',
+      (w) => ({ apiSockPath: path.join(w.dir, 'no-such-dir', 'a.sock') }),
+      'apiSockPath',
+    ],
     ['sockPath directory is a file', (w) => ({ sockPath: path.join(w.file, 'v.sock') }), 'sockPath'],
     ['sockPath == apiSockPath', (w) => ({ apiSockPath: w.sockPath }), /^(sockPath|apiSockPath)$/],
     // The same file spelt differently: nydusd would bind the API over its own vhost-user socket.
-    ['apiSockPath names the same file as sockPath (<dir>/./v.sock)', (w) => ({ apiSockPath: `${w.dir}/./v.sock` }), /^(sockPath|apiSockPath)$/],
-    ['apiSockPath names the same file as sockPath (<dir>//v.sock)', (w) => ({ apiSockPath: `${w.dir}//v.sock` }), /^(sockPath|apiSockPath)$/],
+    [
+      'apiSockPath names the same file as sockPath (<dir>/./v.sock)',
+      (w) => ({ apiSockPath: `${w.dir}/./v.sock` }),
+      /^(sockPath|apiSockPath)$/,
+    ],
+    [
+      'apiSockPath names the same file as sockPath (<dir>//v.sock)',
+      (w) => ({ apiSockPath: `${w.dir}//v.sock` }),
+      /^(sockPath|apiSockPath)$/,
+    ],
     ['sockPath of 108 bytes', (w) => ({ sockPath: longSock(w.dir, 108) }), 'sockPath'],
     ['apiSockPath of 108 bytes', (w) => ({ apiSockPath: longSock(w.dir, 108) }), 'apiSockPath'],
     ['NUL byte in path', (w) => ({ path: `${w.wrapper}\0x` }), 'path'],
@@ -85,8 +97,10 @@ describe('validation: InvalidOptionError before anything is created', () => {
       }, 'start() rejects, it does not throw');
       const [r] = await Promise.allSettled([p]);
       if (r.status === 'fulfilled') {
-        assert.fail(`${name}: start() resolved pid ${r.value} instead of rejecting; the dir now holds ` +
-          `${JSON.stringify(fs.readdirSync(w.dir).sort())} (sockets: ${JSON.stringify(fs.readdirSync(w.dir).filter((f) => isSocket(path.join(w.dir, f))))})`);
+        assert.fail(
+          `${name}: start() resolved pid ${r.value} instead of rejecting; the dir now holds ` +
+            `${JSON.stringify(fs.readdirSync(w.dir).sort())} (sockets: ${JSON.stringify(fs.readdirSync(w.dir).filter((f) => isSocket(path.join(w.dir, f))))})`,
+        );
       }
       const err = r.reason;
       assert.ok(err instanceof InvalidOptionError, `InvalidOptionError expected, got ${err && err.stack}`);
@@ -159,7 +173,10 @@ describe('validation: InvalidOptionError before anything is created', () => {
     const d = w.make({ path: w.wrapper });
     const first = d.start(w.onQuit);
     const whileStarting = await rejection(d.start(w.onQuit), 'start while starting');
-    assert.ok(whileStarting instanceof DaemonRunningError, `DaemonRunningError expected: ${whileStarting && whileStarting.stack}`);
+    assert.ok(
+      whileStarting instanceof DaemonRunningError,
+      `DaemonRunningError expected: ${whileStarting && whileStarting.stack}`,
+    );
     assert.equal(whileStarting.code, 'ERR_DAEMON_RUNNING');
     const pid = await first;
     const err = await rejection(d.start(w.onQuit), 'start while running');
@@ -190,10 +207,12 @@ describe('what is at the socket paths before start', () => {
     // nydusd unlinks its paths itself before binding: this wrapper notes what the library left
     // there at exec time, so that we see the library's own removal.
     const seen = path.join(w.dir, 'seen');
-    const wrapper = script(path.join(w.dir, 'seeing-nydusd'),
+    const wrapper = script(
+      path.join(w.dir, 'seeing-nydusd'),
       `[ "$1" = --version ] && exec '${DAEMON}' "$@"\n` +
-      `for p in '${w.sockPath}' '${w.apiSockPath}'; do if [ -e "$p" ]; then echo "present $p" >> '${seen}'; fi; done\n` +
-      `echo exec >> '${seen}'\nexec '${DAEMON}' "$@"`);
+        `for p in '${w.sockPath}' '${w.apiSockPath}'; do if [ -e "$p" ]; then echo "present $p" >> '${seen}'; fi; done\n` +
+        `echo exec >> '${seen}'\nexec '${DAEMON}' "$@"`,
+    );
     const d = w.make({ path: wrapper });
     const pid = await d.start(w.onQuit);
     assert.ok(pid > 0);

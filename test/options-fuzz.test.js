@@ -62,8 +62,31 @@ process.on('warning', (w) => {
 
 /** Wrong types and ranges, shared by every option. */
 const WEIRD = [
-  null, true, false, 0, -1, 1.5, NaN, Infinity, -Infinity, 2 ** 31, 2 ** 53, 10n, -9n, '', 'x', '100', 'a\0b',
-  [], [1], {}, Symbol.for('fuzz'), () => 1, new Date(0), new Map(), Object.create(null),
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1.5,
+  NaN,
+  Infinity,
+  -Infinity,
+  2 ** 31,
+  2 ** 53,
+  10n,
+  -9n,
+  '',
+  'x',
+  '100',
+  'a\0b',
+  [],
+  [1],
+  {},
+  Symbol.for('fuzz'),
+  () => 1,
+  new Date(0),
+  new Map(),
+  Object.create(null),
 ];
 const weird = fc.constantFrom(...WEIRD);
 
@@ -96,15 +119,35 @@ const envValid = fc.constantFrom(ref('env'), {}, { FUZZ: '1' }, { FUZZ: undefine
 const envInvalid = fc.oneof(
   weird,
   fc.constantFrom(
-    { 'A=B': 'x' }, { '': 'x' }, { 'A\0': 'x' }, { A: null }, { A: 1 }, { A: 10n }, { A: Symbol('v') }, { A: 'x\0y' },
-    { [Symbol('k')]: 'v' }, 'ab', ['a', 'b'], ref('envGetter'),
+    { 'A=B': 'x' },
+    { '': 'x' },
+    { 'A\0': 'x' },
+    { A: null },
+    { A: 1 },
+    { A: 10n },
+    { A: Symbol('v') },
+    { A: 'x\0y' },
+    { [Symbol('k')]: 'v' },
+    'ab',
+    ['a', 'b'],
+    ref('envGetter'),
   ),
 );
 
 const loggerValid = fc.constantFrom(ref('logger'), ref('throwingLogger'));
 const loggerInvalid = fc.oneof(weird, fc.constantFrom(ref('notPino'), ref('childThrows'), ref('childNull')));
 
-const signalValid = fc.constantFrom('SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGWINCH', 'SIGCONT', 'SIGSTOP', 'SIGIOT');
+const signalValid = fc.constantFrom(
+  'SIGTERM',
+  'SIGKILL',
+  'SIGINT',
+  'SIGHUP',
+  'SIGUSR1',
+  'SIGWINCH',
+  'SIGCONT',
+  'SIGSTOP',
+  'SIGIOT',
+);
 const signalInvalid = fc.oneof(weird, fc.constantFrom('SIGFOO', 'sigterm', 'TERM', 'SIGRTMIN', -9, 65, 15, 9));
 
 // A surviving daemon is stopped like any other: the checks after stop() hold for both policies.
@@ -112,14 +155,22 @@ const lifetimeValid = fc.constantFrom('manager', 'survive');
 const lifetimeInvalid = fc.oneof(weird, fc.constantFrom('Manager', 'detach', 'forever'));
 
 /** A start timeout: long enough to start, or so short that the start times out (a typed error too). */
-const startTimeout = fc.oneof({ weight: 4, arbitrary: fc.integer({ min: 5000, max: 15000 }) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 30 }) });
+const startTimeout = fc.oneof(
+  { weight: 4, arbitrary: fc.integer({ min: 5000, max: 15000 }) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 30 }) },
+);
 
 const virtiofsdSpec = fc.record({
-  top: fc.oneof({ weight: 30, arbitrary: fc.constant('object') }, { weight: 1, arbitrary: fc.constantFrom(undefined, null, 'opts', 7, 10n) }),
+  top: fc.oneof(
+    { weight: 30, arbitrary: fc.constant('object') },
+    { weight: 1, arbitrary: fc.constantFrom(undefined, null, 'opts', 7, 10n) },
+  ),
   path: prop(fc.constant(ref('virtiofsd')), { invalid: fc.oneof(weird, fc.constant(ref('missing'))), absent: false }),
   socketPath: prop(fc.constant(ref('sock')), { invalid: fc.oneof(weird, fc.constant(ref('longSock'))), absent: false }),
   sourcePath: prop(fc.constant(ref('src')), { invalid: fc.oneof(weird, fc.constant(ref('missing'))), absent: false }),
-  cache: prop(fc.constantFrom('auto', 'always', 'never'), { invalid: fc.oneof(weird, fc.constantFrom('metadata', 'none', 'AUTO')) }),
+  cache: prop(fc.constantFrom('auto', 'always', 'never'), {
+    invalid: fc.oneof(weird, fc.constantFrom('metadata', 'none', 'AUTO')),
+  }),
   extraArgs: prop(fc.constantFrom([], [], ['--thread-pool-size=1'], ['--bogus-flag']), { invalid: extraArgsInvalid }),
   dialect: prop(fc.constantFrom('auto', 'legacy'), { invalid: fc.oneof(weird, fc.constantFrom('rust', 'c')) }),
   syslog: prop(fc.constant(false)),
@@ -133,17 +184,31 @@ const virtiofsdSpec = fc.record({
 });
 
 const nydusdSpec = fc.record({
-  top: fc.oneof({ weight: 30, arbitrary: fc.constant('object') }, { weight: 1, arbitrary: fc.constantFrom(undefined, null, 'opts', 7, 10n) }),
+  top: fc.oneof(
+    { weight: 30, arbitrary: fc.constant('object') },
+    { weight: 1, arbitrary: fc.constantFrom(undefined, null, 'opts', 7, 10n) },
+  ),
   path: prop(fc.constant(ref('standin')), { invalid: fc.oneof(weird, fc.constant(ref('missing'))), absent: false }),
-  sockPath: prop(fc.constant(ref('sock')), { invalid: fc.oneof(weird, fc.constantFrom(ref('longSock'), ref('apiSock'))), absent: false }),
-  apiSockPath: prop(fc.constant(ref('apiSock')), { invalid: fc.oneof(weird, fc.constantFrom(ref('longSock'), ref('sock'))), absent: false }),
+  sockPath: prop(fc.constant(ref('sock')), {
+    invalid: fc.oneof(weird, fc.constantFrom(ref('longSock'), ref('apiSock'))),
+    absent: false,
+  }),
+  apiSockPath: prop(fc.constant(ref('apiSock')), {
+    invalid: fc.oneof(weird, fc.constantFrom(ref('longSock'), ref('sock'))),
+    absent: false,
+  }),
   sourcePath: prop(fc.constant(ref('src')), { invalid: fc.oneof(weird, fc.constant(ref('missing'))), absent: false }),
   extraArgs: prop(fc.constantFrom([], [], ['--id', 'fuzz'], ['--bogus-flag']), { invalid: extraArgsInvalid }),
   debug: prop(fc.boolean()),
   logger: prop(loggerValid, { invalid: loggerInvalid, absent: false }),
   startTimeoutMs: prop(startTimeout),
   probeTimeoutMs: prop(fc.integer({ min: 200, max: 2000 })),
-  apiTimeoutMs: prop(fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 2000, max: 30000 }) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) })),
+  apiTimeoutMs: prop(
+    fc.oneof(
+      { weight: 6, arbitrary: fc.integer({ min: 2000, max: 30000 }) },
+      { weight: 1, arbitrary: fc.integer({ min: 1, max: 3 }) },
+    ),
+  ),
   stopTimeoutMs: prop(fc.integer({ min: 1, max: 1000 })),
   env: prop(envValid, { invalid: envInvalid }),
   lifetime: prop(lifetimeValid, { invalid: lifetimeInvalid }),
@@ -203,9 +268,21 @@ function runWorld(daemonPath) {
     env,
     envGetter,
     logger: pino({ level: 'debug', base: null }, { write() {} }),
-    throwingLogger: pino({ level: 'debug', base: null }, { write() { throw new Error('sink full'); } }),
+    throwingLogger: pino(
+      { level: 'debug', base: null },
+      {
+        write() {
+          throw new Error('sink full');
+        },
+      },
+    ),
     notPino: { info: noop },
-    childThrows: { ...levels, child() { throw new Error('no children'); } },
+    childThrows: {
+      ...levels,
+      child() {
+        throw new Error('no children');
+      },
+    },
     childNull: { ...levels, child: () => null },
   };
   return { dir, refs };
@@ -213,7 +290,10 @@ function runWorld(daemonPath) {
 
 /** The options object of a spec: each key put on it as the spec says. */
 function buildOptions(spec, refs) {
-  const resolve = (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.hasOwn(v, 'ref') && Object.keys(v).length === 1 ? refs[v.ref] : v);
+  const resolve = (v) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) && Object.hasOwn(v, 'ref') && Object.keys(v).length === 1
+      ? refs[v.ref]
+      : v;
   if (spec.top !== 'object') return spec.top;
   const o = {};
   for (const [key, p] of Object.entries(spec)) {
@@ -221,7 +301,12 @@ function buildOptions(spec, refs) {
     if (p.how === 'plain') {
       o[key] = resolve(p.v);
     } else if (p.how === 'throws') {
-      Object.defineProperty(o, key, { enumerable: true, get: () => { throw new Error(`getter ${key}`); } });
+      Object.defineProperty(o, key, {
+        enumerable: true,
+        get: () => {
+          throw new Error(`getter ${key}`);
+        },
+      });
     } else {
       let reads = 0;
       const first = resolve(p.v);
@@ -271,7 +356,11 @@ function socketsIn(dir) {
 async function fdsBackTo(table0) {
   await h.waitFor(() => h.fdCount() <= table0.length, { timeoutMs: 1000 }).catch(() => {});
   const now = h.fdTable();
-  assert.deepEqual(now.filter((x) => !table0.includes(x)), [], `fds left; before: ${JSON.stringify(table0)}`);
+  assert.deepEqual(
+    now.filter((x) => !table0.includes(x)),
+    [],
+    `fds left; before: ${JSON.stringify(table0)}`,
+  );
 }
 
 /** One run: construct, start, check, stop, check. Returns the outcome's name for the tally. */
@@ -343,7 +432,10 @@ async function fuzz(t, Ctor, spec, daemonPath, numRuns) {
   t.diagnostic(`${total} runs in ${Date.now() - t0} ms; logger warnings ${loggerWarnings - warnings0}`);
   for (const [k, n] of [...tally].sort((a, b) => b[1] - a[1])) t.diagnostic(`  ${String(n).padStart(4)}  ${k}`);
   // The fuzz must reach both sides, or it proves little.
-  assert.ok((tally.get('started and stopped') ?? 0) >= total / 10, `too few successful runs: ${JSON.stringify([...tally])}`);
+  assert.ok(
+    (tally.get('started and stopped') ?? 0) >= total / 10,
+    `too few successful runs: ${JSON.stringify([...tally])}`,
+  );
   assert.ok(total - (tally.get('started and stopped') ?? 0) >= total / 10, 'too few refused runs');
 }
 
@@ -358,8 +450,30 @@ nodeTest.describe('options fuzz (fast-check)', () => {
 
   test('NydusClient constructor and mount(): a client or a typed error, never anything else', async (t) => {
     const sockArb = fc.oneof(fc.constant('/tmp/fz-none.sock'), weird, fc.string({ maxLength: 120 }));
-    const optsArb = fc.oneof(fc.constant(undefined), weird, fc.record({ timeoutMs: fc.oneof(weird, fc.integer()), keepAlive: fc.oneof(weird, fc.boolean()), maxResponseBytes: fc.oneof(weird, fc.integer()) }, { requiredKeys: [] }));
-    const cmdArb = fc.oneof(weird, fc.record({ fs_type: fc.oneof(weird, fc.constant('rafs')), source: fc.oneof(weird, fc.string()), config: fc.oneof(weird, fc.string()), prefetch_files: fc.oneof(weird, fc.array(fc.oneof(weird, fc.string()), { maxLength: 3 })) }, { requiredKeys: [] }));
+    const optsArb = fc.oneof(
+      fc.constant(undefined),
+      weird,
+      fc.record(
+        {
+          timeoutMs: fc.oneof(weird, fc.integer()),
+          keepAlive: fc.oneof(weird, fc.boolean()),
+          maxResponseBytes: fc.oneof(weird, fc.integer()),
+        },
+        { requiredKeys: [] },
+      ),
+    );
+    const cmdArb = fc.oneof(
+      weird,
+      fc.record(
+        {
+          fs_type: fc.oneof(weird, fc.constant('rafs')),
+          source: fc.oneof(weird, fc.string()),
+          config: fc.oneof(weird, fc.string()),
+          prefetch_files: fc.oneof(weird, fc.array(fc.oneof(weird, fc.string()), { maxLength: 3 })),
+        },
+        { requiredKeys: [] },
+      ),
+    );
     let made = 0;
     let refused = 0;
     await fc.assert(

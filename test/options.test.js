@@ -78,7 +78,12 @@ const GOLDEN = [
   ['xattr', true, o('xattr'), ['--xattr']],
   ['xattr', false, o('no_xattr'), []],
   ['xattrmap', ':map::user.virtiofs.:', o('xattrmap=:map::user.virtiofs.:'), ['--xattrmap=:map::user.virtiofs.:']],
-  ['xattrmap', ':ok:client:a,b:::ok:all:::', o('xattrmap=:ok:client:a\\,b:::ok:all:::'), ['--xattrmap=:ok:client:a,b:::ok:all:::']],
+  [
+    'xattrmap',
+    ':ok:client:a,b:::ok:all:::',
+    o('xattrmap=:ok:client:a\\,b:::ok:all:::'),
+    ['--xattrmap=:ok:client:a,b:::ok:all:::'],
+  ],
   ['posixAcl', true, [...o('posix_acl'), ...o('xattr')], ['--posix-acl']],
   ['posixAcl', false, o('no_posix_acl'), []],
   ['securityLabel', true, [...o('security_label'), ...o('xattr')], ['--security-label']],
@@ -110,7 +115,13 @@ const GOLDEN = [
   ['logLevel', 'trace', REFUSED, ['--log-level=trace']],
   ['logLevel', 'off', REFUSED, ['--log-level=off']],
   ['modcaps', '-mknod', o('modcaps=-mknod'), ['--modcaps=-mknod']],
-  ['modcaps', '+sys_admin:-chown', o('modcaps=+sys_admin:-chown'), ['--modcaps=+sys_admin:-chown'], { realStart: false }],
+  [
+    'modcaps',
+    '+sys_admin:-chown',
+    o('modcaps=+sys_admin:-chown'),
+    ['--modcaps=+sys_admin:-chown'],
+    { realStart: false },
+  ],
   ['rlimitNofile', 4096, ['--rlimit-nofile=4096'], ['--rlimit-nofile=4096']],
   ['preserveNoatime', true, REFUSED, ['--preserve-noatime']],
   ['preserveNoatime', false, [], []],
@@ -150,7 +161,10 @@ describe('typed virtiofsd options: argv golden for both dialects', () => {
 
   for (const [name, value, legacy, rust] of GOLDEN) {
     test(`${name}: ${JSON.stringify(value)}`, () => {
-      for (const [dialect, tail, base] of [['legacy', legacy, LEGACY_BASE], ['rust', rust, RUST_BASE]]) {
+      for (const [dialect, tail, base] of [
+        ['legacy', legacy, LEGACY_BASE],
+        ['rust', rust, RUST_BASE],
+      ]) {
         if (tail === REFUSED) assertRefused(() => argsFor(dialect, { [name]: value }), name, dialect);
         else assert.deepEqual(argsFor(dialect, { [name]: value }), [...base, ...tail], dialect);
       }
@@ -158,7 +172,10 @@ describe('typed virtiofsd options: argv golden for both dialects', () => {
   }
 
   test('posixLock: true replaces -o no_posix_lock on legacy; the Rust daemon has no POSIX locks', () => {
-    assert.deepEqual(argsFor('legacy', { posixLock: true }), LEGACY_BASE.map((a) => (a === 'no_posix_lock' ? 'posix_lock' : a)));
+    assert.deepEqual(
+      argsFor('legacy', { posixLock: true }),
+      LEGACY_BASE.map((a) => (a === 'no_posix_lock' ? 'posix_lock' : a)),
+    );
     assertRefused(() => argsFor('rust', { posixLock: true }), 'posixLock', 'rust');
   });
 
@@ -171,15 +188,27 @@ describe('typed virtiofsd options: argv golden for both dialects', () => {
     assert.deepEqual(argsFor('legacy', { debug: true, logLevel: 'debug' }), [...LEGACY_BASE.slice(0, -1), '-d']);
     assertRefused(() => argsFor('rust', { debug: true, logLevel: 'warn' }), 'logLevel');
     assertRefused(() => argsFor('rust', { xattr: false, posixAcl: true }), 'xattr');
-    assert.deepEqual(argsFor('legacy', { xattrmap: ':map::user.virtiofs.:', posixAcl: true }).filter((a) => a === 'xattr'), [],
-      'xattrmap already turns xattr on for legacy');
+    assert.deepEqual(
+      argsFor('legacy', { xattrmap: ':map::user.virtiofs.:', posixAcl: true }).filter((a) => a === 'xattr'),
+      [],
+      'xattrmap already turns xattr on for legacy',
+    );
   });
 
   test('bad values name the option', () => {
     for (const [name, value] of [
-      ['threadPoolSize', -1], ['threadPoolSize', 1.5], ['threadPoolSize', '4'], ['xattr', 'yes'], ['sandbox', 'jail'],
-      ['seccomp', 'allow'], ['logLevel', 'verbose'], ['modcaps', 'sys_admin'], ['modcaps', '+a,+b'], ['xattrmap', ''],
-      ['rlimitNofile', NaN], ['inodeFileHandles', 'always'],
+      ['threadPoolSize', -1],
+      ['threadPoolSize', 1.5],
+      ['threadPoolSize', '4'],
+      ['xattr', 'yes'],
+      ['sandbox', 'jail'],
+      ['seccomp', 'allow'],
+      ['logLevel', 'verbose'],
+      ['modcaps', 'sys_admin'],
+      ['modcaps', '+a,+b'],
+      ['xattrmap', ''],
+      ['rlimitNofile', NaN],
+      ['inodeFileHandles', 'always'],
     ]) {
       for (const dialect of ['legacy', 'rust']) assertRefused(() => argsFor(dialect, { [name]: value }), name);
     }
@@ -212,7 +241,9 @@ async function startReal(t, dialect, options) {
     client.close();
   }
   await d.stop();
-  const lines = records.filter((r) => typeof r.line === 'string' || typeof r.msg === 'string').map((r) => r.line ?? r.msg);
+  const lines = records
+    .filter((r) => typeof r.line === 'string' || typeof r.msg === 'string')
+    .map((r) => r.line ?? r.msg);
   const bad = lines.filter((l) => /unknown option|unexpected argument|invalid value|error:/i.test(l));
   assert.deepEqual(bad, [], `${dialect} complained about ${JSON.stringify(options)}`);
   return { records, argv: records.find((r) => r.msg === 'virtiofsd started').argv };
@@ -271,11 +302,18 @@ describe('one options object for a mixed fleet', () => {
   }
 
   test('an option one dialect lacks fails on it with a message naming option and dialect, before anything is created', async (t) => {
-    for (const [dialect, opts, name] of [['legacy', { readonly: true }, 'readonly'], ['rust', { timeout: 5 }, 'timeout']]) {
+    for (const [dialect, opts, name] of [
+      ['legacy', { readonly: true }, 'readonly'],
+      ['rust', { timeout: 5 }, 'timeout'],
+    ]) {
       const dir = tempDir(t);
       const socketPath = path.join(dir, 'v.sock');
       const d = new Virtiofsd({ path: h.virtiofsdPath(dialect), socketPath, sourcePath: dir, ...opts });
-      await assert.rejects(d.start(), (err) => err instanceof InvalidOptionError && err.option === name && err.message.includes(DIALECT_WORDS[dialect]));
+      await assert.rejects(
+        d.start(),
+        (err) =>
+          err instanceof InvalidOptionError && err.option === name && err.message.includes(DIALECT_WORDS[dialect]),
+      );
       assert.equal(fs.existsSync(socketPath), false, 'no socket file');
       assert.equal(d.pid, 0);
     }
@@ -283,7 +321,10 @@ describe('one options object for a mixed fleet', () => {
 });
 
 describe("Kata's configuration keys (fromKataConfig)", () => {
-  const KATA_DEFAULT = { virtio_fs_cache: 'auto', virtio_fs_extra_args: ['--thread-pool-size=1', '--announce-submounts'] };
+  const KATA_DEFAULT = {
+    virtio_fs_cache: 'auto',
+    virtio_fs_extra_args: ['--thread-pool-size=1', '--announce-submounts'],
+  };
 
   test("translates Kata's default list, plus --xattr, to typed options", () => {
     assert.deepEqual(fromKataConfig({ ...KATA_DEFAULT, virtio_fs_daemon: '/usr/libexec/virtiofsd' }), {
@@ -299,16 +340,41 @@ describe("Kata's configuration keys (fromKataConfig)", () => {
     });
   });
 
-  test('reads both dialects\' spellings, both value forms, and -o groups', () => {
+  test("reads both dialects' spellings, both value forms, and -o groups", () => {
     assert.deepEqual(
       fromKataConfig({
         virtio_fs_cache: 'none',
-        virtio_fs_extra_args: ['-o', 'xattr,announce_submounts', '--sandbox', 'chroot', '-o', 'log_level=err', '--thread-pool-size', '4',
-          '-o', 'no_posix_lock', '--inode-file-handles=prefer', '--no-readdirplus', '-o', 'modcaps=-mknod', '--syslog', '-f'],
+        virtio_fs_extra_args: [
+          '-o',
+          'xattr,announce_submounts',
+          '--sandbox',
+          'chroot',
+          '-o',
+          'log_level=err',
+          '--thread-pool-size',
+          '4',
+          '-o',
+          'no_posix_lock',
+          '--inode-file-handles=prefer',
+          '--no-readdirplus',
+          '-o',
+          'modcaps=-mknod',
+          '--syslog',
+          '-f',
+        ],
       }),
       {
-        cache: 'never', xattr: true, announceSubmounts: true, sandbox: 'chroot', logLevel: 'error', threadPoolSize: 4,
-        posixLock: false, inodeFileHandles: 'prefer', readdirplus: false, modcaps: '-mknod', syslog: true,
+        cache: 'never',
+        xattr: true,
+        announceSubmounts: true,
+        sandbox: 'chroot',
+        logLevel: 'error',
+        threadPoolSize: 4,
+        posixLock: false,
+        inodeFileHandles: 'prefer',
+        readdirplus: false,
+        modcaps: '-mknod',
+        syslog: true,
       },
     );
     assert.deepEqual(fromKataConfig({ virtio_fs_cache: '' }), { cache: 'auto' });
@@ -326,12 +392,16 @@ describe("Kata's configuration keys (fromKataConfig)", () => {
       [['--thread-pool-size=x'], 0, /whole number/],
       [['--sandbox=jail'], 0, /no typed equivalent/],
     ]) {
-      assert.throws(() => fromKataConfig({ virtio_fs_extra_args: args }), (err) => {
-        assert.ok(err instanceof InvalidOptionError, String(err));
-        assert.equal(err.option, `virtio_fs_extra_args[${index}]`, err.message);
-        assert.match(err.message, re);
-        return true;
-      }, JSON.stringify(args));
+      assert.throws(
+        () => fromKataConfig({ virtio_fs_extra_args: args }),
+        (err) => {
+          assert.ok(err instanceof InvalidOptionError, String(err));
+          assert.equal(err.option, `virtio_fs_extra_args[${index}]`, err.message);
+          assert.match(err.message, re);
+          return true;
+        },
+        JSON.stringify(args),
+      );
     }
     assert.throws(() => fromKataConfig({ virtio_fs_cache: 'sometimes' }), { option: 'virtio_fs_cache' });
     assert.throws(() => fromKataConfig({ virtio_fs_daemon: '' }), { option: 'virtio_fs_daemon' });
@@ -342,11 +412,15 @@ describe("Kata's configuration keys (fromKataConfig)", () => {
 
   for (const dialect of ['legacy', 'rust']) {
     test(`Kata's default list (+ --xattr) starts the real ${dialect} daemon`, async (t) => {
-      const opts = fromKataConfig({ ...KATA_DEFAULT, virtio_fs_extra_args: [...KATA_DEFAULT.virtio_fs_extra_args, '--xattr'] });
+      const opts = fromKataConfig({
+        ...KATA_DEFAULT,
+        virtio_fs_extra_args: [...KATA_DEFAULT.virtio_fs_extra_args, '--xattr'],
+      });
       const { argv } = await startReal(t, dialect, opts);
-      const expected = dialect === 'legacy'
-        ? ['--thread-pool-size=1', 'announce_submounts', 'xattr']
-        : ['--thread-pool-size=1', '--announce-submounts', '--xattr'];
+      const expected =
+        dialect === 'legacy'
+          ? ['--thread-pool-size=1', 'announce_submounts', 'xattr']
+          : ['--thread-pool-size=1', '--announce-submounts', '--xattr'];
       for (const a of expected) assert.ok(argv.includes(a), `${a} in ${JSON.stringify(argv)}`);
     });
   }
@@ -410,9 +484,19 @@ describe('extraArgsPolicy', () => {
     fs.mkdirSync(source);
     const marker = path.join(dir, 'ran');
     for (const [dialect, extraArgs, index, why] of HOSTILE) {
-      const wrapper = script(path.join(dir, `virtiofsd-${dialect}`), `echo "$@" >> '${marker}'\nexec '${h.virtiofsdPath(dialect)}' "$@"`);
+      const wrapper = script(
+        path.join(dir, `virtiofsd-${dialect}`),
+        `echo "$@" >> '${marker}'\nexec '${h.virtiofsdPath(dialect)}' "$@"`,
+      );
       const socketPath = path.join(dir, 'v.sock');
-      const d = new Virtiofsd({ path: wrapper, dialect, socketPath, sourcePath: source, extraArgs, extraArgsPolicy: 'safe' });
+      const d = new Virtiofsd({
+        path: wrapper,
+        dialect,
+        socketPath,
+        sourcePath: source,
+        extraArgs,
+        extraArgsPolicy: 'safe',
+      });
       const what = `${dialect} ${JSON.stringify(extraArgs)}`;
       await assert.rejects(d.start(), (err) => {
         assert.ok(err instanceof InvalidOptionError, `${what}: ${err}`);
@@ -425,21 +509,56 @@ describe('extraArgsPolicy', () => {
       assert.equal(fs.existsSync(socketPath), false, `${what}: no socket file`);
       assert.equal(fs.existsSync(marker), false, `${what}: the daemon was never run`);
     }
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => !f.startsWith('virtiofsd-')).sort(), ['src']);
+    assert.deepEqual(
+      fs
+        .readdirSync(dir)
+        .filter((f) => !f.startsWith('virtiofsd-'))
+        .sort(),
+      ['src'],
+    );
   });
 
   test("'known' accepts what the dialect documents even when 'safe' does not; 'verbatim' checks nothing", () => {
-    checkExtraArgs('extraArgs', ['--sandbox=none', '--seccomp', 'log', '--modcaps=+sys_admin'], 'known', 'virtiofsd-rust');
-    checkExtraArgs('extraArgs', ['-o', 'sandbox=chroot', '-o', 'xattr,announce_submounts'], 'known', 'virtiofsd-legacy');
+    checkExtraArgs(
+      'extraArgs',
+      ['--sandbox=none', '--seccomp', 'log', '--modcaps=+sys_admin'],
+      'known',
+      'virtiofsd-rust',
+    );
+    checkExtraArgs(
+      'extraArgs',
+      ['-o', 'sandbox=chroot', '-o', 'xattr,announce_submounts'],
+      'known',
+      'virtiofsd-legacy',
+    );
     checkExtraArgs('extraArgs', ['--anything', '/'], 'verbatim', 'virtiofsd-rust');
-    assert.throws(() => checkExtraArgs('extraArgs', ['--xattr'], 'known', 'virtiofsd-legacy'), { option: 'extraArgs[0]' });
-    assert.throws(() => checkExtraArgs('extraArgs', ['-o', 'xattr'], 'known', 'nydusd-virtiofs'), { option: 'extraArgs[0]' });
+    assert.throws(() => checkExtraArgs('extraArgs', ['--xattr'], 'known', 'virtiofsd-legacy'), {
+      option: 'extraArgs[0]',
+    });
+    assert.throws(() => checkExtraArgs('extraArgs', ['-o', 'xattr'], 'known', 'nydusd-virtiofs'), {
+      option: 'extraArgs[0]',
+    });
     assert.throws(() => checkExtraArgs('extraArgs', [], 'paranoid', 'virtiofsd-rust'), { option: 'extraArgsPolicy' });
   });
 
   for (const [dialect, extraArgs] of [
-    ['legacy', ['-o', 'xattr', '--thread-pool-size=2', '-o', 'announce_submounts', '-o', 'log_level=info', '--rlimit-nofile=4096']],
-    ['rust', ['--thread-pool-size', '2', '--xattr', '--announce-submounts', '--log-level', 'info', '--readonly', '--tag=fs0']],
+    [
+      'legacy',
+      [
+        '-o',
+        'xattr',
+        '--thread-pool-size=2',
+        '-o',
+        'announce_submounts',
+        '-o',
+        'log_level=info',
+        '--rlimit-nofile=4096',
+      ],
+    ],
+    [
+      'rust',
+      ['--thread-pool-size', '2', '--xattr', '--announce-submounts', '--log-level', 'info', '--readonly', '--tag=fs0'],
+    ],
   ]) {
     test(`'safe' lets benign arguments through and the real ${dialect} daemon starts with them`, async (t) => {
       const { argv } = await startReal(t, dialect, { extraArgs, extraArgsPolicy: 'safe' });
@@ -452,29 +571,69 @@ describe('nydusd: typed options, the policy, versions', () => {
   const base = { sockPath: '/v.sock', apiSockPath: '/a.sock' };
 
   test('logLevel, debug, the flat and virtiofs command lines, threads refused', () => {
-    assert.deepEqual(buildNydusdArgs({ ...base, logLevel: 'warn' }), ['virtiofs', '--log-level', 'warn', '--apisock', '/a.sock', '--sock', '/v.sock']);
-    assert.deepEqual(buildNydusdArgs({ ...base, debug: true, cli: 'flat' }), ['--log-level', 'debug', '--apisock', '/a.sock', '--sock', '/v.sock']);
+    assert.deepEqual(buildNydusdArgs({ ...base, logLevel: 'warn' }), [
+      'virtiofs',
+      '--log-level',
+      'warn',
+      '--apisock',
+      '/a.sock',
+      '--sock',
+      '/v.sock',
+    ]);
+    assert.deepEqual(buildNydusdArgs({ ...base, debug: true, cli: 'flat' }), [
+      '--log-level',
+      'debug',
+      '--apisock',
+      '/a.sock',
+      '--sock',
+      '/v.sock',
+    ]);
     assert.throws(() => buildNydusdArgs({ ...base, logLevel: 'verbose' }), { option: 'logLevel' });
     assert.throws(() => buildNydusdArgs({ ...base, debug: true, logLevel: 'info' }), { option: 'logLevel' });
-    assert.throws(() => buildNydusdArgs({ ...base, threads: 4 }), (err) => err.option === 'threads' && /FUSE/.test(err.message));
+    assert.throws(
+      () => buildNydusdArgs({ ...base, threads: 4 }),
+      (err) => err.option === 'threads' && /FUSE/.test(err.message),
+    );
   });
 
   test("extraArgsPolicy 'safe' refuses what widens the guest's reach or touches host files", () => {
     for (const [args, index] of [
-      [['--shared-dir', '/'], 0], [['-s', '/etc'], 0], [['--config', '/etc/shadow'], 0], [['--log-file=/etc/cron.d/x'], 0],
-      [['--supervisor', '/run/s.sock'], 0], [['--upgrade'], 0], [['--hybrid-mode'], 0], [['--bootstrap=/x'], 0],
-      [['--apisock', '/tmp/a'], 0], [['--sock=/tmp/v'], 0], [['--localfs-dir', '/'], 0], [['--prefetch-files', '/x'], 0],
-      [['--log-level', 'debug', '--version'], 2], [['virtiofs'], 0],
+      [['--shared-dir', '/'], 0],
+      [['-s', '/etc'], 0],
+      [['--config', '/etc/shadow'], 0],
+      [['--log-file=/etc/cron.d/x'], 0],
+      [['--supervisor', '/run/s.sock'], 0],
+      [['--upgrade'], 0],
+      [['--hybrid-mode'], 0],
+      [['--bootstrap=/x'], 0],
+      [['--apisock', '/tmp/a'], 0],
+      [['--sock=/tmp/v'], 0],
+      [['--localfs-dir', '/'], 0],
+      [['--prefetch-files', '/x'], 0],
+      [['--log-level', 'debug', '--version'], 2],
+      [['virtiofs'], 0],
     ]) {
-      assert.throws(() => buildNydusdArgs({ ...base, extraArgs: args, extraArgsPolicy: 'safe' }), { option: `extraArgs[${index}]` }, JSON.stringify(args));
+      assert.throws(
+        () => buildNydusdArgs({ ...base, extraArgs: args, extraArgsPolicy: 'safe' }),
+        { option: `extraArgs[${index}]` },
+        JSON.stringify(args),
+      );
     }
     assert.deepEqual(
-      buildNydusdArgs({ ...base, extraArgs: ['--log-rotation-size', '10', '--rlimit-nofile=4096'], extraArgsPolicy: 'safe' }).slice(-3),
+      buildNydusdArgs({
+        ...base,
+        extraArgs: ['--log-rotation-size', '10', '--rlimit-nofile=4096'],
+        extraArgsPolicy: 'safe',
+      }).slice(-3),
       ['--log-rotation-size', '10', '--rlimit-nofile=4096'],
     );
-    assert.throws(() => buildNydusdArgs({ ...base, cli: 'flat', extraArgs: ['--log-rotation-size', '10'], extraArgsPolicy: 'known' }), {
-      option: 'extraArgs[0]',
-    });
+    assert.throws(
+      () =>
+        buildNydusdArgs({ ...base, cli: 'flat', extraArgs: ['--log-rotation-size', '10'], extraArgsPolicy: 'known' }),
+      {
+        option: 'extraArgs[0]',
+      },
+    );
   });
 
   test('versions: subcommand from 2.1, flat before, refused below 1.0', () => {
@@ -497,18 +656,30 @@ describe('nydusd: typed options, the policy, versions', () => {
     await assert.rejects(detectNydusdVersion(garbage), (err) => err.option === 'path' && /Version/.test(err.message));
   });
 
-  for (const [label, version] of [['2.x (virtiofs subcommand)', ''], ['1.x (flat command line)', 'v1.1.2']]) {
+  for (const [label, version] of [
+    ['2.x (virtiofs subcommand)', ''],
+    ['1.x (flat command line)', 'v1.1.2'],
+  ]) {
     test(`a nydusd ${label} starts with the command line it understands, logLevel warn, under 'safe'`, async (t) => {
       const dir = tempDir(t, 'nyo-');
       const share = path.join(dir, 'share');
       fs.mkdirSync(share);
-      const bin = version ? script(path.join(dir, 'nydusd'), `NYDUSD_STANDIN_VERSION=${version} exec '${STANDIN}' "$@"`) : NYDUSD;
+      const bin = version
+        ? script(path.join(dir, 'nydusd'), `NYDUSD_STANDIN_VERSION=${version} exec '${STANDIN}' "$@"`)
+        : NYDUSD;
       const { logger, records } = captureLogger();
       const env = { ...process.env };
       delete env.NODE_TEST_CONTEXT;
       const d = new Nydusd({
-        path: bin, sockPath: path.join(dir, 'v.sock'), apiSockPath: path.join(dir, 'a.sock'), sourcePath: share, logger, env,
-        logLevel: 'warn', extraArgs: ['--rlimit-nofile', '4096'], extraArgsPolicy: 'safe',
+        path: bin,
+        sockPath: path.join(dir, 'v.sock'),
+        apiSockPath: path.join(dir, 'a.sock'),
+        sourcePath: share,
+        logger,
+        env,
+        logLevel: 'warn',
+        extraArgs: ['--rlimit-nofile', '4096'],
+        extraArgsPolicy: 'safe',
       });
       track(t, d);
       assert.ok((await d.start()) > 0);
@@ -540,23 +711,39 @@ describe('from the snapshotter to Nydusd.mount', () => {
       backend: { type: 'localfs', localfs: { dir: path.join(dir, 'blobs') } },
       cache: { type: 'filecache', filecache: { work_dir: path.join(dir, 'blobs') } },
     });
-    const extra = Buffer.from(JSON.stringify({ source: bootstrap, config, snapshotdir: path.join(dir, 'snap') })).toString('base64');
+    const extra = Buffer.from(
+      JSON.stringify({ source: bootstrap, config, snapshotdir: path.join(dir, 'snap') }),
+    ).toString('base64');
     const record = path.join(dir, 'record.jsonl');
     const env = { ...process.env, NYDUSD_STANDIN_RECORD: record };
     delete env.NODE_TEST_CONTEXT;
     const d = new Nydusd({
-      path: STANDIN, sockPath: path.join(dir, 'v.sock'), apiSockPath: path.join(dir, 'a.sock'), sourcePath: share, env,
+      path: STANDIN,
+      sockPath: path.join(dir, 'v.sock'),
+      apiSockPath: path.join(dir, 'a.sock'),
+      sourcePath: share,
+      env,
       logger: pino({ level: 'silent' }),
     });
     track(t, d);
     await d.start();
     const { source, config: cfg } = parseExtraOption(['ro', `extraoption=${extra}`]);
     await d.mount({ mountpoint: '/rafs/c1/lowerdir', source, config: cfg, prefetchFiles: ['/usr/bin', '/etc'] });
-    const posts = fs.readFileSync(record, 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.method === 'POST');
+    const posts = fs
+      .readFileSync(record, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((r) => r.method === 'POST');
     const rafs = posts.find((r) => r.mountpoint === '/rafs/c1/lowerdir');
     assert.ok(rafs, JSON.stringify(posts));
     assert.equal(rafs.status, 204);
-    assert.deepEqual(JSON.parse(rafs.body), { fs_type: 'rafs', source: bootstrap, config, prefetch_files: ['/usr/bin', '/etc'] });
+    assert.deepEqual(JSON.parse(rafs.body), {
+      fs_type: 'rafs',
+      source: bootstrap,
+      config,
+      prefetch_files: ['/usr/bin', '/etc'],
+    });
     await d.stop();
   });
 });

@@ -30,7 +30,8 @@ function userEnv(PATH) {
 const normalPath = `${nodeDir}:${process.env.PATH}`;
 
 /** What a machine without a toolchain lacks. */
-const TOOLCHAIN = /^(cc|c\+\+|c89|c99|cpp|gcc|g\+\+|clang|clang\+\+|make|gmake|python[\d.]*|(\w+-)+(gcc|g\+\+|cc|c\+\+|cpp)(-\d+)?|(gcc|g\+\+|cpp)-\d+)$/;
+const TOOLCHAIN =
+  /^(cc|c\+\+|c89|c99|cpp|gcc|g\+\+|clang|clang\+\+|make|gmake|python[\d.]*|(\w+-)+(gcc|g\+\+|cc|c\+\+|cpp)(-\d+)?|(gcc|g\+\+|cpp)-\d+)$/;
 
 /** A directory of symlinks to every program on PATH except the toolchain's: PATH of a machine without one. */
 function pathWithoutToolchain(dir) {
@@ -57,7 +58,8 @@ function pathWithoutToolchain(dir) {
 
 function run(cmd, args, opts) {
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 180000, ...opts });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}:\n${r.stdout}\n${r.stderr}`);
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} exited ${r.status ?? r.signal}:\n${r.stdout}\n${r.stderr}`);
   return r;
 }
 
@@ -72,12 +74,32 @@ before(() => {
 after(() => fs.rmSync(work, { recursive: true, force: true }));
 
 test('the tarball: both prebuilds, LICENSE, CHANGELOG, types, sources for the maps, no test helpers', () => {
-  const files = new Set(execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n').map((f) => f.replace(/^package\//, '')));
-  for (const t of TARGETS) assert.ok(files.has(prebuildPath('linux', t.arch)), `${prebuildPath('linux', t.arch)} in the tarball`);
-  for (const f of ['LICENSE', 'CHANGELOG.md', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/native.d.ts', 'scripts/install.js', 'scripts/addon-path.js', 'binding.gyp']) {
+  const files = new Set(
+    execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .map((f) => f.replace(/^package\//, '')),
+  );
+  for (const t of TARGETS)
+    assert.ok(files.has(prebuildPath('linux', t.arch)), `${prebuildPath('linux', t.arch)} in the tarball`);
+  for (const f of [
+    'LICENSE',
+    'CHANGELOG.md',
+    'README.md',
+    'dist/index.js',
+    'dist/index.d.ts',
+    'dist/native.d.ts',
+    'scripts/install.js',
+    'scripts/addon-path.js',
+    'binding.gyp',
+  ]) {
     assert.ok(files.has(f), `${f} in the tarball`);
   }
-  assert.deepEqual([...files].filter((f) => /^(test|bench|\.ci|build)\//.test(f)), [], 'no tests, benchmarks or build output');
+  assert.deepEqual(
+    [...files].filter((f) => /^(test|bench|\.ci|build)\//.test(f)),
+    [],
+    'no tests, benchmarks or build output',
+  );
   // Every source map points at a file the tarball has.
   const extracted = path.join(work, 'extracted');
   fs.mkdirSync(extracted);
@@ -167,10 +189,16 @@ for (const mode of MODES) {
       const PATH = mode.noToolchain ? pathWithoutToolchain(path.join(app, '.bin-no-toolchain')) : normalPath;
       env = userEnv(PATH);
       if (mode.noToolchain) {
-        const found = spawnSync('sh', ['-c', 'command -v cc c++ g++ gcc make python3 python'], { env, encoding: 'utf8' }).stdout;
+        const found = spawnSync('sh', ['-c', 'command -v cc c++ g++ gcc make python3 python'], {
+          env,
+          encoding: 'utf8',
+        }).stdout;
         assert.equal(found, '', 'the toolchain is hidden');
       }
-      fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'app', version: '1.0.0', private: true }));
+      fs.writeFileSync(
+        path.join(app, 'package.json'),
+        JSON.stringify({ name: 'app', version: '1.0.0', private: true }),
+      );
       const t0 = process.hrtime.bigint();
       run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', ...mode.flags, tarball], { cwd: app, env });
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
@@ -182,11 +210,17 @@ for (const mode of MODES) {
       assert.equal(fs.existsSync(path.join(app, 'node_modules', 'virtiofs-daemon', 'build')), false);
     });
 
-    for (const [kind, file, source] of [['CommonJS', 'consumer.cjs', CJS], ['ESM', 'consumer.mjs', ESM]]) {
+    for (const [kind, file, source] of [
+      ['CommonJS', 'consumer.cjs', CJS],
+      ['ESM', 'consumer.mjs', ESM],
+    ]) {
       test(`${kind}: starts and stops a real virtiofsd through the public API, with the shipped prebuild`, (t) => {
         const dir = tempDir(t, 'vfsd-consumer-');
         fs.writeFileSync(path.join(app, file), source);
-        const r = run(process.execPath, [file, virtiofsdPath('rust'), path.join(dir, 'vfs.sock'), dir], { cwd: app, env });
+        const r = run(process.execPath, [file, virtiofsdPath('rust'), path.join(dir, 'vfs.sock'), dir], {
+          cwd: app,
+          env,
+        });
         const line = r.stdout.split('\n').find((l) => l.startsWith('RESULT '));
         assert.ok(line, `no result line in:\n${r.stdout}\n${r.stderr}`);
         assert.deepEqual(JSON.parse(line.slice(7)), {
@@ -196,7 +230,12 @@ for (const mode of MODES) {
           socketGone: true,
           errors: 'function',
           spawn: 'function',
-          addon: path.join(fs.realpathSync(app), 'node_modules', 'virtiofs-daemon', prebuildPath('linux', process.arch)),
+          addon: path.join(
+            fs.realpathSync(app),
+            'node_modules',
+            'virtiofs-daemon',
+            prebuildPath('linux', process.arch),
+          ),
         });
       });
     }

@@ -74,7 +74,11 @@ for (const target of TARGETS) {
 
 test('prebuilds were built from the native/ sources and binding.gyp of this tree', () => {
   const recorded = fs.readFileSync(path.join(root, 'prebuilds', 'SOURCES.sha256'), 'utf8').trim();
-  assert.equal(recorded, sourcesDigest(), 'native/ or binding.gyp changed since the prebuilds were made: run npm run build:prebuilds');
+  assert.equal(
+    recorded,
+    sourcesDigest(),
+    'native/ or binding.gyp changed since the prebuilds were made: run npm run build:prebuilds',
+  );
 });
 
 /**
@@ -106,7 +110,7 @@ const LOAD_ERROR = `
   try { native.removeStaleSocket('/nonexistent/x.sock'); console.log(JSON.stringify({ loaded: true })); }
   catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message, cause: e.cause && e.cause.message })); }`;
 
-test('no addon at all: ERR_ADDON_NOT_FOUND, naming the paths tried and the fix, bindings\' error as cause', (t) => {
+test("no addon at all: ERR_ADDON_NOT_FOUND, naming the paths tried and the fix, bindings' error as cause", (t) => {
   const dir = packageCopy(t, { prebuilds: {} });
   const r = runIn(dir, LOAD_ERROR);
   assert.equal(r.name, 'VirtiofsDaemonError');
@@ -119,14 +123,17 @@ test('no addon at all: ERR_ADDON_NOT_FOUND, naming the paths tried and the fix, 
   assert.match(r.cause, /Could not locate the bindings file/);
 });
 
-test('an addon the dynamic loader refuses (another arch): ERR_ADDON_LOAD with the loader\'s reason', (t) => {
+test("an addon the dynamic loader refuses (another arch): ERR_ADDON_LOAD with the loader's reason", (t) => {
   const wrongArch = TARGETS.find((x) => x.arch !== process.arch);
   const dir = packageCopy(t, { prebuilds: { [process.arch]: path.join(root, prebuildPath('linux', wrongArch.arch)) } });
   const r = runIn(dir, LOAD_ERROR);
   assert.equal(r.code, 'ERR_ADDON_LOAD');
   assert.match(r.message, /cannot be loaded on this machine/);
   // glibc's reason for an ELF of another machine is "cannot open shared object file" (sic); it names the file.
-  assert.ok(r.message.includes(`${path.join(dir, prebuildPath('linux', process.arch))}: cannot open shared object`), r.message);
+  assert.ok(
+    r.message.includes(`${path.join(dir, prebuildPath('linux', process.arch))}: cannot open shared object`),
+    r.message,
+  );
   assert.match(r.message, /npm rebuild virtiofs-daemon/);
   assert.ok(r.cause, 'the loader error is the cause');
 });
@@ -171,7 +178,9 @@ function qemuArm64() {
     [node, `scripts/get-node.sh arm64 ${process.versions.node.split('.')[0]}`],
   ].filter(([p]) => !fs.existsSync(p));
   if (missing.length) {
-    throw new Error(`cannot run arm64 code here: missing ${missing.map(([p, fix]) => `${p} (${fix})`).join(', ')}; scripts/setup.sh installs them all`);
+    throw new Error(
+      `cannot run arm64 code here: missing ${missing.map(([p, fix]) => `${p} (${fix})`).join(', ')}; scripts/setup.sh installs them all`,
+    );
   }
   // The arm64 loader named explicitly, not `-L sysroot`: -L makes qemu look up every absolute path
   // in the sysroot first, so the addon's open("/") for its component-by-component walk of the

@@ -68,19 +68,36 @@ trace.setGlobalTracerProvider({ getTracer: () => tracer });
 const { Virtiofsd } = require('../dist/index.js');
 const KATA_TAGS = { source: 'runtime', package: 'virtcontainers', subsystem: 'virtiofsd' };
 
-test('start and stop are spans with Kata\'s tags; a failed start records its error', async (t) => {
+test("start and stop are spans with Kata's tags; a failed start records its error", async (t) => {
   const dir = tempDir(t, 'vfsd-trace-');
   const socketPath = path.join(dir, 'vfs.sock');
-  const d = new Virtiofsd({ path: virtiofsdPath('rust'), socketPath, sourcePath: dir, logger: pino({ level: 'silent' }) });
+  const d = new Virtiofsd({
+    path: virtiofsdPath('rust'),
+    socketPath,
+    sourcePath: dir,
+    logger: pino({ level: 'silent' }),
+  });
   await d.start();
   await d.stop();
 
-  assert.deepEqual(spans.map((s) => [s.name, s.ended]), [['start', true], ['stop', true]]);
-  for (const s of spans) assert.deepEqual({ ...s.attributes, ...KATA_TAGS }, s.attributes, `${s.name} carries Kata's tags`);
+  assert.deepEqual(
+    spans.map((s) => [s.name, s.ended]),
+    [
+      ['start', true],
+      ['stop', true],
+    ],
+  );
+  for (const s of spans)
+    assert.deepEqual({ ...s.attributes, ...KATA_TAGS }, s.attributes, `${s.name} carries Kata's tags`);
   assert.equal(spans[0].attributes.socketPath, socketPath);
   assert.equal(spans[0].status, null);
 
-  const bad = new Virtiofsd({ path: virtiofsdPath('rust'), socketPath, sourcePath: path.join(dir, 'missing'), logger: pino({ level: 'silent' }) });
+  const bad = new Virtiofsd({
+    path: virtiofsdPath('rust'),
+    socketPath,
+    sourcePath: path.join(dir, 'missing'),
+    logger: pino({ level: 'silent' }),
+  });
   await assert.rejects(bad.start(), { code: 'ERR_INVALID_OPTION' });
   const failed = spans[2];
   assert.equal(failed.name, 'start');

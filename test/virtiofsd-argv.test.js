@@ -24,14 +24,40 @@ describe('buildVirtiofsdArgs (argv golden)', () => {
     legacy: {
       'debug=false syslog=false': ['-o', 'cache=auto', '-o', 'no_posix_lock', '-o', legacySource, '--fd=3', '-f'],
       'debug=true syslog=false': ['-o', 'cache=auto', '-o', 'no_posix_lock', '-o', legacySource, '--fd=3', '-d'],
-      'debug=false syslog=true': ['--syslog', '-o', 'cache=auto', '-o', 'no_posix_lock', '-o', legacySource, '--fd=3', '-f'],
-      'debug=true syslog=true': ['--syslog', '-o', 'cache=auto', '-o', 'no_posix_lock', '-o', legacySource, '--fd=3', '-d'],
+      'debug=false syslog=true': [
+        '--syslog',
+        '-o',
+        'cache=auto',
+        '-o',
+        'no_posix_lock',
+        '-o',
+        legacySource,
+        '--fd=3',
+        '-f',
+      ],
+      'debug=true syslog=true': [
+        '--syslog',
+        '-o',
+        'cache=auto',
+        '-o',
+        'no_posix_lock',
+        '-o',
+        legacySource,
+        '--fd=3',
+        '-d',
+      ],
     },
     rust: {
       'debug=false syslog=false': ['--cache=auto', '--shared-dir=/srv/a,b\\c d', '--fd=3'],
       'debug=true syslog=false': ['--cache=auto', '--shared-dir=/srv/a,b\\c d', '--fd=3', '--log-level=debug'],
       'debug=false syslog=true': ['--syslog', '--cache=auto', '--shared-dir=/srv/a,b\\c d', '--fd=3'],
-      'debug=true syslog=true': ['--syslog', '--cache=auto', '--shared-dir=/srv/a,b\\c d', '--fd=3', '--log-level=debug'],
+      'debug=true syslog=true': [
+        '--syslog',
+        '--cache=auto',
+        '--shared-dir=/srv/a,b\\c d',
+        '--fd=3',
+        '--log-level=debug',
+      ],
     },
   };
 
@@ -53,8 +79,26 @@ describe('buildVirtiofsdArgs (argv golden)', () => {
   test('cache modes: legacy spells never as none and refuses metadata; rust passes them through', () => {
     const args = (dialect, cache) =>
       buildVirtiofsdArgs({ dialect, sourcePath: '/s', cache, syslog: false, debug: false, extraArgs: [] });
-    assert.deepEqual(args('legacy', 'never'), ['-o', 'cache=none', '-o', 'no_posix_lock', '-o', 'source=/s', '--fd=3', '-f']);
-    assert.deepEqual(args('legacy', 'always'), ['-o', 'cache=always', '-o', 'no_posix_lock', '-o', 'source=/s', '--fd=3', '-f']);
+    assert.deepEqual(args('legacy', 'never'), [
+      '-o',
+      'cache=none',
+      '-o',
+      'no_posix_lock',
+      '-o',
+      'source=/s',
+      '--fd=3',
+      '-f',
+    ]);
+    assert.deepEqual(args('legacy', 'always'), [
+      '-o',
+      'cache=always',
+      '-o',
+      'no_posix_lock',
+      '-o',
+      'source=/s',
+      '--fd=3',
+      '-f',
+    ]);
     assert.deepEqual(args('rust', 'never'), ['--cache=never', '--shared-dir=/s', '--fd=3']);
     assert.deepEqual(args('rust', 'metadata'), ['--cache=metadata', '--shared-dir=/s', '--fd=3']);
     assert.throws(
@@ -65,7 +109,14 @@ describe('buildVirtiofsdArgs (argv golden)', () => {
 
   test('is pure: nothing is touched for a source that does not exist', () => {
     const missing = path.join(os.tmpdir(), `vfsd-never-created-${process.pid}`);
-    buildVirtiofsdArgs({ dialect: 'legacy', sourcePath: missing, cache: 'auto', syslog: false, debug: false, extraArgs: [] });
+    buildVirtiofsdArgs({
+      dialect: 'legacy',
+      sourcePath: missing,
+      cache: 'auto',
+      syslog: false,
+      debug: false,
+      extraArgs: [],
+    });
     assert.equal(fs.existsSync(missing), false);
   });
 });

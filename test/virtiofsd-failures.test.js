@@ -27,12 +27,22 @@ describe('failed starts with stand-in daemons: nothing left behind', () => {
 
   async function expectCleanFailure(t, e, file, opts, check) {
     const { logger, records } = captureLogger();
-    const d = new Virtiofsd({ path: file, dialect: 'legacy', socketPath: e.socketPath, sourcePath: e.source, logger, ...opts });
+    const d = new Virtiofsd({
+      path: file,
+      dialect: 'legacy',
+      socketPath: e.socketPath,
+      sourcePath: e.source,
+      logger,
+      ...opts,
+    });
     track(t, d);
     const quits = [];
     const fd0 = h.fdCount();
     const fdTable0 = h.fdTable();
-    const err = await rejection(d.start((x) => quits.push(x)), path.basename(file));
+    const err = await rejection(
+      d.start((x) => quits.push(x)),
+      path.basename(file),
+    );
     check(err, records);
     await sleep(20);
     assert.equal(h.fdCount(), fd0, `fds: before ${JSON.stringify(fdTable0)} after ${JSON.stringify(h.fdTable())}`);
@@ -96,7 +106,13 @@ describe('failed starts with stand-in daemons: nothing left behind', () => {
     const e = setup(t);
     fs.writeFileSync(e.socketPath, 'precious');
     const f = script(path.join(e.dir, 'fake'), `touch "$0.ran"\nexit 99`);
-    const d = new Virtiofsd({ path: f, dialect: 'legacy', socketPath: e.socketPath, sourcePath: e.source, logger: captureLogger().logger });
+    const d = new Virtiofsd({
+      path: f,
+      dialect: 'legacy',
+      socketPath: e.socketPath,
+      sourcePath: e.source,
+      logger: captureLogger().logger,
+    });
     track(t, d);
     const err = await rejection(d.start(), 'file at socket path');
     assert.ok(err instanceof VirtiofsDaemonError, `${err?.name}: ${err?.message}`);
@@ -109,10 +125,19 @@ describe('failed starts with stand-in daemons: nothing left behind', () => {
 
   test('stopSignal SIGTERM ignored: SIGKILL follows after stopTimeoutMs; the whole group goes', async (t) => {
     const e = setup(t);
-    const f = script(path.join(e.dir, 'stubborn'), `trap '' TERM\nsleep 30 &\necho '${LEGACY_READY_LINE}' >&2\nexec sleep 30`);
+    const f = script(
+      path.join(e.dir, 'stubborn'),
+      `trap '' TERM\nsleep 30 &\necho '${LEGACY_READY_LINE}' >&2\nexec sleep 30`,
+    );
     const { logger, records } = captureLogger();
     const d = new Virtiofsd({
-      path: f, dialect: 'legacy', socketPath: e.socketPath, sourcePath: e.source, logger, stopSignal: 'SIGTERM', stopTimeoutMs: 300,
+      path: f,
+      dialect: 'legacy',
+      socketPath: e.socketPath,
+      sourcePath: e.source,
+      logger,
+      stopSignal: 'SIGTERM',
+      stopTimeoutMs: 300,
     });
     track(t, d);
     const quits = [];
@@ -144,9 +169,15 @@ describe('failed starts with stand-in daemons: nothing left behind', () => {
       });
       d.start(() => { throw new Error('boom from onQuit'); }).then(() => console.log(JSON.stringify({ started: true })));
     `;
-    const r = require('node:child_process').spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 10000 });
+    const r = require('node:child_process').spawnSync(process.execPath, ['-e', code], {
+      encoding: 'utf8',
+      timeout: 10000,
+    });
     assert.equal(r.status, 3, `status ${r.status} signal ${r.signal} stdout ${r.stdout} stderr ${r.stderr}`);
-    const out = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const out = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.deepEqual(out, [{ started: true }, { uncaught: 'boom from onQuit', socket: false, pid: 0 }]);
   });
 
@@ -212,7 +243,10 @@ describe('failed starts with stand-in daemons: nothing left behind', () => {
         resolved = true;
       })();
     `;
-    const r = require('node:child_process').spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 20000 });
+    const r = require('node:child_process').spawnSync(process.execPath, ['-e', code], {
+      encoding: 'utf8',
+      timeout: 20000,
+    });
     assert.equal(r.status, 0, `status ${r.status} signal ${r.signal} stdout ${r.stdout} stderr ${r.stderr}`);
     const out = JSON.parse(r.stdout.trim().split('\n').at(-1));
     assert.ok(
@@ -230,13 +264,21 @@ describe('failed starts with stand-in daemons: nothing left behind', () => {
     const f = script(path.join(e.dir, 'ready-exit'), `echo '${LEGACY_READY_LINE}' >&2\nexit 0`);
     const outcomes = { resolved: 0, rejected: 0 };
     for (let i = 0; i < 20; i++) {
-      const d = new Virtiofsd({ path: f, dialect: 'legacy', socketPath: e.socketPath, sourcePath: e.source, logger: captureLogger().logger });
+      const d = new Virtiofsd({
+        path: f,
+        dialect: 'legacy',
+        socketPath: e.socketPath,
+        sourcePath: e.source,
+        logger: captureLogger().logger,
+      });
       track(t, d);
       const quits = [];
-      const r = await d.start((x) => quits.push(x)).then(
-        () => 'resolved',
-        (err) => err,
-      );
+      const r = await d
+        .start((x) => quits.push(x))
+        .then(
+          () => 'resolved',
+          (err) => err,
+        );
       if (r === 'resolved') {
         outcomes.resolved++;
         await h.waitFor(() => quits.length > 0, { timeoutMs: 5000, what: 'onQuit after a start that resolved' });

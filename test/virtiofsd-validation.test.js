@@ -56,7 +56,11 @@ describe('validation: InvalidOptionError, nothing left behind', () => {
     ],
     ['bad cache mode', () => ({ cache: 'bogus' }), 'cache'],
     ['readonly on legacy (no such mode there)', () => ({ readonly: true, dialect: 'legacy' }), 'readonly'],
-    ["extraArgsPolicy 'safe' and --sandbox=none", () => ({ extraArgs: ['--sandbox=none'], extraArgsPolicy: 'safe', dialect: 'rust' }), 'extraArgs[0]'],
+    [
+      "extraArgsPolicy 'safe' and --sandbox=none",
+      () => ({ extraArgs: ['--sandbox=none'], extraArgsPolicy: 'safe', dialect: 'rust' }),
+      'extraArgs[0]',
+    ],
     ["cache 'metadata' on legacy", () => ({ cache: 'metadata', dialect: 'legacy' }), 'cache'],
     ['bad dialect', () => ({ dialect: 'c' }), 'dialect'],
     ['NUL byte in sourcePath', (e) => ({ sourcePath: `${e.source}\0x` }), 'sourcePath'],
@@ -82,7 +86,10 @@ describe('validation: InvalidOptionError, nothing left behind', () => {
       const quits = [];
       const before = h.liveChildren().length;
       const fd0 = h.fdCount();
-      const err = await rejection(d.start((x) => quits.push(x)), name);
+      const err = await rejection(
+        d.start((x) => quits.push(x)),
+        name,
+      );
       assert.equal(h.fdCount(), fd0, 'an fd was leaked');
       assert.ok(err instanceof InvalidOptionError, `expected InvalidOptionError, got ${err?.name}: ${err?.message}`);
       assert.ok(err instanceof VirtiofsDaemonError);
@@ -111,13 +118,21 @@ describe('validation: InvalidOptionError, nothing left behind', () => {
       else process.env.VIRTIOFSD = saved;
     });
     process.env.VIRTIOFSD = path.join(e.dir, 'no-such-virtiofsd');
-    const d = new Virtiofsd({ dialect: 'legacy', socketPath: e.socketPath, sourcePath: e.source, logger: captureLogger().logger });
+    const d = new Virtiofsd({
+      dialect: 'legacy',
+      socketPath: e.socketPath,
+      sourcePath: e.source,
+      logger: captureLogger().logger,
+    });
     track(t, d);
     const err = await rejection(d.start(), '$VIRTIOFSD missing');
     assert.ok(err instanceof InvalidOptionError, `${err?.name}: ${err?.message}`);
     assert.equal(fs.existsSync(e.socketPath), false);
     // The input at fault is the environment variable, not the (absent) `path` option.
-    assert.ok(err.message.includes('$VIRTIOFSD'), `message does not name $VIRTIOFSD: ${err.message} (option ${err.option})`);
+    assert.ok(
+      err.message.includes('$VIRTIOFSD'),
+      `message does not name $VIRTIOFSD: ${err.message} (option ${err.option})`,
+    );
   });
 
   test('a socket path of exactly 107 bytes is accepted', async (t) => {
@@ -125,7 +140,13 @@ describe('validation: InvalidOptionError, nothing left behind', () => {
     const ready = script(path.join(e.dir, 'ready'), `echo '${LEGACY_READY_LINE}' >&2\nexec sleep 30`);
     const socketPath = longName(e.dir, 107);
     assert.equal(Buffer.byteLength(socketPath), 107);
-    const d = new Virtiofsd({ path: ready, dialect: 'legacy', socketPath, sourcePath: e.source, logger: captureLogger().logger });
+    const d = new Virtiofsd({
+      path: ready,
+      dialect: 'legacy',
+      socketPath,
+      sourcePath: e.source,
+      logger: captureLogger().logger,
+    });
     track(t, d);
     await d.start();
     assert.ok(isSocket(socketPath));
@@ -135,8 +156,16 @@ describe('validation: InvalidOptionError, nothing left behind', () => {
 
   test('dialect auto: a binary whose --version is neither dialect is refused (option dialect)', async (t) => {
     const e = setup(t);
-    const odd = script(path.join(e.dir, 'odd'), `[ "$1" = --version ] && { echo 'qemu-storage-daemon 9.0'; exit 0; }\ntouch "$0.ran"\nexit 99`);
-    const d = new Virtiofsd({ path: odd, socketPath: e.socketPath, sourcePath: e.source, logger: captureLogger().logger });
+    const odd = script(
+      path.join(e.dir, 'odd'),
+      `[ "$1" = --version ] && { echo 'qemu-storage-daemon 9.0'; exit 0; }\ntouch "$0.ran"\nexit 99`,
+    );
+    const d = new Virtiofsd({
+      path: odd,
+      socketPath: e.socketPath,
+      sourcePath: e.source,
+      logger: captureLogger().logger,
+    });
     track(t, d);
     const err = await rejection(d.start(), 'odd --version');
     assert.ok(err instanceof InvalidOptionError, `${err?.name}: ${err?.message}`);
@@ -148,7 +177,12 @@ describe('validation: InvalidOptionError, nothing left behind', () => {
 
   test('mount() and umount() reject with ERR_NOT_SUPPORTED', async (t) => {
     const e = setup(t);
-    const d = new Virtiofsd({ path: e.fake, socketPath: e.socketPath, sourcePath: e.source, logger: captureLogger().logger });
+    const d = new Virtiofsd({
+      path: e.fake,
+      socketPath: e.socketPath,
+      sourcePath: e.source,
+      logger: captureLogger().logger,
+    });
     const m = await rejection(d.mount({ source: '/x', mountpoint: '/y', config: '{}' }), 'mount');
     assert.ok(m instanceof NotSupportedError);
     assert.equal(m.code, 'ERR_NOT_SUPPORTED');

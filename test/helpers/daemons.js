@@ -15,7 +15,16 @@
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const { allProcesses, fdCount, fdTable, isDead, liveChildren, procStat, waitFor, zombieChildren } = require('./util.js');
+const {
+  allProcesses,
+  fdCount,
+  fdTable,
+  isDead,
+  liveChildren,
+  procStat,
+  waitFor,
+  zombieChildren,
+} = require('./util.js');
 
 const DIALECTS = ['legacy', 'rust'];
 
@@ -40,7 +49,11 @@ const HOW_TO_GET = {
 /** The `--version` text of bin (stdout + stderr), or null when it cannot be run. */
 function versionText(bin) {
   try {
-    const out = execFileSync(bin, ['--version'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out = execFileSync(bin, ['--version'], {
+      encoding: 'utf8',
+      timeout: 5000,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     return out;
   } catch (err) {
     // Some builds print the version on stderr or exit non-zero; use whatever came out.

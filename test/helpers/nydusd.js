@@ -92,7 +92,11 @@ function processesMentioning(needle) {
 /** The stand-in's record file (one JSON request per line) as an array; [] before it exists. */
 function readRecord(file) {
   if (!fs.existsSync(file)) return [];
-  return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  return fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }
 
 /** GET /api/v1/daemon's backend_collection. */
@@ -131,7 +135,9 @@ function rafsImage(dir) {
     const bootstrap = process.env.NYDUS_BOOTSTRAP;
     let config = process.env.NYDUS_RAFS_CONFIG;
     if (!bootstrap || !config) {
-      assert.fail('a real nydusd needs a real RAFS image: set NYDUS_BOOTSTRAP=<bootstrap file> and NYDUS_RAFS_CONFIG=<config JSON or file>');
+      assert.fail(
+        'a real nydusd needs a real RAFS image: set NYDUS_BOOTSTRAP=<bootstrap file> and NYDUS_RAFS_CONFIG=<config JSON or file>',
+      );
     }
     if (!config.trimStart().startsWith('{')) config = fs.readFileSync(config, 'utf8');
     return { bootstrap, config };
@@ -227,10 +233,12 @@ function world(t, { env = {}, prefix = 'nyd-' } = {}) {
 async function assertNothingLeft(pgid, dir) {
   if (pgid) assert.deepEqual(h.liveGroupMembers(pgid), [], `live members of group ${pgid}`);
   // The reaping happens on our event loop: give it a moment before calling a zombie a leak.
-  const zombies = await h.waitFor(() => h.zombieChildren().length === 0, { timeoutMs: 2000 }).then(
-    () => [],
-    () => h.zombieChildren(),
-  );
+  const zombies = await h
+    .waitFor(() => h.zombieChildren().length === 0, { timeoutMs: 2000 })
+    .then(
+      () => [],
+      () => h.zombieChildren(),
+    );
   assert.deepEqual(zombies, [], 'zombie children of ours');
   if (dir) assert.deepEqual(processesMentioning(dir), [], `processes mentioning ${dir}`);
 }

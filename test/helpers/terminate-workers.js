@@ -107,7 +107,8 @@ async function pathsReusable(args) {
 async function main() {
   const args = JSON.parse(json);
   const rounds = [];
-  if (mode === 'virtiofsd') require(path.join(root, 'dist', 'index.js')); // load the addon before the baseline
+  if (mode === 'virtiofsd')
+    require(path.join(root, 'dist', 'index.js')); // load the addon before the baseline
   else require(path.join(root, 'dist', 'native.js')).closeFd(fs.openSync('/dev/null', 'r'));
   // One round first, uncounted: Node opens a few fds of its own for its first worker.
   for (let r = -1; r < args.rounds; r++) {

@@ -364,7 +364,10 @@ async function settle(fn, what) {
 function assertTyped(err, what) {
   const assert = require('node:assert/strict');
   const { VirtiofsDaemonError } = require(path.join(root, 'dist', 'index.js'));
-  assert.ok(err instanceof VirtiofsDaemonError, `${what}: expected a VirtiofsDaemonError, got ${err?.name}: ${err?.message}`);
+  assert.ok(
+    err instanceof VirtiofsDaemonError,
+    `${what}: expected a VirtiofsDaemonError, got ${err?.name}: ${err?.message}`,
+  );
   assert.equal(typeof err.code, 'string', `${what}: no string code`);
   assert.equal(typeof err.message, 'string', `${what}: no string message`);
 }

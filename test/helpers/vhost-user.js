@@ -62,7 +62,9 @@ function connectVhostUser(socketPath, opts = {}) {
     let chain = Promise.resolve();
     let closeError = null;
     let resolveClosed;
-    const closed = new Promise((r) => { resolveClosed = r; });
+    const closed = new Promise((r) => {
+      resolveClosed = r;
+    });
 
     function failPending(err) {
       if (pending) {
@@ -130,40 +132,45 @@ function connectVhostUser(socketPath, opts = {}) {
      * payload is exactly `replySize` bytes.
      */
     function send(request, payload, replySize) {
-      const run = () => new Promise((res, rej) => {
-        if (sock.destroyed) {
-          rej(closeError ?? new Error('vhost-user: connection closed'));
-          return;
-        }
-        const body = payload ?? Buffer.alloc(0);
-        const hdr = Buffer.alloc(HEADER_SIZE);
-        hdr.writeUInt32LE(request, 0);
-        hdr.writeUInt32LE(FLAG_VERSION, 4);
-        hdr.writeUInt32LE(body.length, 8);
-        if (replySize === null) {
-          sock.write(Buffer.concat([hdr, body]), (err) => (err ? rej(err) : res(Buffer.alloc(0))));
-          return;
-        }
-        const timer = setTimeout(() => {
-          // The stream position is unknown now: fail and drop the connection.
-          failPending(new Error(`vhost-user: no reply to request ${request} within ${timeoutMs} ms`));
-          sock.destroy();
-        }, timeoutMs);
-        pending = {
-          request,
-          resolve: (buf) => {
-            if (buf.length !== replySize) {
-              rej(new Error(`vhost-user: reply to request ${request} has ${buf.length} payload bytes, expected ${replySize}`));
-            } else {
-              res(buf);
-            }
-          },
-          reject: rej,
-          timer,
-        };
-        sock.write(Buffer.concat([hdr, body]));
-        tryParse();
-      });
+      const run = () =>
+        new Promise((res, rej) => {
+          if (sock.destroyed) {
+            rej(closeError ?? new Error('vhost-user: connection closed'));
+            return;
+          }
+          const body = payload ?? Buffer.alloc(0);
+          const hdr = Buffer.alloc(HEADER_SIZE);
+          hdr.writeUInt32LE(request, 0);
+          hdr.writeUInt32LE(FLAG_VERSION, 4);
+          hdr.writeUInt32LE(body.length, 8);
+          if (replySize === null) {
+            sock.write(Buffer.concat([hdr, body]), (err) => (err ? rej(err) : res(Buffer.alloc(0))));
+            return;
+          }
+          const timer = setTimeout(() => {
+            // The stream position is unknown now: fail and drop the connection.
+            failPending(new Error(`vhost-user: no reply to request ${request} within ${timeoutMs} ms`));
+            sock.destroy();
+          }, timeoutMs);
+          pending = {
+            request,
+            resolve: (buf) => {
+              if (buf.length !== replySize) {
+                rej(
+                  new Error(
+                    `vhost-user: reply to request ${request} has ${buf.length} payload bytes, expected ${replySize}`,
+                  ),
+                );
+              } else {
+                res(buf);
+              }
+            },
+            reject: rej,
+            timer,
+          };
+          sock.write(Buffer.concat([hdr, body]));
+          tryParse();
+        });
       const p = chain.then(run);
       chain = p.catch(() => {});
       return p;
