@@ -22,9 +22,7 @@ const { NydusClient, encodeQueryValue, NYDUS_API_MAX_BODY_BYTES } = require('../
 const { NydusApiError, InvalidOptionError } = require('../dist/errors.js');
 const { sleep, tempDir } = require('./helpers/util.js');
 
-const STANDIN = path.join(__dirname, 'helpers', 'nydusd-standin.js');
-const REAL = process.env.NYDUSD || '';
-const DAEMON = REAL || STANDIN;
+const { DAEMON, REAL, rafsImage, standinTest } = require('./helpers/nydusd.js');
 /** Start the daemon under test; by default wait until GET /daemon says RUNNING. */
 async function startNydusd(t, { env = {}, args = null, dir = null, waitRunning = true } = {}) {
   dir = dir || tempDir(t);
@@ -178,42 +176,6 @@ async function rejectsApi(p, fields) {
   return err;
 }
 
-/** A test that needs the stand-in: against a real nydusd it fails and says why. */
-function standinTest(name, why, fn) {
-  test(`${name} [stand-in only]`, async (t) => {
-    if (REAL) assert.fail(`stand-in only, cannot run against NYDUSD=${REAL}: ${why}`);
-    await fn(t);
-  });
-}
-
-/** A RAFS image: a real one from the environment with NYDUSD, a fake bootstrap with the stand-in. */
-function rafsImage(t, dir) {
-  if (REAL) {
-    const bootstrap = process.env.NYDUS_BOOTSTRAP;
-    let config = process.env.NYDUS_RAFS_CONFIG;
-    if (!bootstrap || !config) {
-      assert.fail(
-        'a real nydusd needs a real RAFS image: set NYDUS_BOOTSTRAP=<bootstrap file> and NYDUS_RAFS_CONFIG=<config JSON or file>',
-      );
-    }
-    if (!config.trimStart().startsWith('{')) config = fs.readFileSync(config, 'utf8');
-    return { bootstrap, config };
-  }
-  // The stand-in checks the RAFS v5 superblock magic and the config's shape only.
-  const bootstrap = path.join(dir, 'image.boot');
-  const sb = Buffer.alloc(8192);
-  sb.writeUInt32LE(0x52414653, 0);
-  fs.writeFileSync(bootstrap, sb);
-  fs.mkdirSync(path.join(dir, 'blobs'));
-  const config = json({
-    version: 2,
-    id: 'test',
-    backend: { type: 'localfs', localfs: { dir: path.join(dir, 'blobs') } },
-    cache: { type: 'filecache', filecache: { work_dir: path.join(dir, 'blobs') } },
-  });
-  return { bootstrap, config };
-}
-
 /* ------------------------------------------------------------------ happy paths */
 
 test('daemonInfo reports RUNNING with the DaemonInfo fields, on the wire as nydusd sends them', async (t) => {
@@ -238,7 +200,7 @@ test('daemonInfo reports RUNNING with the DaemonInfo fields, on the wire as nydu
 test('mount passthrough_fs at /containers, then rafs, then umount both', async (t) => {
   const d = await startNydusd(t);
   const share = fs.mkdtempSync(path.join(d.dir, 'share-'));
-  const { bootstrap, config } = rafsImage(t, d.dir);
+  const { bootstrap, config } = rafsImage(d.dir);
   const client = new NydusClient(d.apiSock);
   const rafsMp = '/rafs/0123456789abcdef/lowerdir';
 
