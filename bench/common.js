@@ -26,8 +26,10 @@ function lib() {
       const m = new Module(bindingsPath, module);
       m.filename = bindingsPath;
       m.loaded = true;
-      m.exports = (name) => {
-        if (name !== 'virtiofs_daemon') throw new Error(`bench: unexpected bindings(${name})`);
+      // src/native.ts calls bindings({ bindings: 'virtiofs_daemon.node', ... }).
+      m.exports = (opts) => {
+        const name = typeof opts === 'string' ? opts : opts && opts.bindings;
+        if (!/^virtiofs_daemon(\.node)?$/.test(String(name))) throw new Error(`bench: unexpected bindings(${name})`);
         return require(addon);
       };
       require.cache[bindingsPath] = m;
@@ -153,8 +155,18 @@ function serve(handler, cleanup) {
   process.on('SIGTERM', () => leave(143));
 }
 
+/**
+ * A runnable virtiofsd of `dialect` ('legacy' | 'rust'), found as the tests find it
+ * ($VIRTIOFSD_LEGACY / $VIRTIOFSD_RUST, the distribution's path, or .cache/ where
+ * scripts/setup.sh unpacks the other dialect). Throws, saying how to get one, when there is none.
+ */
+function virtiofsdPath(dialect) {
+  return require(path.join(root, 'test', 'helpers', 'daemons.js')).virtiofsdPath(dialect);
+}
+
 module.exports = {
   root,
+  virtiofsdPath,
   runDir,
   binDir,
   lib,

@@ -19,7 +19,7 @@
  *   BENCH_ONE_ITERS (default 60), BENCH_ONE_RSS_MB (default 100,4096), BENCH_ONE_DAEMONS (standin,legacy,rust)
  *   BENCH_STORM_N (default 100,500,1000), BENCH_STORM_DAEMONS (default legacy,rust,ticker),
  *   BENCH_STORM_HOLD_MS (default 5000: how long all run before they are measured and stopped)
- *   VIRTIOFSD_LEGACY (default /usr/lib/qemu/virtiofsd), VIRTIOFSD_RUST (default /tmp/virtiofsd-rust/virtiofsd)
+ *   VIRTIOFSD_LEGACY, VIRTIOFSD_RUST (default: found as the tests find them, test/helpers/daemons.js)
  */
 const cp = require('node:child_process');
 const fs = require('node:fs');
@@ -27,8 +27,6 @@ const os = require('node:os');
 const path = require('node:path');
 const c = require('./common.js');
 
-const LEGACY = process.env.VIRTIOFSD_LEGACY || '/usr/lib/qemu/virtiofsd';
-const RUST = process.env.VIRTIOFSD_RUST || '/tmp/virtiofsd-rust/virtiofsd';
 const LAUNCHER = path.join(c.binDir, 'lean-launcher');
 const TICKER = path.join(c.binDir, 'ready-standin');
 const MARKER = 'Waiting for vhost-user socket connection';
@@ -59,8 +57,7 @@ function rawStandin(dir) {
 
 /** [binary, dialect] of a daemon name; the stand-ins take the Rust command line and ignore it. */
 function daemonOf(name, dir) {
-  if (name === 'legacy') return [LEGACY, 'legacy'];
-  if (name === 'rust') return [RUST, 'rust'];
+  if (name === 'legacy' || name === 'rust') return [c.virtiofsdPath(name), name];
   if (name === 'standin') return [rawStandin(dir), 'rust'];
   if (name === 'ticker') return [TICKER, 'rust'];
   throw new Error(`unknown daemon ${name}`);

@@ -22,8 +22,8 @@
  *                            the environment passed as an array built once
  *   BENCH_MANY_COUNT, BENCH_MANY_REPS   Table 2: children per run, runs per spawner
  *   BENCH_VFSD_RSS_MB=100,4096, BENCH_VFSD_ITERS   Table 3: RSS levels, iterations per cell
- *   VIRTIOFSD_LEGACY (default /usr/lib/qemu/virtiofsd), VIRTIOFSD_RUST (default
- *   /tmp/virtiofsd-rust/virtiofsd)
+ *   VIRTIOFSD_LEGACY, VIRTIOFSD_RUST   Table 3's daemons (default: found as the tests find them,
+ *                            test/helpers/daemons.js)
  *   BENCH_TARGET=raw         how the targets (true.c, sleeper.c) are built: raw (no libc, the
  *                            default), static (static glibc) or dynamic (build-helpers' build)
  *   BENCH_OUT                where to write the markdown (default bench/results.md)
@@ -34,6 +34,7 @@ const os = require('node:os');
 const path = require('node:path');
 const readline = require('node:readline');
 const c = require('./common.js');
+const { addonSearchList } = require('../scripts/addon-path.js');
 
 const quick = process.env.BENCH_QUICK === '1';
 const num = (name, full, smoke) => {
@@ -58,8 +59,6 @@ const cfg = {
   manyReps: num('BENCH_MANY_REPS', 7, 1),
   vfsdLevels: list('BENCH_VFSD_RSS_MB', '100,4096'),
   vfsdIters: num('BENCH_VFSD_ITERS', 30, 3),
-  legacy: process.env.VIRTIOFSD_LEGACY || '/usr/lib/qemu/virtiofsd',
-  rust: process.env.VIRTIOFSD_RUST || '/tmp/virtiofsd-rust/virtiofsd',
   out: process.env.BENCH_OUT || path.join(__dirname, 'results.md'),
 };
 
@@ -243,9 +242,13 @@ function haveStaticLibc() {
 }
 
 function prepare() {
-  const addon = path.join(c.root, 'build', 'Release', 'virtiofs_daemon.node');
-  for (const f of [addon, path.join(c.root, 'dist', 'native.js'), path.join(c.root, 'dist', 'virtiofsd.js')]) {
-    if (!fs.existsSync(f)) throw new Error(`${f} is missing: run npm run build first`);
+  // The addon the library itself would load: a build from source first, else the prebuild.
+  const candidates = addonSearchList();
+  const addon = candidates.find((f) => fs.existsSync(f));
+  if (!addon) throw new Error(`no addon at ${candidates.join(' or ')}: run npm ci (or npm run build) first`);
+  log(`addon: ${path.relative(c.root, addon)}`);
+  for (const f of [path.join(c.root, 'dist', 'native.js'), path.join(c.root, 'dist', 'virtiofsd.js')]) {
+    if (!fs.existsSync(f)) throw new Error(`${f} is missing: run npm ci (or npm run build:ts) first`);
   }
   fs.copyFileSync(addon, path.join(runDir, 'virtiofs_daemon.node'));
 
@@ -615,20 +618,19 @@ function nofile() {
 function dialects() {
   const out = [];
   const skipped = [];
-  for (const [dialect, binary] of [
-    ['legacy', cfg.legacy],
-    ['rust', cfg.rust],
-  ]) {
+  for (const dialect of ['legacy', 'rust']) {
+    let binary;
     try {
-      fs.accessSync(binary, fs.constants.X_OK);
-      const head = Buffer.alloc(2);
-      const fd = fs.openSync(binary, 'r');
-      fs.readSync(fd, head, 0, 2, 0);
-      fs.closeSync(fd);
-      out.push({ dialect, binary, script: head.toString() === '#!' });
-    } catch {
-      skipped.push(`${dialect} (${binary} not found)`);
+      binary = c.virtiofsdPath(dialect);
+    } catch (err) {
+      skipped.push(`${dialect} (${String(err.message).split('\n')[0]})`);
+      continue;
     }
+    const head = Buffer.alloc(2);
+    const fd = fs.openSync(binary, 'r');
+    fs.readSync(fd, head, 0, 2, 0);
+    fs.closeSync(fd);
+    out.push({ dialect, binary, script: head.toString() === '#!' });
   }
   return { out, skipped };
 }
