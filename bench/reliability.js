@@ -45,19 +45,8 @@ const MiB = 1024 * 1024;
 // ---------------------------------------------------------------------------------------------
 // Small shared pieces
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-/** mulberry32: a seeded PRNG, so a run can be repeated with --seed. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The tests' helpers: sleep, and a seeded PRNG (mulberry32) so a run can be repeated with --seed.
+const { prng, sleep } = require('../test/helpers/util.js');
 
 /** Resolves to { value } or { error }, or { stalled: true } after ms. Never rejects. */
 function settle(promise, ms = STALL_MS) {

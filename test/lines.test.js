@@ -5,6 +5,7 @@ const v8 = require('node:v8');
 const vm = require('node:vm');
 const { LineScanner, parseDaemonLine, DEFAULT_MAX_LINE_BYTES } = require('../dist/lines.js');
 const { InvalidOptionError } = require('../dist/errors.js');
+const { prng } = require('./helpers/util.js');
 
 /** Run `chunks` through a fresh scanner; return [{ line, truncated, discardedBytes }]. */
 function scan(chunks, opts = {}) {
@@ -67,18 +68,6 @@ function reference(buf, max) {
   }
   if (start < buf.length) emit(start, buf.length);
   return res;
-}
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 test('splits lines within and across chunks', () => {
@@ -274,7 +263,7 @@ test('a throwing onLine propagates and leaves the scanner usable', () => {
 });
 
 test('matches the reference implementation on random input and random chunking', () => {
-  const rand = rng(12345);
+  const rand = prng(12345);
   const alphabet = [
     'a',
     'b',
