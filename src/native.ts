@@ -20,6 +20,7 @@
  * owned by root or by us and writable by nobody else (or sticky and the link is root's or ours);
  * otherwise the call fails with `ELOOP`, naming the symlink, its directory's owner and the fix.
  */
+import { isMainThread } from 'node:worker_threads';
 import bindings from 'bindings';
 import { SystemError, VirtiofsDaemonError } from './errors.js';
 import type { ExitStatus } from './types.js';
@@ -68,9 +69,10 @@ export interface SpawnOptions {
   /** The complete argument vector, argv[0] included. */
   argv: string[];
   /**
-   * The complete environment. Default: this process's environment as the C library holds it
-   * (`environ`), which is what `process.env` reads and writes on the main thread. A worker_thread
-   * whose `process.env` is its own copy must pass it explicitly.
+   * The complete environment. Default: the calling thread's `process.env`, as `child_process`
+   * does. On the main thread that is the C library's `environ`, handed over as it is (no copy);
+   * a worker_thread's `process.env` is its own copy, so a worker passes that, which also keeps the
+   * addon from reading `environ` while the main thread may be changing it.
    */
   env?: NodeJS.ProcessEnv | string[];
   /** Working directory of the child. Default: ours. */
@@ -318,8 +320,12 @@ export function closeFd(fd: number): void {
   call((a) => a.closeFd(fd));
 }
 
+/** The environment as the addon takes it: null for `environ` itself (the main thread's default). */
 function envArray(env: NodeJS.ProcessEnv | string[] | undefined): string[] | null {
-  if (env === undefined) return null;
+  if (env === undefined) {
+    if (isMainThread) return null;
+    env = process.env;
+  }
   if (Array.isArray(env)) return env;
   const out: string[] = [];
   for (const [k, v] of Object.entries(env)) if (v !== undefined) out.push(`${k}=${v}`);

@@ -611,6 +611,24 @@ function startWorker(t) {
   };
 }
 
+test("a spawn from a worker_thread gets that worker's process.env by default, as child_process does", async (t) => {
+  // A worker's process.env is its own copy: what it sets there never reaches the C environ.
+  const w = startWorker(t);
+  const mark = `VFD_WORKER_ONLY_${process.pid}`;
+  const r = await w.request({ cmd: 'spawn', args: [], setEnv: { [mark]: 'set in the worker' } });
+  assert.equal(process.env[mark], undefined, 'setup: the mark exists only in the worker');
+  assert.ok(
+    r.env.includes(`${mark}=set in the worker`),
+    `the child's env has the worker's entry: ${r.env.length} entries`,
+  );
+  const ours = Object.entries(process.env).map(([k, v]) => `${k}=${v}`);
+  assert.deepEqual(
+    r.env.filter((e) => !e.startsWith(`${mark}=`)).sort(),
+    ours.sort(),
+    'and otherwise what the worker inherited',
+  );
+});
+
 test("terminating a worker kills and reaps its children (and a child's group); the other worker's child runs on", async (t) => {
   const a = startWorker(t);
   const b = startWorker(t);

@@ -2,8 +2,9 @@
 /**
  * A worker_thread that loads the addon and spawns probes on request, for the teardown test.
  *
- * Requests (postMessage): {id, cmd: 'spawn', args, newProcessGroup} → {id, event: 'spawned',
- * pid, stat, grandchild} once the probe has written its report; {id, cmd: 'signal', pid,
+ * Requests (postMessage): {id, cmd: 'spawn', args, newProcessGroup, setEnv} → {id, event:
+ * 'spawned', pid, stat, grandchild, env} once the probe has written its report (setEnv: entries
+ * set in this worker's own process.env first; env: the probe's environment); {id, cmd: 'signal', pid,
  * signal} → {id, event: 'signalled', sent}. Every exit is posted as {event: 'exit', pid, exit}.
  * A failed request answers {id, event: 'error', error}.
  */
@@ -21,6 +22,7 @@ const children = new Map();
 
 async function handle(msg) {
   if (msg.cmd === 'spawn') {
+    if (msg.setEnv) Object.assign(process.env, msg.setEnv);
     const out = tempReportPath();
     const child = spawn({
       file: probePath,
@@ -32,7 +34,13 @@ async function handle(msg) {
     children.set(child.pid, child);
     const report = await waitForReport(out);
     fs.rmSync(out, { force: true });
-    return { event: 'spawned', pid: child.pid, stat: procStat(child.pid), grandchild: report.grandchild ?? null };
+    return {
+      event: 'spawned',
+      pid: child.pid,
+      stat: procStat(child.pid),
+      grandchild: report.grandchild ?? null,
+      env: report.env,
+    };
   }
   if (msg.cmd === 'signal') {
     return { event: 'signalled', sent: children.get(msg.pid).signal(msg.signal) };
