@@ -173,6 +173,8 @@ interface Addon {
   chownToParent(path: string, dev: bigint, ino: bigint): { uid: number; gid: number };
   unlinkSocket(path: string, dev: bigint, ino: bigint): boolean;
   removeStaleSocket(path: string): boolean;
+  socketListener(dev: bigint, ino: bigint): bigint | null;
+  peerCredentials(fd: number): PeerCredentials;
   closeFd(fd: number): void;
   abandonAll(): void;
   liveGroups(pgids: number[]): boolean[];
@@ -305,6 +307,29 @@ export function unlinkSocket(sock: Pick<ListeningSocket, 'path' | 'dev' | 'ino'>
  */
 export function removeStaleSocket(path: string): boolean {
   return call((a) => a.removeStaleSocket(path));
+}
+
+/**
+ * Who listens on the socket file `sock` (device and inode): the inode of the listening socket
+ * itself - the N that `/proc/<pid>/fd/<fd>` of its holders reads as `socket:[N]` - or null when
+ * no socket of this network namespace listens there. Asked of the kernel (sock_diag), never by
+ * connecting: a virtiofsd serves one front-end and exits when it disconnects.
+ */
+export function socketListener(sock: { dev: bigint; ino: bigint }): bigint | null {
+  return call((a) => a.socketListener(sock.dev, sock.ino));
+}
+
+/** The process at the other end of a connected unix socket, as the kernel recorded it (SO_PEERCRED). */
+export interface PeerCredentials {
+  /** For a connection to a listening socket: the process that called listen(). */
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** {@link PeerCredentials} of the connected unix socket `fd` (a net.Socket's fd). */
+export function peerCredentials(fd: number): PeerCredentials {
+  return call((a) => a.peerCredentials(fd));
 }
 
 /**
