@@ -10,7 +10,7 @@ import { describeValue } from './describe.js';
 import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import type { DaemonExit, ExitStatus } from './types.js';
 import { Cgroup, type CgroupStats } from './cgroup.js';
-import { processIdentity, type DaemonHandle, type Lifetime } from './handle.js';
+import { processIdentity, processUids, type DaemonHandle, type Lifetime } from './handle.js';
 import { LineScanner, parseDaemonLine } from './lines.js';
 import { safeLog, type Log } from './logger.js';
 import {
@@ -313,15 +313,17 @@ export class DaemonProcess {
    * The fields of a {@link DaemonHandle} that describe the process. Throws
    * `ERR_DAEMON_NOT_RUNNING` once it has exited.
    */
-  identity(): Pick<DaemonHandle, 'pid' | 'pgid' | 'startTime' | 'exe' | 'argv' | 'log' | 'cgroup'> {
+  identity(): Pick<DaemonHandle, 'uid' | 'pid' | 'pgid' | 'startTime' | 'exe' | 'argv' | 'log' | 'cgroup'> {
     const pid = this.pid;
     const id = pid ? processIdentity(pid) : null;
-    if (!id || !id.exe || id.state === 'Z' || id.state === 'X') {
+    const uids = pid ? processUids(pid) : null;
+    if (!id || !id.exe || !uids || id.state === 'Z' || id.state === 'X') {
       throw new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.options.name} is not running; it has no handle`);
     }
     const log = this.attached ? this.attached.log : this.parkedLog;
     const cgroup = this.options.cgroup?.record() ?? null;
-    return { pid, pgid: pid, startTime: id.startTime, exe: id.exe, argv: this.argv, log, cgroup };
+    // The effective uid: what the kernel checks when the daemon acts, and what adopt() requires.
+    return { uid: uids[1], pid, pgid: pid, startTime: id.startTime, exe: id.exe, argv: this.argv, log, cgroup };
   }
 
   /**
