@@ -6,9 +6,9 @@
 import { promises as fs, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { openVerified } from './adopt.js';
+import { openProven } from './adopt.js';
 import { VirtiofsDaemonError } from './errors.js';
-import { parseHandle, type DaemonHandle, type DaemonKind } from './handle.js';
+import { parseHandle, sealMatches, type DaemonHandle, type DaemonKind } from './handle.js';
 import { removeStaleSocket } from './native.js';
 import { Nydusd } from './nydusd.js';
 import { Virtiofsd } from './virtiofsd.js';
@@ -62,7 +62,7 @@ export async function runDetached(daemon: Virtiofsd, stateFile: string, logger: 
   const previous = await readState(stateFile).catch(() => null);
   if (previous) {
     try {
-      openVerified(previous).release();
+      openProven(previous, 'sealed', false).proc.release();
       throw new VirtiofsDaemonError(
         'ERR_DAEMON_RUNNING',
         `--state: '${stateFile}' names a ${previous.kind} that is still running (pid ${previous.pid}); ` +
@@ -109,7 +109,8 @@ export async function stopDetached(stateFile: string, logger: Logger): Promise<n
   } catch (err) {
     if ((err as VirtiofsDaemonError).code !== 'ERR_DAEMON_GONE') throw err;
     logger.warn({ state: stateFile }, `not running: ${(err as Error).message}`);
-    removeLeftSockets(handle, logger);
+    // Only a handle we wrote (sealed, this boot) may name socket files for us to tidy.
+    if (sealMatches(handle)) removeLeftSockets(handle, logger);
     await fs.rm(stateFile, { force: true });
     return EXIT_NOT_RUNNING;
   }
@@ -136,14 +137,16 @@ function removeLeftSockets(handle: DaemonHandle, logger: Logger): void {
 }
 
 /**
- * `status --state FILE`: one line on stdout. 0: running and verified to be the daemon the
- * handle names (pid, start time, boot, executable); {@link EXIT_NOT_RUNNING} otherwise. Nothing
- * is signalled and the daemon is not adopted.
+ * `status --state FILE`: one line on stdout. 0: running and proven to be the daemon the handle
+ * names, and ours, as adopt() proves it (seal, uid, output pipe, sockets; see adopt.ts);
+ * {@link EXIT_NOT_RUNNING} when it is gone; a handle that fails the proof is an error. Nothing is
+ * signalled and the daemon is not adopted.
  */
 export async function statusDetached(stateFile: string, out: NodeJS.WritableStream): Promise<number> {
   const handle = await readState(stateFile);
   try {
-    const proc = openVerified(handle);
+    // The same proof as adopt(): "verified" means ours, not merely "that pid still runs that program".
+    const { proc } = openProven(handle, 'sealed', false);
     // Free when no manager holds it: take and drop the lock at once.
     const held = !proc.lock();
     proc.release();
@@ -151,7 +154,7 @@ export async function statusDetached(stateFile: string, out: NodeJS.WritableStre
       .map((s) => s.path)
       .join(', ');
     out.write(
-      `running: ${handle.kind} pid ${handle.pid} (verified), ${held ? 'managed by a live process' : 'no manager attached'}; sockets ${sockets}\n`,
+      `running: ${handle.kind} pid ${handle.pid} (verified: sealed handle, our uid, its output pipe and sockets), ${held ? 'managed by a live process' : 'no manager attached'}; sockets ${sockets}\n`,
     );
     return 0;
   } catch (err) {
