@@ -6,14 +6,15 @@
  * Identity fields (pid, start time, boot, executable) are world-readable in /proc: they prove
  * *which* process a handle names, never that it is *ours*. So, in this order, before anything is
  * signalled, unlinked or sent:
- * 1. this boot's, and the seal: an HMAC over the handle that only a manager of this user on this
- *    boot can make (skipped when the caller vouches for the handle, `trust: 'caller'`);
+ * 1. the handle is of this boot;
  * 2. `pidfd_open(pid)`: from then on the pidfd names one process, the one that had the pid at that
- *    moment, whatever later happens to the number; then its start time;
- * 3. its uid is ours (and the handle's): only the user a daemon runs as may adopt it;
- * 4. its group and executable, and that it is alive after the reads (so the /proc we read was its);
- * 5. it holds the output pipe the handle records (the read end parked in it, by inode);
- * 6. every socket file of the handle is listened on by the daemon itself, or by nobody (a stale
+ *    moment, whatever later happens to the number; its start time is the handle's;
+ * 3. it runs as us (only the user a daemon runs as may adopt it), and as the handle says;
+ * 4. the seal: an HMAC over the handle that only a manager of this user on this boot can make
+ *    (skipped when the caller vouches for the handle, `trust: 'caller'`);
+ * 5. its group and executable, and that it is alive after the reads (so the /proc we read was its);
+ * 6. it holds the output pipe the handle records (the read end parked in it, by inode);
+ * 7. every socket file of the handle is listened on by the daemon itself, or by nobody (a stale
  *    file): never a socket some other process serves.
  * Every later signal goes through the pidfd.
  */
@@ -28,6 +29,7 @@ import {
   type HandleTrust,
 } from './handle.js';
 import { closeFd, openProcess, socketListener, type OpenProcess } from './native.js';
+import { lockDaemon, unlockDaemon } from './runtime-dir.js';
 
 /** What {@link openProven} hands over: the process, and our copy of its output pipe if asked for. */
 export interface Proven {
@@ -50,21 +52,11 @@ function ourUid(): number {
  */
 export function openProven(handle: DaemonHandle, trust: HandleTrust, keepLog = true): Proven {
   const what = `${handle.kind} (pid ${handle.pid})`;
-  // First, because a handle of another boot cannot carry this boot's seal: say the better reason.
   const thisBoot = bootId();
   if (thisBoot !== handle.bootId) {
     throw new DaemonGoneError(
       handle.pid,
       `${what} is gone: the handle comes from another boot (${handle.bootId}; this one is ${thisBoot}). Nothing was signalled`,
-    );
-  }
-  if (trust === 'sealed' && !sealMatches(handle)) {
-    throw new HandleProofError(
-      handle.pid,
-      'seal',
-      `the handle of ${what} is not sealed by a manager of uid ${ourUid()} on this boot: someone else wrote it, or ` +
-        "changed it since. Adopt only what daemon.handle() returned (or pass trust: 'caller' for a handle from a " +
-        'place only you can write)',
     );
   }
   let proc: OpenProcess;
@@ -78,7 +70,33 @@ export function openProven(handle: DaemonHandle, trust: HandleTrust, keepLog = t
   }
   let logFd: number | null = null;
   try {
-    proveProcess(handle, proc, what);
+    const gone = (why: string): never => {
+      throw new DaemonGoneError(handle.pid, `${what} is gone: ${why}. Nothing was signalled`);
+    };
+    const id = processIdentity(handle.pid);
+    if (!id) gone('no process has that pid any more');
+    if (id!.startTime !== handle.startTime) {
+      gone(`pid ${handle.pid} now belongs to a process started at tick ${id!.startTime}, not ${handle.startTime}`);
+    }
+    if (id!.state === 'Z' || id!.state === 'X') gone('it has exited');
+    // Before the seal: another user's daemon is "not permitted" (a seal of theirs is not ours to
+    // check), and before the executable, which another user's /proc/<pid>/exe does not even show.
+    proveUid(handle, what);
+    if (trust === 'sealed' && !sealMatches(handle)) {
+      throw new HandleProofError(
+        handle.pid,
+        'seal',
+        `the handle of ${what} is not sealed by a manager of uid ${ourUid()} on this boot: someone else wrote it, ` +
+          "or changed it since. Adopt only what daemon.handle() returned (or pass trust: 'caller' for a handle " +
+          'from a place only you can write)',
+      );
+    }
+    if (id!.pgid !== handle.pgid) gone(`it left its process group ${handle.pgid}`);
+    if (!id!.exe || id!.exe.dev !== handle.exe.dev || id!.exe.ino !== handle.exe.ino) {
+      gone('it runs another executable than the one in the handle');
+    }
+    // Alive after the reads: the /proc entries we compared were this process's own.
+    if (!proc.signal(0)) gone('it has exited');
     logFd = proveLog(handle, proc, what);
     proveSockets(handle, what);
     if (!keepLog && logFd !== null) {
@@ -93,22 +111,11 @@ export function openProven(handle: DaemonHandle, trust: HandleTrust, keepLog = t
   }
 }
 
-/** Steps 2-4: the process that `proc` holds is the one of the handle, alive, and runs as us. */
-function proveProcess(handle: DaemonHandle, proc: OpenProcess, what: string): void {
-  const gone = (why: string): never => {
-    throw new DaemonGoneError(handle.pid, `${what} is gone: ${why}. Nothing was signalled`);
-  };
-  const id = processIdentity(handle.pid);
-  if (!id) gone('no process has that pid any more');
-  if (id!.startTime !== handle.startTime) {
-    gone(`pid ${handle.pid} now belongs to a process started at tick ${id!.startTime}, not ${handle.startTime}`);
-  }
-  if (id!.state === 'Z' || id!.state === 'X') gone('it has exited');
-  // Before the executable: another user's /proc/<pid>/exe cannot even be read, and "not permitted"
-  // is the reason to give then, not "another executable".
+/** Step 3: the process runs as us, and as the handle says (a format-1 handle records no uid). */
+function proveUid(handle: DaemonHandle, what: string): void {
   const uids = processUids(handle.pid);
-  if (!uids) gone('it has exited');
-  const [real, effective] = uids!;
+  if (!uids) throw new DaemonGoneError(handle.pid, `${what} is gone: it has exited. Nothing was signalled`);
+  const [real, effective] = uids;
   if (real !== ourUid() || effective !== ourUid()) {
     throw new DaemonNotPermittedError(handle.pid, effective === ourUid() ? real : effective, handle.kind, ourUid());
   }
@@ -116,19 +123,14 @@ function proveProcess(handle: DaemonHandle, proc: OpenProcess, what: string): vo
     throw new HandleProofError(
       handle.pid,
       'uid',
-      `the handle says ${what} runs as uid ${handle.uid}, but it runs as uid ${effective}: it is not the daemon the handle was written for`,
+      `the handle says ${what} runs as uid ${handle.uid}, but it runs as uid ${effective}: it is not the daemon ` +
+        'the handle was written for',
     );
   }
-  if (id!.pgid !== handle.pgid) gone(`it left its process group ${handle.pgid}`);
-  if (!id!.exe || id!.exe.dev !== handle.exe.dev || id!.exe.ino !== handle.exe.ino) {
-    gone('it runs another executable than the one in the handle');
-  }
-  // Alive after the reads: the /proc entries we compared were this process's own.
-  if (!proc.signal(0)) gone('it has exited');
 }
 
 /**
- * Step 5: the process holds, at the fd the handle names, the read end of the output pipe the
+ * Step 6: the process holds, at the fd the handle names, the read end of the output pipe the
  * handle records (a daemon started with lifetime 'survive' parks it in itself). Returns our copy.
  */
 function proveLog(handle: DaemonHandle, proc: OpenProcess, what: string): number | null {
@@ -157,7 +159,7 @@ function proveLog(handle: DaemonHandle, proc: OpenProcess, what: string): number
   return copy;
 }
 
-/** Step 6: no socket file of the handle is served by a process that is not the daemon. */
+/** Step 7: no socket file of the handle is served by a process that is not the daemon. */
 function proveSockets(handle: DaemonHandle, what: string): void {
   for (const [name, s] of Object.entries(handle.sockets)) {
     const listener = socketListener({ dev: BigInt(s.dev), ino: BigInt(s.ino) });
@@ -218,21 +220,33 @@ function childrenOf(pid: number): number[] {
 export interface Adopted {
   proc: OpenProcess;
   logFd: number | null;
+  /** Undo the adoption when what follows it fails: the lock, the pipe copy, the pidfd. */
+  abandon(): void;
 }
 
 /**
- * Prove, open and lock the daemon of `handle`, taking its output pipe back from where it was
- * parked. Throws as {@link openProven}, or {@link DaemonAdoptedError} when another live manager
- * holds it; nothing is signalled.
+ * Prove, open and lock the daemon of `handle` (the adoption lock of runtime-dir.ts, which only
+ * this user can take), taking its output pipe back from where it was parked. Throws as
+ * {@link openProven}, or {@link DaemonAdoptedError} when another live manager holds it; nothing
+ * is signalled.
  */
 export function adoptProcess(handle: DaemonHandle, trust: HandleTrust): Adopted {
   const { proc, logFd } = openProven(handle, trust);
-  try {
-    if (!proc.lock()) throw new DaemonAdoptedError(handle.pid, handle.kind);
-    return { proc, logFd };
-  } catch (err) {
+  const abandon = (locked: boolean): void => {
+    if (locked) unlockDaemon(handle.pid);
     if (logFd !== null) closeFd(logFd);
     proc.release();
+  };
+  let locked = false;
+  try {
+    locked = lockDaemon(handle.pid);
+  } catch (err) {
+    abandon(false);
     throw err;
   }
+  if (!locked) {
+    abandon(false);
+    throw new DaemonAdoptedError(handle.pid, handle.kind);
+  }
+  return { proc, logFd, abandon: () => abandon(true) };
 }

@@ -8,8 +8,9 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { openProven } from './adopt.js';
 import { VirtiofsDaemonError } from './errors.js';
-import { parseHandle, sealMatches, type DaemonHandle, type DaemonKind } from './handle.js';
+import { parseHandle, sealMatches, type DaemonHandle, type DaemonKind, type HandleTrust } from './handle.js';
 import { removeStaleSocket } from './native.js';
+import { daemonLockHeld } from './runtime-dir.js';
 import { Nydusd } from './nydusd.js';
 import { Virtiofsd } from './virtiofsd.js';
 
@@ -43,7 +44,15 @@ async function readState(file: string): Promise<DaemonHandle> {
     );
   }
   const kind = (value as { kind?: unknown } | null)?.kind;
-  return parseHandle(value, kind === 'nydusd' ? 'nydusd' : ('virtiofsd' satisfies DaemonKind));
+  // A format-1 handle (run --detach of virtiofs-daemon 0.1) has no seal; the state file it sits
+  // in is ours, which vouches for it as well: take it as the caller's.
+  const format = (value as { format?: unknown } | null)?.format;
+  return parseHandle(value, kind === 'nydusd' ? 'nydusd' : ('virtiofsd' satisfies DaemonKind), trustOf(format));
+}
+
+/** How far the CLI trusts a state file's handle: see {@link readState}. */
+function trustOf(format: unknown): HandleTrust {
+  return format === 1 ? 'caller' : 'sealed';
 }
 
 /** Write `handle` to `file` atomically (a temporary file in the same directory, renamed), readable by root only. */
@@ -62,7 +71,7 @@ export async function runDetached(daemon: Virtiofsd, stateFile: string, logger: 
   const previous = await readState(stateFile).catch(() => null);
   if (previous) {
     try {
-      openProven(previous, 'sealed', false).proc.release();
+      openProven(previous, trustOf(previous.format), false).proc.release();
       throw new VirtiofsDaemonError(
         'ERR_DAEMON_RUNNING',
         `--state: '${stateFile}' names a ${previous.kind} that is still running (pid ${previous.pid}); ` +
@@ -99,7 +108,7 @@ export async function runDetached(daemon: Virtiofsd, stateFile: string, logger: 
  */
 export async function stopDetached(stateFile: string, logger: Logger): Promise<number> {
   const handle = await readState(stateFile);
-  const options = { logger, stopTimeoutMs: 3000 };
+  const options = { logger, stopTimeoutMs: 3000, trust: trustOf(handle.format) };
   let daemon: Virtiofsd | Nydusd;
   try {
     daemon =
@@ -146,9 +155,8 @@ export async function statusDetached(stateFile: string, out: NodeJS.WritableStre
   const handle = await readState(stateFile);
   try {
     // The same proof as adopt(): "verified" means ours, not merely "that pid still runs that program".
-    const { proc } = openProven(handle, 'sealed', false);
-    // Free when no manager holds it: take and drop the lock at once.
-    const held = !proc.lock();
+    const { proc } = openProven(handle, trustOf(handle.format), false);
+    const held = daemonLockHeld(handle.pid);
     proc.release();
     const sockets = Object.values(handle.sockets)
       .map((s) => s.path)

@@ -19,7 +19,6 @@ import {
   type SocketRecord,
 } from './handle.js';
 import { safeLog, subsystemLog, type Log } from './logger.js';
-import { closeFd } from './native.js';
 import { readOptions, requireOneOf, requireOptionsObject } from './options.js';
 import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
@@ -213,13 +212,12 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
    * it - stop, onQuit once, its output through our logger from where its pipe stands.
    */
   protected attach(handle: DaemonHandle, trust: HandleTrust, onQuit?: (exit: DaemonExit) => void): void {
-    const { proc, logFd } = adoptProcess(handle, trust);
+    const { proc, logFd, abandon } = adoptProcess(handle, trust);
     let cgroup: Cgroup | undefined;
     try {
       cgroup = handle.cgroup ? Cgroup.resume(handle.cgroup, handle.pid) : undefined;
     } catch (err) {
-      if (logFd !== null) closeFd(logFd);
-      proc.release();
+      abandon();
       throw err;
     }
     const log = logFd === null ? null : handle.log;

@@ -192,7 +192,6 @@ interface Addon {
   ): RawChild;
   openProcess(pid: number): RawProcess;
   makePipe(size: number, writeNonblocking: boolean): LogPipe;
-  lockFd(fd: number): boolean | null;
   keepSocketFile(dev: bigint, ino: bigint): void;
 }
 
@@ -489,8 +488,6 @@ export interface OpenProcess {
   exitInfo(): ForeignExit | null;
   /** A copy of the process's fd `targetFd` (`pidfd_getfd`), close-on-exec. Ours to close. */
   getfd(targetFd: number): number;
-  /** An exclusive lock on this process held by this pidfd (see {@link lockFd}); false when someone else holds it. */
-  lock(): boolean;
   ref(): void;
   unref(): void;
   /** Stop watching and close the pidfd, which drops the lock. Idempotent. */
@@ -543,7 +540,6 @@ export function openProcess(pid: number): OpenProcess {
       return { known: true, ...exitOf(r.code!, r.signo!, r.coreDumped!) };
     },
     getfd: (targetFd) => call(() => raw.getfd(targetFd)),
-    lock: () => lockFd(raw.pidfd),
     ref: () => raw.ref(),
     unref: () => raw.unref(),
     release: () => raw.release(),
@@ -556,15 +552,4 @@ export function openProcess(pid: number): OpenProcess {
  */
 export function makePipe(size: number, options: { writeNonblocking?: boolean } = {}): LogPipe {
   return call((a) => a.makePipe(size, options.writeNonblocking ?? false));
-}
-
-/**
- * Lock a process through our pidfd of it (`flock`, exclusive, without waiting): true when we
- * hold it now, false when another pidfd holds it. The locked file is the process's own pidfs
- * inode, so the lock is on the process and its holder is our pidfd: it is dropped when that
- * pidfd is closed, by us or by our death. Before Linux 6.9 (no pidfs) a process cannot be
- * locked: this returns true and two managers are not kept apart.
- */
-export function lockFd(pidfd: number): boolean {
-  return call((a) => a.lockFd(pidfd)) ?? true;
 }
