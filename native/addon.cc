@@ -530,16 +530,19 @@ bool Addon::SpawnPossible(Napi::Env env) {
   return true;
 }
 
-// Put the parent's pipe ends on the Child object. The child is registered by now (teardown
-// would end it), but its pipes are ours until JS holds them: if JS cannot take them (its
-// environment stopped running JS), nobody could own the child either, so it is ended here.
-bool Addon::HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::vector<int>* ends) {
+// Put the parent's pipe ends on the Child object, and how it got into its cgroup (`cgroupVia`,
+// when it has one). The child is registered by now (teardown would end it), but its pipes are
+// ours until JS holds them: if JS cannot take them (its environment stopped running JS), nobody
+// could own the child either, so it is ended here.
+bool Addon::HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::vector<int>* ends,
+                          const char* cgroup_via) {
   Napi::Array pipes = Napi::Array::New(env, ends->size());
   bool handed = !pipes.IsEmpty();
   for (size_t k = 0; handed && k < ends->size(); k++) {
     int fd = (*ends)[k];
     handed = pipes.Set(k, fd >= 0 ? Napi::Value(Napi::Number::New(env, fd)) : env.Null());
   }
+  if (handed && cgroup_via) handed = obj.Set("cgroupVia", cgroup_via);
   if (!handed || !obj.Set("pipes", pipes)) {
     KillAfterFailedAdoption(child, ends);
     return false;
@@ -675,7 +678,8 @@ Napi::Value Addon::Spawn(const Napi::CallbackInfo& info) {
         .ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  return HandOverPipes(env, obj, child, &spawned.parent_ends) ? Napi::Value(obj) : env.Undefined();
+  bool handed = HandOverPipes(env, obj, child, &spawned.parent_ends, spawned.cgroup_via);
+  return handed ? Napi::Value(obj) : env.Undefined();
 }
 
 // The environment stopped running JS between the spawn and the hand-over: end the child now,

@@ -70,7 +70,8 @@ class Addon : public Napi::Addon<Addon> {
   void ReleaseAll();
   void KillAfterFailedAdoption(Child* child, std::vector<int>* pipes);
   bool SpawnPossible(Napi::Env env);
-  bool HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::vector<int>* ends);
+  bool HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::vector<int>* ends,
+                     const char* cgroup_via);
 
   // A listening socket we created, until JS has closed its fd (closeFd) and handed its file
   // back (unlinkSocket): teardown releases whatever is left, so that a terminated worker

@@ -88,7 +88,9 @@ export interface SpawnOptions {
   /**
    * An fd of a cgroup v2 directory: the child is in that cgroup before its first instruction
    * (clone3 with CLONE_INTO_CGROUP, Linux >= 5.7; before that, or where seccomp refuses clone3,
-   * the child joins through `cgroup.procs` before it execs). A cgroup that refuses the child
+   * the child joins through `cgroup.procs` before it execs; and once more that way when the
+   * kernel killed the clone3 child before its first instruction, which kernels with kill_seq do
+   * after a write to `cgroup.kill`: see {@link Child.cgroupVia}). A cgroup that refuses the child
    * (EBUSY: controllers enabled for its children; EACCES) fails the spawn with
    * `syscall: 'clone3'` or `'cgroup.procs'`. Ours to close afterwards.
    */
@@ -128,6 +130,13 @@ export interface Child {
   /** True once the child has been reaped. */
   readonly exited: boolean;
   /**
+   * With `cgroupFd`: how the child got into its cgroup, `'clone3'` (CLONE_INTO_CGROUP) or
+   * `'cgroup.procs'` (the child joined before it exec'd: `cgroupMethod: 'procs'`, no clone3 here,
+   * or the clone3 child was SIGKILLed at birth and the spawn went this way once more). Without
+   * a cgroup: undefined.
+   */
+  readonly cgroupVia?: 'clone3' | 'cgroup.procs';
+  /**
    * Send `signal` through the pidfd, or to the whole process group (`group: true`, for
    * children spawned with `newProcessGroup`). Returns false, and sends nothing, when the child
    * has already been reaped: a recycled pid is never signalled. The group is named through the
@@ -152,6 +161,7 @@ interface RawChild {
   readonly pidfd: number;
   readonly pipes: (number | null)[];
   readonly exited: boolean;
+  readonly cgroupVia?: 'clone3' | 'cgroup.procs';
   signal(signo: number, group: boolean): boolean;
   groupAlive(): boolean;
   ref(): void;
@@ -346,6 +356,9 @@ class ChildHandle implements Child {
   }
   get exited(): boolean {
     return this.raw.exited;
+  }
+  get cgroupVia(): 'clone3' | 'cgroup.procs' | undefined {
+    return this.raw.cgroupVia;
   }
   signal(signal: NodeJS.Signals | number, options?: { group?: boolean }): boolean {
     const raw = this.raw;
