@@ -43,7 +43,7 @@ import { describeValue } from './describe.js';
  *   make the daemon exit or detach instead of serving.
  * - `safe`: `known`, and nothing that changes what the guest can reach or the daemon's
  *   confinement (shared directory, sandbox, seccomp, capabilities, uid/gid mapping, extended
- *   host files the daemon would read or write), and no `-o` value
+ *   attributes and their mapping, host files the daemon would read or write), and no `-o` value
  *   with a comma in it.
  */
 export type ExtraArgsPolicy = 'verbatim' | 'known' | 'safe';
@@ -92,6 +92,20 @@ const POSIX_LOCK =
 const NYDUS_LEVEL = 'is set by this library (it always passes --log-level: use the logLevel option)';
 const HOST_FILE_READ = 'makes the daemon read a host file named by the argument';
 const HOST_FILE_WRITE = 'makes the daemon write a host file named by the argument';
+/**
+ * Extended attributes are the operator's to give: the daemon runs as root with CAP_SETFCAP
+ * (both dialects keep it after sandboxing: CapEff 0x880000db), so with xattrs on a guest sets
+ * security.capability on files in the shared directory, and any host user who can run them gets
+ * those capabilities; security.selinux relabels host files, ACLs grant host users access.
+ */
+const XATTR =
+  'turns on extended attributes: the daemon keeps CAP_SETFCAP, so the guest could then set security.capability ' +
+  '(file capabilities for any host user who runs the file), SELinux labels or ACLs on host files; ' +
+  'only the operator may (the xattr, xattrmap, posixAcl and securityLabel options)';
+const XATTRMAP =
+  "replaces the xattr mapping, which is how an operator keeps the guest away from the host's security.* and " +
+  'trusted.* attributes, and turns extended attributes on; only the operator may (the xattrmap option)';
+
 /** A documented flag that writes the daemon setting `key`. */
 const sets = (key: string, more: Omit<FlagDoc, 'key'> = {}): FlagDoc => ({ key, ...more });
 
@@ -133,16 +147,16 @@ const LEGACY_O: Readonly<Record<string, FlagDoc>> = {
   timeout: sets('timeout', { value: UINT }),
   writeback: sets('writeback'),
   no_writeback: sets('writeback'),
-  xattr: sets('xattr'),
+  xattr: sets('xattr', { unsafe: XATTR }),
   no_xattr: sets('xattr'),
-  xattrmap: sets('xattrmap', { value: true, implies: ['xattr'] }),
+  xattrmap: sets('xattrmap', { value: true, implies: ['xattr'], unsafe: XATTRMAP }),
   modcaps: sets('modcaps', { value: true, unsafe: CAPS }),
   allow_direct_io: sets('allow_direct_io'),
   no_allow_direct_io: sets('allow_direct_io'),
   announce_submounts: sets('announce_submounts'),
-  posix_acl: sets('posix_acl'),
+  posix_acl: sets('posix_acl', { unsafe: XATTR }),
   no_posix_acl: sets('posix_acl'),
-  security_label: sets('security_label'),
+  security_label: sets('security_label', { unsafe: XATTR }),
   no_security_label: sets('security_label'),
   killpriv_v2: sets('killpriv_v2'),
   no_killpriv_v2: sets('killpriv_v2'),
@@ -161,9 +175,9 @@ const RUST_FLAGS: Readonly<Record<string, FlagDoc>> = {
   '--socket-group': { value: true, owned: SOCKET },
   '--fd': { value: UINT, owned: SOCKET },
   '--thread-pool-size': sets('thread_pool_size', { value: UINT }),
-  '--xattr': sets('xattr'),
-  '--posix-acl': sets('posix_acl', { implies: ['xattr'] }),
-  '--xattrmap': sets('xattrmap', { value: true, implies: ['xattr'] }),
+  '--xattr': sets('xattr', { unsafe: XATTR }),
+  '--posix-acl': sets('posix_acl', { implies: ['xattr'], unsafe: XATTR }),
+  '--xattrmap': sets('xattrmap', { value: true, implies: ['xattr'], unsafe: XATTRMAP }),
   '--sandbox': sets('sandbox', { value: ['namespace', 'chroot', 'none'], unsafe: SANDBOX }),
   '--readonly': sets('readonly'),
   '--seccomp': sets('seccomp', {
@@ -192,7 +206,7 @@ const RUST_FLAGS: Readonly<Record<string, FlagDoc>> = {
   '--no-killpriv-v2': sets('killpriv_v2'),
   '--killpriv-v2': sets('killpriv_v2'),
   '-f': {}, // no effect
-  '--security-label': sets('security_label', { implies: ['xattr'] }),
+  '--security-label': sets('security_label', { implies: ['xattr'], unsafe: XATTR }),
   '--uid-map': { value: true, unsafe: IDMAP },
   '--gid-map': { value: true, unsafe: IDMAP },
   '--translate-uid': { value: true, unsafe: IDMAP },
@@ -209,13 +223,13 @@ const RUST_FLAGS: Readonly<Record<string, FlagDoc>> = {
  * applied after every flag, so each beats the flag of the same setting wherever it stands.
  */
 const RUST_O: Readonly<Record<string, FlagDoc>> = {
-  xattrmap: sets('xattrmap', { value: true, implies: ['xattr'] }),
+  xattrmap: sets('xattrmap', { value: true, implies: ['xattr'], unsafe: XATTRMAP }),
   cache: { value: ['auto', 'always', 'none', 'metadata'], owned: CACHE },
   loglevel: sets('log_level', { value: ['debug', 'info', 'warn', 'err'] }),
   sandbox: sets('sandbox', { value: ['namespace', 'chroot'], unsafe: SANDBOX }),
   source: { value: true, owned: SOURCE, unsafe: SHARED },
   modcaps: sets('modcaps', { value: true, unsafe: CAPS }),
-  xattr: sets('xattr'),
+  xattr: sets('xattr', { unsafe: XATTR }),
   no_xattr: sets('xattr'),
   readdirplus: sets('readdirplus'),
   no_readdirplus: sets('readdirplus'),
@@ -225,9 +239,9 @@ const RUST_O: Readonly<Record<string, FlagDoc>> = {
   no_allow_direct_io: sets('allow_direct_io'),
   killpriv_v2: sets('killpriv_v2'),
   no_killpriv_v2: sets('killpriv_v2'),
-  posix_acl: sets('posix_acl', { implies: ['xattr'] }),
+  posix_acl: sets('posix_acl', { implies: ['xattr'], unsafe: XATTR }),
   no_posix_acl: sets('posix_acl'),
-  security_label: sets('security_label', { implies: ['xattr'] }),
+  security_label: sets('security_label', { implies: ['xattr'], unsafe: XATTR }),
   no_security_label: sets('security_label'),
   announce_submounts: sets('announce_submounts'),
   no_posix_lock: {}, // accepted and ignored

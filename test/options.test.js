@@ -548,7 +548,7 @@ describe('extraArgsPolicy', () => {
       'legacy',
       [
         '-o',
-        'xattr',
+        'no_xattr',
         '--thread-pool-size=2',
         '-o',
         'announce_submounts',
@@ -557,10 +557,7 @@ describe('extraArgsPolicy', () => {
         '--rlimit-nofile=4096',
       ],
     ],
-    [
-      'rust',
-      ['--thread-pool-size', '2', '--xattr', '--announce-submounts', '--log-level', 'info', '--readonly', '--tag=fs0'],
-    ],
+    ['rust', ['--thread-pool-size', '2', '--announce-submounts', '--log-level', 'info', '--readonly', '--tag=fs0']],
   ]) {
     test(`'safe' lets benign arguments through and the real ${dialect} daemon starts with them`, async (t) => {
       const { argv } = await startReal(t, dialect, { extraArgs, extraArgsPolicy: 'safe' });
