@@ -68,6 +68,7 @@ export {
 export {
   fromKataConfig,
   parseExtraOption,
+  MAX_EXTRA_OPTION_BYTES,
   ExtraOptionError,
   type KataVirtiofsConfig,
   type KataVirtiofsdOptions,

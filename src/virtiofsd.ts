@@ -346,8 +346,8 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     const o = this.options;
     const { socketPath, sourcePath, extraArgs } = o;
     // Without a stderr there is no ready marker to wait for, whichever way syslog was asked for.
-    // (Under extraArgsPolicy 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
-    const syslog = o.syslog || (extraArgs.includes('--syslog') && o.extraArgsPolicy !== 'safe');
+    // (Under extraArgsPolicy 'known' and 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
+    const syslog = o.syslog || (extraArgs.includes('--syslog') && o.extraArgsPolicy === 'verbatim');
     if (syslog && !existsSync('/dev/log')) {
       throw new InvalidOptionError(
         'syslog',
