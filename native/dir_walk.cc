@@ -13,9 +13,6 @@
 
 namespace vfd {
 
-// The kernel's own limit on symlinks followed in one lookup.
-static constexpr int kMaxSymlinks = 40;
-
 void SplitPath(const std::string& path, std::string* dir, std::string* base) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos) {
@@ -27,22 +24,65 @@ void SplitPath(const std::string& path, std::string* dir, std::string* base) {
   }
 }
 
+bool OursOrRoot(uid_t uid) { return uid == 0 || uid == geteuid(); }
+
+// ---- judging what is on the way --------------------------------------------------------------
+
+static int Refuse(Distrust distrust, const std::string& component, const FileId& id, PathProblem* why) {
+  why->distrust = distrust;
+  why->component = component;
+  why->owner = id.uid;
+  why->mode = id.mode;
+  return -EPERM;
+}
+
+int JudgeEntry(const FileId& holder, const std::string& holder_path, const FileId* entry,
+               const std::string& entry_path, PathProblem* why) {
+  why->dir_owner = holder.uid;
+  why->dir_mode = holder.mode;
+  if (!OursOrRoot(holder.uid)) return Refuse(Distrust::kOwner, holder_path, holder, why);
+  if (!(holder.mode & (S_IWGRP | S_IWOTH))) return 0;
+  if (!(holder.mode & S_ISVTX)) return Refuse(Distrust::kWritable, holder_path, holder, why);
+  // Sticky (/tmp): whoever may add names here cannot rename or remove an entry of ours.
+  if (!entry || OursOrRoot(entry->uid)) return 0;
+  return Refuse(Distrust::kForeignEntry, entry_path, *entry, why);
+}
+
 // ---- resolving the directory ------------------------------------------------------------
 
-// Whether the symlink `name` in directory `dirfd` can only have been put there by root or
-// by us: then following it is as safe as the directory itself.
-static bool LinkTrusted(int dirfd, const char* name, PathProblem* why) {
-  FileId dir, link;
-  if (StatAt(dirfd, "", AT_EMPTY_PATH, &dir) < 0 || StatAt(dirfd, name, AT_SYMLINK_NOFOLLOW, &link) < 0) return false;
-  uid_t me = geteuid();
-  bool dir_ours = dir.uid == 0 || dir.uid == me;
-  bool link_ours = link.uid == 0 || link.uid == me;
-  why->dir_owner = dir.uid;
-  why->dir_mode = dir.mode;
-  if (!dir_ours) return false;
-  if (!(dir.mode & (S_IWGRP | S_IWOTH))) return true;
-  // In a sticky directory (/tmp) only an entry's owner or the directory's may replace it.
-  return (dir.mode & S_ISVTX) && link_ours;
+// The kernel's own limit on symlinks followed in one lookup.
+static constexpr int kMaxSymlinks = 40;
+
+// The path of entry `comp` of the directory the walk has reached as `done` ("" for the
+// working directory it started from), for messages.
+static std::string Join(const std::string& done, const std::string& comp) {
+  if (done.empty()) return comp;
+  return done == "/" ? "/" + comp : done + "/" + comp;
+}
+
+// Judge the directory `next`, just opened as entry `comp` of `cur` (kEveryEntry).
+static int JudgeDir(int cur, const std::string& done, int next, const std::string& comp, PathProblem* why) {
+  // "." and ".." name directories the walk has judged already, or their ancestors: nobody plants them.
+  if (comp == "." || comp == "..") return 0;
+  FileId holder, entry;
+  int err;
+  if ((err = StatAt(cur, "", AT_EMPTY_PATH, &holder)) < 0 || (err = StatAt(next, "", AT_EMPTY_PATH, &entry)) < 0) {
+    return err;
+  }
+  return JudgeEntry(holder, done.empty() ? "." : done, &entry, Join(done, comp), why);
+}
+
+// Whether the symlink `comp` (stat `link`) in `cur` can only have been put there by root or by
+// us: then following it is as safe as the directory itself. 0 yes; -ELOOP with why filled.
+static int JudgeLink(int cur, const std::string& done, const FileId& link, const std::string& comp,
+                     PathProblem* why) {
+  FileId holder;
+  int err = StatAt(cur, "", AT_EMPTY_PATH, &holder);
+  if (err < 0) return err;
+  std::string at = Join(done, comp);
+  if (JudgeEntry(holder, done.empty() ? "." : done, &link, at, why) == 0) return 0;
+  why->symlink = at;
+  return -ELOOP;
 }
 
 // Replace *rest up to `end` (the symlink `comp` in dirfd) by the link's target: the walk goes
@@ -56,20 +96,22 @@ static int SpliceLink(int dirfd, const std::string& comp, std::string* rest, siz
   return 0;
 }
 
-// The component-by-component walk behind OpenDirSafely, for paths that hold a symlink.
-static int WalkDir(const std::string& path, PathProblem* why) {
+// The component-by-component walk behind OpenDirSafely: for kSymlinks only paths that hold a
+// symlink come here, for kEveryEntry every path.
+static int WalkDir(const std::string& path, WalkRule rule, PathProblem* why) {
   std::string rest = path;
-  std::string done;
+  std::string done = path[0] == '/' ? "/" : "";
   int cur = open(path[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (cur < 0) return -errno;
   int links = 0;
   size_t pos = 0;
+  int err = 0;
   while (pos < rest.size()) {
     if (rest[pos] == '/') {
       if (pos == 0) {  // an absolute target restarts at the root
         close(cur);
         if ((cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) return -errno;
-        done.clear();
+        done = "/";
       }
       pos++;
       continue;
@@ -79,33 +121,43 @@ static int WalkDir(const std::string& path, PathProblem* why) {
     std::string comp = rest.substr(pos, end - pos);
     int next = openat(cur, comp.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
     if (next >= 0) {
+      // Judged once open: the fd is the directory we go on in, whatever the name points to by now.
+      if (rule == WalkRule::kEveryEntry && (err = JudgeDir(cur, done, next, comp, why)) < 0) {
+        close(next);
+        break;
+      }
       close(cur);
       cur = next;
-      done += "/" + comp;
+      done = Join(done, comp);
       pos = end;
       continue;
     }
-    int err = -errno;
+    err = -errno;
     FileId f;
     // O_PATH|O_NOFOLLOW opens a symlink itself, which O_DIRECTORY then refuses.
     bool link = (err == -ENOTDIR || err == -ELOOP) && StatAt(cur, comp.c_str(), AT_SYMLINK_NOFOLLOW, &f) == 0 &&
                 S_ISLNK(f.mode);
-    if (link && !LinkTrusted(cur, comp.c_str(), why)) {
-      why->symlink = (done.empty() && path[0] != '/' ? comp : done + "/" + comp);
+    if (!link) break;
+    if ((err = JudgeLink(cur, done, f, comp, why)) < 0) break;
+    if (++links > kMaxSymlinks) {
       err = -ELOOP;
-    } else if (link && ++links > kMaxSymlinks) {
-      err = -ELOOP;
-    } else if (link && (err = SpliceLink(cur, comp, &rest, end)) == 0) {
-      pos = 0;
-      continue;
+      break;
     }
+    if ((err = SpliceLink(cur, comp, &rest, end)) < 0) break;
+    pos = 0;
+  }
+  if (err < 0) {
     close(cur);
     return err;
   }
   return cur;
 }
 
-int OpenDirSafely(const std::string& dir, PathProblem* why) {
+int OpenDirSafely(const std::string& dir, WalkRule rule, PathProblem* why) {
+  if (dir.empty()) return -ENOENT;
+  if (rule == WalkRule::kEveryEntry) {
+    return dir[0] == '/' ? WalkDir(dir, rule, why) : -EINVAL;
+  }
   // Strict and cheap: one call for the common path that holds no symlink at all.
   struct open_how how;
   memset(&how, 0, sizeof(how));
@@ -115,7 +167,7 @@ int OpenDirSafely(const std::string& dir, PathProblem* why) {
   if (fd >= 0) return fd;
   // ELOOP: a symlink on the way, which the walk may trust; ENOSYS, E2BIG: Linux < 5.6.
   if (errno != ELOOP && errno != ENOSYS && errno != E2BIG && errno != EPERM) return -errno;
-  return WalkDir(dir, why);
+  return WalkDir(dir, rule, why);
 }
 
 }  // namespace vfd

@@ -48,7 +48,7 @@ static int OpenSocketDir(const std::string& path, SocketDir* out, PathProblem* w
   std::string dir;
   SplitPath(path, &dir, &out->name);
   if (out->name.empty() || out->name == "." || out->name == "..") return -EISDIR;
-  int fd = OpenDirSafely(dir, why);
+  int fd = OpenDirSafely(dir, WalkRule::kSymlinks, why);
   if (fd < 0) return fd;
   out->fd = fd;
   return 0;
