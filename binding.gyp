@@ -8,6 +8,7 @@
         "native/spawn.cc",
         "native/unix_socket.cc",
         "native/dir_walk.cc",
+        "native/trusted_file.cc",
         "native/errors.cc",
         "native/process_group.cc",
         "native/syscalls.cc",
