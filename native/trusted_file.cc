@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "syscalls.h"
 
 namespace vfd {
@@ -72,12 +74,14 @@ static int NoFile(const TrustedDir& dir, PathProblem* why) {
 // ---- reading -------------------------------------------------------------------------------
 
 // Read fd to its end into *out, but never more than max bytes: -EFBIG as soon as there are more
-// (the file grew since its fstat), with *out left empty.
-static int ReadAtMost(int fd, size_t max, std::string* out, uint64_t* total) {
-  std::string buf(max + 1, '\0');
+// (the file grew since its fstat), with *out left empty. `hint` (its size at the fstat) sizes
+// the buffer, so that a large max costs nothing for a small file.
+static int ReadAtMost(int fd, size_t max, uint64_t hint, std::string* out, uint64_t* total) {
+  std::string buf(static_cast<size_t>(std::min<uint64_t>(hint, max)) + 1, '\0');
   size_t got = 0;
   while (got <= max) {
-    ssize_t n = read(fd, &buf[got], max + 1 - got);
+    if (got == buf.size()) buf.resize(std::min(2 * buf.size(), max + 1));
+    ssize_t n = read(fd, &buf[got], buf.size() - got);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return -errno;
     if (n == 0) break;
@@ -107,7 +111,7 @@ int ReadTrustedFile(const std::string& path, size_t max, std::string* out, PathP
   if (err == 0) err = JudgeFile(dir, st, true, why);
   if (err == 0 && st.size > max) err = RefuseFile(Distrust::kSize, path, st, -EFBIG, why);
   uint64_t total = 0;
-  if (err == 0 && (err = ReadAtMost(fd, max, out, &total)) == -EFBIG) {
+  if (err == 0 && (err = ReadAtMost(fd, max, st.size, out, &total)) == -EFBIG) {
     st.size = total;
     RefuseFile(Distrust::kSize, path, st, err, why);
   }
