@@ -486,10 +486,21 @@ test('adoption lock: two worker_threads are two holders; a terminated worker’s
   rd.unlockDaemon(pid);
 });
 
+/**
+ * The /tmp fallback runtime directory of `user`, removed now and after t: a user that had this
+ * uid before (useradd reuses the numbers of removed users) may have left one behind.
+ */
+function fallbackDir(t, user) {
+  const dir = `/tmp/virtiofs-daemon-${user.uid}`;
+  fs.rmSync(dir, { recursive: true, force: true });
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 test('an unprivileged user can neither open adoption.lock nor read seal.key, and its locks never block root’s', async (t) => {
   requireRoot();
   const user = createUser(t);
-  t.after(() => fs.rmSync(`/tmp/virtiofs-daemon-${user.uid}`, { recursive: true, force: true }));
+  fallbackDir(t, user);
   const pid = sleeper(t).pid;
   rd.sealKey();
   assert.equal(rd.lockDaemon(pid), true);
@@ -540,7 +551,7 @@ test('an unprivileged user can neither open adoption.lock nor read seal.key, and
 function desktopUser(t) {
   const user = createUser(t);
   const xdg = mkdir(path.join(openDir(t), 'xdg'), { uid: user.uid, mode: 0o700 });
-  t.after(() => fs.rmSync(`/tmp/virtiofs-daemon-${user.uid}`, { recursive: true, force: true }));
+  fallbackDir(t, user);
   return { user, xdg, env: { XDG_RUNTIME_DIR: xdg } };
 }
 
