@@ -32,8 +32,10 @@ export {
   NotSupportedError,
   NydusApiError,
   SystemError,
+  UntrustedFileError,
   VirtiofsDaemonError,
   type ExitStatus,
+  type UntrustedReason,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
 export {
