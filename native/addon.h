@@ -66,13 +66,22 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value LiveGroups(const Napi::CallbackInfo& info);
   Napi::Value ReadPipe(const Napi::CallbackInfo& info);
   Napi::Value KillCgroupMembers(const Napi::CallbackInfo& info);
+  Napi::Value ReadTrustedFile(const Napi::CallbackInfo& info);
+  Napi::Value WriteTrustedFile(const Napi::CallbackInfo& info);
+  Napi::Value RemoveTrustedFile(const Napi::CallbackInfo& info);
+  Napi::Value MakePrivateDir(const Napi::CallbackInfo& info);
+  Napi::Value OpenLockFile(const Napi::CallbackInfo& info);
+  Napi::Value LockByte(const Napi::CallbackInfo& info);
+  Napi::Value UnlockByte(const Napi::CallbackInfo& info);
+  Napi::Value ByteLockedElsewhere(const Napi::CallbackInfo& info);
 
   static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
   void HandleClosed();
   void ReleaseAll();
   void KillAfterFailedAdoption(Child* child, std::vector<int>* pipes);
   bool SpawnPossible(Napi::Env env);
-  bool HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::vector<int>* ends);
+  bool HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::vector<int>* ends,
+                     const char* cgroup_via);
 
   // A listening socket we created, until JS has closed its fd (closeFd) and handed its file
   // back (unlinkSocket): teardown releases whatever is left, so that a terminated worker
@@ -99,6 +108,12 @@ class Addon : public Napi::Addon<Addon> {
   size_t pipes_after_prune_ = 0;
   void OwnPipes(const std::vector<int>& fds);
   void ClosePipesLeftOpen();
+
+  // The lock files this environment opened (openLockFile), until JS closes them (closeFd):
+  // teardown closes the rest, so that the locks held through them go with the environment - a
+  // terminated worker keeps no lock while its process lives on. Same entry shape as a pipe's.
+  std::vector<OwnedPipe> lock_files_;
+  void CloseLockFiles();
 
   uv_loop_t* loop_ = nullptr;
   bool constructing_ = false;

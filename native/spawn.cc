@@ -46,6 +46,7 @@ struct ChildArgs {
   int procs_fd;       // the cgroup's cgroup.procs to join through, or -1
   int err;            // set by the child when it fails before exec
   bool joining;       // set by the child while it joins the cgroup: a failure there is the cgroup's
+  bool ran;           // set by the child's first instruction: unset after the clone, it never ran
 };
 
 static int RawSigprocmask(int how, const uint64_t* set, uint64_t* old) {
@@ -171,6 +172,7 @@ static int PlaceFds(const ChildArgs* a) {
 // Returns only on failure, having stored the errno for the parent: one exit for every step.
 static int ChildMain(void* arg) {
   ChildArgs* a = static_cast<ChildArgs*>(arg);
+  a->ran = true;
   const SpawnRequest& req = *a->req;
   uint64_t none = 0;
   int err;
@@ -279,9 +281,25 @@ static pid_t CloneThenJoin(const SpawnRequest& req, void* stack, ChildArgs* args
   return pid < 0 ? -errno : pid;
 }
 
+// True when the clone3 child never ran (it is reaped then): only a fatal signal ends a task
+// before its first instruction. The kernels with kill_seq ("cgroup: fix race between fork and
+// cgroup.kill": 6.14, and 6.1/6.6/6.12 stable) send one to every CLONE_INTO_CGROUP child whose
+// cgroup's kill_seq differs from its SPAWNER's cgroup's, because cgroup_css_set_fork() reads
+// the count before it has looked up the target: after a write to cgroup.kill, every child.
+// The vfork wait is over (the dying child released our memory), so waitid only waits for the
+// zombie, which follows at once; ECHILD (another waiter reaped it) leaves it just as gone.
+static bool KilledAtBirth(const ChildArgs* args, int pidfd) {
+  if (args->ran) return false;
+  siginfo_t info;
+  WaitPidfd(pidfd, &info, WEXITED);
+  close(pidfd);
+  return true;
+}
+
 // Run the child on `stack` until it has exec'd or failed. The child's pid (its pidfd in
 // *pidfd), or a negative errno when there is no child, *cgroup_step saying when the cgroup was
-// the reason. A child that failed is still to be reaped: see args->err.
+// the reason. A child that failed is still to be reaped: see args->err. *via says how the child
+// got into its cgroup ("clone3" or "cgroup.procs"; untouched without one).
 //
 // Block everything, glibc's internal signals included, so that no handler of ours runs in the
 // child before it has reset them all. CLONE_VM|CLONE_VFORK: the child borrows our memory
@@ -289,7 +307,7 @@ static pid_t CloneThenJoin(const SpawnRequest& req, void* stack, ChildArgs* args
 // resumes once the child has exec'd or died. CLONE_PIDFD hands us a pidfd in the same step,
 // before anyone could reap the pid.
 static pid_t StartChild(const SpawnRequest& req, void* stack, ChildArgs* args, int* pidfd,
-                        const char** cgroup_step) {
+                        const char** cgroup_step, const char** via) {
   uint64_t all = ~UINT64_C(0);
   uint64_t old_mask;
   bool via_clone3 = req.cgroup_fd >= 0 && req.cgroup_method == SpawnRequest::kClone;
@@ -298,14 +316,17 @@ static pid_t StartChild(const SpawnRequest& req, void* stack, ChildArgs* args, i
   if (via_clone3) {
     r = CloneIntoCgroup(req, stack, args, pidfd);
     // No clone3 here (seccomp profiles answer ENOSYS on purpose), or no CLONE_INTO_CGROUP
-    // (E2BIG before 5.7): join through cgroup.procs instead.
-    via_clone3 = r != -ENOSYS && r != -E2BIG;
+    // (E2BIG before 5.7): join through cgroup.procs instead. Killed at birth (see
+    // KilledAtBirth): once more through cgroup.procs, which that kernel bug does not touch.
+    via_clone3 = r != -ENOSYS && r != -E2BIG && !(r > 0 && KilledAtBirth(args, *pidfd));
     if (r < 0 && via_clone3) *cgroup_step = "clone3";
+    if (!via_clone3) *pidfd = -1;
   }
   if (!via_clone3) r = CloneThenJoin(req, stack, args, pidfd, cgroup_step);
   // Restores what the first call saved; the same valid arguments cannot fail.
   RawSigprocmask(SIG_SETMASK, &old_mask, nullptr);
   if (args->procs_fd >= 0) close(args->procs_fd);
+  if (req.cgroup_fd >= 0) *via = via_clone3 ? "clone3" : "cgroup.procs";
   return static_cast<pid_t>(r);
 }
 
@@ -317,7 +338,7 @@ int Spawn(const SpawnRequest& req, SpawnResult* out) {
   // high starts above the targets [0, n), and at 3 at least so that the parked copies never
   // take a standard stream's number. Correctness needs only max(n, every source + 1) (see
   // PlanSources); the floor costs nothing and keeps 0-2 out of pass 1 when n < 3.
-  ChildArgs args = {&req, nullptr, std::max(n, 3), -1, 0, false};
+  ChildArgs args = {&req, nullptr, std::max(n, 3), -1, 0, false, false};
   void* stack = req.stack;
   int pidfd = -1;
   pid_t pid = -1;
@@ -331,7 +352,7 @@ int Spawn(const SpawnRequest& req, SpawnResult* out) {
     goto out;
   }
 
-  pid = StartChild(req, stack, &args, &pidfd, &out->cgroup_step);
+  pid = StartChild(req, stack, &args, &pidfd, &out->cgroup_step, &out->cgroup_via);
   if (pid < 0) {
     err = pid;
     goto out;

@@ -25,8 +25,10 @@ struct SpawnRequest {
   // A cgroup v2 directory fd: the child is in that cgroup before its first instruction.
   int cgroup_fd = -1;
   // How it gets there. kClone: clone3(CLONE_INTO_CGROUP), created there (Linux >= 5.7), else
-  // kProcs. kProcs: the child writes "0" to the cgroup's cgroup.procs before it execs, which
-  // migrates it and costs more (see bench/); kept as the fallback and for the benchmark.
+  // kProcs; kProcs once more when the kernel killed the clone3 child before its first
+  // instruction (a kernel bug after cgroup.kill: see KilledAtBirth in spawn.cc). kProcs: the
+  // child writes "0" to the cgroup's cgroup.procs before it execs, which migrates it and costs
+  // more (see bench/); kept as the fallback and for the benchmark.
   enum CgroupMethod { kClone, kProcs };
   CgroupMethod cgroup_method = kClone;
   // Non-zero: PR_SET_PDEATHSIG(death_signal) in the child, which then exits at once if
@@ -43,6 +45,9 @@ struct SpawnResult {
   // On failure: the step that could not place the child in its cgroup ("clone3" or
   // "cgroup.procs"), or nullptr when the failure had nothing to do with the cgroup.
   const char* cgroup_step = nullptr;
+  // With a cgroup: how the child got there, "clone3" (CLONE_INTO_CGROUP) or "cgroup.procs" (the
+  // fallback, also taken once when the kernel killed the clone3 child at birth: see spawn.cc).
+  const char* cgroup_via = nullptr;
 };
 
 // Spawn a CLONE_VM|CLONE_VFORK child (glibc's posix_spawn discipline: its own stack, every

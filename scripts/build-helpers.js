@@ -4,7 +4,8 @@
  * Compiles the C helpers of the tests and benchmarks: every test/helpers/*.c and bench/*.c
  * becomes build/helpers/<name>, with `cc -O2 -Wall` ($CC overrides cc); a `<name>.addon.c` is a
  * tiny Node-API test addon and becomes build/helpers/<name>.node (never part of binding.gyp:
- * users do not build test helpers). An output newer
+ * users do not build test helpers); a `<name>.preload.c` is a shared object for LD_PRELOAD and
+ * becomes build/helpers/<name>.so. An output newer
  * than its source is left alone. A missing source directory is fine; a failed compile
  * exits non-zero.
  */
@@ -48,7 +49,11 @@ function main() {
   const sources = sourceDirs.flatMap(cSources);
   const seen = new Map();
   for (const src of sources) {
-    const name = src.endsWith('.addon.c') ? `${path.basename(src, '.addon.c')}.node` : path.basename(src, '.c');
+    const name = src.endsWith('.addon.c')
+      ? `${path.basename(src, '.addon.c')}.node`
+      : src.endsWith('.preload.c')
+        ? `${path.basename(src, '.preload.c')}.so`
+        : path.basename(src, '.c');
     if (seen.has(name)) {
       throw new Error(`two helpers would both build ${name}: ${seen.get(name)} and ${src}`);
     }
@@ -58,10 +63,11 @@ function main() {
   for (const [name, src] of seen) {
     const out = path.join(outDir, name);
     if (upToDate(src, out)) continue;
-    const addon = name.endsWith('.node');
-    const args = addon
+    const args = name.endsWith('.node')
       ? ['-O2', '-Wall', '-shared', '-fPIC', `-I${nodeInclude}`, '-o', out, src]
-      : ['-O2', '-Wall', '-o', out, src];
+      : name.endsWith('.so')
+        ? ['-O2', '-Wall', '-shared', '-fPIC', '-o', out, src, '-ldl']
+        : ['-O2', '-Wall', '-o', out, src];
     console.log(`${cc} ${args.join(' ')}`);
     try {
       execFileSync(cc, args, { stdio: 'inherit' });

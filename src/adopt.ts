@@ -19,15 +19,14 @@
  * Every later signal goes through the pidfd.
  */
 import { fstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { DaemonAdoptedError, DaemonGoneError, DaemonNotPermittedError, HandleProofError, SystemError } from './errors.js';
 import {
-  bootId,
-  processIdentity,
-  processUids,
-  sealMatches,
-  type DaemonHandle,
-  type HandleTrust,
-} from './handle.js';
+  DaemonAdoptedError,
+  DaemonGoneError,
+  DaemonNotPermittedError,
+  HandleProofError,
+  SystemError,
+} from './errors.js';
+import { bootId, processIdentity, processUids, sealMatches, type DaemonHandle, type HandleTrust } from './handle.js';
 import { closeFd, openProcess, socketListener, type OpenProcess } from './native.js';
 import { lockDaemon, unlockDaemon } from './runtime-dir.js';
 

@@ -1,14 +1,16 @@
 /**
- * A daemon's own cgroup v2 directory: found, checked and (when asked) created before anything is
- * spawned; the spawn places the daemon in it from its first instruction (see native.ts); stop
- * empties it with `cgroup.kill` and learns that it is empty from `cgroup.events`; `stats()` reads
- * what it accounts.
+ * A daemon's own cgroup v2 directory: made for each start with an exclusive mkdir (so it can be
+ * no one else's) and checked before anything is spawned; the spawn places the daemon in it from
+ * its first instruction (see native.ts); stop empties it with `cgroup.kill` (or member by member
+ * through pidfds where there is none), learns that it is empty from `cgroup.events`, and
+ * removes it; `stats()` reads what it accounts.
  *
  * Where cgroup v2 is mounted is read from /proc/self/mountinfo, never assumed: systemd hosts
  * mount it alone at /sys/fs/cgroup, hybrid hosts at /sys/fs/cgroup/unified beside the v1
  * controllers (there, v2 has placement, `cgroup.kill` and `cpu.stat`, but memory and pids stay v1).
  */
-import { constants, closeSync, openSync, promises as fsp, watch } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { constants, closeSync, openSync, promises as fsp, watch, writeSync } from 'node:fs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { raceDeadline, sleep, TIMED_OUT } from './deadline.js';
@@ -89,74 +91,125 @@ export class Cgroup {
   ) {}
 
   /**
-   * Resolve `cgroup` (absolute, or relative to the cgroup v2 mount), create it when `create` and
-   * missing, and check that a daemon can live there: a cgroup v2 directory we may write, that no
-   * process is in yet (stop() kills everything in it), with no controllers enabled for children
-   * (a process may only join a leaf). Every failure is an {@link InvalidOptionError} for `cgroup`,
-   * and leaves nothing created behind.
+   * The cgroup one start of a daemon runs in, made for that start with an exclusive mkdir, so
+   * that no other daemon can ever be in it (stop() kills everything in it):
+   * - `create`: `cgroup` itself (resolved against the cgroup v2 mount, `..` included), with
+   *   missing parents; a `cgroup` that exists already is refused (another daemon has it, or a
+   *   crashed run left it).
+   * - else `cgroup` is the operator's (it must exist): a fresh child `<cgroup>/<kind>-<8 hex>`.
+   * The root of the v2 hierarchy, anything outside it and a directory without `cgroup.events`
+   * (which every non-root cgroup has) are refused. Every failure is an
+   * {@link InvalidOptionError} for `cgroup` that names the path and the fix, and leaves nothing
+   * created behind.
    */
-  static prepare(cgroup: string, create: boolean): Cgroup {
+  static prepare(cgroup: string, create: boolean, kind: string): Cgroup {
     const mount = cgroup2Mount();
-    let dir = cgroup;
-    if (!path.isAbsolute(cgroup)) {
-      if (!mount) {
-        throw new InvalidOptionError('cgroup', `'${cgroup}' is relative, and no cgroup v2 hierarchy is mounted here`);
-      }
-      dir = path.join(mount, cgroup);
+    if (!mount) {
+      throw new InvalidOptionError('cgroup', `'${cgroup}' cannot be used: no cgroup v2 hierarchy is mounted here`);
     }
-    dir = path.normalize(dir);
-    let createdTop: string | null = null;
-    if (!fs.existsSync(dir)) {
-      if (!create) {
-        throw new InvalidOptionError('cgroup', `'${dir}' does not exist; create it or pass cgroupCreate: true`);
-      }
-      if (!onCgroup2(path.dirname(dir)) && !(mount && isInside(dir, mount))) {
-        throw new InvalidOptionError('cgroup', notV2(dir, mount));
-      }
-      try {
-        createdTop = fs.mkdirSync(dir, { recursive: true }) ?? null;
-      } catch (err) {
-        throw new InvalidOptionError('cgroup', `cannot create '${dir}': ${describeError(err)}`, { cause: err });
-      }
-    }
-    const group = new Cgroup(dir, createdTop);
-    try {
-      group.check(mount);
-    } catch (err) {
-      group.removeNow();
-      throw err;
-    }
-    return group;
+    // Absolute stays absolute; relative is below the mount. `..` is resolved here, not by the
+    // kernel: what we check must be what we use.
+    const dir = path.resolve(mount, cgroup);
+    if (dir === mount) throw new InvalidOptionError('cgroup', rootRefused(cgroup, mount));
+    if (!isInside(dir, mount)) throw new InvalidOptionError('cgroup', notV2(dir, mount));
+    return create ? Cgroup.claim(dir, mount) : Cgroup.leafOf(dir, mount, kind);
   }
 
-  private check(mount: string | null): void {
-    const dir = this.path;
-    if (!fs.statSync(dir).isDirectory()) throw new InvalidOptionError('cgroup', `'${dir}' is not a directory`);
-    if (!onCgroup2(dir)) throw new InvalidOptionError('cgroup', notV2(dir, mount));
+  /** `dir` itself, made with an exclusive mkdir (missing parents first). */
+  private static claim(dir: string, mount: string): Cgroup {
+    const parent = path.dirname(dir);
+    if (!onCgroup2(nearestExisting(parent))) throw new InvalidOptionError('cgroup', notV2(dir, mount));
+    let createdTop: string | null;
     try {
-      fs.accessSync(path.join(dir, 'cgroup.procs'), constants.W_OK);
+      createdTop = fs.mkdirSync(parent, { recursive: true }) ?? null;
     } catch (err) {
+      throw new InvalidOptionError('cgroup', `cannot create '${parent}': ${describeError(err)}`, { cause: err });
+    }
+    try {
+      fs.mkdirSync(dir);
+    } catch (err) {
+      if (createdTop) removeUpTo(parent, createdTop);
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new InvalidOptionError(
+          'cgroup',
+          `'${dir}' exists already, and cgroupCreate: true claims a cgroup by creating it: another daemon has ` +
+            'it, or a crashed run left it behind. Remove it (rmdir, once it holds no process), or drop ' +
+            'cgroupCreate to run each start in a fresh child cgroup of it',
+          { cause: err },
+        );
+      }
+      throw new InvalidOptionError('cgroup', `cannot create '${dir}': ${describeError(err)}`, { cause: err });
+    }
+    return Cgroup.checked(new Cgroup(dir, createdTop ?? dir), mount);
+  }
+
+  /** A fresh child of the operator's cgroup `dir`, made with an exclusive mkdir. */
+  private static leafOf(dir: string, mount: string, kind: string): Cgroup {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(dir);
+    } catch (err) {
+      const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
       throw new InvalidOptionError(
         'cgroup',
-        `'${dir}/cgroup.procs' is not writable by us, so no process can be placed there; ` +
-          'delegate the cgroup to this user (chown it) or run as root',
+        missing
+          ? `'${dir}' does not exist; create it or pass cgroupCreate: true`
+          : `cannot read '${dir}': ${describeError(err)}`,
         { cause: err },
       );
     }
-    const controllers = this.read('cgroup.subtree_control').trim();
-    if (controllers && dir !== mount) {
-      throw new InvalidOptionError(
-        'cgroup',
-        `'${dir}' enables controllers for its children (${controllers}), and cgroup v2 lets processes live ` +
-          'only in leaves; give the daemon a child cgroup of it',
-      );
+    if (!st.isDirectory()) throw new InvalidOptionError('cgroup', `'${dir}' is not a directory`);
+    if (!onCgroup2(dir)) throw new InvalidOptionError('cgroup', notV2(dir, mount));
+    if (!fs.existsSync(path.join(dir, 'cgroup.events'))) {
+      throw new InvalidOptionError('cgroup', rootRefused(dir, mount));
     }
-    if (this.populated()) {
-      throw new InvalidOptionError(
-        'cgroup',
-        `'${dir}' already holds processes, and stop() kills everything in the daemon's cgroup; give each daemon ` +
-          'a cgroup of its own (e.g. a child of this one)',
-      );
+    for (let attempt = 0; ; attempt++) {
+      const leaf = path.join(dir, `${kind}-${randomBytes(4).toString('hex')}`);
+      try {
+        fs.mkdirSync(leaf);
+        return Cgroup.checked(new Cgroup(leaf, leaf), mount);
+      } catch (err) {
+        if (err instanceof InvalidOptionError) throw err;
+        const code = (err as NodeJS.ErrnoException).code;
+        // 32 random bits: a name taken by another start is unlikely, twice in a row more so.
+        if (code === 'EEXIST' && attempt < 8) continue;
+        const fix =
+          code === 'EACCES' || code === 'EPERM'
+            ? '; each start runs the daemon in a fresh child cgroup of it, so let this user create ' +
+              'directories there (delegate the cgroup: chown it) or run as root'
+            : '';
+        throw new InvalidOptionError('cgroup', `cannot create a cgroup in '${dir}': ${describeError(err)}${fix}`, {
+          cause: err,
+        });
+      }
+    }
+  }
+
+  /**
+   * Check what was just created for a daemon: a cgroup v2 directory below the root that we may
+   * place a process in. A failure removes it again.
+   */
+  private static checked(group: Cgroup, mount: string): Cgroup {
+    try {
+      const dir = group.path;
+      if (!onCgroup2(dir)) throw new InvalidOptionError('cgroup', notV2(dir, mount));
+      if (!fs.existsSync(path.join(dir, 'cgroup.events'))) {
+        throw new InvalidOptionError('cgroup', rootRefused(dir, mount));
+      }
+      try {
+        fs.accessSync(path.join(dir, 'cgroup.procs'), constants.W_OK);
+      } catch (err) {
+        throw new InvalidOptionError(
+          'cgroup',
+          `'${dir}/cgroup.procs' is not writable by us, so no process can be placed there; ` +
+            'delegate the cgroup to this user (chown it) or run as root',
+          { cause: err },
+        );
+      }
+      return group;
+    } catch (err) {
+      group.removeNow();
+      throw err;
     }
   }
 
@@ -193,13 +246,33 @@ export class Cgroup {
    * ({@link killCgroupMembers}: never by a pid number that may have been reused).
    */
   kill(): void {
+    let fd: number;
     try {
-      fs.writeFileSync(path.join(this.path, 'cgroup.kill'), '1');
-      return;
+      // O_WRONLY alone: with O_CREAT (what writeFileSync adds), cgroupfs answers a missing
+      // cgroup.kill with EACCES, and the ENOENT that means "no cgroup.kill here" is lost.
+      fd = openSync(path.join(this.path, 'cgroup.kill'), constants.O_WRONLY);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.killMembers();
+      return;
     }
-    const fd = this.openFd();
+    try {
+      writeSync(fd, '1');
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** The kill without cgroup.kill: each member by pidfd. */
+  private killMembers(): void {
+    let fd: number;
+    try {
+      fd = this.openFd();
+    } catch (err) {
+      // Removed meanwhile: a cgroup that holds a process cannot be removed, so nothing is left.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
     try {
       killCgroupMembers(fd);
     } finally {
@@ -254,31 +327,30 @@ export class Cgroup {
   }
 
   /**
-   * Remove what {@link prepare} created, deepest first; a directory we found is left alone.
-   * An emptied cgroup can refuse rmdir (EBUSY) for a moment while its last tasks are released,
-   * so that is retried for up to a second. Resolves false when something could not be removed.
+   * Remove what {@link prepare} created, deepest first; a directory we found is left alone. An
+   * emptied cgroup can refuse rmdir (EBUSY) for a moment while its last tasks are released, so
+   * that is retried for up to a second. A created parent that still holds another daemon's
+   * cgroup stays (its last user does not know it was ours). Resolves false when the daemon's
+   * own cgroup could not be removed.
    */
   async remove(): Promise<boolean> {
+    if (!this.createdTop) return true;
     for (let attempt = 0; attempt < 100; attempt++) {
-      const code = this.removeNow();
-      if (code !== 'EBUSY') return code === null;
-      await sleep(10);
+      const code = rmdirCode(this.path);
+      if (code === 'EBUSY') {
+        await sleep(10);
+        continue;
+      }
+      if (code !== null) return false;
+      removeUpTo(path.dirname(this.path), this.createdTop);
+      return true;
     }
     return false;
   }
 
-  /** One attempt at {@link remove}: null, or the error code of the rmdir that failed. */
-  private removeNow(): string | null {
-    if (!this.createdTop) return null;
-    for (let dir = this.path; ; dir = path.dirname(dir)) {
-      try {
-        fs.rmdirSync(dir);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
-        if (code !== 'ENOENT') return code;
-      }
-      if (dir === this.createdTop || dir === path.dirname(dir)) return null;
-    }
+  /** {@link remove} at once, for a cgroup that never held a process. */
+  private removeNow(): void {
+    if (this.createdTop && rmdirCode(this.path) === null) removeUpTo(path.dirname(this.path), this.createdTop);
   }
 
   /** What a daemon handle keeps of this cgroup, so that a later manager can {@link resume} it. */
@@ -293,16 +365,19 @@ export class Cgroup {
    * not make stop() kill the processes of a shared cgroup, or remove one that is not the daemon's.
    */
   static resume(record: CgroupRecord, pid: number): Cgroup {
-    const { path: dir, createdTop } = record;
+    const { createdTop } = record;
+    const dir = path.resolve(record.path);
     const bad = (why: string): never => {
-      throw new InvalidOptionError('handle.cgroup', `'${dir}' ${why}; the handle is not this daemon's`);
+      throw new InvalidOptionError('handle.cgroup', `'${record.path}' ${why}; the handle is not this daemon's`);
     };
     if (!onCgroup2(dir)) bad('is not a cgroup v2 directory');
     const mount = cgroup2Mount();
-    if (createdTop !== null && (!mount || !isInside(createdTop, mount)))
-      bad(`has a created top '${createdTop}' outside the v2 hierarchy`);
-    if (createdTop !== null && dir !== createdTop && !isInside(dir, createdTop)) bad(`is not inside '${createdTop}'`);
     if (!mount || !isInside(dir, mount)) bad('is not below the root of the cgroup v2 hierarchy');
+    if (!fs.existsSync(path.join(dir, 'cgroup.events'))) bad('has no cgroup.events (the root of a hierarchy)');
+    if (createdTop !== null && (!mount || !isInside(path.resolve(createdTop), mount)))
+      bad(`has a created top '${createdTop}' outside the v2 hierarchy`);
+    if (createdTop !== null && dir !== path.resolve(createdTop) && !isInside(dir, path.resolve(createdTop)))
+      bad(`is not inside '${createdTop}'`);
     let members: number[] = [];
     try {
       members = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
@@ -312,7 +387,7 @@ export class Cgroup {
     if (!members.includes(pid)) bad(`does not hold process ${pid}`);
     const stranger = members.find((member) => !descendsFrom(member, pid));
     if (stranger !== undefined) bad(`also holds process ${stranger}, which is not process ${pid} or its descendant`);
-    return new Cgroup(dir, createdTop);
+    return new Cgroup(dir, createdTop === null ? null : path.resolve(createdTop));
   }
 
   /** True when {@link prepare} created the directory. */
@@ -335,6 +410,34 @@ function descendsFrom(pid: number, ancestor: number): boolean {
   return false;
 }
 
+/** rmdir `dir`: null when it is gone (or was already), else the error code. */
+function rmdirCode(dir: string): string | null {
+  try {
+    fs.rmdirSync(dir);
+    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'EIO';
+    return code === 'ENOENT' ? null : code;
+  }
+}
+
+/**
+ * Remove the created parents from `dir` up to `top`, deepest first, stopping at the first that
+ * cannot go: it holds a cgroup of another start (EBUSY), which keeps it alive.
+ */
+function removeUpTo(dir: string, top: string): void {
+  for (let d = dir; d === top || isInside(d, top); d = path.dirname(d)) {
+    if (rmdirCode(d) !== null) return;
+  }
+}
+
+/** `dir`, or its nearest ancestor that exists. */
+function nearestExisting(dir: string): string {
+  let d = dir;
+  while (!fs.existsSync(d) && d !== path.dirname(d)) d = path.dirname(d);
+  return d;
+}
+
 function onCgroup2(dir: string): boolean {
   try {
     return fs.statfsSync(dir).type === CGROUP2_SUPER_MAGIC;
@@ -346,6 +449,13 @@ function onCgroup2(dir: string): boolean {
 function isInside(dir: string, root: string): boolean {
   const rel = path.relative(root, dir);
   return rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel);
+}
+
+function rootRefused(cgroup: string, mount: string): string {
+  return (
+    `'${cgroup}' is the root of the cgroup v2 hierarchy (${mount}), which holds every process of the host: ` +
+    "stop() would kill them all. Name a cgroup below it, e.g. cgroup: 'vfd/vm-1' with cgroupCreate: true"
+  );
 }
 
 function notV2(dir: string, mount: string | null): string {

@@ -196,7 +196,9 @@ async function run(opts: RunOptions): Promise<number> {
     try {
       await runDetached(daemon, opts.state!, logger);
     } catch (err) {
-      logger.error({ err }, 'virtiofsd did not start');
+      // One line that names what is wrong and the fix, as for every other failure of the CLI.
+      logger.debug({ err }, 'virtiofsd did not start');
+      process.stderr.write(`virtiofs-daemon: ${cliMessage(err)}\n`);
       return 1;
     }
     process.stdout.write(`${qemuOptions(opts.socket, opts.tag, opts.memory).join(' \\\n  ')}\n`);
@@ -257,7 +259,7 @@ async function main(): Promise<void> {
   }
   try {
     if (opts.command === 'stop') process.exitCode = await stopDetached(opts.state!, makeLogger());
-    else if (opts.command === 'status') process.exitCode = await statusDetached(opts.state!, process.stdout);
+    else if (opts.command === 'status') process.exitCode = statusDetached(opts.state!, process.stdout);
     else process.exitCode = await run(opts);
     // A detached daemon is left running: its watch and output pipe must not hold us here.
     if (opts.detach) process.exit();

@@ -213,3 +213,50 @@ export class DaemonNotPermittedError extends VirtiofsDaemonError {
     this.uid = uid;
   }
 }
+
+/** What makes a file, or a directory on the way to it, untrustworthy (see {@link UntrustedFileError}). */
+export type UntrustedReason =
+  /** Owned by someone other than root or us (a private directory: other than us). */
+  | 'owner'
+  /** Writable by group or others (a directory: and not sticky). */
+  | 'writable'
+  /** Another uid's entry in a sticky directory (such as /tmp) that anyone may add to. */
+  | 'foreign-entry'
+  /** Not a regular file (a FIFO, a symlink, a device, a directory); for a private directory, not a directory. */
+  | 'type'
+  /** More bytes than the reader takes. */
+  | 'size'
+  /** A private directory whose mode is not exactly 0700. */
+  | 'mode';
+
+/**
+ * A file the manager would act on (a state file, a key) or write for itself, or a private
+ * directory, could have been written, planted or replaced by someone less privileged: it, or a
+ * directory or symlink on the way to it, is not one that only root or we could have changed, or
+ * it is not a plain file of a sane size. Nothing was read, written, removed or created.
+ */
+export class UntrustedFileError extends VirtiofsDaemonError {
+  /** The file (or directory) asked for, absolute. */
+  readonly path: string;
+  /** What is wrong with {@link component}. */
+  readonly reason: UntrustedReason;
+  /** The path at fault: {@link path} itself, or a directory or symlink on the way to it. */
+  readonly component: string;
+  /** Owner uid of {@link component}. */
+  readonly owner: number;
+  /** Mode of {@link component}, with its file type bits (`mode & 0o7777` for the permissions). */
+  readonly mode: number;
+
+  constructor(
+    fields: { path: string; reason: UntrustedReason; component: string; owner: number; mode: number },
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('ERR_UNTRUSTED_FILE', message, options);
+    this.path = fields.path;
+    this.reason = fields.reason;
+    this.component = fields.component;
+    this.owner = fields.owner;
+    this.mode = fields.mode;
+  }
+}

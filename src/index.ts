@@ -32,8 +32,10 @@ export {
   NotSupportedError,
   NydusApiError,
   SystemError,
+  UntrustedFileError,
   VirtiofsDaemonError,
   type ExitStatus,
+  type UntrustedReason,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
 export {
@@ -68,6 +70,7 @@ export {
 export {
   fromKataConfig,
   parseExtraOption,
+  MAX_EXTRA_OPTION_BYTES,
   ExtraOptionError,
   type KataVirtiofsConfig,
   type KataVirtiofsdOptions,

@@ -5,6 +5,8 @@
  */
 import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import { describeValue } from './describe.js';
+import { readOptions, requireOptionsObject } from './options.js';
+import { requireArgs } from './validate.js';
 import { VIRTIOFSD_OPTIONS, normalizeCacheMode, type CacheMode, type VirtiofsdTypedOptions } from './virtiofsd-args.js';
 
 /** The keys of Kata's configuration.toml `[hypervisor.*]` section that concern virtiofsd. */
@@ -132,45 +134,48 @@ function meaningOf(unit: string, i: number, t: ReturnType<typeof spellings>): Me
  * value out of range, or two flags that contradict each other throw an
  * {@link InvalidOptionError} naming `virtio_fs_extra_args[i]`; the shared directory and the
  * socket are refused there too: they are the runtime's to set (`sourcePath`, `socketPath`).
+ *
+ * It applies no policy: what it returns are the operator's typed options, and
+ * `xattr`, `sandbox: 'none'`, `modcaps` or `--syslog` pass as they are. Feed it the operator's
+ * configuration.toml, never annotations or other untrusted input; a tenant's arguments belong in
+ * `extraArgs` with `extraArgsPolicy: 'safe'`.
+ *
+ * `config` is read once, each key and each entry of `virtio_fs_extra_args` exactly once (a
+ * getter or Proxy that throws becomes an InvalidOptionError naming the key; a list longer than
+ * 65536 entries is refused before it is read).
  */
 export function fromKataConfig(config: KataVirtiofsConfig): KataVirtiofsdOptions {
-  if (typeof config !== 'object' || config === null) {
-    throw new InvalidOptionError(
-      'config',
-      'must be an object with Kata keys (virtio_fs_daemon, virtio_fs_cache, virtio_fs_extra_args)',
-    );
-  }
+  requireOptionsObject('fromKataConfig', config, 'config');
+  const raw = readOptions(config, ['virtio_fs_daemon', 'virtio_fs_cache', 'virtio_fs_extra_args']);
   const t = (table ??= spellings());
   const out: KataVirtiofsdOptions = {};
-  if (config.virtio_fs_daemon !== undefined) {
-    if (typeof config.virtio_fs_daemon !== 'string' || config.virtio_fs_daemon === '') {
+  if (raw.virtio_fs_daemon !== undefined) {
+    if (typeof raw.virtio_fs_daemon !== 'string' || raw.virtio_fs_daemon === '') {
       throw new InvalidOptionError(
         'virtio_fs_daemon',
-        `must be the path of virtiofsd, got ${describeValue(config.virtio_fs_daemon)}`,
+        `must be the path of virtiofsd, got ${describeValue(raw.virtio_fs_daemon)}`,
       );
     }
-    out.path = config.virtio_fs_daemon;
+    out.path = raw.virtio_fs_daemon;
   }
-  if (config.virtio_fs_cache !== undefined) {
+  const cache = raw.virtio_fs_cache;
+  if (cache !== undefined) {
     try {
-      out.cache = normalizeCacheMode(config.virtio_fs_cache);
+      out.cache = normalizeCacheMode(cache);
     } catch (err) {
       throw new InvalidOptionError('virtio_fs_cache', (err as Error).message.replace(/^cache: /, ''), { cause: err });
     }
   }
-  const args = config.virtio_fs_extra_args ?? [];
-  if (!Array.isArray(args) || args.some((a) => typeof a !== 'string')) {
-    throw new InvalidOptionError('virtio_fs_extra_args', 'must be a list of strings');
-  }
+  const args = requireArgs('virtio_fs_extra_args', raw.virtio_fs_extra_args);
   const set = (i: number, arg: string, m: Meaning): void => {
     if (m.name === 'ignore') return;
     const target = out as Record<string, unknown>;
     if (m.name === 'cache') {
       const mode = normalizeCacheMode(m.value);
-      if (out.cache !== undefined && out.cache !== mode && config.virtio_fs_cache !== undefined) {
+      if (out.cache !== undefined && out.cache !== mode && cache !== undefined) {
         throw new InvalidOptionError(
           `virtio_fs_extra_args[${i}]`,
-          `'${arg}' contradicts virtio_fs_cache = '${config.virtio_fs_cache}'; keep one`,
+          `'${arg}' contradicts virtio_fs_cache = ${describeValue(cache)}; keep one`,
         );
       }
       out.cache = mode;
@@ -205,7 +210,12 @@ export interface NydusExtraOption {
 /** `parseExtraOption` could not decode the snapshotter's mount options. */
 export class ExtraOptionError extends VirtiofsDaemonError {
   constructor(
-    code: 'ERR_EXTRA_OPTION_MISSING' | 'ERR_EXTRA_OPTION_BASE64' | 'ERR_EXTRA_OPTION_JSON' | 'ERR_EXTRA_OPTION_FIELD',
+    code:
+      | 'ERR_EXTRA_OPTION_MISSING'
+      | 'ERR_EXTRA_OPTION_TOO_LARGE'
+      | 'ERR_EXTRA_OPTION_BASE64'
+      | 'ERR_EXTRA_OPTION_JSON'
+      | 'ERR_EXTRA_OPTION_FIELD',
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -214,30 +224,67 @@ export class ExtraOptionError extends VirtiofsDaemonError {
 }
 
 const EXTRA_OPTION_KEY = 'extraoption=';
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * The largest `extraoption=` value read: 1 MiB of base64 (768 KiB of JSON). The snapshotter's
+ * is the base64 of `{source, config, snapshotdir}`, a few KiB with the RAFS configuration; a
+ * megabyte is far beyond any real one and still small to decode and parse.
+ */
+export const MAX_EXTRA_OPTION_BYTES = 1 << 20;
+
+const B64 = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') B64[c.charCodeAt(0)] = 1;
+
+/**
+ * Standard padded base64, checked in one pass: a length that is a multiple of 4, the alphabet,
+ * and at most two `=` at the very end. (A regex of `(?:[A-Za-z0-9+/]{4})*` overflowed V8's
+ * backtracking stack at about 4.5 MB.)
+ */
+function isPaddedBase64(s: string): boolean {
+  if (s.length % 4 !== 0) return false;
+  let end = s.length;
+  if (s.endsWith('==')) end -= 2;
+  else if (s.endsWith('=')) end -= 1;
+  for (let i = 0; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || B64[c] !== 1) return false;
+  }
+  return true;
+}
 
 /**
  * Decode containerd's nydus snapshotter `extraoption=<base64 of JSON {source, config,
  * snapshotdir}>` from a mount's options, as Kata does before it asks nydusd to mount the layer
- * (the last `extraoption=` wins, as in Kata). Throws an {@link ExtraOptionError}:
- * `ERR_EXTRA_OPTION_MISSING` (no such option), `_BASE64` (not standard padded base64), `_JSON`
- * (not a JSON object), `_FIELD` (a field missing, empty or not a string).
+ * (the last `extraoption=` wins, as in Kata). `mountOptions` is read once, each entry once, at
+ * most 65536 of them (an InvalidOptionError naming `mountOptions` otherwise, or for an entry
+ * that is not a string). Throws an {@link ExtraOptionError}: `ERR_EXTRA_OPTION_MISSING` (no such
+ * option), `_TOO_LARGE` (more than {@link MAX_EXTRA_OPTION_BYTES} of base64, refused before it is
+ * looked at), `_BASE64` (not standard padded base64), `_JSON` (not a JSON object), `_FIELD` (a
+ * field missing, empty or not a string).
  */
 export function parseExtraOption(mountOptions: readonly string[]): NydusExtraOption {
-  if (!Array.isArray(mountOptions))
+  if (mountOptions === undefined)
     throw new InvalidOptionError('mountOptions', 'must be the mount options, a list of strings');
+  const options = requireArgs('mountOptions', mountOptions);
   let encoded: string | undefined;
-  for (const opt of mountOptions) {
-    if (typeof opt === 'string' && opt.startsWith(EXTRA_OPTION_KEY)) encoded = opt.slice(EXTRA_OPTION_KEY.length);
+  for (const opt of options) {
+    if (opt.startsWith(EXTRA_OPTION_KEY)) encoded = opt.slice(EXTRA_OPTION_KEY.length);
   }
   if (!encoded) {
     throw new ExtraOptionError(
       'ERR_EXTRA_OPTION_MISSING',
-      `mountOptions: no non-empty '${EXTRA_OPTION_KEY}<base64>' among ${mountOptions.length} option(s); ` +
+      `mountOptions: no non-empty '${EXTRA_OPTION_KEY}<base64>' among ${options.length} option(s); ` +
         'is this a mount from the nydus snapshotter (with its Kata volume option enabled)?',
     );
   }
-  if (!BASE64.test(encoded)) {
+  if (encoded.length > MAX_EXTRA_OPTION_BYTES) {
+    throw new ExtraOptionError(
+      'ERR_EXTRA_OPTION_TOO_LARGE',
+      `mountOptions: the ${EXTRA_OPTION_KEY} value is ${encoded.length} bytes; at most ${MAX_EXTRA_OPTION_BYTES} ` +
+        '(1 MiB of base64) are read. The snapshotter writes a few KiB: is this mount option really its?',
+    );
+  }
+  if (!isPaddedBase64(encoded)) {
     throw new ExtraOptionError(
       'ERR_EXTRA_OPTION_BASE64',
       `mountOptions: the ${EXTRA_OPTION_KEY} value is not standard (padded) base64`,

@@ -129,17 +129,28 @@ export interface NydusdOptions {
    */
   env?: NodeJS.ProcessEnv;
   /**
-   * The daemon's own cgroup v2 directory: absolute, or relative to where cgroup v2 is mounted
-   * (read from /proc/self/mountinfo). The daemon runs its first instruction in it; stop() kills
-   * everything in it (`cgroup.kill`), descendants that left the process group included, and
-   * waits until it is empty; {@link Daemon.stats} reads it. It must be a leaf that holds no
-   * process yet: one cgroup per daemon. Checked at each start, before anything is spawned.
+   * Where the daemon's own cgroup v2 directory is: absolute, or relative to where cgroup v2 is
+   * mounted (read from /proc/self/mountinfo); `..` is resolved first. The daemon always runs in
+   * a cgroup made for that one start with an exclusive mkdir (see `cgroupCreate`), so no other
+   * daemon or process can share it: it runs its first instruction there; stop() kills
+   * everything in it (`cgroup.kill`, or each member by pidfd where there is none), descendants
+   * that left the process group included, waits until it is empty and removes it;
+   * {@link Daemon.stats} reads it; the handle records it. The root of the hierarchy, anything
+   * outside it and a directory without `cgroup.events` are refused. Checked at each start,
+   * before anything is spawned; every refusal is an `InvalidOptionError` for `cgroup`.
    * @default none (the daemon stays in ours)
    */
   cgroup?: string;
   /**
-   * Create `cgroup` (and missing parents) when it does not exist, and remove what was created
-   * once the daemon has stopped. A directory that existed is never removed. Needs `cgroup`.
+   * - `false`: `cgroup` is the operator's, and must exist. Each start creates a fresh child
+   *   `<cgroup>/nydusd-<8 random hex>` and runs the daemon there; it is removed after the stop.
+   *   The limits set on `cgroup` apply to it, controllers enabled in its `cgroup.subtree_control`
+   *   are fine, and managers given the same `cgroup` each get their own child: one's stop never
+   *   touches another's daemon. Needs the right to create directories in `cgroup` (root, or a
+   *   cgroup delegated to this user).
+   * - `true`: `cgroup` itself is created for this start (missing parents too), and removed with
+   *   the parents created for it after the stop. A `cgroup` that exists already is refused: it
+   *   is another daemon's, or a crashed run left it behind (remove it with rmdir, or use `false`).
    * @default false
    */
   cgroupCreate?: boolean;
@@ -302,7 +313,11 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   }
 
   private static adoptNow(handle: unknown, options: NydusdAdoptOptions): Nydusd {
-    const { onQuit, trust, passed } = readAdoptOptions('Nydusd.adopt', options, ['logger', 'apiTimeoutMs', 'stopTimeoutMs']);
+    const { onQuit, trust, passed } = readAdoptOptions('Nydusd.adopt', options, [
+      'logger',
+      'apiTimeoutMs',
+      'stopTimeoutMs',
+    ]);
     const h = parseHandle(handle, 'nydusd', trust);
     const { sock, api } = h.sockets as { sock: SocketRecord; api: SocketRecord };
     const daemon = new Nydusd({
@@ -375,7 +390,7 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     const { apiSockPath, lifetime } = o;
     const { binary, version, args } = await this.plan();
 
-    const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate);
+    const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate, 'nydusd');
     let proc: DaemonProcess;
     try {
       proc = new DaemonProcess({

@@ -7,7 +7,7 @@
  * Sources: `/usr/lib/qemu/virtiofsd --help` (7.2) and `virtiofsd --help` (Rust 1.13).
  */
 import { InvalidOptionError } from './errors.js';
-import { checkExtraArgs, type ExtraArgsPolicy } from './extra-args.js';
+import { checkExtraArgs, settingsOf, type ExtraArgsPolicy } from './extra-args.js';
 import { describeValue } from './describe.js';
 
 export type CacheMode = 'auto' | 'always' | 'never' | 'metadata';
@@ -352,7 +352,8 @@ function spell(name: keyof VirtiofsdTypedOptions, value: unknown, dialect: Diale
  *   and `never` is spelled `none` there.
  * - rust: `--cache=<c> --shared-dir=<dir> --fd=3` (`--log-level=debug` with debug).
  * `--syslog` comes first when asked for, then the above, then the typed options in the order of
- * {@link VIRTIOFSD_OPTIONS}, `extraArgs` last (checked against `extraArgsPolicy` first).
+ * {@link VIRTIOFSD_OPTIONS}, `extraArgs` last (checked against `extraArgsPolicy`: under `known`
+ * and `safe` none may re-set what the library or a typed option set here, see {@link typedClaims}).
  * Throws {@link InvalidOptionError} for a bad cache mode, a typed option the dialect cannot
  * express, or an extra argument the policy refuses.
  */
@@ -367,7 +368,6 @@ export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
   if (debug && input.logLevel !== undefined && input.logLevel !== 'debug') {
     throw new InvalidOptionError('logLevel', `'${input.logLevel}' contradicts debug: true; set one of them`);
   }
-  checkExtraArgs('extraArgs', extraArgs, input.extraArgsPolicy ?? 'verbatim', `virtiofsd-${dialect}`);
   // Both daemons need xattr for ACLs and labels; the Rust one implies it, the legacy one refuses without.
   const needsXattr = input.posixAcl === true || input.securityLabel === true || input.xattrmap !== undefined;
   if (needsXattr && input.xattr === false) {
@@ -397,7 +397,53 @@ export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
   }
   if (dialect === 'legacy' && needsXattr && input.xattr === undefined && input.xattrmap === undefined)
     args.push(...o('xattr'));
+  const policy = input.extraArgsPolicy ?? 'verbatim';
+  checkExtraArgs('extraArgs', extraArgs, policy, `virtiofsd-${dialect}`, typedClaims(input));
   return [...args, ...extraArgs];
+}
+
+type Table = 'virtiofsd-legacy' | 'virtiofsd-rust';
+const ownKeys = new Map<string, readonly string[]>();
+
+/**
+ * The daemon settings the typed option `name` writes in `dialect`, whatever its value: every
+ * setting of every spelling the dialect has for it (`xattr: false` spells nothing on the Rust
+ * daemon, yet the xattr setting is the operator's all the same). Computed once per option.
+ */
+function keysOf(name: keyof VirtiofsdTypedOptions, dialect: Dialect): readonly string[] {
+  const id = `${dialect} ${name}`;
+  let keys = ownKeys.get(id);
+  if (keys === undefined) {
+    const spec = VIRTIOFSD_OPTIONS[name];
+    const s = spec[dialect];
+    const values = Array.isArray(spec.kind) ? (spec.kind as readonly string[]) : ['1'];
+    const spellings = [s.on ?? [], s.off ?? [], ...(s.value ? values.map((v) => s.value!(v)) : [])];
+    keys = [...new Set(spellings.flatMap((tokens) => settingsOf(`virtiofsd-${dialect}` as Table, tokens).keys))];
+    ownKeys.set(id, keys);
+  }
+  return keys;
+}
+
+/**
+ * What the typed options in `input` write, each setting with the option that wrote it: the
+ * settings of each option the caller set (see {@link keysOf}); `xattr` for `xattrmap`, `posixAcl`
+ * and `securityLabel` when they turn it on; the log level for `debug` (Rust `--log-level=debug`;
+ * the legacy `-d` is the library's own). An extra argument may re-set none of them.
+ */
+function typedClaims(input: VirtiofsdArgsInput): Map<string, string> {
+  const claims = new Map<string, string>();
+  const claim = (keys: readonly string[], name: string): void => {
+    for (const key of keys) if (!claims.has(key)) claims.set(key, name);
+  };
+  if (input.debug === true) claim(['log_level'], 'debug');
+  for (const name of Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[]) {
+    if (input[name] !== undefined) claim(keysOf(name, input.dialect), name);
+  }
+  const on = (['xattrmap', 'posixAcl', 'securityLabel'] as const).find(
+    (n) => input[n] !== undefined && input[n] !== false,
+  );
+  if (on) claim(['xattr'], on);
+  return claims;
 }
 
 const QUIET_LEVELS = new Set(['error', 'err', 'warn', 'off']);

@@ -124,17 +124,28 @@ export interface VirtiofsdOptions extends VirtiofsdTypedOptions {
    */
   env?: NodeJS.ProcessEnv;
   /**
-   * The daemon's own cgroup v2 directory: absolute, or relative to where cgroup v2 is mounted
-   * (read from /proc/self/mountinfo). The daemon runs its first instruction in it; stop() kills
-   * everything in it (`cgroup.kill`), descendants that left the process group included, and
-   * waits until it is empty; {@link Daemon.stats} reads it. It must be a leaf that holds no
-   * process yet: one cgroup per daemon. Checked at each start, before anything is spawned.
+   * Where the daemon's own cgroup v2 directory is: absolute, or relative to where cgroup v2 is
+   * mounted (read from /proc/self/mountinfo); `..` is resolved first. The daemon always runs in
+   * a cgroup made for that one start with an exclusive mkdir (see `cgroupCreate`), so no other
+   * daemon or process can share it: it runs its first instruction there; stop() kills
+   * everything in it (`cgroup.kill`, or each member by pidfd where there is none), descendants
+   * that left the process group included, waits until it is empty and removes it;
+   * {@link Daemon.stats} reads it; the handle records it. The root of the hierarchy, anything
+   * outside it and a directory without `cgroup.events` are refused. Checked at each start,
+   * before anything is spawned; every refusal is an `InvalidOptionError` for `cgroup`.
    * @default none (the daemon stays in ours)
    */
   cgroup?: string;
   /**
-   * Create `cgroup` (and missing parents) when it does not exist, and remove what was created
-   * once the daemon has stopped. A directory that existed is never removed. Needs `cgroup`.
+   * - `false`: `cgroup` is the operator's, and must exist. Each start creates a fresh child
+   *   `<cgroup>/virtiofsd-<8 random hex>` and runs the daemon there; it is removed after the stop.
+   *   The limits set on `cgroup` apply to it, controllers enabled in its `cgroup.subtree_control`
+   *   are fine, and managers given the same `cgroup` each get their own child: one's stop never
+   *   touches another's daemon. Needs the right to create directories in `cgroup` (root, or a
+   *   cgroup delegated to this user).
+   * - `true`: `cgroup` itself is created for this start (missing parents too), and removed with
+   *   the parents created for it after the stop. A `cgroup` that exists already is refused: it
+   *   is another daemon's, or a crashed run left it behind (remove it with rmdir, or use `false`).
    * @default false
    */
   cgroupCreate?: boolean;
@@ -315,7 +326,11 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   }
 
   private static adoptNow(handle: unknown, options: VirtiofsdAdoptOptions): Virtiofsd {
-    const { onQuit, trust, passed } = readAdoptOptions('Virtiofsd.adopt', options, ['logger', 'stopSignal', 'stopTimeoutMs']);
+    const { onQuit, trust, passed } = readAdoptOptions('Virtiofsd.adopt', options, [
+      'logger',
+      'stopSignal',
+      'stopTimeoutMs',
+    ]);
     const h = parseHandle(handle, 'virtiofsd', trust);
     const socket = h.sockets.socket;
     const daemon = new Virtiofsd({
@@ -343,8 +358,8 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     const o = this.options;
     const { socketPath, sourcePath, extraArgs } = o;
     // Without a stderr there is no ready marker to wait for, whichever way syslog was asked for.
-    // (Under extraArgsPolicy 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
-    const syslog = o.syslog || (extraArgs.includes('--syslog') && o.extraArgsPolicy !== 'safe');
+    // (Under extraArgsPolicy 'known' and 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
+    const syslog = o.syslog || (extraArgs.includes('--syslog') && o.extraArgsPolicy === 'verbatim');
     if (syslog && !existsSync('/dev/log')) {
       throw new InvalidOptionError(
         'syslog',
@@ -382,7 +397,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     const { socketPath, lifetime } = o;
     const { binary, dialect, args, quiet } = await this.plan();
 
-    const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate);
+    const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate, 'virtiofsd');
     let socket: ListeningSocket;
     try {
       socket = listenUnix(socketPath);

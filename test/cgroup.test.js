@@ -208,15 +208,22 @@ describe('Virtiofsd with a cgroup (stand-in daemon)', () => {
     assert.equal(fs.existsSync(s.socketPath), false);
   });
 
-  test('an absolute path of an existing cgroup is used as is, and left in place after stop', async (t) => {
+  test('an existing cgroup (absolute path): the daemon runs in a fresh child of it, removed after stop; the cgroup stays', async (t) => {
     const dir = path.join(v2(), cgroupName(t));
     fs.mkdirSync(dir, { recursive: true });
     const s = standin(t, { cgroup: dir });
     const pid = await s.d.start();
-    assert.equal(fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').trim(), String(pid));
+    const leaf = path.join(v2(), v2Line(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8')).slice(3));
+    assert.equal(path.dirname(leaf), dir);
+    assert.match(path.basename(leaf), /^virtiofsd-[0-9a-f]{8}$/);
+    assert.equal(fs.readFileSync(path.join(leaf, 'cgroup.procs'), 'utf8').trim(), String(pid));
     await s.d.stop();
+    assert.equal(fs.existsSync(leaf), false, "the daemon's child cgroup is removed");
     assert.ok(fs.existsSync(dir), 'a cgroup we did not create stays');
-    assert.equal(fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8'), '');
+    assert.deepEqual(
+      fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()),
+      [],
+    );
   });
 
   test('a grandchild that called setsid() does not survive stop() with a cgroup', async (t) => {
@@ -357,11 +364,12 @@ describe('bad cgroups: InvalidOptionError for cgroup before anything is spawned'
     await refused(t, v1.split(' ')[4], {}, /not a cgroup v2 directory/);
   });
 
-  test('a cgroup that already holds a process (stop() would kill it)', async (t) => {
+  test('cgroupCreate: true on the cgroup of a running daemon (stop() would kill it): refused, the daemon runs on', async (t) => {
     const name = cgroupName(t);
     const first = standin(t, { cgroup: name, cgroupCreate: true });
     const pid = await first.d.start();
-    await refused(t, name, {}, /already holds processes/, [pid]);
+    await refused(t, name, { cgroupCreate: true }, /exists already, and cgroupCreate: true claims a cgroup/, [pid]);
+    assert.ok(!dead(pid));
     await first.d.stop();
   });
 

@@ -336,3 +336,172 @@ describe('parseExtraOption beyond Kata', () => {
     assert.throws(() => parseExtraOption('extraoption=x'), { option: 'mountOptions' });
   });
 });
+
+// Issue 16, finding 8: Kata's inputs read bounded and typed. What reaches parseExtraOption comes
+// from a mount request; what reaches fromKataConfig is the operator's, but a getter, a Proxy or a
+// huge list there must still end in a typed error, never an untyped RangeError or a hang.
+describe('bounded, typed parsing of Kata inputs', () => {
+  const { MAX_EXTRA_OPTION_BYTES, fromKataConfig } = require('../dist/index.js');
+  const b64 = (s) => Buffer.from(s).toString('base64');
+  const full = { source: '/b', config: '{"device":{}}', snapshotdir: '/s' };
+
+  function assertExtraOption(fn, code, what) {
+    assert.throws(
+      fn,
+      (err) => {
+        assert.ok(err instanceof ExtraOptionError, `${what}: ${err?.name}: ${err?.message?.slice(0, 200)}`);
+        assert.equal(err.code, code, what);
+        assert.match(err.message, /^mountOptions: /);
+        return true;
+      },
+      what,
+    );
+  }
+
+  function assertInvalid(fn, option, what, re) {
+    assert.throws(
+      fn,
+      (err) => {
+        assert.ok(err instanceof InvalidOptionError, `${what}: ${err?.name}: ${err?.message?.slice(0, 200)}`);
+        assert.equal(err.option, option, `${what}: ${err.message}`);
+        if (re) assert.match(err.message, re, what);
+        return true;
+      },
+      what,
+    );
+  }
+
+  test('parseExtraOption refuses more than 1 MiB of base64 before any parsing, naming the cap', () => {
+    assert.equal(MAX_EXTRA_OPTION_BYTES, 1024 * 1024);
+    // 5 MB and 8 MB of base64 threw "RangeError: Maximum call stack size exceeded" from the old regex.
+    for (const size of [5 * 1000 * 1000, 8 * 1024 * 1024, MAX_EXTRA_OPTION_BYTES + 4]) {
+      assertExtraOption(
+        () => parseExtraOption([`extraoption=${'A'.repeat(size)}`]),
+        'ERR_EXTRA_OPTION_TOO_LARGE',
+        `${size}`,
+      );
+      assert.throws(() => parseExtraOption([`extraoption=${'A'.repeat(size)}`]), /at most 1048576 \(1 MiB of base64\)/);
+    }
+    // A real-looking one just under the cap still parses: the cap is on size, not on shape.
+    const config = JSON.stringify({ device: { backend: { type: 'localfs' } }, pad: 'x'.repeat(700 * 1024) });
+    const encoded = b64(JSON.stringify({ ...full, config }));
+    assert.ok(encoded.length <= MAX_EXTRA_OPTION_BYTES && encoded.length > 900 * 1024, `${encoded.length}`);
+    assert.equal(parseExtraOption([`extraoption=${encoded}`]).config, config);
+  });
+
+  test('parseExtraOption checks base64 in one pass: length, alphabet, padding only at the end', () => {
+    for (const [value, code] of [
+      ['YWJj', 'ERR_EXTRA_OPTION_JSON'], // valid base64 of "abc", not JSON
+      ['YWJ', 'ERR_EXTRA_OPTION_BASE64'],
+      ['YW=j', 'ERR_EXTRA_OPTION_BASE64'],
+      ['YW==YWJj', 'ERR_EXTRA_OPTION_BASE64'],
+      ['YWJ===', 'ERR_EXTRA_OPTION_BASE64'],
+      ['YWJj\u00e9AAA', 'ERR_EXTRA_OPTION_BASE64'],
+      ['YW-_', 'ERR_EXTRA_OPTION_BASE64'], // base64url is not what the snapshotter writes
+      [`${'A'.repeat(MAX_EXTRA_OPTION_BYTES - 1)}!`, 'ERR_EXTRA_OPTION_BASE64'],
+      [b64('['.repeat(100000)), 'ERR_EXTRA_OPTION_JSON'],
+    ]) {
+      assertExtraOption(() => parseExtraOption([`extraoption=${value}`]), code, value.slice(0, 20));
+    }
+    assert.deepEqual(parseExtraOption([`extraoption=${b64(JSON.stringify(full))}`]), full);
+  });
+
+  test('parseExtraOption reads the list once, bounded: Proxies, getters, huge and nested lists are typed', () => {
+    const huge = new Proxy([], { get: (t, k) => (k === 'length' ? 2 ** 32 - 1 : Reflect.get(t, k)) });
+    assertInvalid(() => parseExtraOption(huge), 'mountOptions', 'length 2^32-1', /at most 65536/);
+    const throwing = [];
+    Object.defineProperty(throwing, 0, {
+      get() {
+        throw new Error('getter');
+      },
+    });
+    assertInvalid(() => parseExtraOption(throwing), 'mountOptions[0]', 'throwing entry', /reading it threw \(getter\)/);
+    assertInvalid(() => parseExtraOption(['ro', ['extraoption=x']]), 'mountOptions[1]', 'nested array');
+    assertInvalid(() => parseExtraOption(['ro', 7]), 'mountOptions[1]', 'a number');
+    const revoked = Proxy.revocable([], {});
+    revoked.revoke();
+    assertInvalid(() => parseExtraOption(revoked.proxy), 'mountOptions', 'revoked Proxy');
+    assertInvalid(() => parseExtraOption(undefined), 'mountOptions', 'undefined');
+    // An entry read twice could be checked as one value and used as another: each is read once.
+    let reads = 0;
+    const once = [];
+    Object.defineProperty(once, 0, {
+      get: () => (reads++ === 0 ? `extraoption=${b64(JSON.stringify(full))}` : 'extraoption=!!!!'),
+    });
+    assert.deepEqual(parseExtraOption(once), full);
+    assert.equal(reads, 1);
+  });
+
+  test('fromKataConfig: a throwing getter on any key is an InvalidOptionError naming it, with the cause', () => {
+    for (const key of ['virtio_fs_daemon', 'virtio_fs_cache', 'virtio_fs_extra_args']) {
+      const cause = new Error(`no ${key}`);
+      const config = Object.defineProperty({}, key, {
+        get() {
+          throw cause;
+        },
+      });
+      assert.throws(
+        () => fromKataConfig(config),
+        (err) => err instanceof InvalidOptionError && err.option === key && err.cause === cause,
+        key,
+      );
+    }
+    const trap = new Proxy({}, { get: () => Symbol.for('x').description.boom() });
+    assertInvalid(() => fromKataConfig(trap), 'virtio_fs_daemon', 'a Proxy whose get trap throws');
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    assertInvalid(() => fromKataConfig(revoked.proxy), 'virtio_fs_daemon', 'a revoked Proxy');
+    for (const bad of [null, undefined, 'virtio_fs_cache=auto', 7]) {
+      assertInvalid(() => fromKataConfig(bad), 'config', String(bad));
+    }
+  });
+
+  test('fromKataConfig: virtio_fs_extra_args bounded and read once — length 2^32-1, throwing entries, nested arrays', () => {
+    const args = (list) => fromKataConfig({ virtio_fs_extra_args: list });
+    const huge = new Proxy(['--xattr'], { get: (t, k) => (k === 'length' ? 2 ** 32 - 1 : Reflect.get(t, k)) });
+    assertInvalid(() => args(huge), 'virtio_fs_extra_args', 'length 2^32-1', /at most 65536/);
+    assertInvalid(() => args(new Array(70000).fill('-f')), 'virtio_fs_extra_args', '70000 entries');
+    const lengthThrows = new Proxy([], {
+      get(t, k) {
+        if (k === 'length') throw new RangeError('length');
+        return Reflect.get(t, k);
+      },
+    });
+    assertInvalid(() => args(lengthThrows), 'virtio_fs_extra_args', 'length getter', /cannot be read \(length\)/);
+    const entryThrows = ['--xattr'];
+    Object.defineProperty(entryThrows, 1, {
+      enumerable: true,
+      get() {
+        throw new Error('entry');
+      },
+    });
+    assertInvalid(() => args(entryThrows), 'virtio_fs_extra_args[1]', 'throwing entry', /reading it threw/);
+    assertInvalid(() => args(['--xattr', ['--sandbox=none']]), 'virtio_fs_extra_args[1]', 'nested array');
+    assertInvalid(() => args([[[['-f']]]]), 'virtio_fs_extra_args[0]', 'deeply nested arrays');
+    // eslint-disable-next-line no-sparse-arrays
+    assertInvalid(() => args(['--xattr', , '-f']), 'virtio_fs_extra_args[1]', 'a hole');
+    assertInvalid(() => args('--xattr'), 'virtio_fs_extra_args', 'a string');
+    assertInvalid(() => args(['--tag=a\0b']), 'virtio_fs_extra_args[0]', 'NUL', /NUL/);
+    // Each entry read once: the value checked is the value used.
+    let reads = 0;
+    const changing = [];
+    Object.defineProperty(changing, 0, { enumerable: true, get: () => (reads++ === 0 ? '--xattr' : '--sandbox=none') });
+    assert.deepEqual(args(changing), { xattr: true });
+    assert.equal(reads, 1);
+    // And a long, legitimate list is fine.
+    assert.deepEqual(args(new Array(60000).fill('-f')), {});
+  });
+
+  test("fromKataConfig applies no policy: it is for the operator's configuration.toml, never for annotations", () => {
+    // Everything Kata's configuration may say passes as typed options, unsafe or not: the caller
+    // must not feed it a tenant's input (that belongs in extraArgs with extraArgsPolicy 'safe').
+    assert.deepEqual(
+      fromKataConfig({ virtio_fs_extra_args: ['--sandbox=none', '--xattr', '-o', 'modcaps=+sys_admin'] }),
+      {
+        sandbox: 'none',
+        xattr: true,
+        modcaps: '+sys_admin',
+      },
+    );
+  });
+});

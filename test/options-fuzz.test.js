@@ -26,7 +26,7 @@ const path = require('node:path');
 const fc = require('fast-check');
 const pino = require('pino');
 
-const { Virtiofsd, Nydusd, NydusClient, InvalidOptionError } = require('../dist/index.js');
+const { Virtiofsd, Nydusd, NydusClient, InvalidOptionError, buildVirtiofsdArgs } = require('../dist/index.js');
 const h = require('./helpers/daemons.js');
 const { assertTyped, settle, sleep } = require('./helpers/util.js');
 
@@ -502,4 +502,296 @@ nodeTest.describe('options fuzz (fast-check)', () => {
     t.diagnostic(`NydusClient: ${made} clients made, ${refused} refused`);
     assert.ok(made > 0 && refused > 0);
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Tenant-override spellings (issue 16): whatever the library or the operator's typed options
+// set, no spelling of that setting among a tenant's extra arguments gets past 'known' or
+// 'safe' — in the forms each daemon really honours (see the table in src/extra-args.ts).
+
+const GUARD_MAP = ':prefix:all::user.virtiofs.::bad:all:::';
+
+/**
+ * Per dialect, per daemon setting: the options that set it (typed ones the operator may set;
+ * `{}` when the library always does) and the spellings a tenant could re-set it with — `o`:
+ * `-o` options; `flags`: argv words (a `--flag=value` is also tried as `--flag value`).
+ */
+const OVERRIDE_SETTINGS = {
+  legacy: {
+    xattr: {
+      typed: [{ xattr: false }, { xattr: true }, { xattrmap: GUARD_MAP }, { posixAcl: true }, { securityLabel: true }],
+      o: ['xattr', 'no_xattr', 'xattrmap=:ok:all:::'],
+    },
+    xattrmap: { typed: [{ xattrmap: GUARD_MAP }], o: ['xattrmap=:ok:all:::', 'xattrmap=:map::trusted.:'] },
+    posix_acl: { typed: [{ posixAcl: true }, { posixAcl: false }], o: ['posix_acl', 'no_posix_acl'] },
+    security_label: { typed: [{ securityLabel: true }, { securityLabel: false }], o: ['security_label'] },
+    sandbox: { typed: [{ sandbox: 'chroot' }, { sandbox: 'namespace' }], o: ['sandbox=namespace', 'sandbox=chroot'] },
+    log_level: { typed: [{ logLevel: 'error' }, { logLevel: 'info' }, { debug: true }], o: ['log_level=debug'] },
+    modcaps: { typed: [{ modcaps: '-mknod' }], o: ['modcaps=+sys_admin'] },
+    thread_pool_size: { typed: [{ threadPoolSize: 1 }], flags: [['--thread-pool-size=64']] },
+    rlimit_nofile: { typed: [{ rlimitNofile: 4096 }], flags: [['--rlimit-nofile=0']] },
+    timeout: { typed: [{ timeout: 5 }], o: ['timeout=0'] },
+    max_idle_threads: { typed: [{ maxIdleThreads: 2 }], o: ['max_idle_threads=64'] },
+    flock: { typed: [{ flock: false }, { flock: true }], o: ['flock', 'no_flock'] },
+    writeback: { typed: [{ writeback: false }], o: ['writeback', 'no_writeback'] },
+    readdirplus: { typed: [{ readdirplus: false }], o: ['readdirplus'] },
+    allow_direct_io: { typed: [{ allowDirectIo: false }], o: ['allow_direct_io'] },
+    killpriv_v2: { typed: [{ killprivV2: false }, { killprivV2: true }], o: ['killpriv_v2', 'no_killpriv_v2'] },
+    announce_submounts: { typed: [{ announceSubmounts: true }], o: ['announce_submounts'] },
+    // What the library always passes.
+    source: { typed: [{}], o: ['source=/', 'source=/etc'] },
+    cache: { typed: [{}, { cache: 'always' }], o: ['cache=always', 'cache=none'] },
+    posix_lock: { typed: [{}, { posixLock: true }], o: ['posix_lock', 'no_posix_lock'] },
+    foreground: { typed: [{}, { debug: true }], o: ['debug'], flags: [['-f'], ['-d']] },
+    socket: { typed: [{}], flags: [['--fd=4'], ['--socket-path=/tmp/fz-evil.sock'], ['--syslog']] },
+  },
+  rust: {
+    xattr: {
+      typed: [{ xattr: false }, { xattr: true }, { xattrmap: GUARD_MAP }, { posixAcl: true }, { securityLabel: true }],
+      o: ['xattr', 'no_xattr', 'posix_acl', 'security_label', 'xattrmap=:ok:all:::'],
+      flags: [['--xattr'], ['--posix-acl'], ['--security-label'], ['--xattrmap=:ok:all:::']],
+    },
+    xattrmap: { typed: [{ xattrmap: GUARD_MAP }], o: ['xattrmap=:ok:all:::'], flags: [['--xattrmap=:ok:all:::']] },
+    sandbox: {
+      typed: [{ sandbox: 'chroot' }, { sandbox: 'namespace' }, { sandbox: 'none' }],
+      o: ['sandbox=namespace', 'sandbox=chroot'],
+      flags: [['--sandbox=none'], ['--sandbox=chroot']],
+    },
+    seccomp: { typed: [{ seccomp: 'kill' }], flags: [['--seccomp=none'], ['--seccomp=log']] },
+    log_level: {
+      typed: [{ logLevel: 'error' }, { logLevel: 'warn' }, { debug: true }],
+      o: ['loglevel=debug', 'loglevel=info'],
+      flags: [['-d'], ['--log-level=debug'], ['--log-level=off']],
+    },
+    inode_file_handles: { typed: [{ inodeFileHandles: 'never' }], flags: [['--inode-file-handles=prefer']] },
+    modcaps: { typed: [{ modcaps: '-mknod' }], o: ['modcaps=+sys_admin'], flags: [['--modcaps=+sys_admin']] },
+    thread_pool_size: { typed: [{ threadPoolSize: 1 }], flags: [['--thread-pool-size=64']] },
+    announce_submounts: {
+      typed: [{ announceSubmounts: false }, { announceSubmounts: true }],
+      o: ['announce_submounts'],
+      flags: [['--announce-submounts'], ['--no-announce-submounts']],
+    },
+    readdirplus: {
+      typed: [{ readdirplus: false }],
+      o: ['readdirplus', 'no_readdirplus'],
+      flags: [['--no-readdirplus']],
+    },
+    killpriv_v2: {
+      typed: [{ killprivV2: true }, { killprivV2: false }],
+      o: ['killpriv_v2', 'no_killpriv_v2'],
+      flags: [['--killpriv-v2'], ['--no-killpriv-v2']],
+    },
+    writeback: { typed: [{ writeback: false }], o: ['writeback', 'no_writeback'], flags: [['--writeback']] },
+    allow_direct_io: { typed: [{ allowDirectIo: false }], o: ['allow_direct_io'], flags: [['--allow-direct-io']] },
+    preserve_noatime: { typed: [{ preserveNoatime: false }], flags: [['--preserve-noatime']] },
+    // What the library always passes.
+    source: { typed: [{}], o: ['source=/'], flags: [['--shared-dir=/']] },
+    cache: { typed: [{}, { cache: 'never' }], o: ['cache=always'], flags: [['--cache=always']] },
+    socket: { typed: [{}], flags: [['--fd=4'], ['--socket-path=/tmp/fz-evil.sock'], ['--socket=/x'], ['--syslog']] },
+  },
+};
+
+/** Arguments both 'known' and 'safe' let through, with the setting each writes (left out when it is the case's). */
+const BENIGN = {
+  legacy: [
+    [['-o', 'no_writeback'], 'writeback'],
+    [['--rlimit-nofile=8192'], 'rlimit_nofile'],
+    [['-o', 'announce_submounts'], 'announce_submounts'],
+  ],
+  rust: [
+    [['--tag=fs0'], 'tag'],
+    [['--rlimit-nofile', '8192'], 'rlimit_nofile'],
+    [['--readonly'], 'readonly'],
+    [['--migration-mode', 'find-paths'], 'migration'],
+  ],
+};
+/** `-o` options that pass 'known' (beside the override in one comma group), with their setting. */
+const BENIGN_O = {
+  legacy: [
+    ['no_writeback', 'writeback'],
+    ['announce_submounts', 'announce_submounts'],
+  ],
+  rust: [
+    ['no_writeback', 'writeback'],
+    ['no_posix_lock', 'none'],
+  ],
+};
+
+/** fuse_opt unescapes `\c` to c and `\ooo` (octal) to a byte: a name a tenant may hide in both ways. */
+function escapeOne(text, at, octal) {
+  const c = text[at];
+  const esc = octal ? `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}` : `\\${c}`;
+  return text.slice(0, at) + esc + text.slice(at + 1);
+}
+
+/**
+ * One tenant override: { dialect, typed, setting, extra, index } — `extra` re-sets `setting`
+ * (which `typed` or the library sets), `index` is where a refusal must point.
+ */
+const overrideCase = fc
+  .constantFrom('legacy', 'rust')
+  .chain((dialect) =>
+    fc.constantFrom(...Object.keys(OVERRIDE_SETTINGS[dialect])).map((setting) => ({ dialect, setting })),
+  )
+  .chain(({ dialect, setting }) => {
+    const s = OVERRIDE_SETTINGS[dialect][setting];
+    const benign = BENIGN[dialect].filter(([, k]) => k !== setting).map(([a]) => a);
+    const benignO = BENIGN_O[dialect].filter(([, k]) => k !== setting).map(([a]) => a);
+    const forms = [];
+    if (s.o) {
+      forms.push(
+        fc.record({
+          opt: fc.constantFrom(...s.o),
+          how: fc.constantFrom('plain', 'escaped', 'octal', 'groupBefore', 'groupAfter', 'attached', 'attachedEq'),
+          at: fc.nat(),
+          other: fc.constantFrom(...benignO),
+        }),
+      );
+    }
+    if (s.flags) forms.push(fc.record({ flag: fc.constantFrom(...s.flags), split: fc.boolean() }));
+    return fc.record({
+      dialect: fc.constant(dialect),
+      setting: fc.constant(setting),
+      typed: fc.constantFrom(...s.typed),
+      form: fc.oneof(...forms),
+      before: fc.array(fc.constantFrom(...benign), { maxLength: 2 }),
+      after: fc.array(fc.constantFrom(...benign), { maxLength: 2 }),
+    });
+  })
+  .map(({ dialect, setting, typed, form, before, after }) => {
+    let tokens;
+    let at;
+    let documented = true;
+    if (form.opt !== undefined) {
+      let opt = form.opt;
+      const name = opt.split('=')[0];
+      if (dialect === 'legacy' && (form.how === 'escaped' || form.how === 'octal')) {
+        opt = escapeOne(opt, form.at % name.length, form.how === 'octal');
+      }
+      if (form.how === 'groupBefore') opt = `${form.other},${opt}`;
+      if (form.how === 'groupAfter') opt = `${opt},${form.other}`;
+      if (form.how === 'attached' || form.how === 'attachedEq') {
+        tokens = [`-o${form.how === 'attachedEq' ? '=' : ''}${opt}`];
+        at = 0;
+        documented = false;
+      } else {
+        tokens = ['-o', opt];
+        at = 1;
+      }
+    } else {
+      const [word] = form.flag;
+      const eq = word.indexOf('=');
+      // clap takes `--flag value` too, except for --inode-file-handles (require_equals).
+      const splits = dialect === 'rust' && eq > 0 && !word.startsWith('--inode-file-handles=');
+      tokens = form.split && splits ? [word.slice(0, eq), word.slice(eq + 1)] : [...form.flag];
+      at = 0;
+    }
+    const pre = before.flat();
+    return { dialect, setting, typed, extra: [...pre, ...tokens, ...after.flat()], index: pre.length + at, documented };
+  });
+
+nodeTest.describe('tenant-override spellings (fast-check)', () => {
+  test('every override spelling is refused under known and safe at its index; verbatim appends it as it is', () => {
+    const seen = new Map();
+    fc.assert(
+      fc.property(overrideCase, (c) => {
+        const input = { dialect: c.dialect, sourcePath: '/srv/share', ...c.typed, extraArgs: c.extra };
+        for (const policy of ['known', 'safe']) {
+          const what = `${policy} ${JSON.stringify(c)}`;
+          assert.throws(
+            () => buildVirtiofsdArgs({ ...input, extraArgsPolicy: policy }),
+            (err) => {
+              assert.ok(err instanceof InvalidOptionError, `${what}: ${err}`);
+              assert.equal(err.option, `extraArgs[${c.index}]`, `${what}: ${err.message}`);
+              if (policy === 'known' && c.documented) {
+                assert.match(err.message, /typed option \w+ \(the operator's\)|is set by this library/, what);
+              }
+              return true;
+            },
+          );
+        }
+        const argv = buildVirtiofsdArgs(input);
+        assert.deepEqual(argv.slice(argv.length - c.extra.length), c.extra);
+        const k = `${c.dialect} ${c.setting}`;
+        seen.set(k, (seen.get(k) ?? 0) + 1);
+      }),
+      { numRuns: RUNS ?? 2000, seed: SEED, includeErrorInReport: true },
+    );
+    // Every setting of both tables was tried.
+    for (const dialect of ['legacy', 'rust']) {
+      for (const setting of Object.keys(OVERRIDE_SETTINGS[dialect])) {
+        assert.ok(seen.has(`${dialect} ${setting}`) || RUNS !== undefined, `${dialect} ${setting} never generated`);
+      }
+    }
+  });
+
+  test('arbitrary extra arguments under known/safe: argv or a typed error naming extraArgs[i], never anything else', () => {
+    const word = fc.oneof(
+      fc.string({ maxLength: 12 }),
+      fc.constantFrom('-o', '--', '-', '-d', '-f', '--xattr', '--shared-dir', '--tag', '--log-level', 'xattr', '='),
+      fc.constantFrom(...Object.values(OVERRIDE_SETTINGS.legacy).flatMap((s) => s.o ?? [])),
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom('legacy', 'rust'),
+        fc.constantFrom('known', 'safe'),
+        fc.array(word, { maxLength: 6 }),
+        (dialect, policy, extra) => {
+          try {
+            const argv = buildVirtiofsdArgs({ dialect, sourcePath: '/s', extraArgs: extra, extraArgsPolicy: policy });
+            assert.deepEqual(argv.slice(argv.length - extra.length), extra);
+          } catch (err) {
+            assert.ok(err instanceof InvalidOptionError, String(err));
+            assert.match(err.option, /^extraArgs\[\d+\]$/);
+            assert.ok(Number(/\d+/.exec(err.option)[0]) < extra.length, err.message);
+          }
+        },
+      ),
+      { numRuns: RUNS ?? 2000, seed: SEED, includeErrorInReport: true },
+    );
+  });
+
+  for (const dialect of ['legacy', 'rust']) {
+    test(`override spellings against the real ${dialect} virtiofsd: refused, nothing created, nothing left`, async (t) => {
+      let refused = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          overrideCase.filter((c) => c.dialect === dialect),
+          fc.constantFrom('known', 'safe'),
+          async (c, policy) => {
+            const { dir, refs } = runWorld(h.virtiofsdPath(dialect));
+            const fd0 = h.fdTable();
+            try {
+              const d = new Virtiofsd({
+                path: refs.virtiofsd,
+                dialect,
+                socketPath: refs.sock,
+                sourcePath: refs.src,
+                logger: refs.logger,
+                ...c.typed,
+                extraArgs: c.extra,
+                extraArgsPolicy: policy,
+              });
+              const r = await settle(() => d.start(), 'start()');
+              if (!r.error) await d.stop();
+              assert.ok(
+                r.error instanceof InvalidOptionError,
+                `${policy} ${JSON.stringify(c)}: ${r.error ?? 'started'}`,
+              );
+              assert.equal(r.error.option, `extraArgs[${c.index}]`, r.error.message);
+              assert.equal(d.pid, 0);
+              assert.deepEqual(socketsIn(dir), []);
+              assert.deepEqual(processesMentioning(dir), []);
+              await fdsBackTo(fd0);
+              refused++;
+            } finally {
+              fs.rmSync(dir, { recursive: true, force: true });
+            }
+          },
+        ),
+        { numRuns: RUNS ?? 60, seed: SEED, endOnFailure: true, includeErrorInReport: true },
+      );
+      t.diagnostic(`${refused} override starts refused before anything was created`);
+    });
+  }
 });

@@ -35,7 +35,7 @@ function createUser(t, { prefix = 'vfdt', home = false } = {}) {
 /** The user's first /etc/subuid and /etc/subgid ranges, or null when it has none. */
 function subIds(name) {
   const first = (file) => {
-    let text = '';
+    let text;
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch {
