@@ -220,7 +220,7 @@ export interface Adopted {
   proc: OpenProcess;
   logFd: number | null;
   /** Undo the adoption when what follows it fails: the lock, the pipe copy, the pidfd. */
-  abandon(): void;
+  abandon: () => void;
 }
 
 /**
@@ -236,7 +236,7 @@ export function adoptProcess(handle: DaemonHandle, trust: HandleTrust): Adopted 
     if (logFd !== null) closeFd(logFd);
     proc.release();
   };
-  let locked = false;
+  let locked: boolean;
   try {
     locked = lockDaemon(handle.pid);
   } catch (err) {

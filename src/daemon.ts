@@ -208,7 +208,7 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   }
 
   /**
-   * Take over the daemon of a verified `handle` (adopt.ts): it becomes ours as if we had started
+   * Take over the daemon of a proven `handle` (adopt.ts): it becomes ours as if we had started
    * it - stop, onQuit once, its output through our logger from where its pipe stands.
    */
   protected attach(handle: DaemonHandle, trust: HandleTrust, onQuit?: (exit: DaemonExit) => void): void {
