@@ -56,6 +56,8 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::ChownToParent>("chownToParent"),
                            InstanceMethod<&Addon::UnlinkSocket>("unlinkSocket"),
                            InstanceMethod<&Addon::RemoveStaleSocket>("removeStaleSocket"),
+                           InstanceMethod<&Addon::SocketListener>("socketListener"),
+                           InstanceMethod<&Addon::PeerCredentials>("peerCredentials"),
                            InstanceMethod<&Addon::CloseFd>("closeFd"),
                            InstanceMethod<&Addon::KeepSocketFile>("keepSocketFile"),
                            InstanceMethod<&Addon::Spawn>("spawn"),
@@ -389,6 +391,45 @@ Napi::Value Addon::RemoveStaleSocket(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   return Napi::Boolean::New(env, r == 1);
+}
+
+// socketListener(dev, ino) → the inode of the socket that listens on the socket file (dev, ino),
+// as a bigint, or null when nothing listens there.
+Napi::Value Addon::SocketListener(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  dev_t dev;
+  ino_t ino;
+  if (!GetIdentity(info, 0, &dev, &ino)) return env.Undefined();
+  ino_t sock_ino;
+  int r = ListenerSocketInode(dev, ino, &sock_ino);
+  if (r < 0) {
+    ErrnoError(env, r, "sock_diag").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (r == 0) return env.Null();
+  return Napi::BigInt::New(env, static_cast<uint64_t>(sock_ino));
+}
+
+// peerCredentials(fd) → { pid, uid, gid } of the other end of a connected unix socket.
+Napi::Value Addon::PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  pid_t pid;
+  uid_t uid;
+  gid_t gid;
+  int r = vfd::PeerCredentials(info[0].As<Napi::Number>().Int32Value(), &pid, &uid, &gid);
+  if (r < 0) {
+    ErrnoError(env, r, "getsockopt").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, pid));
+  out.Set("uid", Napi::Number::New(env, uid));
+  out.Set("gid", Napi::Number::New(env, gid));
+  return out;
 }
 
 // chownToParent(path, dev, ino) → { uid, gid }

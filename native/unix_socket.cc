@@ -111,12 +111,13 @@ static int BindAt(int sock, const SocketDir& dir) {
 }
 
 // Whether a socket of this network namespace listens on the socket file (dev, ino):
-// 1 yes, 0 no, negative errno when the kernel cannot tell us (no unix_diag).
+// 1 yes (with the listening socket's own inode, the N of "socket:[N]" in /proc/<pid>/fd, in
+// *sock_ino when given), 0 no, negative errno when the kernel cannot tell us (no unix_diag).
 //
 // We ask sock_diag instead of connecting to find out: a virtiofsd serves exactly one
 // front-end and exits when it disconnects, so a probing connect() would kill the very
 // daemon it was meant to protect.
-static int ListenerOnInode(dev_t dev, ino_t ino) {
+static int ListenerOnInode(dev_t dev, ino_t ino, ino_t* sock_ino = nullptr) {
   int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (nl < 0) return -errno;
 
@@ -167,7 +168,9 @@ static int ListenerOnInode(dev_t dev, ino_t ino) {
         auto* vfs = static_cast<struct unix_diag_vfs*>(RTA_DATA(a));
         // The kernel reports its internal dev_t (20 minor bits), not stat()'s encoding.
         dev_t vdev = makedev(vfs->udiag_vfs_dev >> 20, vfs->udiag_vfs_dev & 0xfffff);
-        if (vfs->udiag_vfs_ino == ino && vdev == dev) found = 1;
+        if (vfs->udiag_vfs_ino != ino || vdev != dev) continue;
+        found = 1;
+        if (sock_ino) *sock_ino = m->udiag_ino;
       }
     }
   }
@@ -287,6 +290,21 @@ int UnlinkSocketIfSame(const std::string& path, dev_t dev, ino_t ino) {
   if (err == -ENOENT || err == -ENOTDIR || err == -ELOOP) return 0;
   if (err < 0) return err;
   return UnlinkAtIfSame(dir, dev, ino);
+}
+
+int ListenerSocketInode(dev_t dev, ino_t ino, ino_t* sock_ino) {
+  *sock_ino = 0;
+  return ListenerOnInode(dev, ino, sock_ino);
+}
+
+int PeerCredentials(int fd, pid_t* pid, uid_t* uid, gid_t* gid) {
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -errno;
+  *pid = cred.pid;
+  *uid = cred.uid;
+  *gid = cred.gid;
+  return 0;
 }
 
 }  // namespace vfd

@@ -46,6 +46,15 @@ int ChownToParent(const std::string& path, dev_t dev, ino_t ino, uid_t* uid, gid
 // there, which includes a directory that is gone or was swapped for a symlink we refuse.
 int UnlinkSocketIfSame(const std::string& path, dev_t dev, ino_t ino);
 
+// The listener of the socket file (dev, ino), as /proc/<pid>/fd names it ("socket:[N]"): 1 with
+// *sock_ino = N when a socket of this network namespace listens there, 0 when none does. Lets a
+// caller check that a process it trusts is the one listening, without connecting.
+int ListenerSocketInode(dev_t dev, ino_t ino, ino_t* sock_ino);
+
+// SO_PEERCRED of the connected unix socket fd: the pid, uid and gid of the process that made
+// the other end (for a connection to a listener: the process that called listen()).
+int PeerCredentials(int fd, pid_t* pid, uid_t* uid, gid_t* gid);
+
 }  // namespace vfd
 
 #endif  // VFD_UNIX_SOCKET_H_

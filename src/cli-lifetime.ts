@@ -10,10 +10,11 @@
  */
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { openVerified } from './adopt.js';
+import { openProven } from './adopt.js';
 import { UntrustedFileError, VirtiofsDaemonError } from './errors.js';
-import { parseHandle, type DaemonHandle, type DaemonKind } from './handle.js';
+import { parseHandle, sealMatches, type DaemonHandle, type DaemonKind, type HandleTrust } from './handle.js';
 import { removeStaleSocket } from './native.js';
+import { daemonLockHeld } from './runtime-dir.js';
 import { Nydusd } from './nydusd.js';
 import { readTrustedFile, removeTrustedFile, writeTrustedFile } from './trusted-file.js';
 import { Virtiofsd } from './virtiofsd.js';
@@ -49,7 +50,15 @@ function readState(file: string): DaemonHandle | null {
     );
   }
   const kind = (value as { kind?: unknown } | null)?.kind;
-  return parseHandle(value, kind === 'nydusd' ? 'nydusd' : ('virtiofsd' satisfies DaemonKind));
+  // A format-1 handle (run --detach of virtiofs-daemon 0.1) has no seal; the state file it sits
+  // in is ours, which vouches for it as well: take it as the caller's.
+  const format = (value as { format?: unknown } | null)?.format;
+  return parseHandle(value, kind === 'nydusd' ? 'nydusd' : ('virtiofsd' satisfies DaemonKind), trustOf(format));
+}
+
+/** How far the CLI trusts a state file's handle: see {@link readState}. */
+function trustOf(format: unknown): HandleTrust {
+  return format === 1 ? 'caller' : 'sealed';
 }
 
 /** The handle in `file`, which must exist (`stop`, `status`). */
@@ -76,7 +85,7 @@ export async function runDetached(daemon: Virtiofsd, stateFile: string, logger: 
   const previous = previousState(stateFile);
   if (previous) {
     try {
-      openVerified(previous).release();
+      openProven(previous, trustOf(previous.format), false).proc.release();
       throw new VirtiofsDaemonError(
         'ERR_DAEMON_RUNNING',
         `--state: '${stateFile}' names a ${previous.kind} that is still running (pid ${previous.pid}); ` +
@@ -126,7 +135,7 @@ function previousState(file: string): DaemonHandle | null {
  */
 export async function stopDetached(stateFile: string, logger: Logger): Promise<number> {
   const handle = requireState(stateFile);
-  const options = { logger, stopTimeoutMs: 3000 };
+  const options = { logger, stopTimeoutMs: 3000, trust: trustOf(handle.format) };
   let daemon: Virtiofsd | Nydusd;
   try {
     daemon =
@@ -136,7 +145,8 @@ export async function stopDetached(stateFile: string, logger: Logger): Promise<n
   } catch (err) {
     if ((err as VirtiofsDaemonError).code !== 'ERR_DAEMON_GONE') throw err;
     logger.warn({ state: stateFile }, `not running: ${(err as Error).message}`);
-    removeLeftSockets(handle, logger);
+    // Only a handle we wrote (sealed, this boot) may name socket files for us to tidy.
+    if (sealMatches(handle)) removeLeftSockets(handle, logger);
     removeTrustedFile(stateFile, STATE);
     return EXIT_NOT_RUNNING;
   }
@@ -163,22 +173,23 @@ function removeLeftSockets(handle: DaemonHandle, logger: Logger): void {
 }
 
 /**
- * `status --state FILE`: one line on stdout. 0: running and verified to be the daemon the
- * handle names (pid, start time, boot, executable); {@link EXIT_NOT_RUNNING} otherwise. Nothing
- * is signalled and the daemon is not adopted.
+ * `status --state FILE`: one line on stdout. 0: running and proven to be the daemon the handle
+ * names, and ours, as adopt() proves it (seal, uid, output pipe, sockets; see adopt.ts);
+ * {@link EXIT_NOT_RUNNING} when it is gone; a handle that fails the proof is an error. Nothing is
+ * signalled and the daemon is not adopted.
  */
 export function statusDetached(stateFile: string, out: NodeJS.WritableStream): number {
   const handle = requireState(stateFile);
   try {
-    const proc = openVerified(handle);
-    // Free when no manager holds it: take and drop the lock at once.
-    const held = !proc.lock();
+    // The same proof as adopt(): "verified" means ours, not merely "that pid still runs that program".
+    const { proc } = openProven(handle, trustOf(handle.format), false);
+    const held = daemonLockHeld(handle.pid);
     proc.release();
     const sockets = Object.values(handle.sockets)
       .map((s) => s.path)
       .join(', ');
     out.write(
-      `running: ${handle.kind} pid ${handle.pid} (verified), ${held ? 'managed by a live process' : 'no manager attached'}; sockets ${sockets}\n`,
+      `running: ${handle.kind} pid ${handle.pid} (verified: sealed handle, our uid, its output pipe and sockets), ${held ? 'managed by a live process' : 'no manager attached'}; sockets ${sockets}\n`,
     );
     return 0;
   } catch (err) {

@@ -9,10 +9,17 @@ import { Cgroup, type CgroupStats } from './cgroup.js';
 import { DaemonProcess, type ProcessEnd, type StopOptions } from './daemon-process.js';
 import { describeValue } from './describe.js';
 import { DaemonRunningError, InvalidOptionError, VirtiofsDaemonError } from './errors.js';
-import { bootId, HANDLE_FORMAT, type DaemonHandle, type Lifetime, type SocketRecord } from './handle.js';
+import {
+  bootId,
+  HANDLE_FORMAT,
+  sealOf,
+  type DaemonHandle,
+  type HandleTrust,
+  type Lifetime,
+  type SocketRecord,
+} from './handle.js';
 import { safeLog, subsystemLog, type Log } from './logger.js';
-import { closeFd } from './native.js';
-import { readOptions, requireOptionsObject } from './options.js';
+import { readOptions, requireOneOf, requireOptionsObject } from './options.js';
 import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
 
@@ -40,13 +47,19 @@ export function readAdoptOptions<K extends string>(
   what: string,
   options: unknown,
   keys: readonly K[],
-): { onQuit: ((exit: DaemonExit) => void) | undefined; passed: { [P in K]?: unknown } } {
+): { onQuit: ((exit: DaemonExit) => void) | undefined; trust: HandleTrust; passed: { [P in K]?: unknown } } {
   const o = requireOptionsObject(what, options);
-  const { onQuit } = readOptions(o, ['onQuit']);
+  const { onQuit, trust } = readOptions(o, ['onQuit', 'trust']);
   const error = onQuitError(onQuit);
   if (error) throw error;
-  return { onQuit: onQuit as ((exit: DaemonExit) => void) | undefined, passed: readOptions(o, keys) };
+  return {
+    onQuit: onQuit as ((exit: DaemonExit) => void) | undefined,
+    trust: requireOneOf('trust', trust, TRUSTS, 'sealed', 'a handle trust'),
+    passed: readOptions(o, keys),
+  };
 }
+
+const TRUSTS: readonly HandleTrust[] = ['sealed', 'caller'];
 
 /** What every daemon's resolved options hold. */
 export interface ResolvedDaemonOptions {
@@ -174,10 +187,11 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
         `${this.name} is not running; start() it and wait for it first`,
       );
     }
-    const { pid, pgid, startTime, exe, argv, log, cgroup } = proc.identity();
-    return {
+    const { uid, pid, pgid, startTime, exe, argv, log, cgroup } = proc.identity();
+    const fields = {
       format: HANDLE_FORMAT,
       kind: this.name,
+      uid,
       pid,
       pgid,
       startTime,
@@ -190,20 +204,20 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       log,
       cgroup,
     };
+    return { ...fields, seal: sealOf(fields) };
   }
 
   /**
-   * Take over the daemon of a verified `handle` (adopt.ts): it becomes ours as if we had started
+   * Take over the daemon of a proven `handle` (adopt.ts): it becomes ours as if we had started
    * it - stop, onQuit once, its output through our logger from where its pipe stands.
    */
-  protected attach(handle: DaemonHandle, onQuit?: (exit: DaemonExit) => void): void {
-    const { proc, logFd, logProblem } = adoptProcess(handle);
+  protected attach(handle: DaemonHandle, trust: HandleTrust, onQuit?: (exit: DaemonExit) => void): void {
+    const { proc, logFd, abandon } = adoptProcess(handle, trust);
     let cgroup: Cgroup | undefined;
     try {
       cgroup = handle.cgroup ? Cgroup.resume(handle.cgroup, handle.pid) : undefined;
     } catch (err) {
-      if (logFd !== null) closeFd(logFd);
-      proc.release();
+      abandon();
       throw err;
     }
     const log = logFd === null ? null : handle.log;
@@ -218,7 +232,6 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       },
       { proc, logFd, log, argv: handle.argv, startTime: handle.startTime },
     );
-    if (logProblem) this.log.warn({ daemonPid: handle.pid }, `${this.name}'s output cannot be followed: ${logProblem}`);
     this.log.info({ daemonPid: handle.pid, argv: handle.argv }, `${this.name} adopted`);
     this.adopt(daemon, { started: true }, onQuit);
   }

@@ -187,6 +187,8 @@ interface Addon {
   chownToParent(path: string, dev: bigint, ino: bigint): { uid: number; gid: number };
   unlinkSocket(path: string, dev: bigint, ino: bigint): boolean;
   removeStaleSocket(path: string): boolean;
+  socketListener(dev: bigint, ino: bigint): bigint | null;
+  peerCredentials(fd: number): PeerCredentials;
   closeFd(fd: number): void;
   abandonAll(): void;
   liveGroups(pgids: number[]): boolean[];
@@ -204,7 +206,6 @@ interface Addon {
   ): RawChild;
   openProcess(pid: number): RawProcess;
   makePipe(size: number, writeNonblocking: boolean): LogPipe;
-  lockFd(fd: number): boolean | null;
   keepSocketFile(dev: bigint, ino: bigint): void;
   readTrustedFile(path: string, maxBytes: number): Buffer | null;
   writeTrustedFile(path: string, data: Buffer, mode: number, exclusive: boolean): boolean;
@@ -327,6 +328,29 @@ export function unlinkSocket(sock: Pick<ListeningSocket, 'path' | 'dev' | 'ino'>
  */
 export function removeStaleSocket(path: string): boolean {
   return call((a) => a.removeStaleSocket(path));
+}
+
+/**
+ * Who listens on the socket file `sock` (device and inode): the inode of the listening socket
+ * itself - the N that `/proc/<pid>/fd/<fd>` of its holders reads as `socket:[N]` - or null when
+ * no socket of this network namespace listens there. Asked of the kernel (sock_diag), never by
+ * connecting: a virtiofsd serves one front-end and exits when it disconnects.
+ */
+export function socketListener(sock: { dev: bigint; ino: bigint }): bigint | null {
+  return call((a) => a.socketListener(sock.dev, sock.ino));
+}
+
+/** The process at the other end of a connected unix socket, as the kernel recorded it (SO_PEERCRED). */
+export interface PeerCredentials {
+  /** For a connection to a listening socket: the process that called listen(). */
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** {@link PeerCredentials} of the connected unix socket `fd` (a net.Socket's fd). */
+export function peerCredentials(fd: number): PeerCredentials {
+  return call((a) => a.peerCredentials(fd));
 }
 
 /**
@@ -489,8 +513,6 @@ export interface OpenProcess {
   exitInfo(): ForeignExit | null;
   /** A copy of the process's fd `targetFd` (`pidfd_getfd`), close-on-exec. Ours to close. */
   getfd(targetFd: number): number;
-  /** An exclusive lock on this process held by this pidfd (see {@link lockFd}); false when someone else holds it. */
-  lock(): boolean;
   ref(): void;
   unref(): void;
   /** Stop watching and close the pidfd, which drops the lock. Idempotent. */
@@ -543,7 +565,6 @@ export function openProcess(pid: number): OpenProcess {
       return { known: true, ...exitOf(r.code!, r.signo!, r.coreDumped!) };
     },
     getfd: (targetFd) => call(() => raw.getfd(targetFd)),
-    lock: () => lockFd(raw.pidfd),
     ref: () => raw.ref(),
     unref: () => raw.unref(),
     release: () => raw.release(),
@@ -557,18 +578,6 @@ export function openProcess(pid: number): OpenProcess {
 export function makePipe(size: number, options: { writeNonblocking?: boolean } = {}): LogPipe {
   return call((a) => a.makePipe(size, options.writeNonblocking ?? false));
 }
-
-/**
- * Lock a process through our pidfd of it (`flock`, exclusive, without waiting): true when we
- * hold it now, false when another pidfd holds it. The locked file is the process's own pidfs
- * inode, so the lock is on the process and its holder is our pidfd: it is dropped when that
- * pidfd is closed, by us or by our death. Before Linux 6.9 (no pidfs) a process cannot be
- * locked: this returns true and two managers are not kept apart.
- */
-export function lockFd(pidfd: number): boolean {
-  return call((a) => a.lockFd(pidfd)) ?? true;
-}
-
 // ---- trusted files ----------------------------------------------------------------------
 
 /**

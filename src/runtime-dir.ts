@@ -154,31 +154,37 @@ function checkPid(pid: number): number {
   return pid;
 }
 
+/** The pids whose adoption lock this environment holds: an OFD lock does not exclude its own holder. */
+const held = new Set<number>();
+
 /**
  * Take the adoption lock of daemon `pid`: an exclusive open-file-description lock
  * (`F_OFD_SETLK`) on byte `pid` of `adoption.lock` in the runtime directory, without waiting.
- * True when this environment holds it now (or held it already); false when another holder
- * does - another process, or another worker_thread of this one (each environment opens the file
- * once, and locks of different opens exclude each other). Only processes of our uid (or root)
+ * True when this environment holds it now; false when it is held already - by this environment
+ * (the daemon is started or adopted here), another process, or another worker_thread of this
+ * one (each environment opens the file once, and locks of different opens exclude each other).
+ * Only processes of our uid (or root)
  * can open the file, so only they can hold or block a lock. The lock goes with
  * {@link unlockDaemon}, with this environment (a worker that ends or is terminated), or with
  * the process, however it dies. Throws InvalidOptionError for a `pid` that is not a pid, and
  * what {@link runtimeDir} throws.
  */
 export function lockDaemon(pid: number): boolean {
-  return lockByte(lockFile(), checkPid(pid));
+  if (held.has(checkPid(pid)) || !lockByte(lockFile(), pid)) return false;
+  held.add(pid);
+  return true;
 }
 
 /** Release this environment's adoption lock of daemon `pid` (nothing happens when it holds none). */
 export function unlockDaemon(pid: number): void {
-  unlockByte(lockFile(), checkPid(pid));
+  if (!held.delete(checkPid(pid))) return;
+  unlockByte(lockFile(), pid);
 }
 
 /**
- * Whether someone else - another process, or another environment of this one - holds the
- * adoption lock of daemon `pid` (`F_OFD_GETLK`): for `status`, which must not take it. False
- * when nobody holds it, or only this environment does.
+ * Whether a manager holds the adoption lock of daemon `pid` - this environment, another process,
+ * or another environment of this one (`F_OFD_GETLK`): for `status`, which must not take it.
  */
 export function daemonLockHeld(pid: number): boolean {
-  return byteLockedElsewhere(lockFile(), checkPid(pid));
+  return held.has(checkPid(pid)) || byteLockedElsewhere(lockFile(), pid);
 }

@@ -12,7 +12,7 @@ import { DaemonProcess, askVersion, type StopOptions } from './daemon-process.js
 import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { requireLogger } from './logger.js';
-import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
+import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from './handle.js';
 import { chownToParent, closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
 import { readOptions, requireBoolean, requireEnv, requireOneOf, requireTimeout } from './options.js';
 import { requireSignalName } from './signals.js';
@@ -263,6 +263,14 @@ export interface VirtiofsdAdoptOptions {
    */
   onQuit?: (exit: DaemonExit) => void;
   /**
+   * How far to trust the handle ({@link HandleTrust}): `'sealed'` takes only a handle that a
+   * manager of this user wrote on this boot, unchanged; `'caller'` takes one the caller vouches
+   * for (a format-1 handle of virtiofs-daemon 0.1 from a root-only file, say). Either way the
+   * process must run as us and hold the output pipe and sockets the handle names.
+   * @default 'sealed'
+   */
+  trust?: HandleTrust;
+  /**
    * The first signal stop() sends to the daemon's process group.
    * @default 'SIGKILL'
    */
@@ -318,8 +326,12 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   }
 
   private static adoptNow(handle: unknown, options: VirtiofsdAdoptOptions): Virtiofsd {
-    const { onQuit, passed } = readAdoptOptions('Virtiofsd.adopt', options, ['logger', 'stopSignal', 'stopTimeoutMs']);
-    const h = parseHandle(handle, 'virtiofsd');
+    const { onQuit, trust, passed } = readAdoptOptions('Virtiofsd.adopt', options, [
+      'logger',
+      'stopSignal',
+      'stopTimeoutMs',
+    ]);
+    const h = parseHandle(handle, 'virtiofsd', trust);
     const socket = h.sockets.socket;
     const daemon = new Virtiofsd({
       socketPath: socket.path,
@@ -329,7 +341,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     } as VirtiofsdOptions);
     void daemon.options; // an invalid logger or stop option throws here, before anything is opened
     daemon.socket = { fd: -1, path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
-    daemon.attach(h, onQuit);
+    daemon.attach(h, trust, onQuit);
     return daemon;
   }
 

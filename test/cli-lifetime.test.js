@@ -29,7 +29,12 @@ test('run --detach exits 0 once ready and leaves a serving daemon; status verifi
 
   const st = await cli(['status', '--state', s.state]);
   assert.equal(st.code, 0, st.stderr);
-  assert.match(st.stdout, new RegExp(`^running: virtiofsd pid ${hd.pid} \\(verified\\), no manager attached`));
+  assert.match(
+    st.stdout,
+    new RegExp(
+      `^running: virtiofsd pid ${hd.pid} \\(verified: sealed handle, our uid, its output pipe and sockets\\), no manager attached`,
+    ),
+  );
 
   const again = await s.run();
   assert.equal(again.code, 1);
@@ -71,7 +76,7 @@ test('usage: stop/status need --state; --state without --detach; a state file th
     assert.match(r.stderr, /--state|--detach/);
   }
   const bad = path.join(dir, 'bad.json');
-  fs.writeFileSync(bad, '{"format": 1, "kind": "virtiofsd", "pid": "12"}');
+  fs.writeFileSync(bad, '{"format": 2, "kind": "virtiofsd", "pid": "12"}');
   const r = await cli(['stop', '--state', bad]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /handle: pid is "12", not a pid/);
