@@ -21,6 +21,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { qemuArgs } = require('../../dist/index.js');
 const { spawnAs } = require('./users.js');
+const { tempDir } = require('./util.js');
 
 const GUEST_DIR = path.join(__dirname, '..', '..', '.cache', 'guest');
 const SETUP =
@@ -94,6 +95,9 @@ function runGuest(
     }
   }
   const device = deviceArgs ?? qemuArgs({ socketPath, tag, memory });
+  const dir = tempDir(t, 'vfsd-guest-');
+  if (asUser) fs.chownSync(dir, asUser.uid, asUser.gid);
+  const consoleFile = path.join(dir, 'console');
   const args = [
     '-M',
     config.machine,
@@ -105,8 +109,11 @@ function runGuest(
     '-nodefaults', // no VGA, NIC, floppy, CD, monitor: nothing but what we add
     '-display',
     'none',
+    // The console goes to a file, not a pipe: QEMU's UART writes one byte per write() to a
+    // non-blocking stdout, and a socketpair (what child_process makes) counts each as a whole
+    // buffer, so a reader a little late makes it EAGAIN, and after 4 retries QEMU drops bytes.
     '-serial',
-    'stdio',
+    `file:${consoleFile}`,
     '-no-reboot', // panic=-1 reboots, which then ends QEMU
     '-kernel',
     config.kernel,
@@ -121,16 +128,22 @@ function runGuest(
     ? spawnAs(t, asUser, config.qemu, args)
     : spawn(config.qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   if (asUser) child.stdin.end();
+  const readConsole = () => {
+    try {
+      return fs.readFileSync(consoleFile, 'utf8').replace(/\r/g, '');
+    } catch {
+      return '';
+    }
+  };
   t.after(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
-  let out = '';
   let err = '';
-  child.stdout.setEncoding('utf8').on('data', (s) => (out += s));
+  child.stdout.resume(); // QEMU prints nothing there; the console is in consoleFile
   child.stderr.setEncoding('utf8').on('data', (s) => (err += s));
   const who = asUser ? ` as ${asUser.name} (uid ${asUser.uid})` : '';
   const tail = () =>
-    `\n--- console (last ${TAIL_BYTES} bytes) ---\n${out.replace(/\r/g, '').slice(-TAIL_BYTES)}` +
+    `\n--- console (last ${TAIL_BYTES} bytes) ---\n${readConsole().slice(-TAIL_BYTES)}` +
     (err ? `\n--- QEMU's stderr ---\n${err.slice(-TAIL_BYTES)}` : '');
 
   return new Promise((resolve, reject) => {
@@ -144,7 +157,7 @@ function runGuest(
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const serial = out.replace(/\r/g, '');
+      const serial = readConsole();
       const error = /^@@GUEST ERROR (.*)$/m.exec(serial);
       const begin = serial.indexOf('@@GUEST BEGIN\n');
       const end = /^@@GUEST END (\d+)$/m.exec(serial);
