@@ -16,19 +16,30 @@ const { captureLogger, tempDir, withTimeout } = require('./helpers/util.js');
 /** Every case: one boot (5-10 s under TCG on two busy cores) plus the daemon; generous for CI. */
 const CASE_TIMEOUT_MS = 240000;
 
+/** A guest uid that no test user has: what an unmapped guest user does. */
+const OTHER_UID = 4242;
+
 /**
- * The guest's part, the same for every case: read a host file, write one file as guest root and
- * one as guest uid 1000 (busybox su, no PAM), chown one to 1000, and list what it sees. Each step
- * reports its own exit status, so one refusal does not hide the rest.
+ * The guest's part: read a host file, write one file as guest root and one as each of `writers`
+ * ({ uid, gid }, through busybox su and a passwd line added in the guest), chown one to
+ * OTHER_UID, and list what it sees (`ls -ln`). Each step reports its exit status, so one refusal
+ * does not hide the rest.
  */
-const SCRIPT = `
-echo "read=$(cat /mnt/host-file 2>&1)"
-echo by-root > /mnt/drop/by-root; echo "root-write=$?"
-su guest -s /bin/sh -c 'echo "user-id=$(id -u):$(id -g)"; echo by-user > /mnt/drop/by-user; echo "user-write=$?"'
-echo chowned > /mnt/drop/chowned && chown 1000:1000 /mnt/drop/chowned; echo "chown=$?"
-echo '--- ls -ln /mnt'; ls -ln /mnt
-echo '--- ls -ln /mnt/drop'; ls -ln /mnt/drop
-`;
+function guestScript(writers) {
+  const lines = ['echo "read=$(cat /mnt/host-file 2>&1)"', 'echo x > /mnt/drop/by-root; echo "write-root=$?"'];
+  for (const { uid, gid } of writers) {
+    lines.push(
+      `echo "u${uid}:x:${uid}:${gid}::/tmp:/bin/sh" >> /etc/passwd`,
+      `su u${uid} -s /bin/sh -c 'echo "id-${uid}=$(id -u):$(id -g)"; echo x > /mnt/drop/by-${uid}; echo "write-${uid}=$?"'`,
+    );
+  }
+  lines.push(
+    `echo x > /mnt/drop/chowned && chown ${OTHER_UID}:${OTHER_UID} /mnt/drop/chowned; echo "chown=$?"`,
+    "echo '--- ls -ln /mnt'; ls -ln /mnt",
+    "echo '--- ls -ln /mnt/drop'; ls -ln /mnt/drop",
+  );
+  return `${lines.join('\n')}\n`;
+}
 
 /** `key=value` lines of the guest's report, and its two listings as { name: 'uid:gid' }. */
 function parseReport(output) {
@@ -54,38 +65,41 @@ function hostOwner(file) {
 }
 
 /**
- * The share every case uses: host-file (owner:owner), root-file (root), drop/ (world-writable,
- * where the guest writes), the guest's script. Returns its path.
+ * The share every case uses: host-file (owner's), root-file (root's), drop/ (world-writable,
+ * where the guest writes) and the guest's script. Returns its path.
  */
-function makeShare(dir, owner) {
+function makeShare(dir, owner, writers) {
   const share = path.join(dir, 'share');
   fs.mkdirSync(path.join(share, 'drop'), { recursive: true });
   fs.writeFileSync(path.join(share, 'host-file'), 'from the host');
   fs.writeFileSync(path.join(share, 'root-file'), 'root');
-  fs.writeFileSync(path.join(share, 'guest.sh'), SCRIPT);
+  fs.writeFileSync(path.join(share, 'guest.sh'), guestScript(writers));
   fs.chmodSync(path.join(share, 'drop'), 0o777); // past the umask
   for (const name of ['.', 'drop', 'host-file', 'guest.sh']) fs.chownSync(path.join(share, name), owner.uid, owner.gid);
   return share;
 }
 
-/** What a case observed, in the shape of the ownership table of the notes. */
-function observe(report, share, output) {
+/**
+ * What a case observed, the shape of the notes' ownership table: per writer, its exit status in
+ * the guest and the owner of its file on the host (ENOENT: not written); what the guest's
+ * `ls -ln` shows for each file; the guest's error lines.
+ */
+function observe(output, share, writers) {
+  const report = parseReport(output);
+  const v = report.values;
+  const drop = (name) => hostOwner(path.join(share, 'drop', name));
+  const writes = { root: `${v['write-root']} -> ${drop('by-root')}` };
+  for (const { uid } of writers) writes[uid] = `${v[`write-${uid}`]} -> ${drop(`by-${uid}`)}`;
+  writes.chown = `${v.chown} -> ${drop('chowned')}`;
+  const guestSees = {};
+  for (const name of ['host-file', 'root-file', 'drop']) guestSees[name] = report.mnt[name];
+  for (const [name, owner] of Object.entries(report.drop)) guestSees[`drop/${name}`] = owner;
   return {
-    read: report.values.read,
-    errors: output.split('\n').filter((l) => /^(sh|su|chown|cat): /.test(l)),
-    userId: report.values['user-id'],
-    writes: {
-      root: `${report.values['root-write']} -> ${hostOwner(path.join(share, 'drop', 'by-root'))}`,
-      user: `${report.values['user-write']} -> ${hostOwner(path.join(share, 'drop', 'by-user'))}`,
-      chown: `${report.values.chown} -> ${hostOwner(path.join(share, 'drop', 'chowned'))}`,
-    },
-    guestSees: {
-      'host-file': report.mnt['host-file'],
-      'root-file': report.mnt['root-file'],
-      drop: report.mnt.drop,
-      'drop/by-root': report.drop['by-root'],
-      'drop/by-user': report.drop['by-user'],
-    },
+    read: v.read,
+    ids: writers.map(({ uid }) => v[`id-${uid}`]),
+    writes,
+    guestSees,
+    errors: output.split('\n').filter((l) => /^(sh|su|chown|cat|ls): /.test(l)),
   };
 }
 
@@ -94,12 +108,18 @@ test('the guest harness is there: QEMU, kernel and initramfs from scripts/setup.
   for (const file of [config.qemu, config.kernel, config.initrd]) assert.ok(fs.statSync(file).size > 0, file);
 });
 
+/** Guest uid 1000 (the first user of a distribution) and one that no host user has. */
+const GUEST_WRITERS = [
+  { uid: 1000, gid: 1000 },
+  { uid: OTHER_UID, gid: OTHER_UID },
+];
+
 for (const dialect of DIALECTS) {
   test(
     `guest on the ${dialect} virtiofsd, all root, no id mapping: the guest's ids are the host's, both ways`,
     { timeout: CASE_TIMEOUT_MS },
     async (t) => {
-      const share = makeShare(tempDir(t), { uid: 0, gid: 0 });
+      const share = makeShare(tempDir(t), { uid: 0, gid: 0 }, GUEST_WRITERS);
       const socketPath = path.join(path.dirname(share), 'vfs.sock');
       const { logger, records } = captureLogger();
       const daemon = new Virtiofsd({ path: virtiofsdPath(dialect), socketPath, sourcePath: share, dialect, logger });
@@ -113,22 +133,28 @@ for (const dialect of DIALECTS) {
         err.message += `\n--- virtiofsd ---\n${records.map((r) => r.msg).join('\n')}`;
         throw err;
       });
-      const seen = observe(parseReport(guest.output), share, guest.output);
-      t.diagnostic(
-        `${dialect} as root: ${JSON.stringify(seen)} (boot to script ${guest.bootedAt} s, ${guest.wallMs} ms)`,
-      );
+      const seen = observe(guest.output, share, GUEST_WRITERS);
+      t.diagnostic(`${dialect} as root: ${JSON.stringify(seen)}`);
+      t.diagnostic(`boot to script ${guest.bootedAt} s (guest uptime), whole boot ${guest.wallMs} ms`);
 
       assert.equal(guest.status, 0, guest.output);
       assert.deepEqual(seen.errors, []);
       assert.equal(seen.read, 'from the host');
-      assert.equal(seen.userId, '1000:1000', 'su guest ran as uid 1000 in the guest');
-      assert.deepEqual(seen.writes, { root: '0 -> 0:0', user: '0 -> 1000:1000', chown: '0 -> 1000:1000' });
+      assert.deepEqual(seen.ids, ['1000:1000', `${OTHER_UID}:${OTHER_UID}`], 'su ran each writer as itself');
+      assert.deepEqual(seen.writes, {
+        root: '0 -> 0:0',
+        1000: '0 -> 1000:1000',
+        [OTHER_UID]: `0 -> ${OTHER_UID}:${OTHER_UID}`,
+        chown: `0 -> ${OTHER_UID}:${OTHER_UID}`,
+      });
       assert.deepEqual(seen.guestSees, {
         'host-file': '0:0',
         'root-file': '0:0',
         drop: '0:0',
         'drop/by-root': '0:0',
-        'drop/by-user': '1000:1000',
+        'drop/by-1000': '1000:1000',
+        [`drop/by-${OTHER_UID}`]: `${OTHER_UID}:${OTHER_UID}`,
+        'drop/chowned': `${OTHER_UID}:${OTHER_UID}`,
       });
     },
   );
@@ -139,7 +165,12 @@ test(
   { timeout: CASE_TIMEOUT_MS },
   async (t) => {
     const user = createUser(t, { prefix: 'vfgst', home: true });
-    const share = makeShare(user.home, user);
+    assert.notEqual(user.uid, OTHER_UID);
+    // Guest uid 1000, an unmapped uid, and the user's own ids (which the first user of a fresh
+    // machine, as CI's, shares with guest uid 1000).
+    const self = { uid: user.uid, gid: user.gid };
+    const writers = [...GUEST_WRITERS.filter((w) => w.uid !== user.uid), self];
+    const share = makeShare(user.home, user, writers);
     const run = path.join(user.home, 'run');
     fs.mkdirSync(run, { mode: 0o700 });
     fs.chownSync(run, user.uid, user.gid);
@@ -180,24 +211,39 @@ test(
       throw err;
     });
     manager.stdin.end(); // the manager stops its daemon and exits
-    const seen = observe(parseReport(guest.output), share, guest.output);
-    t.diagnostic(`rust as uid ${user.uid}: ${JSON.stringify(seen)} (boot to script ${guest.bootedAt} s)`);
+    const seen = observe(guest.output, share, writers);
+    t.diagnostic(`rust as uid ${user.uid}:${user.gid}: ${JSON.stringify(seen)}`);
+    t.diagnostic(`boot to script ${guest.bootedAt} s (guest uptime), whole boot ${guest.wallMs} ms`);
 
+    const mine = `${user.uid}:${user.gid}`;
     assert.equal(seen.read, 'from the host');
-    assert.equal(seen.userId, '1000:1000', 'su guest ran as uid 1000 in the guest');
-    // What a desktop app gets today without id mapping (issue 17): guest root's writes land as the user ...
-    assert.equal(seen.writes.root, `0 -> ${user.uid}:${user.gid}`);
-    // ... and guest root sees the user's files as the user's host ids, root's as the overflow id.
-    assert.equal(seen.guestSees['host-file'], `${user.uid}:${user.gid}`);
-    assert.equal(seen.guestSees['drop/by-root'], `${user.uid}:${user.gid}`);
-    assert.equal(seen.guestSees['root-file'], '65534:65534');
-    // ... and nobody else can be: guest uid 1000 cannot create a file, guest root cannot chown (EINVAL).
+    assert.deepEqual(
+      seen.ids,
+      writers.map((w) => `${w.uid}:${w.gid}`),
+      'su ran each writer as itself',
+    );
+    // What a desktop app gets today without id mapping (issue 17): the daemon's user namespace maps
+    // the user's own ids and nothing else. Guest root's writes land as the user (the daemon does
+    // not switch credentials for root), and so do those of a guest user whose ids are the user's;
+    // any other guest user can create nothing, and guest root cannot chown (EINVAL: unmapped id).
     // This is what the typed idmap (issue 17, item 1) is for.
-    assert.equal(seen.writes.user, '1 -> ENOENT');
-    assert.equal(seen.writes.chown, `1 -> ${user.uid}:${user.gid}`);
+    assert.deepEqual(seen.writes, {
+      root: `0 -> ${mine}`,
+      ...Object.fromEntries(writers.map((w) => [w.uid, w === self ? `0 -> ${mine}` : '1 -> ENOENT'])),
+      chown: `1 -> ${mine}`,
+    });
     assert.deepEqual(seen.errors, [
-      "sh: can't create /mnt/drop/by-user: Invalid argument",
+      ...writers.filter((w) => w !== self).map((w) => `sh: can't create /mnt/drop/by-${w.uid}: Invalid argument`),
       'chown: /mnt/drop/chowned: Invalid argument',
     ]);
+    // The guest sees the user's files as the user's host ids, anyone else's (root's) as the overflow id.
+    assert.deepEqual(seen.guestSees, {
+      'host-file': mine,
+      'root-file': '65534:65534',
+      drop: mine,
+      'drop/by-root': mine,
+      [`drop/by-${user.uid}`]: mine,
+      'drop/chowned': mine,
+    });
   },
 );
