@@ -20,6 +20,7 @@ import {
 } from './handle.js';
 import { safeLog, subsystemLog, type Log } from './logger.js';
 import { readOptions, requireOneOf, requireOptionsObject } from './options.js';
+import { qemuArgsForSocket, type DaemonQemuArgsOptions } from './qemu.js';
 import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
 
@@ -208,6 +209,17 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   }
 
   /**
+   * The QEMU options that attach a guest to this daemon's vhost-user socket (its absolute
+   * path), as an argv array for `spawn`: `-chardev`, `-device vhost-user-fs-pci`, and unless
+   * `memoryBackend: false` the shared memory backend, `-numa` and `-m`. The options and the
+   * errors ({@link InvalidOptionError}, thrown) are those of the exported `qemuArgs()`. The socket exists
+   * from the moment start() resolves until the daemon ends; the arguments can be built before.
+   */
+  qemuArgs(options: DaemonQemuArgsOptions): string[] {
+    return qemuArgsForSocket(`${this.name}.qemuArgs`, resolve(this.vhostUserSocketPath()), options);
+  }
+
+  /**
    * Take over the daemon of a proven `handle` (adopt.ts): it becomes ours as if we had started
    * it - stop, onQuit once, its output through our logger from where its pipe stands.
    */
@@ -238,6 +250,8 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
 
   /** The daemon's sockets, by name, with their identity (for its handle). */
   protected abstract socketRecords(): Record<string, SocketRecord>;
+  /** The socket a VMM connects to (vhost-user). Throws the options' error when they are invalid. */
+  protected abstract vhostUserSocketPath(): string;
 
   abstract mount(opt: MountOption): Promise<void>;
   abstract umount(mountpoint: string): Promise<void>;

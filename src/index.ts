@@ -77,3 +77,4 @@ export {
   type NydusExtraOption,
 } from './kata.js';
 export { cgroup2Mount, type CgroupStats } from './cgroup.js';
+export { qemuArgs, qemuOptionValue, MAX_TAG_BYTES, type DaemonQemuArgsOptions, type QemuArgsOptions } from './qemu.js';

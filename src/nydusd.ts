@@ -523,6 +523,10 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     this.client = undefined;
   }
 
+  protected vhostUserSocketPath(): string {
+    return this.options.sockPath;
+  }
+
   protected stopOptions(): StopOptions {
     return { signal: 'SIGTERM', timeoutMs: this.options.stopTimeoutMs };
   }

@@ -345,6 +345,10 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     return daemon;
   }
 
+  protected vhostUserSocketPath(): string {
+    return this.options.socketPath;
+  }
+
   protected socketRecords(): Record<string, SocketRecord> {
     const s = this.socket!;
     return { socket: { path: resolve(s.path), dev: String(s.dev), ino: String(s.ino) } };
