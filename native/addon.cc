@@ -352,7 +352,20 @@ static Napi::Error SocketPathError(Napi::Env env, int err, const char* syscall, 
   return ErrnoError(env, err, syscall, path, msg);
 }
 
-// listenUnix(path, backlog) → { fd, dev, ino }
+// The error of a chown to the directory's owner that failed (chownToParent, listenUnix).
+static Napi::Error ChownError(Napi::Env env, int err, const std::string& path, const PathProblem& why) {
+  std::string msg;
+  if (err == -ESTALE) {
+    msg = "refusing to chown '" + path +
+          "': it is no longer the socket we bound (replaced, or a symlink). Nothing was changed";
+  } else if (err == -ELOOP && !why.symlink.empty()) {
+    msg = RefusedSymlink(path, why);
+  }
+  return ErrnoError(env, err, "fchownat", path, msg);
+}
+
+// listenUnix(path, backlog, chownToParent) → { fd, dev, ino, uid?, gid? } (uid and gid: the
+// owner the file was given, with chownToParent)
 Napi::Value Addon::ListenUnix(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path;
@@ -363,11 +376,15 @@ Napi::Value Addon::ListenUnix(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   int backlog = info[1].As<Napi::Number>().Int32Value();
+  // Not ToBoolean(): see ParseSpawnArgs.
+  bool chown = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
 
   BoundSocket sock;
-  int err = vfd::ListenUnix(path, backlog, &sock);
+  int err = vfd::ListenUnix(path, backlog, chown, &sock);
   if (err < 0) {
-    SocketPathError(env, err, "listen", path, sock.problem).ThrowAsJavaScriptException();
+    (strcmp(sock.step, "fchownat") == 0 ? ChownError(env, err, path, sock.problem)
+                                        : SocketPathError(env, err, "listen", path, sock.problem))
+        .ThrowAsJavaScriptException();
     return env.Undefined();
   }
   // Owned before any Node-API call that could fail: teardown releases it if JS never gets it.
@@ -376,6 +393,10 @@ Napi::Value Addon::ListenUnix(const Napi::CallbackInfo& info) {
   out.Set("fd", Napi::Number::New(env, sock.fd));
   out.Set("dev", Napi::BigInt::New(env, static_cast<uint64_t>(sock.dev)));
   out.Set("ino", Napi::BigInt::New(env, static_cast<uint64_t>(sock.ino)));
+  if (sock.chowned) {
+    out.Set("uid", Napi::Number::New(env, sock.uid));
+    out.Set("gid", Napi::Number::New(env, sock.gid));
+  }
   return out;
 }
 
@@ -444,14 +465,7 @@ Napi::Value Addon::ChownToParent(const Napi::CallbackInfo& info) {
   PathProblem why;
   int err = vfd::ChownToParent(path, dev, ino, &uid, &gid, &why);
   if (err < 0) {
-    std::string msg;
-    if (err == -ESTALE) {
-      msg = "refusing to chown '" + path +
-            "': it is no longer the socket we bound (replaced, or a symlink). Nothing was changed";
-    } else if (err == -ELOOP && !why.symlink.empty()) {
-      msg = RefusedSymlink(path, why);
-    }
-    ErrnoError(env, err, "fchownat", path, msg).ThrowAsJavaScriptException();
+    ChownError(env, err, path, why).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Object out = Napi::Object::New(env);

@@ -13,7 +13,7 @@ import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { requireLogger } from './logger.js';
 import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from './handle.js';
-import { chownToParent, closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
+import { closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
 import { readOptions, requireBoolean, requireEnv, requireOneOf, requireTimeout } from './options.js';
 import { requireSignalName } from './signals.js';
 import type { DaemonExit, MountOption } from './types.js';
@@ -404,14 +404,16 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate, 'virtiofsd');
     let socket: ListeningSocket;
     try {
-      socket = listenUnix(socketPath);
+      // Listen, read the file's identity and give it to its directory's owner in one call.
+      socket = listenUnix(socketPath, { chownTo: 'parent' });
     } catch (err) {
       void cgroup?.remove();
-      throw SystemError.forOption('socketPath', err);
+      // A failed chown is the socket's directory's matter, not the path's: reported as it is.
+      throw (err as SystemError).syscall === 'fchownat' ? err : SystemError.forOption('socketPath', err);
     }
     let pid: number;
     try {
-      const owner = chownToParent(socket);
+      const owner = socket.owner;
       let ready!: () => void;
       const marker = new Promise<void>((resolve) => (ready = resolve));
       const proc = new DaemonProcess({

@@ -1,0 +1,146 @@
+'use strict';
+/**
+ * `node bench/profile-start.js`: where a start and a stop spend the manager's CPU. Runs a loop of
+ * `Virtiofsd.start()` → ready → `stop()` (the raw stand-in of bench/density.js, ready at once,
+ * so that the daemon's own start-up is not in the way; pino at info into /dev/null, explicit
+ * dialect, as `density.js one` does) in a fresh process, profiled with V8's sampling CPU
+ * profiler (what `node --cpu-prof` runs, started through node:inspector around the measured
+ * loop only, so that module loading and the warm-up stay out), then reads the .cpuprofile and
+ * prints the frames with the most self time, per start/stop cycle.
+ *
+ * Use it before and after a change to the start or stop path: the table says which frames grew
+ * or went. Knobs: PROFILE_CYCLES (default 300), PROFILE_INTERVAL_US (default 50),
+ * PROFILE_TOP (default 30), PROFILE_DAEMON (standin | legacy | rust, default standin),
+ * PROFILE_KEEP=dir (keep the .cpuprofile there, to open in Chrome DevTools).
+ *
+ * A measurement tool: nothing is asserted. Markdown on stdout, progress on stderr.
+ */
+const cp = require('node:child_process');
+const inspector = require('node:inspector');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const CYCLES = Number(process.env.PROFILE_CYCLES || 300);
+const INTERVAL_US = Number(process.env.PROFILE_INTERVAL_US || 50);
+const TOP = Number(process.env.PROFILE_TOP || 30);
+const DAEMON = process.env.PROFILE_DAEMON || 'standin';
+
+/** The child: warm up, then the measured loop. */
+async function loop() {
+  const c = require('./common.js');
+  const pino = require(require.resolve('pino', { paths: [c.root] }));
+  const { Virtiofsd } = c.lib().virtiofsd;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-prof-'));
+  let bin = DAEMON === 'standin' ? null : c.virtiofsdPath(DAEMON);
+  if (!bin) {
+    bin = path.join(dir, 'ready-raw');
+    cp.execFileSync('cc', [
+      '-O2',
+      '-static',
+      '-nostdlib',
+      '-fno-stack-protector',
+      '-fno-pie',
+      '-no-pie',
+      '-DBENCH_NOSTDLIB',
+      '-o',
+      bin,
+      path.join(__dirname, 'ready-standin.c'),
+    ]);
+  }
+  const dialect = DAEMON === 'legacy' ? 'legacy' : 'rust';
+  const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
+  const once = async (i) => {
+    const d = new Virtiofsd({ path: bin, dialect, socketPath: path.join(dir, `p${i}.sock`), sourcePath: dir, logger });
+    await d.start();
+    await d.stop();
+  };
+  for (let i = 0; i < 20; i++) await once(i); // warm-up: the optimizing compiler, the caches
+  const session = new inspector.Session();
+  session.connect();
+  const post = (method, params) =>
+    new Promise((resolve, reject) => session.post(method, params, (err, r) => (err ? reject(err) : resolve(r))));
+  await post('Profiler.enable');
+  await post('Profiler.setSamplingInterval', { interval: INTERVAL_US });
+  await post('Profiler.start');
+  const t0 = process.hrtime.bigint();
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < CYCLES; i++) await once(i);
+  const cpu = process.cpuUsage(cpu0);
+  const wallUs = Number(process.hrtime.bigint() - t0) / 1e3;
+  const { profile } = await post('Profiler.stop');
+  session.disconnect();
+  fs.rmSync(dir, { recursive: true, force: true });
+  fs.writeFileSync(process.argv[3], JSON.stringify(profile));
+  process.stdout.write(JSON.stringify({ wallUs, cpuUs: cpu.user + cpu.system }));
+}
+
+/** Self time per frame (function, file, line) from a .cpuprofile, in µs. */
+function selfTimes(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parent = new Map();
+  for (const n of profile.nodes) for (const k of n.children || []) parent.set(k, n);
+  const where = (f) =>
+    f.url ? `${path.relative(path.resolve(__dirname, '..'), f.url.replace(/^file:\/\//, ''))}:${f.lineNumber + 1}` : '';
+  const self = new Map();
+  const deltas = profile.timeDeltas;
+  for (let i = 0; i < profile.samples.length; i++) {
+    const node = byId.get(profile.samples[i]);
+    // The time until the next sample is this one's (the last sample's is unknown: skipped).
+    const dt = i + 1 < deltas.length ? deltas[i + 1] : 0;
+    const f = node.callFrame;
+    let key = `${f.functionName || '(anonymous)'}\t${where(f)}`;
+    // A C++ callback (the addon's methods, fs bindings) has no script and, for the addon, not
+    // even its own name: V8 labels them all alike. Its JavaScript caller says which one it was.
+    if (!f.url && !f.functionName.startsWith('(') && parent.has(node.id)) {
+      const up = parent.get(node.id).callFrame;
+      key = `native ${f.functionName}, called by ${up.functionName || '(anonymous)'}\t${where(up)}`;
+    }
+    self.set(key, (self.get(key) || 0) + dt);
+  }
+  return self;
+}
+
+async function main() {
+  if (process.argv[2] === 'child') return loop();
+  const dir = process.env.PROFILE_KEEP || fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-cpuprof-'));
+  fs.mkdirSync(dir, { recursive: true });
+  process.stderr.write(`[profile] ${CYCLES} start/stop cycles of the ${DAEMON}, sampled every ${INTERVAL_US} µs\n`);
+  const file = path.join(dir, `start-stop-${process.pid}.cpuprofile`);
+  const out = cp.execFileSync(process.execPath, [__filename, 'child', file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: process.env,
+  });
+  const run = JSON.parse(out.toString());
+  const profile = JSON.parse(fs.readFileSync(file, 'utf8'));
+  const self = selfTimes(profile);
+  if (!process.env.PROFILE_KEEP) fs.rmSync(dir, { recursive: true, force: true });
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const idle = self.get('(idle)\t') || 0;
+  const busy = total - idle;
+  const cycles = CYCLES;
+  const rows = [...self.entries()].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]);
+  const lines = [
+    `${new Date().toISOString()} · Node ${process.version} · ${os.cpus()[0].model} ×${os.cpus().length} · load ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+    '',
+    `${CYCLES} start → ready → stop cycles of the ${DAEMON}: ${(run.wallUs / CYCLES).toFixed(0)} µs wall and ` +
+      `${(run.cpuUs / CYCLES).toFixed(0)} µs of manager CPU per cycle (process.cpuUsage, all threads). ` +
+      `Profile (main thread): ${(busy / cycles).toFixed(0)} µs busy per cycle.`,
+    '',
+    '| self µs / cycle | % of busy | function | where |',
+    '| ---: | ---: | --- | --- |',
+  ];
+  for (const [key, us] of rows.slice(0, TOP)) {
+    const [fn, where] = key.split('\t');
+    lines.push(`| ${(us / cycles).toFixed(1)} | ${((100 * us) / busy).toFixed(1)} | ${fn} | ${where} |`);
+  }
+  console.log(lines.join('\n'));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
