@@ -152,7 +152,7 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       return Promise.resolve();
     }
     const stopping: Promise<void> = traced('stop', this.name, { pid: proc.pid }, async () => {
-      // Resolves after the end was reported: report() is chained on `ended` before this.
+      // Resolves after the end was reported: onEnded's callback runs before `ended` resolves.
       await proc.stop(this.stopOptions());
     }).finally(() => {
       if (this.stopping === stopping) this.stopping = undefined;
@@ -273,8 +273,8 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   /** Make a freshly spawned process ours; its end is reported once, to onQuit only if `run` started. */
   protected adopt(proc: DaemonProcess, run: Run, onQuit?: (exit: DaemonExit) => void): void {
     this.proc = proc;
-    // `ended` never rejects, and report() never throws.
-    void proc.ended.then((end) => this.report(proc, end, run.started ? onQuit : undefined));
+    // A callback, not a reaction on `ended`: a running daemon keeps no promise. report() never throws.
+    proc.onEnded((end) => this.report(proc, end, run.started ? onQuit : undefined));
   }
 
   /** Never throws: it runs on a promise nobody awaits, where a throw would be an unhandled rejection. */

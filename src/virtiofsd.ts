@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { Cgroup, requireCgroupOptions } from './cgroup.js';
 import { Daemon, describeExit, readAdoptOptions, type Run } from './daemon.js';
 import { DaemonProcess, askVersion, type StopOptions } from './daemon-process.js';
-import { raceDeadline, TIMED_OUT } from './deadline.js';
+import { TIMED_OUT } from './deadline.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { requireLogger } from './logger.js';
 import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from './handle.js';
@@ -221,8 +221,11 @@ const TYPED_OPTION_KEYS = Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdType
  */
 export function resolveVirtiofsdOptions(options: object): ResolvedVirtiofsdOptions {
   const o = readOptions(options, VIRTIOFSD_OPTION_KEYS);
-  const typed = readOptions(options, TYPED_OPTION_KEYS);
-  for (const key of TYPED_OPTION_KEYS) if (typed[key] === undefined) delete typed[key];
+  const given = readOptions(options, TYPED_OPTION_KEYS);
+  // Only the options set, copied rather than deleted from `given`: a delete would turn the
+  // object into a hash table (~0.8 KB), kept as long as the daemon is.
+  const typed: { [K in keyof VirtiofsdTypedOptions]?: unknown } = {};
+  for (const key of TYPED_OPTION_KEYS) if (given[key] !== undefined) typed[key] = given[key];
   return {
     logger: requireLogger('logger', o.logger),
     path: o.path === undefined ? undefined : requireString('path', o.path),
@@ -284,9 +287,6 @@ export interface VirtiofsdAdoptOptions {
 
 const dialectCache = new Map<string, Dialect>();
 
-const READY = (): 'ready' => 'ready';
-const EXITED = (): 'exited' => 'exited';
-
 /**
  * Which virtiofsd `binary` is, from its `--version` (`virtiofsd version <qemu>` is the legacy C
  * daemon, `virtiofsd <semver>` the Rust one). Asked once per binary path, size and mtime.
@@ -301,7 +301,10 @@ export function detectDialect(binary: string): Promise<Dialect> {
 }
 
 export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
-  private socket: ListeningSocket | undefined;
+  /** Our socket file while the daemon runs: what cleanup removes and the handle records. */
+  private socket: Pick<ListeningSocket, 'path' | 'dev' | 'ino'> | undefined;
+  /** The last argv worked out, and for which dialect (see command). */
+  private commandFor: { dialect: Dialect; args: string[]; quiet: boolean } | undefined;
 
   /**
    * Reads and checks `options` once ({@link resolveVirtiofsdOptions}). Throws only when
@@ -340,7 +343,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       lifetime: h.lifetime,
     } as VirtiofsdOptions);
     void daemon.options; // an invalid logger or stop option throws here, before anything is opened
-    daemon.socket = { fd: -1, path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
+    daemon.socket = { path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
     daemon.attach(h, trust, onQuit);
     return daemon;
   }
@@ -355,16 +358,13 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   }
 
   /**
-   * What the file system decides before anything is created: the binary, its dialect, the
-   * argv, and whether the daemon will be quiet (no ready line to wait for). Creates nothing.
+   * What the file system decides before anything is created: the binary, the shared and the
+   * socket's directories, and syslog's /dev/log. Synchronous (direct stat calls, see
+   * validate.ts); creates nothing. Returns the binary.
    */
-  private async plan(): Promise<{ binary: string; dialect: Dialect; args: string[]; quiet: boolean }> {
+  private checkInputs(): string {
     const o = this.options;
-    const { socketPath, sourcePath, extraArgs } = o;
-    // Without a stderr there is no ready marker to wait for, whichever way syslog was asked for.
-    // (Under extraArgsPolicy 'known' and 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
-    const syslog = o.syslog || (extraArgs.includes('--syslog') && o.extraArgsPolicy === 'verbatim');
-    if (syslog && !existsSync('/dev/log')) {
+    if (this.syslog() && !existsSync('/dev/log')) {
       throw new InvalidOptionError(
         'syslog',
         'no /dev/log here, so the daemon would lose every log line (the legacy one dies with SIGSYS at the first ' +
@@ -378,28 +378,51 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       WELL_KNOWN_VIRTIOFSD_PATHS,
       'Install virtiofsd (Debian 13: apt install virtiofsd; Debian 12: apt install qemu-system-common) or pass path',
     );
-    checkDirectory('sourcePath', sourcePath);
-    checkSocketPath('socketPath', socketPath);
-    const dialect = o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
+    checkDirectory('sourcePath', o.sourcePath);
+    checkSocketPath('socketPath', o.socketPath);
+    return binary;
+  }
+
+  /**
+   * Whether the daemon logs to syslog, whichever way it was asked for: then it has no stderr
+   * and no ready marker to wait for. (Under extraArgsPolicy 'known' and 'safe' an extra
+   * --syslog is refused by the argv builder, naming it.)
+   */
+  private syslog(): boolean {
+    const o = this.options;
+    return o.syslog || (o.extraArgs.includes('--syslog') && o.extraArgsPolicy === 'verbatim');
+  }
+
+  /**
+   * The argv for `dialect`, and whether the daemon will be quiet (no ready line to wait for).
+   * Worked out once per dialect and kept: the options never change after the constructor.
+   */
+  private command(dialect: Dialect): { args: string[]; quiet: boolean } {
+    if (this.commandFor?.dialect === dialect) return this.commandFor;
+    const o = this.options;
     const args = buildVirtiofsdArgs({
       ...o.typed,
       dialect,
-      sourcePath,
+      sourcePath: o.sourcePath,
       cache: o.cache,
       syslog: o.syslog,
       debug: o.debug,
-      extraArgs,
+      extraArgs: o.extraArgs,
       extraArgsPolicy: o.extraArgsPolicy,
     });
     // Logged to syslog or above info, the daemon never says it waits.
-    return { binary, dialect, args, quiet: syslog || logsAboveInfo({ logLevel: o.typed.logLevel, extraArgs }) };
+    const quiet = this.syslog() || logsAboveInfo({ logLevel: o.typed.logLevel, extraArgs: o.extraArgs });
+    this.commandFor = { dialect, args, quiet };
+    return this.commandFor;
   }
 
   /** The plan, then cgroup, socket and process; then the wait. Whatever fails undoes what came before. */
   protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
     const o = this.options;
     const { socketPath, lifetime } = o;
-    const { binary, dialect, args, quiet } = await this.plan();
+    const binary = this.checkInputs();
+    const dialect = o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
+    const { args, quiet } = this.command(dialect);
 
     const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate, 'virtiofsd');
     let socket: ListeningSocket;
@@ -411,55 +434,50 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       // A failed chown is the socket's directory's matter, not the path's: reported as it is.
       throw (err as SystemError).syscall === 'fchownat' ? err : SystemError.forOption('socketPath', err);
     }
+    const { path, dev, ino, owner } = socket;
     let pid: number;
     try {
-      const owner = socket.owner;
-      let ready!: () => void;
-      const marker = new Promise<void>((resolve) => (ready = resolve));
-      const proc = new DaemonProcess({
-        name: 'virtiofsd',
-        file: binary,
-        args,
-        env: o.env,
-        extraFds: [socket.fd],
-        cgroup,
-        logger: this.log,
-        lifetime,
-        onLine: (line) => line.includes(READY_MARKER) && ready(),
-      });
+      let proc: DaemonProcess;
+      try {
+        proc = new DaemonProcess({
+          name: 'virtiofsd',
+          file: binary,
+          args,
+          env: o.env,
+          extraFds: [socket.fd],
+          cgroup,
+          logger: this.log,
+          lifetime,
+        });
+      } finally {
+        // The daemon holds its own copy now (or never will): ours would keep the socket alive.
+        closeFd(socket.fd);
+      }
       // Taken now: DaemonProcess.pid reads 0 once the exit is seen, and a daemon may die right after
       // its ready line (then start() still resolves to its pid, and onQuit reports the end).
       pid = proc.pid;
       // Ours from here on, before anything else can fail: a failure below stops it.
-      this.socket = socket;
+      this.socket = { path, dev, ino };
       // A surviving daemon keeps serving the file after our environment is gone.
       if (lifetime === 'survive') keepSocketFile(socket);
       this.adopt(proc, run, onQuit);
       this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
       // A quiet daemon never says it waits: the socket is ours, so the VMM can connect now.
-      await this.waitReady(proc, quiet ? Promise.resolve() : marker);
+      if (!quiet) await this.waitReady(proc);
       proc.startOver();
     } catch (err) {
       if (this.proc) throw err;
       unlinkSocket(socket);
       void cgroup?.remove();
       throw SystemError.isCgroupPlacement(err) ? SystemError.forOption('cgroup', err) : err;
-    } finally {
-      // The daemon holds its own copy now (or never will): ours would keep the socket alive.
-      closeFd(socket.fd);
     }
     run.started = true;
     return pid;
   }
 
-  private async waitReady(proc: DaemonProcess, marker: Promise<void>): Promise<void> {
+  private async waitReady(proc: DaemonProcess): Promise<void> {
     const timeoutMs = this.options.startTimeoutMs;
-    const outcome = await raceDeadline(
-      // Module-level callbacks: a closure here would keep this frame alive as long as the
-      // daemon runs, through the reaction left on `ended`.
-      Promise.race([marker.then(READY), proc.ended.then(EXITED)]),
-      timeoutMs,
-    );
+    const outcome = await proc.waitForLine(READY_MARKER, timeoutMs);
     if (outcome === 'ready') return;
     if (outcome === TIMED_OUT) {
       await this.stop();
