@@ -15,11 +15,18 @@ const runDir = process.env.BENCH_RUN_DIR || '';
 const binDir = process.env.BENCH_BIN_DIR || path.join(root, 'build', 'helpers');
 
 /**
- * The compiled library (dist/). When index.js made a private copy of the addon (BENCH_ADDON),
+ * The compiled library (dist/) of this checkout, or of the checkout at `from`. When index.js made a private copy of the addon (BENCH_ADDON),
  * `bindings` is answered from that copy: `node-gyp rebuild` empties build/ while it runs.
  */
-function lib() {
+function lib(from = root) {
   const addon = process.env.BENCH_ADDON;
+  if (from !== root) {
+    // Another checkout (bench/density.js's BENCH_BEFORE): its own dist/ and its own addon.
+    return {
+      native: require(path.join(from, 'dist', 'native.js')),
+      virtiofsd: require(path.join(from, 'dist', 'virtiofsd.js')),
+    };
+  }
   if (addon) {
     const bindingsPath = require.resolve('bindings', { paths: [root] });
     if (!require.cache[bindingsPath]) {

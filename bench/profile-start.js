@@ -11,6 +11,8 @@
  * Use it before and after a change to the start or stop path: the table says which frames grew
  * or went. Knobs: PROFILE_CYCLES (default 300), PROFILE_INTERVAL_US (default 50),
  * PROFILE_TOP (default 30), PROFILE_DAEMON (standin | legacy | rust, default standin),
+ * PROFILE_STORM=N (each cycle starts N daemons at once, then stops them all: the boot storm's
+ * profile; per-cycle figures are then divided by N, i.e. per daemon; default 3 cycles),
  * PROFILE_KEEP=dir (keep the .cpuprofile there, to open in Chrome DevTools).
  *
  * A measurement tool: nothing is asserted. Markdown on stdout, progress on stderr.
@@ -21,7 +23,8 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const CYCLES = Number(process.env.PROFILE_CYCLES || 300);
+const STORM = Number(process.env.PROFILE_STORM || 0);
+const CYCLES = Number(process.env.PROFILE_CYCLES || (STORM > 0 ? 3 : 300));
 const INTERVAL_US = Number(process.env.PROFILE_INTERVAL_US || 50);
 const TOP = Number(process.env.PROFILE_TOP || 30);
 const DAEMON = process.env.PROFILE_DAEMON || 'standin';
@@ -50,12 +53,28 @@ async function loop() {
   }
   const dialect = DAEMON === 'legacy' ? 'legacy' : 'rust';
   const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
+  const make = (i) =>
+    new Virtiofsd({
+      path: bin,
+      dialect,
+      socketPath: path.join(dir, `p${i}.sock`),
+      sourcePath: dir,
+      logger,
+      startTimeoutMs: 60000,
+    });
   const once = async (i) => {
-    const d = new Virtiofsd({ path: bin, dialect, socketPath: path.join(dir, `p${i}.sock`), sourcePath: dir, logger });
+    if (STORM > 0) {
+      // A storm: STORM daemons started at once, then all stopped at once.
+      const ds = Array.from({ length: STORM }, (_, k) => make(`${i}-${k}`));
+      await Promise.all(ds.map((d) => d.start()));
+      await Promise.all(ds.map((d) => d.stop()));
+      return;
+    }
+    const d = make(i);
     await d.start();
     await d.stop();
   };
-  for (let i = 0; i < 20; i++) await once(i); // warm-up: the optimizing compiler, the caches
+  for (let i = 0; i < (STORM > 0 ? 1 : 20); i++) await once(`w${i}`); // warm-up: the optimizing compiler, the caches
   const session = new inspector.Session();
   session.connect();
   const post = (method, params) =>
@@ -118,7 +137,7 @@ async function main() {
   const total = [...self.values()].reduce((a, b) => a + b, 0);
   const idle = self.get('(idle)\t') || 0;
   const busy = total - idle;
-  const cycles = CYCLES;
+  const cycles = CYCLES * Math.max(STORM, 1);
   const rows = [...self.entries()].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]);
   const lines = [
     `${new Date().toISOString()} · Node ${process.version} · ${os.cpus()[0].model} ×${os.cpus().length} · load ${os
@@ -126,11 +145,11 @@ async function main() {
       .map((l) => l.toFixed(2))
       .join(' ')}`,
     '',
-    `${CYCLES} start → ready → stop cycles of the ${DAEMON}: ${(run.wallUs / CYCLES).toFixed(0)} µs wall and ` +
-      `${(run.cpuUs / CYCLES).toFixed(0)} µs of manager CPU per cycle (process.cpuUsage, all threads). ` +
-      `Profile (main thread): ${(busy / cycles).toFixed(0)} µs busy per cycle.`,
+    `${CYCLES} ${STORM > 0 ? `storms of ${STORM} starts then ${STORM} stops` : 'start → ready → stop cycles'} of the ` +
+      `${DAEMON}: ${(run.wallUs / cycles).toFixed(0)} µs wall and ${(run.cpuUs / cycles).toFixed(0)} µs of manager CPU ` +
+      `per daemon (process.cpuUsage, all threads). Profile (main thread): ${(busy / cycles).toFixed(0)} µs busy per daemon.`,
     '',
-    '| self µs / cycle | % of busy | function | where |',
+    '| self µs / daemon | % of busy | function | where |',
     '| ---: | ---: | --- | --- |',
   ];
   for (const [key, us] of rows.slice(0, TOP)) {

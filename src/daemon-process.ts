@@ -229,6 +229,8 @@ export class DaemonProcess {
   private parkedLog: DaemonHandle['log'] = null;
   private exit: ExitStatus | null = null;
   private stopRequested = false;
+  /** SIGKILL went to the whole group (and cgroup) already. */
+  private groupKilled = false;
   private stopping: Promise<ProcessEnd> | undefined;
   private refed = true;
   private readonly log: Log;
@@ -295,9 +297,10 @@ export class DaemonProcess {
     this.known = known;
     // Our child is still a zombie here (an adopted daemon is held by our pidfd), so its group
     // id cannot have been reused: this reaches exactly its descendants (both virtiofsd
-    // dialects fork a sandbox child).
+    // dialects fork a sandbox child). Not again after a stop's SIGKILL: every member had it
+    // then (a SIGKILLed process forks no more), and the cgroup's kill reached the rest.
     try {
-      this.killAll();
+      if (!this.groupKilled) this.killAll();
     } finally {
       this.unwatchCgroup?.();
       this.unwatchCgroup = undefined;
@@ -492,6 +495,7 @@ export class DaemonProcess {
   private killAll(): void {
     try {
       this.child.signal('SIGKILL', { group: true });
+      this.groupKilled = true;
     } finally {
       // Even when the group could not be signalled: what is in the cgroup goes all the same.
       try {
