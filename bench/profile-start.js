@@ -13,7 +13,8 @@
  * PROFILE_TOP (default 30), PROFILE_DAEMON (standin | legacy | rust, default standin),
  * PROFILE_STORM=N (each cycle starts N daemons at once, then stops them all: the boot storm's
  * profile; per-cycle figures are then divided by N, i.e. per daemon; default 3 cycles),
- * PROFILE_KEEP=dir (keep the .cpuprofile there, to open in Chrome DevTools).
+ * PROFILE_KEEP=dir (keep the .cpuprofile there, to open in Chrome DevTools), PROFILE_ROOT (the
+ * checkout to profile, default this one: built, with its dist/ and addon).
  *
  * A measurement tool: nothing is asserted. Markdown on stdout, progress on stderr.
  */
@@ -28,12 +29,13 @@ const CYCLES = Number(process.env.PROFILE_CYCLES || (STORM > 0 ? 3 : 300));
 const INTERVAL_US = Number(process.env.PROFILE_INTERVAL_US || 50);
 const TOP = Number(process.env.PROFILE_TOP || 30);
 const DAEMON = process.env.PROFILE_DAEMON || 'standin';
+const ROOT = path.resolve(process.env.PROFILE_ROOT || path.join(__dirname, '..'));
 
 /** The child: warm up, then the measured loop. */
 async function loop() {
   const c = require('./common.js');
   const pino = require(require.resolve('pino', { paths: [c.root] }));
-  const { Virtiofsd } = c.lib().virtiofsd;
+  const { Virtiofsd } = c.lib(ROOT).virtiofsd;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-prof-'));
   let bin = DAEMON === 'standin' ? null : c.virtiofsdPath(DAEMON);
   if (!bin) {
@@ -99,8 +101,7 @@ function selfTimes(profile) {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map();
   for (const n of profile.nodes) for (const k of n.children || []) parent.set(k, n);
-  const where = (f) =>
-    f.url ? `${path.relative(path.resolve(__dirname, '..'), f.url.replace(/^file:\/\//, ''))}:${f.lineNumber + 1}` : '';
+  const where = (f) => (f.url ? `${path.relative(ROOT, f.url.replace(/^file:\/\//, ''))}:${f.lineNumber + 1}` : '');
   const self = new Map();
   const deltas = profile.timeDeltas;
   for (let i = 0; i < profile.samples.length; i++) {

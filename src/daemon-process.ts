@@ -12,7 +12,7 @@ import type { DaemonExit, ExitStatus } from './types.js';
 import { Cgroup, type CgroupStats } from './cgroup.js';
 import { processIdentity, processUids, type DaemonHandle, type Lifetime } from './handle.js';
 import { LineScanner, parseDaemonLine, type LineInfo } from './lines.js';
-import { safeLog, type Log } from './logger.js';
+import { safeLog, type Log, type LogMethods } from './logger.js';
 import { lockDaemon, unlockDaemon } from './runtime-dir.js';
 import {
   closeFd,
@@ -73,7 +73,7 @@ export interface DaemonProcessOptions {
    * Receives one record per output line, at the level the daemon gave it. Wrapped with
    * {@link safeLog}: a logger that throws never disturbs the process or its output pipes.
    */
-  logger: Log;
+  logger: LogMethods;
   /** Called with every output line, after it is logged (readiness markers). */
   onLine?: (line: string) => void;
   /** Output lines are cut beyond this many bytes, with a marker. Default 16 KiB. */
@@ -146,8 +146,10 @@ interface GroupWait {
 }
 
 const groupWaits = new Set<GroupWait>();
+/** The check of newcomers: in this turn of the loop, once their leaders are reaped (setImmediate). */
+let groupImmediate: NodeJS.Immediate | undefined;
+/** The next check while groups are still alive, backing off from 2 ms to 100 ms. */
 let groupTimer: NodeJS.Timeout | undefined;
-let groupTimerSoon = false;
 let groupDelay = 2;
 let refedWaits = 0;
 
@@ -155,31 +157,31 @@ let refedWaits = 0;
  * Resolve true once no process of group `pgid` is alive, false after `timeoutMs`. Every wait of
  * this thread shares one check per tick ({@link liveGroups}: at most one walk of /proc for all of
  * them), so a thousand daemons stopping at once do not walk /proc a thousand times per tick.
+ *
+ * A newcomer is checked in the same turn of the event loop (setImmediate, the check phase): the
+ * wait starts from the exit callback, where the leader is still our zombie, and the addon reaps
+ * it as soon as the callback returns, so by then its group is usually gone and `kill(-pgid, 0)`
+ * says so without a walk. A timer, even of 0 ms, would cost the stop a whole millisecond.
  */
 function waitGroupEmpty(pgid: number, timeoutMs: number, ref: boolean): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     groupWaits.add({ pgid, deadline: Date.now() + timeoutMs, ref, resolve });
     if (ref) refedWaits++;
-    // A newcomer is checked soon (its group is often gone at once), with the others.
     groupDelay = 2;
-    if (!groupTimerSoon) {
+    if (!groupImmediate) {
       clearTimeout(groupTimer);
-      scheduleGroupCheck(0);
+      groupTimer = undefined;
+      groupImmediate = setImmediate(checkGroups);
+      if (refedWaits === 0) groupImmediate.unref();
     } else if (ref) {
-      groupTimer?.ref();
+      groupImmediate.ref();
     }
   });
 }
 
-function scheduleGroupCheck(ms: number): void {
-  groupTimer = setTimeout(checkGroups, ms);
-  groupTimerSoon = ms === 0;
-  if (refedWaits === 0) groupTimer.unref();
-}
-
 function checkGroups(): void {
+  groupImmediate = undefined;
   groupTimer = undefined;
-  groupTimerSoon = false;
   const waits = [...groupWaits];
   let alive: boolean[];
   try {
@@ -195,7 +197,8 @@ function checkGroups(): void {
     w.resolve(!alive[i]);
   });
   if (groupWaits.size === 0) return;
-  scheduleGroupCheck(groupDelay);
+  groupTimer = setTimeout(checkGroups, groupDelay);
+  if (refedWaits === 0) groupTimer.unref();
   groupDelay = Math.min(groupDelay * 2, 100);
 }
 

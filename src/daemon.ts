@@ -280,7 +280,8 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   /** Never throws: it runs on a promise nobody awaits, where a throw would be an unhandled rejection. */
   private report(proc: DaemonProcess, end: ProcessEnd, onQuit?: (exit: DaemonExit) => void): void {
     const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested, known: end.known };
-    this.log[end.requested ? 'info' : 'warn']({ ...exit, groupLeftovers: end.groupLeftovers }, `${this.name} quits`);
+    const level = end.requested ? 'info' : 'warn';
+    if (this.log.enabled(level)) this.log[level]({ ...exit, groupLeftovers: end.groupLeftovers }, `${this.name} quits`);
     if (this.proc === proc) {
       try {
         this.cleanup();

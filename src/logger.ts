@@ -11,8 +11,17 @@ import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** What this package logs through: pino's level methods, which never throw. */
-export type Log = Record<LogLevel, (objOrMsg?: unknown, msg?: string) => void>;
+/** A logger's level methods, as pino has them: what the daemon layers take. */
+export type LogMethods = Record<LogLevel, (objOrMsg?: unknown, msg?: string) => void>;
+
+/** What this package logs through ({@link safeLog}): level methods that never throw. */
+export type Log = LogMethods & {
+  /**
+   * Whether a record at `level` would be written (pino's `isLevelEnabled`; true for a logger
+   * without it): a record that is not is not built at all.
+   */
+  enabled(level: LogLevel): boolean;
+};
 
 let root: Logger | undefined;
 
@@ -118,7 +127,17 @@ export function safeLog(logger: unknown): Log {
       // Nothing is left to tell: the lifecycle must go on regardless.
     }
   };
-  const log = {} as Log;
+  const log = {
+    enabled(level: LogLevel): boolean {
+      try {
+        const is = (logger as { isLevelEnabled?: unknown }).isLevelEnabled;
+        return typeof is === 'function' ? is.call(logger, level) !== false : true;
+      } catch (err) {
+        report(err);
+        return false;
+      }
+    },
+  } as Log;
   for (const level of LOG_LEVELS) {
     // Two parameters, not a rest array: nothing is allocated per record but what pino makes.
     log[level] = (objOrMsg?: unknown, msg?: string) => {

@@ -413,9 +413,10 @@ function envArray(env: NodeJS.ProcessEnv | string[] | undefined): string[] | nul
 
 /** The Child interface over the addon's object; methods on the prototype keep each child small. */
 class ChildHandle implements Child {
-  constructor(private readonly raw: RawChild) {}
-  get pid(): number {
-    return this.raw.pid;
+  /** Read once: a pid never changes, and each read of the addon's accessor crosses into C++. */
+  readonly pid: number;
+  constructor(private readonly raw: RawChild) {
+    this.pid = raw.pid;
   }
   get pidfd(): number {
     return this.raw.pidfd;

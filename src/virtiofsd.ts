@@ -461,7 +461,9 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       // A surviving daemon keeps serving the file after our environment is gone.
       if (lifetime === 'survive') keepSocketFile(socket);
       this.adopt(proc, run, onQuit);
-      this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
+      if (this.log.enabled('info')) {
+        this.log.info({ daemonPid: pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
+      }
       // A quiet daemon never says it waits: the socket is ours, so the VMM can connect now.
       if (!quiet) await this.waitReady(proc);
       proc.startOver();
@@ -497,7 +499,9 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   }
 
   protected cleanup(): void {
-    if (this.socket && unlinkSocket(this.socket)) this.log.debug({ socket: this.socket.path }, 'socket removed');
+    if (this.socket && unlinkSocket(this.socket) && this.log.enabled('debug')) {
+      this.log.debug({ socket: this.socket.path }, 'socket removed');
+    }
     this.socket = undefined;
   }
 
