@@ -34,6 +34,9 @@ import { signalName } from './signals.js';
  */
 export const LOG_PIPE_BYTES = 1024 * 1024;
 
+/** The lifetime of a daemon that dies with its manager: the kernel SIGKILLs it when our thread ends. */
+const DIE_WITH_MANAGER = { deathSignal: 'SIGKILL' } as const;
+
 /** How much of each line the tail keeps (see DaemonProcess.line). */
 const TAIL_LINE_CHARS = 1024;
 
@@ -397,15 +400,23 @@ export class DaemonProcess {
   ): { child: Child; streamFds: number[] } {
     const extraFds = options.extraFds ?? [];
     const cgroupFd = options.cgroup?.openFd();
-    const common = { file: options.file, argv: this.argv, env: options.env, newProcessGroup: true, cgroupFd, onExit };
+    const { file, env } = options;
+    const argv = this.argv;
     try {
       if (options.lifetime !== 'survive') {
+        const capture = options.captureStdout === true;
         const child = spawn({
-          ...common,
-          fds: ['null', options.captureStdout ? 'pipe' : 'null', 'pipe', ...extraFds],
-          lifetime: { deathSignal: 'SIGKILL' },
+          file,
+          argv,
+          env,
+          newProcessGroup: true,
+          cgroupFd,
+          onExit,
+          fds: ['null', capture ? 'pipe' : 'null', 'pipe', ...extraFds],
+          lifetime: DIE_WITH_MANAGER,
         });
-        return { child, streamFds: child.pipes.filter((fd): fd is number => fd !== null) };
+        const pipes = child.pipes;
+        return { child, streamFds: capture ? [pipes[1]!, pipes[2]!] : [pipes[2]!] };
       }
       // One pipe for stdout and stderr. A copy of its read end is parked in the daemon itself
       // (after extraFds), so that writing never meets EPIPE/SIGPIPE while no manager reads, and
@@ -414,7 +425,12 @@ export class DaemonProcess {
       let child: Child;
       try {
         child = spawn({
-          ...common,
+          file,
+          argv,
+          env,
+          newProcessGroup: true,
+          cgroupFd,
+          onExit,
           fds: ['null', options.captureStdout ? pipe.write : 'null', pipe.write, ...extraFds, pipe.read],
           lifetime: { detach: true },
         });

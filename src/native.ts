@@ -213,6 +213,7 @@ interface Addon {
   removeStaleSocket(path: string): boolean;
   socketListener(dev: bigint, ino: bigint): bigint | null;
   peerCredentials(fd: number): PeerCredentials;
+  fileMode(path: string): number;
   closeFd(fd: number): void;
   abandonAll(): void;
   liveGroups(pgids: number[]): boolean[];
@@ -384,6 +385,15 @@ export interface PeerCredentials {
 /** {@link PeerCredentials} of the connected unix socket `fd` (a net.Socket's fd). */
 export function peerCredentials(fd: number): PeerCredentials {
   return call((a) => a.peerCredentials(fd));
+}
+
+/**
+ * The mode (type and permission bits, `st_mode`) of what `path` names, symlinks followed, as
+ * `stat(2)` gives it; a {@link SystemError} (`syscall: 'stat'`, `ENOENT`, `ENOTDIR`, `EACCES`...)
+ * when there is nothing to stat. One system call and a number: no Stats object, no Dates.
+ */
+export function fileMode(path: string): number {
+  return call((a) => a.fileMode(path));
 }
 
 /**

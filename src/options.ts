@@ -42,6 +42,26 @@ export function readOptions<K extends string>(
   return out;
 }
 
+/**
+ * Like {@link readOptions}, but the snapshot holds only the keys whose value is not undefined:
+ * for the many optional settings of which a caller sets a few (each still read exactly once).
+ */
+export function readDefinedOptions<K extends string>(options: object, keys: readonly K[]): { [P in K]?: unknown } {
+  const out: { [P in K]?: unknown } = {};
+  for (const key of keys) {
+    let value: unknown;
+    try {
+      value = (options as Record<string, unknown>)[key];
+    } catch (err) {
+      throw new InvalidOptionError(key, `reading it threw (${describeError(err)}); pass a plain value`, {
+        cause: err,
+      });
+    }
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
 /** A whole number of milliseconds that setTimeout honours: 1 to 2**31-1. `undefined` gives `dflt`. */
 export function requireTimeout(option: string, value: unknown, dflt: number): number {
   if (value === undefined) return dflt;

@@ -14,7 +14,14 @@ import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } 
 import { requireLogger } from './logger.js';
 import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from './handle.js';
 import { closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
-import { readOptions, requireBoolean, requireEnv, requireOneOf, requireTimeout } from './options.js';
+import {
+  readDefinedOptions,
+  readOptions,
+  requireBoolean,
+  requireEnv,
+  requireOneOf,
+  requireTimeout,
+} from './options.js';
 import { requireSignalName } from './signals.js';
 import type { DaemonExit, MountOption } from './types.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
@@ -221,11 +228,9 @@ const TYPED_OPTION_KEYS = Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdType
  */
 export function resolveVirtiofsdOptions(options: object): ResolvedVirtiofsdOptions {
   const o = readOptions(options, VIRTIOFSD_OPTION_KEYS);
-  const given = readOptions(options, TYPED_OPTION_KEYS);
-  // Only the options set, copied rather than deleted from `given`: a delete would turn the
-  // object into a hash table (~0.8 KB), kept as long as the daemon is.
-  const typed: { [K in keyof VirtiofsdTypedOptions]?: unknown } = {};
-  for (const key of TYPED_OPTION_KEYS) if (given[key] !== undefined) typed[key] = given[key];
+  // Only the options set: an object of all of them with the unset ones deleted would be a hash
+  // table (~0.8 KB), kept as long as the daemon is.
+  const typed = readDefinedOptions(options, TYPED_OPTION_KEYS);
   return {
     logger: requireLogger('logger', o.logger),
     path: o.path === undefined ? undefined : requireString('path', o.path),
