@@ -48,6 +48,25 @@ function lib(from = root) {
   };
 }
 
+const TMPFS_MAGIC = 0x01021994;
+
+/**
+ * Where the benchmarks put their sockets (and the daemons' shared directory): $BENCH_TMPDIR, else
+ * /dev/shm when it is a tmpfs, else the system's temp directory. A host keeps its daemons'
+ * sockets on a tmpfs (/run); a disk file system charges every bind and unlink to its inode
+ * allocator instead (ext4 without a journal scans past every inode deleted in the last 30 s,
+ * so a storm of 1,000 binds pays for the previous storm's 1,000 unlinks, whoever made them).
+ */
+function tmpBase() {
+  if (process.env.BENCH_TMPDIR) return process.env.BENCH_TMPDIR;
+  try {
+    if (fs.statfsSync('/dev/shm').type === TMPFS_MAGIC) return '/dev/shm';
+  } catch {
+    // No /dev/shm: the system's temp directory.
+  }
+  return require('node:os').tmpdir();
+}
+
 /** Monotonic clock in microseconds (float). */
 function nowUs() {
   return Number(process.hrtime.bigint()) / 1e3;
@@ -173,6 +192,7 @@ function virtiofsdPath(dialect) {
 
 module.exports = {
   root,
+  tmpBase,
   virtiofsdPath,
   runDir,
   binDir,

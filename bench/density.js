@@ -25,6 +25,7 @@
  *   "before" in the same run, interleaved with ours and the C launcher (one: start by start;
  *   storm: run by run)
  *   VIRTIOFSD_LEGACY, VIRTIOFSD_RUST (default: found as the tests find them, test/helpers/daemons.js)
+ *   BENCH_TMPDIR: where sockets and shared directories go (default /dev/shm when it is a tmpfs: see common.js)
  */
 const cp = require('node:child_process');
 const fs = require('node:fs');
@@ -89,7 +90,7 @@ async function oneWorker(rssMB, iters) {
   const { Virtiofsd, buildVirtiofsdArgs } = virtiofsd;
   const before = beforeLib();
   const keep = c.ballast(rssMB);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-one-'));
+  const dir = fs.mkdtempSync(path.join(c.tmpBase(), 'vfd-one-'));
   const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
   const rows = [];
   try {
@@ -177,7 +178,7 @@ async function one() {
       .map((l) => l.toFixed(2))
       .join(
         ' ',
-      )}; ${os.cpus().length} CPUs.${withBefore ? ` "before": ${path.resolve(process.env.BENCH_BEFORE)}.` : ''}`,
+      )}; ${os.cpus().length} CPUs; sockets in ${c.tmpBase()}.${withBefore ? ` "before": ${path.resolve(process.env.BENCH_BEFORE)}.` : ''}`,
     '',
   );
   const b = (s) => (withBefore ? s : '');
@@ -227,7 +228,7 @@ async function stormWorker(mode, name, n, holdMs) {
   const pino = require(require.resolve('pino', { paths: [c.root] }));
   const { native, virtiofsd } = mode === 'before' ? beforeLib() : c.lib();
   const { Virtiofsd, buildVirtiofsdArgs } = virtiofsd;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-storm-'));
+  const dir = fs.mkdtempSync(path.join(c.tmpBase(), 'vfd-storm-'));
   const [bin, dialect] = daemonOf(name, dir);
   const env = { ...process.env, STANDIN_TICK_MS: '1000' };
   const args = buildVirtiofsdArgs({
@@ -394,7 +395,9 @@ async function storm() {
     `Load average before: ${os
       .loadavg()
       .map((l) => l.toFixed(2))
-      .join(' ')}; RLIMIT_NOFILE ${nofile}; ${os.cpus().length} CPUs; ${rounds} round(s), launchers in a rotating ` +
+      .join(
+        ' ',
+      )}; RLIMIT_NOFILE ${nofile}; ${os.cpus().length} CPUs; sockets in ${c.tmpBase()}; ${rounds} round(s), launchers in a rotating ` +
       `order, each run a fresh process, medians over the rounds.` +
       (process.env.BENCH_BEFORE ? ` "before": ${path.resolve(process.env.BENCH_BEFORE)}.` : ''),
     '',
@@ -412,7 +415,7 @@ async function storm() {
       for (let round = 0; round < rounds && !failed; round++) {
         for (let k = 0; k < launchers.length && !failed; k++) {
           const l = launchers[(round + k) % launchers.length];
-          const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-stormc-'));
+          const dir = fs.mkdtempSync(path.join(c.tmpBase(), 'vfd-stormc-'));
           log(`storm: ${name} × ${n}, ${l}, round ${round + 1}/${rounds} (load ${os.loadavg()[0].toFixed(2)})`);
           try {
             runs[l].push(

@@ -13,7 +13,6 @@
  * A measurement tool: nothing is asserted. Markdown on stdout, progress on stderr.
  */
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const v8 = require('node:v8');
 
@@ -55,7 +54,7 @@ async function main() {
   const { Virtiofsd } = require(path.join(ROOT, 'dist', 'virtiofsd.js'));
   const standin = path.join(__dirname, '..', 'build', 'helpers', 'ready-standin');
   if (!fs.existsSync(standin)) throw new Error(`${standin} is missing: npm run build:helpers`);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-heap-'));
+  const dir = fs.mkdtempSync(path.join(require('./common.js').tmpBase(), 'vfd-heap-'));
   const env = { ...process.env, STANDIN_TICK_MS: process.env.HEAP_TICK_MS || '0' };
   const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
   const make = (i) =>
