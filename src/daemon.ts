@@ -71,6 +71,9 @@ export interface ResolvedDaemonOptions {
   lifetime: Lifetime;
 }
 
+/** What stop() resolves to, whatever the process layer's end says. */
+const NOTHING = (): void => undefined;
+
 /** Where the records go while the options are invalid: nothing runs, so nothing is worth logging. */
 const SILENT = safeLog({ trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {} });
 
@@ -129,13 +132,16 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     const onQuitProblem = onQuitError(onQuit);
     if (onQuitProblem) return Promise.reject(onQuitProblem);
     const run: Run = { started: false };
-    // Inside the async function everything, the span's attributes included, ends up in the promise.
-    const starting = (async () =>
-      traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)))().finally(() => {
+    const starting = this.tracedLaunch(run, onQuit).finally(() => {
       if (this.starting === starting) this.starting = undefined;
     });
     this.starting = starting;
     return starting;
+  }
+
+  /** launch() inside the `start` span; async, so that everything, the span's attributes included, ends up in the promise. */
+  private async tracedLaunch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
+    return traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit));
   }
 
   stop(): Promise<void> {
@@ -151,10 +157,10 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       this.log.info(`${this.name} is not running; nothing to stop`);
       return Promise.resolve();
     }
-    const stopping: Promise<void> = traced('stop', this.name, { pid: proc.pid }, async () => {
-      // Resolves after the end was reported: onEnded's callback runs before `ended` resolves.
-      await proc.stop(this.stopOptions());
-    }).finally(() => {
+    // Resolves after the end was reported: onEnded's callback runs before `ended` resolves.
+    const stopping: Promise<void> = traced('stop', this.name, { pid: proc.pid }, () =>
+      proc.stop(this.stopOptions()).then(NOTHING),
+    ).finally(() => {
       if (this.stopping === stopping) this.stopping = undefined;
     });
     this.stopping = stopping;
