@@ -534,33 +534,46 @@ export class DaemonProcess {
 }
 
 /**
- * What `binary --version` says, read by `parse` (undefined: not the program we expect), asked once
- * per path, size and mtime (`cache` is the caller's). An answer `parse` cannot read is an
- * {@link InvalidOptionError} for `option` that quotes the output and ends with `hint`.
+ * What `ask` learns from `binary`, asked once per path, size and mtime (`cache` is the
+ * caller's): concurrent starts of one binary share one probe, a failed probe is asked again.
  */
-export async function askVersion<T>(
-  binary: string,
-  cache: Map<string, T>,
-  parse: (text: string) => T | undefined,
-  { what, option, hint }: { what: string; option: string; hint: string },
-): Promise<T> {
+export function askBinary<T>(binary: string, cache: Map<string, Promise<T>>, ask: () => Promise<T>): Promise<T> {
   // Directly, not through the thread pool: this runs on every start (see validate.ts statOr).
   const st = statSync(binary);
   const key = `${binary}\0${st.size}\0${st.mtimeMs}`;
-  const known = cache.get(key);
-  if (known !== undefined) return known;
-  const out = await captureOutput(binary, ['--version']);
-  const text = `${out.stdout}\n${out.stderr}`;
-  const answer = parse(text);
+  let answer = cache.get(key);
   if (answer === undefined) {
-    const output = describeValue(text.trim().slice(0, 200));
-    throw new InvalidOptionError(
-      option,
-      `cannot tell which ${what} '${binary}' is from its --version output ${output}; ${hint}`,
-    );
+    answer = ask();
+    cache.set(key, answer);
+    void answer.catch(() => cache.get(key) === answer && cache.delete(key));
   }
-  cache.set(key, answer);
   return answer;
+}
+
+/**
+ * What `binary --version` says, read by `parse` (undefined: not the program we expect), asked once
+ * per path, size and mtime (see {@link askBinary}). An answer `parse` cannot read is an
+ * {@link InvalidOptionError} for `option` that quotes the output and ends with `hint`.
+ */
+export function askVersion<T>(
+  binary: string,
+  cache: Map<string, Promise<T>>,
+  parse: (text: string) => T | undefined,
+  { what, option, hint }: { what: string; option: string; hint: string },
+): Promise<T> {
+  return askBinary(binary, cache, async () => {
+    const out = await captureOutput(binary, ['--version']);
+    const text = `${out.stdout}\n${out.stderr}`;
+    const answer = parse(text);
+    if (answer === undefined) {
+      const output = describeValue(text.trim().slice(0, 200));
+      throw new InvalidOptionError(
+        option,
+        `cannot tell which ${what} '${binary}' is from its --version output ${output}; ${hint}`,
+      );
+    }
+    return answer;
+  });
 }
 
 /**

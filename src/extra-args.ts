@@ -212,10 +212,10 @@ const RUST_FLAGS: Readonly<Record<string, FlagDoc>> = {
   '--translate-uid': { value: true, unsafe: IDMAP },
   '--translate-gid': { value: true, unsafe: IDMAP },
   '--preserve-noatime': sets('preserve_noatime'),
-  '--migration-mode': { value: ['find-paths', 'file-handles'] },
-  '--migration-on-error': { value: ['abort', 'guest-error'] },
-  '--migration-verify-handles': {},
-  '--migration-confirm-paths': {},
+  '--migration-mode': sets('migration_mode', { value: ['find-paths', 'file-handles'] }),
+  '--migration-on-error': sets('migration_on_error', { value: ['abort', 'guest-error'] }),
+  '--migration-verify-handles': sets('migration_verify_handles'),
+  '--migration-confirm-paths': sets('migration_confirm_paths'),
 };
 
 /**

@@ -3,6 +3,7 @@ export {
   Virtiofsd,
   buildVirtiofsdArgs,
   detectDialect,
+  probeVirtiofsd,
   READY_MARKER,
   resolveVirtiofsdOptions,
   WELL_KNOWN_VIRTIOFSD_PATHS,
@@ -21,6 +22,8 @@ export {
   type VirtiofsdLogLevel,
   type VirtiofsdTypedOptions,
 } from './virtiofsd-args.js';
+export type { VirtiofsdFacts } from './virtiofsd-probe.js';
+export { RUST_VIRTIOFSD_SINCE, type VirtiofsdRelease } from './virtiofsd-releases.js';
 export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './extra-args.js';
 export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './mock.js';
 export {

@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Cgroup, requireCgroupOptions } from './cgroup.js';
 import { Daemon, describeExit, readAdoptOptions, type Run } from './daemon.js';
-import { DaemonProcess, askVersion, type StopOptions } from './daemon-process.js';
+import { DaemonProcess, type StopOptions } from './daemon-process.js';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { requireLogger } from './logger.js';
@@ -18,6 +18,8 @@ import { readOptions, requireBoolean, requireEnv, requireOneOf, requireTimeout }
 import { requireSignalName } from './signals.js';
 import type { DaemonExit, MountOption } from './types.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
+import { askRustRelease, askVirtiofsd, type VirtiofsdFacts } from './virtiofsd-probe.js';
+import { needsRelease, type VirtiofsdRelease } from './virtiofsd-releases.js';
 import {
   VIRTIOFSD_OPTIONS,
   buildVirtiofsdArgs,
@@ -274,22 +276,39 @@ export interface VirtiofsdAdoptOptions {
   stopTimeoutMs?: number;
 }
 
-const dialectCache = new Map<string, Dialect>();
-
 const READY = (): 'ready' => 'ready';
 const EXITED = (): 'exited' => 'exited';
 
+const DIALECT_HINT = "set dialect: 'rust' or 'legacy'";
+const INSTALL_HINT =
+  'Install virtiofsd (Debian 13: apt install virtiofsd; Debian 12: apt install qemu-system-common) or pass path';
+
 /**
  * Which virtiofsd `binary` is, from its `--version` (`virtiofsd version <qemu>` is the legacy C
- * daemon, `virtiofsd <semver>` the Rust one). Asked once per binary path, size and mtime.
+ * daemon, `virtiofsd <semver>` the Rust one). Asked once per binary path, size and mtime,
+ * together with the rest of {@link probeVirtiofsd}.
  */
-export function detectDialect(binary: string): Promise<Dialect> {
-  return askVersion(
-    binary,
-    dialectCache,
-    (text) => (/^virtiofsd version /m.test(text) ? 'legacy' : /^virtiofsd v?\d+\.\d+/m.test(text) ? 'rust' : undefined),
-    { what: 'virtiofsd', option: 'dialect', hint: "set dialect: 'rust' or 'legacy'" },
+export async function detectDialect(binary: string): Promise<Dialect> {
+  return (await askVirtiofsd(binary, 'dialect', DIALECT_HINT)).dialect;
+}
+
+/**
+ * What the installed virtiofsd says about itself, as start() asks it: its dialect and version
+ * (`--version`) and the features of `--print-capabilities` (see {@link VirtiofsdFacts}). For
+ * apps that show or check what the host has before they start anything. `path` defaults to
+ * what start() would run ($VIRTIOFSD, then {@link WELL_KNOWN_VIRTIOFSD_PATHS}). Asked once per
+ * binary path, size and mtime; rejects with an {@link InvalidOptionError} for `path` when there
+ * is no such program or its `--version` names no virtiofsd.
+ */
+export async function probeVirtiofsd(path?: string): Promise<VirtiofsdFacts> {
+  const binary = resolveBinary(
+    'path',
+    path === undefined ? undefined : requireString('path', path),
+    'VIRTIOFSD',
+    WELL_KNOWN_VIRTIOFSD_PATHS,
+    INSTALL_HINT,
   );
+  return askVirtiofsd(binary, 'path', 'is it virtiofsd? (expected "virtiofsd version <qemu>" or "virtiofsd <semver>")');
 }
 
 export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
@@ -355,28 +374,33 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
           'connection). Run a syslog daemon (or systemd-journald) or leave syslog off to log through us',
       );
     }
-    const binary = resolveBinary(
-      'path',
-      o.path,
-      'VIRTIOFSD',
-      WELL_KNOWN_VIRTIOFSD_PATHS,
-      'Install virtiofsd (Debian 13: apt install virtiofsd; Debian 12: apt install qemu-system-common) or pass path',
-    );
+    const binary = resolveBinary('path', o.path, 'VIRTIOFSD', WELL_KNOWN_VIRTIOFSD_PATHS, INSTALL_HINT);
     checkDirectory('sourcePath', sourcePath);
     checkSocketPath('socketPath', socketPath);
-    const dialect = o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
-    const args = buildVirtiofsdArgs({
-      ...o.typed,
-      dialect,
-      sourcePath,
-      cache: o.cache,
-      syslog: o.syslog,
-      debug: o.debug,
-      extraArgs,
-      extraArgsPolicy: o.extraArgsPolicy,
-    });
+    const facts = o.dialect === 'auto' ? await askVirtiofsd(binary, 'dialect', DIALECT_HINT) : undefined;
+    const dialect = facts?.dialect ?? o.dialect;
+    const build = (release?: VirtiofsdRelease): string[] =>
+      buildVirtiofsdArgs({
+        ...o.typed,
+        dialect: dialect as Dialect,
+        sourcePath,
+        cache: o.cache,
+        syslog: o.syslog,
+        debug: o.debug,
+        extraArgs,
+        extraArgsPolicy: o.extraArgsPolicy,
+        release: release && { ...release, binary },
+      });
+    let args = build(facts);
+    // A dialect given by the caller skips the probe, unless an argument needs a release newer than the first.
+    if (!facts && dialect === 'rust' && needsRelease(args)) args = build(await askRustRelease(binary));
     // Logged to syslog or above info, the daemon never says it waits.
-    return { binary, dialect, args, quiet: syslog || logsAboveInfo({ logLevel: o.typed.logLevel, extraArgs }) };
+    return {
+      binary,
+      dialect: dialect as Dialect,
+      args,
+      quiet: syslog || logsAboveInfo({ logLevel: o.typed.logLevel, extraArgs }),
+    };
   }
 
   /** The plan, then cgroup, socket and process; then the wait. Whatever fails undoes what came before. */
