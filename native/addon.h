@@ -64,6 +64,8 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value LiveGroups(const Napi::CallbackInfo& info);
   Napi::Value ReadPipe(const Napi::CallbackInfo& info);
   Napi::Value KillCgroupMembers(const Napi::CallbackInfo& info);
+  Napi::Value ProcessFacts(const Napi::CallbackInfo& info);
+  Napi::Value GroupMembers(const Napi::CallbackInfo& info);
 
   static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
   void HandleClosed();
