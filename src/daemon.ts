@@ -5,14 +5,15 @@
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { adoptProcess } from './adopt.js';
-import { Cgroup, type CgroupStats } from './cgroup.js';
-import { DaemonProcess, type ProcessEnd, type StopOptions } from './daemon-process.js';
+import { Cgroup } from './cgroup.js';
+import { DaemonProcess, type Headroom, type ProcessEnd, type StopOptions } from './daemon-process.js';
 import { describeValue } from './describe.js';
 import { DaemonRunningError, InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import { bootId, HANDLE_FORMAT, type DaemonHandle, type Lifetime, type SocketRecord } from './handle.js';
 import { safeLog, subsystemLog, type Log } from './logger.js';
 import { closeFd } from './native.js';
 import { readOptions, requireOptionsObject } from './options.js';
+import type { DaemonStats } from './process-stats.js';
 import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
 
@@ -55,7 +56,18 @@ export interface ResolvedDaemonOptions {
   sourcePath: string;
   /** The lifetime policy (recorded in the handle). */
   lifetime: Lifetime;
+  /** The fd-headroom warning (see {@link FdWarnOptions}). */
+  fdWarnRatio: number;
+  fdCheckIntervalMs: number;
 }
+
+/** What each daemon's fd-headroom warning tells the operator to do. */
+const FD_FIX: Readonly<Record<string, string>> = {
+  virtiofsd:
+    "raise rlimitNofile, or let it reference inodes by file handle (inodeFileHandles: 'prefer', as root) " +
+    'instead of one O_PATH fd per inode the guest looked up',
+  nydusd: "raise its limit (extraArgs: ['--rlimit-nofile=N'])",
+};
 
 /** Where the records go while the options are invalid: nothing runs, so nothing is worth logging. */
 const SILENT = safeLog({ trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {} });
@@ -148,11 +160,14 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   }
 
   /**
-   * What the daemon's cgroup accounts now: CPU time always, memory and pids where those
-   * controllers are enabled for it. Rejects with `ERR_NO_CGROUP` when it was started without
-   * the `cgroup` option, `ERR_DAEMON_NOT_RUNNING` when it is not running.
+   * What the daemon holds now (see {@link DaemonStats}): open fds, fd limit, resident memory,
+   * threads and CPU time of its processes, from /proc; with a `cgroup`, also what the cgroup
+   * accounts (`cpuUsageUsec` always, `memoryCurrent` and `pidsCurrent` where those controllers
+   * are enabled for it). The calls of one tick, on any number of daemons, are read in one batch.
+   * Every reading also feeds the fd-headroom warning (`fdWarnRatio`). Rejects with
+   * `ERR_DAEMON_NOT_RUNNING` when it is not running.
    */
-  stats(): Promise<CgroupStats> {
+  stats(): Promise<DaemonStats> {
     if (!this.proc) {
       return Promise.reject(
         new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.name} is not running; start() it first`),
@@ -215,12 +230,20 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
         logger: this.log,
         lifetime: 'survive',
         cgroup,
+        headroom: this.headroom(),
       },
       { proc, logFd, log, argv: handle.argv, startTime: handle.startTime },
     );
     if (logProblem) this.log.warn({ daemonPid: handle.pid }, `${this.name}'s output cannot be followed: ${logProblem}`);
     this.log.info({ daemonPid: handle.pid, argv: handle.argv }, `${this.name} adopted`);
     this.adopt(daemon, { started: true }, onQuit);
+  }
+
+  /** The headroom warning of the daemon's process, as its options say (undefined: off). */
+  protected headroom(): Headroom | undefined {
+    const { fdWarnRatio, fdCheckIntervalMs } = this.options;
+    if (fdWarnRatio === 0) return undefined;
+    return { ratio: fdWarnRatio, intervalMs: fdCheckIntervalMs, fix: FD_FIX[this.name] };
   }
 
   /** The daemon's sockets, by name, with their identity (for its handle). */

@@ -78,3 +78,4 @@ export {
   type NydusExtraOption,
 } from './kata.js';
 export { cgroup2Mount, type CgroupStats } from './cgroup.js';
+export type { DaemonStats, FdWarnOptions } from './process-stats.js';

@@ -15,6 +15,7 @@ import { requireLogger } from './logger.js';
 import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
 import { removeStaleSocket, unlinkSocket } from './native.js';
 import { NydusClient } from './nydus-client.js';
+import { requireFdWarnOptions, type FdWarnOptions } from './process-stats.js';
 import {
   readOptions,
   requireBoolean,
@@ -66,7 +67,7 @@ const RAFS_MOUNTPOINT = /^\/rafs\/(?!\.+\/)[\w.-]+\/lowerdir$/;
  * there; a wrong one makes start() reject with an {@link InvalidOptionError} naming it, before
  * anything is created. Timeouts are whole milliseconds from 1 to 2**31-1.
  */
-export interface NydusdOptions {
+export interface NydusdOptions extends FdWarnOptions {
   /**
    * The nydusd binary.
    * @default $NYDUSD, then the first executable of {@link WELL_KNOWN_NYDUSD_PATHS}
@@ -164,7 +165,7 @@ export interface NydusdOptions {
 }
 
 /** What {@link Nydusd.adopt} takes besides the handle. */
-export interface NydusdAdoptOptions {
+export interface NydusdAdoptOptions extends FdWarnOptions {
   /**
    * Where nydusd's output lines (first those logged while it had no manager) and our records go.
    * @default a pino logger on stderr
@@ -213,6 +214,8 @@ export interface ResolvedNydusdOptions {
   cgroup: string | undefined;
   cgroupCreate: boolean;
   lifetime: Lifetime;
+  fdWarnRatio: number;
+  fdCheckIntervalMs: number;
 }
 
 const NYDUSD_OPTION_KEYS = [
@@ -235,6 +238,8 @@ const NYDUSD_OPTION_KEYS = [
   'cgroup',
   'cgroupCreate',
   'lifetime',
+  'fdWarnRatio',
+  'fdCheckIntervalMs',
 ] as const;
 const POLICIES: readonly ExtraArgsPolicy[] = ['verbatim', 'known', 'safe'];
 
@@ -271,6 +276,7 @@ export function resolveNydusdOptions(options: object): ResolvedNydusdOptions {
     env: requireEnv('env', o.env),
     ...requireCgroupOptions(o.cgroup, o.cgroupCreate),
     lifetime: checkLifetime(o.lifetime),
+    ...requireFdWarnOptions(o.fdWarnRatio, o.fdCheckIntervalMs),
   };
   if (path.resolve(resolved.sockPath) === path.resolve(resolved.apiSockPath)) {
     throw new InvalidOptionError(
@@ -305,7 +311,13 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   }
 
   private static adoptNow(handle: unknown, options: NydusdAdoptOptions): Nydusd {
-    const { onQuit, passed } = readAdoptOptions('Nydusd.adopt', options, ['logger', 'apiTimeoutMs', 'stopTimeoutMs']);
+    const { onQuit, passed } = readAdoptOptions('Nydusd.adopt', options, [
+      'logger',
+      'apiTimeoutMs',
+      'stopTimeoutMs',
+      'fdWarnRatio',
+      'fdCheckIntervalMs',
+    ]);
     const h = parseHandle(handle, 'nydusd');
     const { sock, api } = h.sockets as { sock: SocketRecord; api: SocketRecord };
     const daemon = new Nydusd({
@@ -390,6 +402,7 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
         cgroup,
         logger: this.log,
         lifetime,
+        headroom: this.headroom(),
       });
     } catch (err) {
       void cgroup?.remove();

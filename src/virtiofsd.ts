@@ -18,6 +18,7 @@ import { readOptions, requireBoolean, requireEnv, requireOneOf, requireTimeout }
 import { requireSignalName } from './signals.js';
 import type { DaemonExit, MountOption } from './types.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
+import { requireFdWarnOptions, type FdWarnOptions } from './process-stats.js';
 import { askRustRelease, askVirtiofsd, type VirtiofsdFacts } from './virtiofsd-probe.js';
 import { needsRelease, type VirtiofsdRelease } from './virtiofsd-releases.js';
 import {
@@ -60,7 +61,7 @@ export const READY_MARKER = 'Waiting for vhost-user socket connection';
  * before anything is created. Timeouts are whole milliseconds from 1 to 2**31-1. The typed
  * daemon options ({@link VirtiofsdTypedOptions}) are checked against the dialect at each start.
  */
-export interface VirtiofsdOptions extends VirtiofsdTypedOptions {
+export interface VirtiofsdOptions extends VirtiofsdTypedOptions, FdWarnOptions {
   /**
    * The virtiofsd binary.
    * @default $VIRTIOFSD, then the first executable of {@link WELL_KNOWN_VIRTIOFSD_PATHS}
@@ -190,6 +191,8 @@ export interface ResolvedVirtiofsdOptions {
   cgroup: string | undefined;
   cgroupCreate: boolean;
   lifetime: Lifetime;
+  fdWarnRatio: number;
+  fdCheckIntervalMs: number;
   /** The typed daemon options as given (read once); buildVirtiofsdArgs checks them against the dialect. */
   typed: VirtiofsdTypedOptions;
 }
@@ -212,6 +215,8 @@ const VIRTIOFSD_OPTION_KEYS = [
   'cgroup',
   'cgroupCreate',
   'lifetime',
+  'fdWarnRatio',
+  'fdCheckIntervalMs',
 ] as const;
 const TYPED_OPTION_KEYS = Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[];
 
@@ -248,12 +253,13 @@ export function resolveVirtiofsdOptions(options: object): ResolvedVirtiofsdOptio
     env: requireEnv('env', o.env),
     ...requireCgroupOptions(o.cgroup, o.cgroupCreate),
     lifetime: checkLifetime(o.lifetime),
+    ...requireFdWarnOptions(o.fdWarnRatio, o.fdCheckIntervalMs),
     typed: typed as VirtiofsdTypedOptions,
   };
 }
 
 /** What {@link Virtiofsd.adopt} takes besides the handle. */
-export interface VirtiofsdAdoptOptions {
+export interface VirtiofsdAdoptOptions extends FdWarnOptions {
   /**
    * Where the daemon's output lines (first those logged while it had no manager) and our records go.
    * @default a pino logger on stderr
@@ -337,7 +343,13 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   }
 
   private static adoptNow(handle: unknown, options: VirtiofsdAdoptOptions): Virtiofsd {
-    const { onQuit, passed } = readAdoptOptions('Virtiofsd.adopt', options, ['logger', 'stopSignal', 'stopTimeoutMs']);
+    const { onQuit, passed } = readAdoptOptions('Virtiofsd.adopt', options, [
+      'logger',
+      'stopSignal',
+      'stopTimeoutMs',
+      'fdWarnRatio',
+      'fdCheckIntervalMs',
+    ]);
     const h = parseHandle(handle, 'virtiofsd');
     const socket = h.sockets.socket;
     const daemon = new Virtiofsd({
@@ -432,6 +444,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
         logger: this.log,
         lifetime,
         onLine: (line) => line.includes(READY_MARKER) && ready(),
+        headroom: this.headroom(),
       });
       // Taken now: DaemonProcess.pid reads 0 once the exit is seen, and a daemon may die right after
       // its ready line (then start() still resolves to its pid, and onQuit reports the end).
