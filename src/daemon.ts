@@ -9,7 +9,14 @@ import { Cgroup } from './cgroup.js';
 import { DaemonProcess, type Headroom, type ProcessEnd, type StopOptions } from './daemon-process.js';
 import { describeValue } from './describe.js';
 import { DaemonRunningError, InvalidOptionError, VirtiofsDaemonError } from './errors.js';
-import { bootId, HANDLE_FORMAT, type DaemonHandle, type Lifetime, type SocketRecord } from './handle.js';
+import {
+  bootId,
+  HANDLE_FORMAT,
+  type DaemonHandle,
+  type DaemonKind,
+  type Lifetime,
+  type SocketRecord,
+} from './handle.js';
 import { safeLog, subsystemLog, type Log } from './logger.js';
 import { closeFd } from './native.js';
 import { readOptions, requireOptionsObject } from './options.js';
@@ -69,6 +76,47 @@ const FD_FIX: Readonly<Record<string, string>> = {
   nydusd: "raise its limit (extraArgs: ['--rlimit-nofile=N'])",
 };
 
+/**
+ * What an observer of a daemon's lifecycle is told (metrics.ts is one). Internal: the package
+ * exports no way to observe, so these shapes can change with their one user.
+ */
+export type DaemonEvent =
+  /** start() resolved: the daemon is ready, `seconds` after the call. */
+  | { type: 'started'; seconds: number; dialect: string }
+  /** start() rejected with an error whose `code` this is (`ERR_DAEMON_EXITED`, `EADDRINUSE`, …). */
+  | { type: 'start-failed'; seconds: number; code: string }
+  /** A daemon whose start resolved has ended (reaped, its group empty). */
+  | { type: 'exited'; exit: DaemonExit; dialect: string }
+  /** stop() of a running daemon resolved, `seconds` after the call. */
+  | { type: 'stopped'; seconds: number; dialect: string };
+
+export type DaemonObserver = (event: DaemonEvent) => void;
+
+const observers = new WeakMap<object, Set<DaemonObserver>>();
+const dialects = new WeakMap<object, string>();
+
+/**
+ * Tell `observer` each lifecycle event of `daemon` until the returned function is called. An
+ * observer that throws loses that event, never the daemon's lifecycle.
+ */
+export function observeDaemon(daemon: Daemon, observer: DaemonObserver): () => void {
+  let set = observers.get(daemon);
+  if (!set) observers.set(daemon, (set = new Set()));
+  set.add(observer);
+  return () => void set.delete(observer);
+}
+
+/**
+ * The command-line dialect of the daemon's last start: `rust`/`legacy` for virtiofsd,
+ * `virtiofs`/`flat` for nydusd (2.1+ / 1.x-2.0); '' before it is known.
+ */
+export function daemonDialect(daemon: Daemon): string {
+  return dialects.get(daemon) ?? '';
+}
+
+/** Seconds since `t0` (a performance.now()). */
+const since = (t0: number): number => (performance.now() - t0) / 1000;
+
 /** Where the records go while the options are invalid: nothing runs, so nothing is worth logging. */
 const SILENT = safeLog({ trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {} });
 
@@ -115,6 +163,27 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     return this.proc?.pid ?? 0;
   }
 
+  /** Which daemon this is: `virtiofsd` or `nydusd`. */
+  get kind(): DaemonKind {
+    return this.name;
+  }
+
+  /** Record the command-line dialect the daemon runs with (see {@link daemonDialect}). */
+  protected setDialect(dialect: string): void {
+    dialects.set(this, dialect);
+  }
+
+  /** Tell the observers (see {@link observeDaemon}); never throws. */
+  private notify(event: DaemonEvent): void {
+    for (const observer of observers.get(this) ?? []) {
+      try {
+        observer(event);
+      } catch (err) {
+        this.log.warn({ err }, `an observer of ${this.name} failed on '${event.type}'`);
+      }
+    }
+  }
+
   /** True from the start() call until it settles. */
   protected get isStarting(): boolean {
     return this.starting !== undefined;
@@ -127,13 +196,29 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     const onQuitProblem = onQuitError(onQuit);
     if (onQuitProblem) return Promise.reject(onQuitProblem);
     const run: Run = { started: false };
+    const t0 = performance.now();
     // Inside the async function everything, the span's attributes included, ends up in the promise.
     const starting = (async () =>
-      traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)))().finally(() => {
-      if (this.starting === starting) this.starting = undefined;
+      traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)))().then(
+      (pid) => {
+        this.notify({ type: 'started', seconds: since(t0), dialect: daemonDialect(this) });
+        return pid;
+      },
+      (err: unknown) => {
+        const code = (err as { code?: unknown })?.code;
+        this.notify({
+          type: 'start-failed',
+          seconds: since(t0),
+          code: typeof code === 'string' ? code : 'ERR_UNKNOWN',
+        });
+        throw err;
+      },
+    );
+    const settled = starting.finally(() => {
+      if (this.starting === settled) this.starting = undefined;
     });
-    this.starting = starting;
-    return starting;
+    this.starting = settled;
+    return settled;
   }
 
   stop(): Promise<void> {
@@ -149,9 +234,11 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       this.log.info(`${this.name} is not running; nothing to stop`);
       return Promise.resolve();
     }
+    const t0 = performance.now();
     const stopping: Promise<void> = traced('stop', this.name, { pid: proc.pid }, async () => {
       // Resolves after the end was reported: report() is chained on `ended` before this.
       await proc.stop(this.stopOptions());
+      this.notify({ type: 'stopped', seconds: since(t0), dialect: daemonDialect(this) });
     }).finally(() => {
       if (this.stopping === stopping) this.stopping = undefined;
     });
@@ -270,13 +357,15 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   protected adopt(proc: DaemonProcess, run: Run, onQuit?: (exit: DaemonExit) => void): void {
     this.proc = proc;
     // `ended` never rejects, and report() never throws.
-    void proc.ended.then((end) => this.report(proc, end, run.started ? onQuit : undefined));
+    void proc.ended.then((end) => this.report(proc, end, run.started, onQuit));
   }
 
   /** Never throws: it runs on a promise nobody awaits, where a throw would be an unhandled rejection. */
-  private report(proc: DaemonProcess, end: ProcessEnd, onQuit?: (exit: DaemonExit) => void): void {
+  private report(proc: DaemonProcess, end: ProcessEnd, started: boolean, onQuit?: (exit: DaemonExit) => void): void {
     const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested, known: end.known };
     this.log[end.requested ? 'info' : 'warn']({ ...exit, groupLeftovers: end.groupLeftovers }, `${this.name} quits`);
+    // A start that did not resolve reports its end as its failure ('start-failed'), not here.
+    if (started) this.notify({ type: 'exited', exit, dialect: daemonDialect(this) });
     if (this.proc === proc) {
       try {
         this.cleanup();
@@ -286,7 +375,7 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       this.proc = undefined;
     }
     try {
-      onQuit?.(exit);
+      if (started) onQuit?.(exit);
     } catch (err) {
       // The caller's bug, not ours: surface it as an uncaught exception, as an event listener's would be.
       process.nextTick(() => {

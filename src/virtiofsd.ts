@@ -360,6 +360,8 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     } as VirtiofsdOptions);
     void daemon.options; // an invalid logger or stop option throws here, before anything is opened
     daemon.socket = { fd: -1, path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
+    // The handle keeps the argv: the Rust daemon is the one given --shared-dir.
+    daemon.setDialect(h.argv.some((a) => a.startsWith('--shared-dir')) ? 'rust' : 'legacy');
     daemon.attach(h, onQuit);
     return daemon;
   }
@@ -420,6 +422,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     const o = this.options;
     const { socketPath, lifetime } = o;
     const { binary, dialect, args, quiet } = await this.plan();
+    this.setDialect(dialect);
 
     const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate, 'virtiofsd');
     let socket: ListeningSocket;
