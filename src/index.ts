@@ -62,7 +62,9 @@ export {
 } from './nydusd.js';
 export {
   NydusClient,
+  NYDUS_STATS_FOPS,
   encodeQueryValue,
+  type NydusFsMetrics,
   type DaemonInfo,
   type NydusClientOptions,
   type NydusDaemonState,
@@ -79,3 +81,10 @@ export {
 } from './kata.js';
 export { cgroup2Mount, type CgroupStats } from './cgroup.js';
 export type { DaemonStats, FdWarnOptions } from './process-stats.js';
+export {
+  daemonMetrics,
+  type DaemonMetrics,
+  type DaemonMetricsOptions,
+  type MetricsRegistry,
+  type TrackOptions,
+} from './metrics.js';
