@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -101,9 +102,17 @@ static int CountFds(int proc, pid_t pid, int64_t* count) {
   return 0;
 }
 
-// The soft limit of "Max open files" in /proc/<pid>/limits (readable by anyone, unlike prlimit
-// on another user's process); -1 when it is "unlimited".
+// RLIMIT_NOFILE's soft limit of <pid>: prlimit (one system call), else, where prlimit is not
+// allowed (another user's process, without CAP_SYS_RESOURCE), "Max open files" of
+// /proc/<pid>/limits, which anyone may read and which shows the same value (~7 us here, against
+// ~1 us). -1 when it is unlimited.
 static int ReadFdLimit(int proc, pid_t pid, int64_t* limit) {
+  struct rlimit rl;
+  if (prlimit(pid, RLIMIT_NOFILE, nullptr, &rl) == 0) {
+    *limit = rl.rlim_cur == RLIM_INFINITY ? -1 : static_cast<int64_t>(rl.rlim_cur);
+    return 0;
+  }
+  if (errno != EPERM) return -errno;
   char buf[4096];
   ssize_t n = ReadSmall(proc, pid, "limits", buf, sizeof(buf));
   if (n < 0) return static_cast<int>(n);
@@ -130,8 +139,8 @@ int ReadProcFacts(int proc, pid_t pid, ProcFacts* out) {
   if (out->state == 'Z' || out->state == 'X') return 0;
   err = CountFds(proc, pid, &out->fds);
   if (err == 0) err = ReadFdLimit(proc, pid, &out->fd_limit);
-  // Exited between the reads: a zombie now, whose fd directory is gone.
-  if (err == -ENOENT) return 0;
+  // Exited between the reads: a zombie now, whose fd directory is gone (prlimit: ESRCH once reaped).
+  if (err == -ENOENT || err == -ESRCH) return 0;
   return err;
 }
 

@@ -11,7 +11,7 @@ namespace vfd {
 
 struct ProcFacts {
   int64_t fds = 0;         // open file descriptors (/proc/PID/fd: the kernel's count, see CountFds)
-  int64_t fd_limit = 0;    // RLIMIT_NOFILE soft limit; -1: unlimited
+  int64_t fd_limit = 0;    // RLIMIT_NOFILE soft limit (prlimit, else /proc/PID/limits); -1: unlimited
   int64_t rss_bytes = 0;   // resident set size (/proc/PID/stat rss, in bytes)
   int64_t threads = 0;     // num_threads
   int64_t cpu_usec = 0;    // utime + stime, in microseconds

@@ -438,7 +438,10 @@ export interface ProcessFacts {
    * size, Linux >= 6.2, which includes a slot an accept() in progress reserved), else its entries.
    */
   fds: number;
-  /** Its RLIMIT_NOFILE soft limit (/proc/PID/limits); Infinity when unlimited. */
+  /**
+   * Its RLIMIT_NOFILE soft limit: prlimit(2), else (another user's process) /proc/PID/limits,
+   * which shows the same value; Infinity when unlimited.
+   */
   fdLimit: number;
   /** Resident set size in bytes (/proc/PID/stat). */
   rssBytes: number;
@@ -490,8 +493,8 @@ export function processFacts(pids: number[]): ProcessFacts[] {
 }
 
 /**
- * The live (not zombie) members of each process group, from one walk of /proc for all of them
- * (none when every group is gone): the result's i-th entry lists the pids of `pgids[i]`.
+ * The members of each process group, zombies included, from one walk of /proc for all of them
+ * (getpgid per process): the i-th entry lists the pids of `pgids[i]`.
  */
 export function groupMembers(pgids: number[]): number[][] {
   const flat = call((a) => a.groupMembers(pgids));

@@ -31,7 +31,8 @@ export interface DaemonStats extends Partial<CgroupStats> {
    */
   openFds: number;
   /**
-   * RLIMIT_NOFILE soft limit (/proc/PID/limits) of the process that holds the most fds (both
+   * RLIMIT_NOFILE soft limit (prlimit, the value /proc/PID/limits shows, which is read where
+   * prlimit is not allowed) of the process that holds the most fds (both
    * virtiofsd dialects set it before they fork, so their processes share it); Infinity when
    * unlimited, 0 when no process is left.
    */
@@ -169,8 +170,9 @@ function aggregate(target: SampleTarget, pids: number[], facts: Map<number, Proc
           'read its stats as root or as that user',
       );
     }
-    // A pid of a group that another process took between the walk and the read is not ours.
-    if (!target.cgroup && f.pgid !== target.pgid) continue;
+    // A pid of a group that another process took between the walk and the read is not ours;
+    // a zombie holds nothing (the leader is one between its exit and its reap).
+    if ((!target.cgroup && f.pgid !== target.pgid) || f.state === 'Z' || f.state === 'X') continue;
     out.openFds += f.fds;
     out.rssBytes += f.rssBytes;
     out.threads += f.threads;
