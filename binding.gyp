@@ -7,6 +7,8 @@
         "native/child.cc",
         "native/spawn.cc",
         "native/unix_socket.cc",
+        "native/dir_walk.cc",
+        "native/trusted_file.cc",
         "native/errors.cc",
         "native/process_group.cc",
         "native/syscalls.cc",

@@ -1,5 +1,5 @@
 // The addon's entry points: argument checking and error shaping around the POSIX helpers
-// of unix_socket.cc and spawn.cc, and the per-environment teardown policy.
+// of unix_socket.cc, trusted_file.cc and spawn.cc, and the per-environment teardown policy.
 //
 // Teardown policy: when an environment goes away (a worker_thread ends or is terminated,
 // the process exits, process.exit() included, an Electron context is destroyed) every child it
@@ -37,6 +37,7 @@ extern char** environ;
 #include "process_group.h"
 #include "spawn.h"
 #include "syscalls.h"
+#include "trusted_file.h"
 #include "unix_socket.h"
 
 namespace vfd {
@@ -56,6 +57,8 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::ChownToParent>("chownToParent"),
                            InstanceMethod<&Addon::UnlinkSocket>("unlinkSocket"),
                            InstanceMethod<&Addon::RemoveStaleSocket>("removeStaleSocket"),
+                           InstanceMethod<&Addon::SocketListener>("socketListener"),
+                           InstanceMethod<&Addon::PeerCredentials>("peerCredentials"),
                            InstanceMethod<&Addon::CloseFd>("closeFd"),
                            InstanceMethod<&Addon::KeepSocketFile>("keepSocketFile"),
                            InstanceMethod<&Addon::Spawn>("spawn"),
@@ -63,6 +66,14 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::LiveGroups>("liveGroups"),
                            InstanceMethod<&Addon::ReadPipe>("readPipe"),
                            InstanceMethod<&Addon::KillCgroupMembers>("killCgroupMembers"),
+                           InstanceMethod<&Addon::ReadTrustedFile>("readTrustedFile"),
+                           InstanceMethod<&Addon::WriteTrustedFile>("writeTrustedFile"),
+                           InstanceMethod<&Addon::RemoveTrustedFile>("removeTrustedFile"),
+                           InstanceMethod<&Addon::MakePrivateDir>("makePrivateDir"),
+                           InstanceMethod<&Addon::OpenLockFile>("openLockFile"),
+                           InstanceMethod<&Addon::LockByte>("lockByte"),
+                           InstanceMethod<&Addon::UnlockByte>("unlockByte"),
+                           InstanceMethod<&Addon::ByteLockedElsewhere>("byteLockedElsewhere"),
                            InstanceMethod<&Addon::ProcessFacts>("processFacts"),
                            InstanceMethod<&Addon::GroupMembers>("groupMembers"),
                        });
@@ -154,6 +165,15 @@ void Addon::ClosePipesLeftOpen() {
   pipes_.clear();
 }
 
+// Only from the environment's cleanup hook, like ClosePipesLeftOpen: at process 'exit' other
+// listeners may still lock, and the process's end releases every lock anyway.
+void Addon::CloseLockFiles() {
+  for (const OwnedPipe& f : lock_files_) {
+    if (StillSame(f.fd, f.dev, f.ino)) close(f.fd);
+  }
+  lock_files_.clear();
+}
+
 void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
   Addon* self = static_cast<Addon*>(arg);
   self->cleanup_handle_ = handle;
@@ -163,6 +183,7 @@ void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
   for (PipeReader* reader : std::unordered_set<PipeReader*>(self->readers_)) reader->Abandon();
   self->ReleaseAll();
   self->ClosePipesLeftOpen();
+  self->CloseLockFiles();
   self->pending_closes_++;
   self->HandleClosed();
 }
@@ -279,7 +300,8 @@ static const char* FileType(mode_t mode) {
   if (S_ISLNK(mode)) return "a symbolic link";
   if (S_ISFIFO(mode)) return "a FIFO";
   if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device node";
-  return "not a socket";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "of an unknown type";
 }
 
 // ---- sockets ----------------------------------------------------------------------------
@@ -374,6 +396,45 @@ Napi::Value Addon::RemoveStaleSocket(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, r == 1);
 }
 
+// socketListener(dev, ino) → the inode of the socket that listens on the socket file (dev, ino),
+// as a bigint, or null when nothing listens there.
+Napi::Value Addon::SocketListener(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  dev_t dev;
+  ino_t ino;
+  if (!GetIdentity(info, 0, &dev, &ino)) return env.Undefined();
+  ino_t sock_ino;
+  int r = ListenerSocketInode(dev, ino, &sock_ino);
+  if (r < 0) {
+    ErrnoError(env, r, "sock_diag").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (r == 0) return env.Null();
+  return Napi::BigInt::New(env, static_cast<uint64_t>(sock_ino));
+}
+
+// peerCredentials(fd) → { pid, uid, gid } of the other end of a connected unix socket.
+Napi::Value Addon::PeerCredentials(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  pid_t pid;
+  uid_t uid;
+  gid_t gid;
+  int r = vfd::PeerCredentials(info[0].As<Napi::Number>().Int32Value(), &pid, &uid, &gid);
+  if (r < 0) {
+    ErrnoError(env, r, "getsockopt").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("pid", Napi::Number::New(env, pid));
+  out.Set("uid", Napi::Number::New(env, uid));
+  out.Set("gid", Napi::Number::New(env, gid));
+  return out;
+}
+
 // chownToParent(path, dev, ino) → { uid, gid }
 Napi::Value Addon::ChownToParent(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -447,17 +508,232 @@ Napi::Value Addon::CloseFd(const Napi::CallbackInfo& info) {
     if (s.fd == fd) s.fd = -1;
   }
   ForgetSockets();
-  for (size_t k = 0; k < pipes_.size(); k++) {
-    if (pipes_[k].fd != fd) continue;
-    pipes_[k] = pipes_.back();
-    pipes_.pop_back();
-    break;
+  for (std::vector<OwnedPipe>* owned : {&pipes_, &lock_files_}) {
+    for (size_t k = 0; k < owned->size(); k++) {
+      if ((*owned)[k].fd != fd) continue;
+      (*owned)[k] = owned->back();
+      owned->pop_back();
+      break;
+    }
   }
   // Linux releases the fd even when close() fails (EINTR included): never retry.
   if (close(fd) < 0 && errno != EINTR) {
     ErrnoError(env, -errno, "close").ThrowAsJavaScriptException();
   }
   return env.Undefined();
+}
+
+// ---- trusted files ----------------------------------------------------------------------
+
+static const char* DistrustName(Distrust d) {
+  switch (d) {
+    case Distrust::kOwner:
+      return "owner";
+    case Distrust::kWritable:
+      return "writable";
+    case Distrust::kForeignEntry:
+      return "foreign-entry";
+    case Distrust::kType:
+      return "type";
+    case Distrust::kSize:
+      return "size";
+    case Distrust::kMode:
+      return "mode";
+    case Distrust::kNone:
+      break;
+  }
+  return "none";
+}
+
+static std::string DistrustText(const PathProblem& why) {
+  switch (why.distrust) {
+    case Distrust::kOwner:
+      return "is owned by neither root nor uid " + std::to_string(geteuid());
+    case Distrust::kWritable:
+      return "is writable by group or others";
+    case Distrust::kForeignEntry:
+      return "is another uid's, in a sticky directory that anyone may add to";
+    case Distrust::kType:
+      return std::string("is ") + FileType(why.mode);
+    case Distrust::kSize:
+      return "holds " + std::to_string(why.size) + " bytes, more than we read";
+    case Distrust::kMode:
+      return "is not mode 0700";
+    case Distrust::kNone:
+      break;
+  }
+  return "";
+}
+
+// The errors of the trusted-file primitives. A refusal names the path at fault and carries
+// `reason` (see DistrustName), `component`, `owner`, `mode` (with its type bits) and, for
+// "size", `size`: what src/trusted-file.ts needs for its message. Anything else is the plain
+// errno error.
+static Napi::Error TrustedFileError(Napi::Env env, int err, const char* syscall, const std::string& path,
+                                    const PathProblem& why) {
+  if (why.distrust == Distrust::kNone) return ErrnoError(env, err, syscall, path);
+  std::string msg = std::string(syscall) + " " + ErrnoName(err) + ": refusing '" + path + "': '" + why.component +
+                    "' (owner uid " + std::to_string(why.owner) + ", mode " + Octal(why.mode) + ") " +
+                    DistrustText(why);
+  Napi::Error e = ErrnoError(env, err, syscall, path, msg);
+  e.Set("reason", Napi::String::New(env, DistrustName(why.distrust)));
+  e.Set("component", Napi::String::New(env, why.component));
+  e.Set("owner", Napi::Number::New(env, why.owner));
+  e.Set("mode", Napi::Number::New(env, why.mode));
+  if (why.distrust == Distrust::kSize) e.Set("size", Napi::Number::New(env, static_cast<double>(why.size)));
+  return e;
+}
+
+// A non-negative integer argument up to `max`, else a RangeError naming it.
+static bool GetCount(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t max, int64_t* out) {
+  if (!info[i].IsNumber()) {
+    Napi::TypeError::New(info.Env(), std::string(name) + " must be a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (!(v >= 0 && v <= static_cast<double>(max)) || v != static_cast<double>(static_cast<int64_t>(v))) {
+    Napi::RangeError::New(info.Env(), std::string(name) + " must be an integer from 0 to " + std::to_string(max))
+        .ThrowAsJavaScriptException();
+    return false;
+  }
+  *out = static_cast<int64_t>(v);
+  return true;
+}
+
+// readTrustedFile(path, maxBytes) → Buffer, or null when there is no such file.
+Napi::Value Addon::ReadTrustedFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  int64_t max;
+  // 1 GiB: a bound on what a caller may ask to hold in memory at once, far above any state file.
+  if (!GetString(info, 0, "path", &path) || !GetCount(info, 1, "maxBytes", int64_t{1} << 30, &max)) {
+    return env.Undefined();
+  }
+  std::string data;
+  PathProblem why;
+  int r = vfd::ReadTrustedFile(path, static_cast<size_t>(max), &data, &why);
+  if (r < 0) {
+    TrustedFileError(env, r, "open", path, why).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (r == 0) return env.Null();
+  return Napi::Buffer<char>::Copy(env, data.data(), data.size());
+}
+
+// writeTrustedFile(path, data, mode, exclusive) → written? (false: exclusive, and a file is there)
+Napi::Value Addon::WriteTrustedFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  int64_t mode;
+  if (!GetString(info, 0, "path", &path)) return env.Undefined();
+  if (!info[1].IsBuffer()) {
+    Napi::TypeError::New(env, "data must be a Buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (!GetCount(info, 2, "mode", 07777, &mode)) return env.Undefined();
+  Napi::Buffer<char> data = info[1].As<Napi::Buffer<char>>();
+  bool exclusive = info[3].IsBoolean() && info[3].As<Napi::Boolean>().Value();
+  PathProblem why;
+  int r = vfd::WriteTrustedFile(path, data.Data(), data.Length(), static_cast<mode_t>(mode), exclusive, &why);
+  if (r < 0) {
+    TrustedFileError(env, r, "write", path, why).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, r == 1);
+}
+
+// removeTrustedFile(path) → removed? (false: nothing was there)
+Napi::Value Addon::RemoveTrustedFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!GetString(info, 0, "path", &path)) return env.Undefined();
+  PathProblem why;
+  int r = vfd::RemoveTrustedFile(path, &why);
+  if (r < 0) {
+    TrustedFileError(env, r, "unlink", path, why).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, r == 1);
+}
+
+// makePrivateDir(path, create) → created? (false: it was there, and is private)
+Napi::Value Addon::MakePrivateDir(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!GetString(info, 0, "path", &path)) return env.Undefined();
+  bool create = info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+  PathProblem why;
+  int r = vfd::MakePrivateDir(path, create, &why);
+  if (r < 0) {
+    TrustedFileError(env, r, "mkdir", path, why).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, r == 1);
+}
+
+// openLockFile(path) → fd, held by this environment until closeFd or its teardown.
+Napi::Value Addon::OpenLockFile(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!GetString(info, 0, "path", &path)) return env.Undefined();
+  PathProblem why;
+  int fd = vfd::OpenLockFile(path, &why);
+  if (fd < 0) {
+    TrustedFileError(env, fd, "open", path, why).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  FileId id;
+  StatAt(fd, "", AT_EMPTY_PATH, &id);  // cannot fail: OpenLockFile has just stat'ed this fd
+  lock_files_.push_back({fd, id.dev, id.ino});
+  return Napi::Number::New(env, fd);
+}
+
+// The (fd, offset) of the byte-lock calls.
+static bool GetFdOffset(const Napi::CallbackInfo& info, int* fd, off_t* offset) {
+  int64_t f, o;
+  if (!GetCount(info, 0, "fd", INT32_MAX, &f) || !GetCount(info, 1, "offset", INT64_C(1) << 53, &o)) return false;
+  *fd = static_cast<int>(f);
+  *offset = static_cast<off_t>(o);
+  return true;
+}
+
+// lockByte(fd, offset) → true: we hold it now; false: another open file description does.
+Napi::Value Addon::LockByte(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  off_t offset;
+  if (!GetFdOffset(info, &fd, &offset)) return env.Undefined();
+  int r = vfd::LockByte(fd, offset);
+  if (r < 0) {
+    ErrnoError(env, r, "fcntl").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, r == 1);
+}
+
+// unlockByte(fd, offset)
+Napi::Value Addon::UnlockByte(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  off_t offset;
+  if (!GetFdOffset(info, &fd, &offset)) return env.Undefined();
+  int r = vfd::UnlockByte(fd, offset);
+  if (r < 0) ErrnoError(env, r, "fcntl").ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// byteLockedElsewhere(fd, offset) → whether another open file description holds the byte.
+Napi::Value Addon::ByteLockedElsewhere(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  off_t offset;
+  if (!GetFdOffset(info, &fd, &offset)) return env.Undefined();
+  int r = vfd::ByteLockedElsewhere(fd, offset);
+  if (r < 0) {
+    ErrnoError(env, r, "fcntl").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Boolean::New(env, r == 1);
 }
 
 // ---- processes --------------------------------------------------------------------------

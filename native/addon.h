@@ -57,6 +57,8 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value ChownToParent(const Napi::CallbackInfo& info);
   Napi::Value UnlinkSocket(const Napi::CallbackInfo& info);
   Napi::Value RemoveStaleSocket(const Napi::CallbackInfo& info);
+  Napi::Value SocketListener(const Napi::CallbackInfo& info);
+  Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
   Napi::Value CloseFd(const Napi::CallbackInfo& info);
   Napi::Value KeepSocketFile(const Napi::CallbackInfo& info);
   Napi::Value Spawn(const Napi::CallbackInfo& info);
@@ -64,6 +66,14 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value LiveGroups(const Napi::CallbackInfo& info);
   Napi::Value ReadPipe(const Napi::CallbackInfo& info);
   Napi::Value KillCgroupMembers(const Napi::CallbackInfo& info);
+  Napi::Value ReadTrustedFile(const Napi::CallbackInfo& info);
+  Napi::Value WriteTrustedFile(const Napi::CallbackInfo& info);
+  Napi::Value RemoveTrustedFile(const Napi::CallbackInfo& info);
+  Napi::Value MakePrivateDir(const Napi::CallbackInfo& info);
+  Napi::Value OpenLockFile(const Napi::CallbackInfo& info);
+  Napi::Value LockByte(const Napi::CallbackInfo& info);
+  Napi::Value UnlockByte(const Napi::CallbackInfo& info);
+  Napi::Value ByteLockedElsewhere(const Napi::CallbackInfo& info);
   Napi::Value ProcessFacts(const Napi::CallbackInfo& info);
   Napi::Value GroupMembers(const Napi::CallbackInfo& info);
 
@@ -100,6 +110,12 @@ class Addon : public Napi::Addon<Addon> {
   size_t pipes_after_prune_ = 0;
   void OwnPipes(const std::vector<int>& fds);
   void ClosePipesLeftOpen();
+
+  // The lock files this environment opened (openLockFile), until JS closes them (closeFd):
+  // teardown closes the rest, so that the locks held through them go with the environment - a
+  // terminated worker keeps no lock while its process lives on. Same entry shape as a pipe's.
+  std::vector<OwnedPipe> lock_files_;
+  void CloseLockFiles();
 
   uv_loop_t* loop_ = nullptr;
   bool constructing_ = false;

@@ -5,8 +5,6 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/file.h>
-#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -274,40 +272,9 @@ static Napi::Value MakePipe(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// lockFd(pidfd) → true when we now hold an exclusive flock on the process, false when another
-// open pidfd holds it, null when this kernel cannot lock a process. The file of a pidfd is the
-// process's pidfs inode (one per process, Linux >= 6.9), so the lock is on the process and its
-// holder is our open pidfd: it goes when we close it or die. Before pidfs every pidfd shared one
-// anonymous inode, and a lock on it would hold every process at once.
-static Napi::Value LockFd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) {
-    Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  static constexpr long kPidfsMagic = 0x50494446;
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  struct statfs fs;
-  if (fstatfs(fd, &fs) < 0) {
-    ErrnoError(env, -errno, "fstatfs").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  if (fs.f_type != kPidfsMagic) return env.Null();
-  int r;
-  do {
-    r = flock(fd, LOCK_EX | LOCK_NB);
-  } while (r < 0 && errno == EINTR);
-  if (r < 0 && errno != EWOULDBLOCK) {
-    ErrnoError(env, -errno, "flock").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  return Napi::Boolean::New(env, r == 0);
-}
-
 void ExportLifetime(Napi::Env env, Napi::Object exports) {
   exports.Set("openProcess", Napi::Function::New(env, OpenProcess, "openProcess"));
   exports.Set("makePipe", Napi::Function::New(env, MakePipe, "makePipe"));
-  exports.Set("lockFd", Napi::Function::New(env, LockFd, "lockFd"));
 }
 
 }  // namespace vfd

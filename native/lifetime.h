@@ -57,7 +57,7 @@ class Adoptee : public Napi::ObjectWrap<Adoptee> {
   Napi::ObjectReference self_;  // keeps the JS object alive while it is watched
 };
 
-// Adds the lifetime functions to the addon's exports: openProcess, makePipe, lockFd.
+// Adds the lifetime functions to the addon's exports: openProcess and makePipe.
 void ExportLifetime(Napi::Env env, Napi::Object exports);
 
 }  // namespace vfd

@@ -91,13 +91,14 @@ int PidfdExitStatus(int pidfd, int* status) {
 
 int StatAt(int dirfd, const char* name, int flags, FileId* out) {
   struct statx sx;
-  unsigned int mask = STATX_TYPE | STATX_MODE | STATX_INO | STATX_UID | STATX_GID;
+  unsigned int mask = STATX_TYPE | STATX_MODE | STATX_INO | STATX_UID | STATX_GID | STATX_SIZE;
   if (statx(dirfd, name, flags | AT_STATX_SYNC_AS_STAT, mask, &sx) < 0) return -errno;
   out->dev = makedev(sx.stx_dev_major, sx.stx_dev_minor);
   out->ino = sx.stx_ino;
   out->mode = sx.stx_mode;
   out->uid = sx.stx_uid;
   out->gid = sx.stx_gid;
+  out->size = sx.stx_size;
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #define VFD_SYSCALLS_H_
 
 #include <signal.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -41,6 +42,7 @@ struct FileId {
   mode_t mode = 0;
   uid_t uid = 0;
   gid_t gid = 0;
+  uint64_t size = 0;
 };
 
 // statx(dirfd, name, flags) into *out; flags as fstatat's (AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH).

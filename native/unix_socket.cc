@@ -2,9 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <linux/netlink.h>
-#include <linux/openat2.h>
 #include <linux/rtnetlink.h>
 #include <linux/sock_diag.h>
 #include <linux/unix_diag.h>
@@ -15,11 +13,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "dir_walk.h"
 #include "syscalls.h"
 
 // The prebuilds must load wherever Node's own binaries do (glibc >= 2.28). glibc 2.34 moved the
@@ -34,111 +32,6 @@ __asm__(".symver pthread_join,pthread_join@GLIBC_2.17");
 #endif
 
 namespace vfd {
-
-// The kernel's own limit on symlinks followed in one lookup.
-static constexpr int kMaxSymlinks = 40;
-
-void SplitPath(const std::string& path, std::string* dir, std::string* base) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) {
-    *dir = ".";
-    *base = path;
-  } else {
-    *dir = slash == 0 ? "/" : path.substr(0, slash);
-    *base = path.substr(slash + 1);
-  }
-}
-
-// ---- resolving the directory ------------------------------------------------------------
-
-// Whether the symlink `name` in directory `dirfd` can only have been put there by root or
-// by us: then following it is as safe as the directory itself.
-static bool LinkTrusted(int dirfd, const char* name, PathProblem* why) {
-  FileId dir, link;
-  if (StatAt(dirfd, "", AT_EMPTY_PATH, &dir) < 0 || StatAt(dirfd, name, AT_SYMLINK_NOFOLLOW, &link) < 0) return false;
-  uid_t me = geteuid();
-  bool dir_ours = dir.uid == 0 || dir.uid == me;
-  bool link_ours = link.uid == 0 || link.uid == me;
-  why->dir_owner = dir.uid;
-  why->dir_mode = dir.mode;
-  if (!dir_ours) return false;
-  if (!(dir.mode & (S_IWGRP | S_IWOTH))) return true;
-  // In a sticky directory (/tmp) only an entry's owner or the directory's may replace it.
-  return (dir.mode & S_ISVTX) && link_ours;
-}
-
-// Replace *rest up to `end` (the symlink `comp` in dirfd) by the link's target: the walk goes
-// on from dirfd, or from the root when the target is absolute.
-static int SpliceLink(int dirfd, const std::string& comp, std::string* rest, size_t end) {
-  char target[PATH_MAX];
-  ssize_t n = readlinkat(dirfd, comp.c_str(), target, sizeof(target));
-  if (n < 0) return -errno;
-  if (n == sizeof(target)) return -ENAMETOOLONG;
-  *rest = std::string(target, n) + "/" + rest->substr(end);
-  return 0;
-}
-
-// The component-by-component walk behind OpenDirSafely, for paths that hold a symlink.
-static int WalkDir(const std::string& path, PathProblem* why) {
-  std::string rest = path;
-  std::string done;
-  int cur = open(path[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (cur < 0) return -errno;
-  int links = 0;
-  size_t pos = 0;
-  while (pos < rest.size()) {
-    if (rest[pos] == '/') {
-      if (pos == 0) {  // an absolute target restarts at the root
-        close(cur);
-        if ((cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) return -errno;
-        done.clear();
-      }
-      pos++;
-      continue;
-    }
-    size_t end = rest.find('/', pos);
-    if (end == std::string::npos) end = rest.size();
-    std::string comp = rest.substr(pos, end - pos);
-    int next = openat(cur, comp.c_str(), O_PATH | O_NOFOLLOW | O_DIRECTORY | O_CLOEXEC);
-    if (next >= 0) {
-      close(cur);
-      cur = next;
-      done += "/" + comp;
-      pos = end;
-      continue;
-    }
-    int err = -errno;
-    FileId f;
-    // O_PATH|O_NOFOLLOW opens a symlink itself, which O_DIRECTORY then refuses.
-    bool link = (err == -ENOTDIR || err == -ELOOP) && StatAt(cur, comp.c_str(), AT_SYMLINK_NOFOLLOW, &f) == 0 &&
-                S_ISLNK(f.mode);
-    if (link && !LinkTrusted(cur, comp.c_str(), why)) {
-      why->symlink = (done.empty() && path[0] != '/' ? comp : done + "/" + comp);
-      err = -ELOOP;
-    } else if (link && ++links > kMaxSymlinks) {
-      err = -ELOOP;
-    } else if (link && (err = SpliceLink(cur, comp, &rest, end)) == 0) {
-      pos = 0;
-      continue;
-    }
-    close(cur);
-    return err;
-  }
-  return cur;
-}
-
-int OpenDirSafely(const std::string& dir, PathProblem* why) {
-  // Strict and cheap: one call for the common path that holds no symlink at all.
-  struct open_how how;
-  memset(&how, 0, sizeof(how));
-  how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
-  how.resolve = RESOLVE_NO_SYMLINKS;
-  int fd = static_cast<int>(syscall(SYS_openat2, AT_FDCWD, dir.c_str(), &how, sizeof(how)));
-  if (fd >= 0) return fd;
-  // ELOOP: a symlink on the way, which the walk may trust; ENOSYS, E2BIG: Linux < 5.6.
-  if (errno != ELOOP && errno != ENOSYS && errno != E2BIG && errno != EPERM) return -errno;
-  return WalkDir(dir, why);
-}
 
 // A socket path split into its pinned directory and the name inside it.
 struct SocketDir {
@@ -155,7 +48,7 @@ static int OpenSocketDir(const std::string& path, SocketDir* out, PathProblem* w
   std::string dir;
   SplitPath(path, &dir, &out->name);
   if (out->name.empty() || out->name == "." || out->name == "..") return -EISDIR;
-  int fd = OpenDirSafely(dir, why);
+  int fd = OpenDirSafely(dir, WalkRule::kSymlinks, why);
   if (fd < 0) return fd;
   out->fd = fd;
   return 0;
@@ -218,12 +111,13 @@ static int BindAt(int sock, const SocketDir& dir) {
 }
 
 // Whether a socket of this network namespace listens on the socket file (dev, ino):
-// 1 yes, 0 no, negative errno when the kernel cannot tell us (no unix_diag).
+// 1 yes (with the listening socket's own inode, the N of "socket:[N]" in /proc/<pid>/fd, in
+// *sock_ino when given), 0 no, negative errno when the kernel cannot tell us (no unix_diag).
 //
 // We ask sock_diag instead of connecting to find out: a virtiofsd serves exactly one
 // front-end and exits when it disconnects, so a probing connect() would kill the very
 // daemon it was meant to protect.
-static int ListenerOnInode(dev_t dev, ino_t ino) {
+static int ListenerOnInode(dev_t dev, ino_t ino, ino_t* sock_ino = nullptr) {
   int nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
   if (nl < 0) return -errno;
 
@@ -274,7 +168,9 @@ static int ListenerOnInode(dev_t dev, ino_t ino) {
         auto* vfs = static_cast<struct unix_diag_vfs*>(RTA_DATA(a));
         // The kernel reports its internal dev_t (20 minor bits), not stat()'s encoding.
         dev_t vdev = makedev(vfs->udiag_vfs_dev >> 20, vfs->udiag_vfs_dev & 0xfffff);
-        if (vfs->udiag_vfs_ino == ino && vdev == dev) found = 1;
+        if (vfs->udiag_vfs_ino != ino || vdev != dev) continue;
+        found = 1;
+        if (sock_ino) *sock_ino = m->udiag_ino;
       }
     }
   }
@@ -394,6 +290,21 @@ int UnlinkSocketIfSame(const std::string& path, dev_t dev, ino_t ino) {
   if (err == -ENOENT || err == -ENOTDIR || err == -ELOOP) return 0;
   if (err < 0) return err;
   return UnlinkAtIfSame(dir, dev, ino);
+}
+
+int ListenerSocketInode(dev_t dev, ino_t ino, ino_t* sock_ino) {
+  *sock_ino = 0;
+  return ListenerOnInode(dev, ino, sock_ino);
+}
+
+int PeerCredentials(int fd, pid_t* pid, uid_t* uid, gid_t* gid) {
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return -errno;
+  *pid = cred.pid;
+  *uid = cred.uid;
+  *gid = cred.gid;
+  return 0;
 }
 
 }  // namespace vfd

@@ -4,7 +4,7 @@
 // Security model. We run as root for an unprivileged VMM user who owns the socket's directory
 // (or its parent). Every step acts on the socket file through a descriptor of its directory,
 // opened once per call without following a symlink that anyone but root or us could have
-// planted (see OpenSocketDir), and never by path again: a directory swapped for a symlink
+// planted (see OpenDirSafely in dir_walk.h), and never by path again: a directory swapped for a symlink
 // between two steps cannot redirect a bind, chown or unlink elsewhere. An unlink only removes
 // a socket file whose device and inode are the ones we bound or just inspected.
 #ifndef VFD_UNIX_SOCKET_H_
@@ -13,19 +13,12 @@
 #include <sys/types.h>
 #include <string>
 
+#include "dir_walk.h"
+
 namespace vfd {
 
 // sun_path holds 108 bytes, one of which is the terminating NUL.
 constexpr size_t kMaxSocketPath = 107;
-
-// Why a call failed, beyond its errno, for the message the caller shows.
-struct PathProblem {
-  mode_t found_mode = 0;    // -EEXIST: the type of what occupies the path
-  bool listener = false;    // -EADDRINUSE: sock_diag saw a listener (else: the path was re-taken meanwhile)
-  std::string symlink;      // -ELOOP: the symlink we refused to follow ...
-  uid_t dir_owner = 0;      // ... the owner and mode of the directory that holds it
-  mode_t dir_mode = 0;
-};
 
 struct BoundSocket {
   int fd = -1;
@@ -33,16 +26,6 @@ struct BoundSocket {
   ino_t ino = 0;
   PathProblem problem;
 };
-
-// "/a/b/c" -> "/a/b", "c"; "c" -> ".", "c"; "/c" -> "/", "c". One definition for every caller.
-void SplitPath(const std::string& path, std::string* dir, std::string* base);
-
-// Open `dir` (O_PATH|O_DIRECTORY) without following a symlink that someone else could have
-// planted: a symlink is followed only when the directory holding it is owned by root or by
-// our euid and writable by nobody else (or is sticky and the link is root's or ours), like
-// systemd's chase "safe" mode. Trusted links such as Debian's /var/run -> /run still work.
-// -ELOOP (with why->symlink) when refused. Returns the fd.
-int OpenDirSafely(const std::string& dir, PathProblem* why);
 
 // Bind a SOCK_STREAM|SOCK_CLOEXEC unix socket at `path` and listen; the fd stays blocking.
 // A socket file that nobody listens on is replaced. -EADDRINUSE when a socket of this network
@@ -62,6 +45,15 @@ int ChownToParent(const std::string& path, dev_t dev, ino_t ino, uid_t* uid, gid
 // Unlink `path` if it is still the socket (dev, ino). 1 when removed, 0 when not ours or not
 // there, which includes a directory that is gone or was swapped for a symlink we refuse.
 int UnlinkSocketIfSame(const std::string& path, dev_t dev, ino_t ino);
+
+// The listener of the socket file (dev, ino), as /proc/<pid>/fd names it ("socket:[N]"): 1 with
+// *sock_ino = N when a socket of this network namespace listens there, 0 when none does. Lets a
+// caller check that a process it trusts is the one listening, without connecting.
+int ListenerSocketInode(dev_t dev, ino_t ino, ino_t* sock_ino);
+
+// SO_PEERCRED of the connected unix socket fd: the pid, uid and gid of the process that made
+// the other end (for a connection to a listener: the process that called listen()).
+int PeerCredentials(int fd, pid_t* pid, uid_t* uid, gid_t* gid);
 
 }  // namespace vfd
 

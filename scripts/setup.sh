@@ -8,7 +8,11 @@
 #     package unpacked into .cache/virtiofsd-<dialect>/ (scripts/get-virtiofsd.sh), where the
 #     tests find it without any environment variable,
 #   - qemu-user-static and Debian's arm64 libc/libstdc++ (cross packages), plus Node's official
-#     arm64 binary from the npm registry (.cache/node/), so the tests load the arm64 prebuild.
+#     arm64 binary from the npm registry (.cache/node/), so the tests load the arm64 prebuild,
+#   - a QEMU guest for the tests that boot one (test/guest.test.js): QEMU for this machine's
+#     architecture (qemu-system-x86 / qemu-system-arm) and busybox-static, with apt-get; Debian's
+#     cloud kernel, downloaded but not installed, and a tiny initramfs built from them under
+#     .cache/guest/ (scripts/get-guest.sh).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 cd "$(dirname "$0")/.."
@@ -19,7 +23,9 @@ case "$codename" in
   *) echo "setup.sh: Debian 12 (bookworm) or 13 (trixie) expected, found '${codename:-unknown}'" >&2; exit 1 ;;
 esac
 
-pkgs=(build-essential python3 file "$daemon_pkg" qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross)
+case "$(dpkg --print-architecture)" in arm64) qemu_system=qemu-system-arm ;; *) qemu_system=qemu-system-x86 ;; esac
+pkgs=(build-essential python3 file "$daemon_pkg" qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross
+  "$qemu_system" busybox-static)
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
   if [ "$codename" = trixie ]; then pkgs+=(nodejs); else
@@ -47,5 +53,6 @@ fi
 other_path=$(scripts/get-virtiofsd.sh "$other" | tail -n 1)
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 arm64_node=$(scripts/get-node.sh arm64 "$node_major" | tail -n 1)
+guest=$(scripts/get-guest.sh | tail -n 1)
 echo "setup.sh: ready (node $(node --version), npm $(npm --version); virtiofsd $own from $daemon_pkg," \
-  "$other at $other_path; arm64 node at $arm64_node)" >&2
+  "$other at $other_path; arm64 node at $arm64_node; QEMU guest in $guest)" >&2

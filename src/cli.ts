@@ -31,8 +31,9 @@ Options:
   --cache MODE        auto | always | never | metadata (Rust virtiofsd only); default auto
   --virtiofsd PATH    the virtiofsd binary; default $VIRTIOFSD, then the usual install paths
   --dialect D         auto | rust | legacy; default auto (asks the binary)
-  --tag TAG           mount tag the guest uses (mount -t virtiofs TAG /mnt); default shared
-  --memory SIZE       guest memory size for the printed QEMU options; default 2G
+  --tag TAG           mount tag the guest uses (mount -t virtiofs TAG /mnt), at most 36 bytes;
+                      default shared
+  --memory SIZE       guest RAM for the printed QEMU options, with its unit (512M, 2G); default 2G
   --debug             debug logging in virtiofsd
   --syslog            virtiofsd logs to syslog instead of through us
   --metrics [HOST:]PORT  (run) serve Prometheus metrics at http://HOST:PORT/metrics while it
@@ -65,6 +66,8 @@ const FLAG_OF: Record<string, string> = {
   cache: '--cache',
   dialect: '--dialect',
   extraArgs: 'the arguments after --',
+  tag: '--tag',
+  memory: '--memory',
 };
 
 /**
@@ -200,18 +203,19 @@ function parse(argv: string[]): RunOptions | 'help' | 'version' {
   };
 }
 
-/** QEMU's option syntax takes a literal comma as ",,". */
-const qemuValue = (s: string) => s.replace(/,/g, ',,');
+/** A word the shell reads as itself: left bare; anything else in single quotes. */
+function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, "'\\''")}'`;
+}
 
-/** The QEMU options that attach a guest to the socket (vhost-user needs shared guest memory). */
-export function qemuOptions(socket: string, tag: string, memory: string): string[] {
-  return [
-    `-chardev socket,id=vfs0,path=${qemuValue(socket)}`,
-    `-device vhost-user-fs-pci,queue-size=1024,chardev=vfs0,tag=${qemuValue(tag)}`,
-    `-object memory-backend-memfd,id=mem,size=${memory},share=on`,
-    `-numa node,memdev=mem`,
-    `-m ${memory}`,
-  ];
+/**
+ * The QEMU options of {@link Virtiofsd.qemuArgs} as shell text to paste after `qemu-system-…`:
+ * one option and its value a line, values shell-quoted where needed, lines joined by `\`.
+ */
+export function formatQemuArgs(args: string[]): string {
+  const lines: string[] = [];
+  for (let i = 0; i < args.length; i += 2) lines.push(`${args[i]} ${shellQuote(args[i + 1])}`);
+  return `${lines.join(' \\\n  ')}\n`;
 }
 
 function makeLogger(): Logger {
@@ -236,15 +240,26 @@ async function run(opts: RunOptions): Promise<number> {
     stopTimeoutMs: 3000,
     lifetime: opts.detach ? 'survive' : 'manager',
   });
+  // Before anything starts: a bad --tag or --memory is bad usage, and nothing should run for it.
+  let qemu: string[];
+  try {
+    qemu = daemon.qemuArgs({ tag: opts.tag, memory: opts.memory });
+  } catch (err) {
+    process.stderr.write(`virtiofs-daemon: ${cliMessage(err)}\n`);
+    const option = (err as { option?: unknown }).option;
+    return option === 'tag' || option === 'memory' ? 2 : 1;
+  }
 
   if (opts.detach) {
     try {
       await runDetached(daemon, opts.state!, logger);
     } catch (err) {
-      logger.error({ err }, 'virtiofsd did not start');
+      // One line that names what is wrong and the fix, as for every other failure of the CLI.
+      logger.debug({ err }, 'virtiofsd did not start');
+      process.stderr.write(`virtiofs-daemon: ${cliMessage(err)}\n`);
       return 1;
     }
-    process.stdout.write(`${qemuOptions(opts.socket, opts.tag, opts.memory).join(' \\\n  ')}\n`);
+    process.stdout.write(formatQemuArgs(qemu));
     return 0;
   }
 
@@ -258,7 +273,7 @@ async function run(opts: RunOptions): Promise<number> {
     }
   }
   try {
-    return await runUntilQuit(daemon, opts, logger);
+    return await runUntilQuit(daemon, opts, qemu, logger);
   } finally {
     server?.close();
   }
@@ -305,7 +320,7 @@ async function serveMetrics(
 }
 
 /** Start the daemon, print the QEMU options, wait until it quits (SIGINT/SIGTERM stop it). */
-async function runUntilQuit(daemon: Virtiofsd, opts: RunOptions, logger: Logger): Promise<number> {
+async function runUntilQuit(daemon: Virtiofsd, opts: RunOptions, qemu: string[], logger: Logger): Promise<number> {
   let quit!: (exit: DaemonExit) => void;
   const quitted = new Promise<DaemonExit>((resolve) => (quit = resolve));
   let stopping: Promise<void> | undefined;
@@ -322,7 +337,7 @@ async function runUntilQuit(daemon: Virtiofsd, opts: RunOptions, logger: Logger)
       { daemonPid: pid, socket: opts.socket, sharedDir: opts.sharedDir },
       'virtiofsd is ready; attach QEMU with:',
     );
-    process.stdout.write(`${qemuOptions(opts.socket, opts.tag, opts.memory).join(' \\\n  ')}\n`);
+    process.stdout.write(formatQemuArgs(qemu));
   } catch (err) {
     logger.debug({ err }, 'virtiofsd did not start');
     process.stderr.write(`virtiofs-daemon: ${cliMessage(err)}\n`);
@@ -360,7 +375,7 @@ async function main(): Promise<void> {
   }
   try {
     if (opts.command === 'stop') process.exitCode = await stopDetached(opts.state!, makeLogger());
-    else if (opts.command === 'status') process.exitCode = await statusDetached(opts.state!, process.stdout);
+    else if (opts.command === 'status') process.exitCode = statusDetached(opts.state!, process.stdout);
     else process.exitCode = await run(opts);
     // A detached daemon is left running: its watch and output pipe must not hold us here.
     if (opts.detach) process.exit();

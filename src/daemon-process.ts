@@ -10,13 +10,13 @@ import { describeValue } from './describe.js';
 import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import type { DaemonExit, ExitStatus } from './types.js';
 import { Cgroup } from './cgroup.js';
-import { processIdentity, type DaemonHandle, type Lifetime } from './handle.js';
+import { processIdentity, processUids, type DaemonHandle, type Lifetime } from './handle.js';
 import { LineScanner, parseDaemonLine } from './lines.js';
 import { safeLog, type Log } from './logger.js';
+import { lockDaemon, unlockDaemon } from './runtime-dir.js';
 import {
   closeFd,
   liveGroups,
-  lockFd,
   makePipe,
   readPipe,
   spawn,
@@ -268,15 +268,22 @@ export class DaemonProcess {
     let streamFds: number[];
     if (attached) {
       this.child = attached.proc;
-      attached.proc.watch(() => void this.attachedExit(attached).then((exit) => exited(exit, exit.known)));
+      attached.proc.watch(() => {
+        // At once: its parent (init) may reap it any moment and hand the pid to a new daemon.
+        unlockDaemon(attached.proc.pid);
+        void this.attachedExit(attached).then((exit) => exited(exit, exit.known));
+      });
       streamFds = attached.logFd === null ? [] : [attached.logFd];
     } else {
       // Both null: someone else in this process reaped our child, and its status is lost.
-      const spawned = this.spawnDaemon((exit) => exited(exit, exit.code !== null || exit.signal !== null));
+      const spawned = this.spawnDaemon((exit) => {
+        // While it is our zombie its pid cannot be reused: the lock goes before the pid can.
+        unlockDaemon(spawned.child.pid);
+        exited(exit, exit.code !== null || exit.signal !== null);
+      });
       this.child = spawned.child;
       streamFds = spawned.streamFds;
-      // The adoption lock: while we hold the daemon, no other manager can adopt it.
-      lockFd(spawned.child.pidfd);
+      this.takeAdoptionLock(spawned.child.pid);
     }
     this.ended = this.finish(streamFds.map((fd) => this.readLines(fd)));
     const h = options.headroom;
@@ -289,6 +296,21 @@ export class DaemonProcess {
   /** What a reading of this daemon's processes looks at: its group, or its cgroup. */
   private target(): { pgid: number; cgroup: Cgroup | undefined } {
     return { pgid: this.child.pid, cgroup: this.options.cgroup };
+  }
+
+  /**
+   * The adoption lock (runtime-dir.ts): while we hold the daemon, no other manager of this user can
+   * adopt it. Never throws: the daemon runs already. Held by someone else only when an adopter
+   * of a former process with this pid has not seen its exit yet; then we run without it.
+   */
+  private takeAdoptionLock(pid: number): void {
+    try {
+      if (!lockDaemon(pid)) {
+        this.log.debug({ daemonPid: pid }, 'adoption lock of this pid still held by a former adopter');
+      }
+    } catch (err) {
+      this.log.warn({ err, daemonPid: pid }, 'cannot take the adoption lock; another manager could adopt this daemon');
+    }
   }
 
   /**
@@ -338,15 +360,17 @@ export class DaemonProcess {
    * The fields of a {@link DaemonHandle} that describe the process. Throws
    * `ERR_DAEMON_NOT_RUNNING` once it has exited.
    */
-  identity(): Pick<DaemonHandle, 'pid' | 'pgid' | 'startTime' | 'exe' | 'argv' | 'log' | 'cgroup'> {
+  identity(): Pick<DaemonHandle, 'uid' | 'pid' | 'pgid' | 'startTime' | 'exe' | 'argv' | 'log' | 'cgroup'> {
     const pid = this.pid;
     const id = pid ? processIdentity(pid) : null;
-    if (!id || !id.exe || id.state === 'Z' || id.state === 'X') {
+    const uids = pid ? processUids(pid) : null;
+    if (!id || !id.exe || !uids || id.state === 'Z' || id.state === 'X') {
       throw new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.options.name} is not running; it has no handle`);
     }
     const log = this.attached ? this.attached.log : this.parkedLog;
     const cgroup = this.options.cgroup?.record() ?? null;
-    return { pid, pgid: pid, startTime: id.startTime, exe: id.exe, argv: this.argv, log, cgroup };
+    // The effective uid: what the kernel checks when the daemon acts, and what adopt() requires.
+    return { uid: uids[1], pid, pgid: pid, startTime: id.startTime, exe: id.exe, argv: this.argv, log, cgroup };
   }
 
   /**

@@ -12,15 +12,17 @@ import { DaemonRunningError, InvalidOptionError, VirtiofsDaemonError } from './e
 import {
   bootId,
   HANDLE_FORMAT,
+  sealOf,
   type DaemonHandle,
   type DaemonKind,
+  type HandleTrust,
   type Lifetime,
   type SocketRecord,
 } from './handle.js';
 import { safeLog, subsystemLog, type Log } from './logger.js';
-import { closeFd } from './native.js';
-import { readOptions, requireOptionsObject } from './options.js';
+import { readOptions, requireOneOf, requireOptionsObject } from './options.js';
 import type { DaemonStats } from './process-stats.js';
+import { qemuArgsForSocket, type DaemonQemuArgsOptions } from './qemu.js';
 import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
 
@@ -48,13 +50,19 @@ export function readAdoptOptions<K extends string>(
   what: string,
   options: unknown,
   keys: readonly K[],
-): { onQuit: ((exit: DaemonExit) => void) | undefined; passed: { [P in K]?: unknown } } {
+): { onQuit: ((exit: DaemonExit) => void) | undefined; trust: HandleTrust; passed: { [P in K]?: unknown } } {
   const o = requireOptionsObject(what, options);
-  const { onQuit } = readOptions(o, ['onQuit']);
+  const { onQuit, trust } = readOptions(o, ['onQuit', 'trust']);
   const error = onQuitError(onQuit);
   if (error) throw error;
-  return { onQuit: onQuit as ((exit: DaemonExit) => void) | undefined, passed: readOptions(o, keys) };
+  return {
+    onQuit: onQuit as ((exit: DaemonExit) => void) | undefined,
+    trust: requireOneOf('trust', trust, TRUSTS, 'sealed', 'a handle trust'),
+    passed: readOptions(o, keys),
+  };
 }
+
+const TRUSTS: readonly HandleTrust[] = ['sealed', 'caller'];
 
 /** What every daemon's resolved options hold. */
 export interface ResolvedDaemonOptions {
@@ -276,10 +284,11 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
         `${this.name} is not running; start() it and wait for it first`,
       );
     }
-    const { pid, pgid, startTime, exe, argv, log, cgroup } = proc.identity();
-    return {
+    const { uid, pid, pgid, startTime, exe, argv, log, cgroup } = proc.identity();
+    const fields = {
       format: HANDLE_FORMAT,
       kind: this.name,
+      uid,
       pid,
       pgid,
       startTime,
@@ -292,20 +301,31 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       log,
       cgroup,
     };
+    return { ...fields, seal: sealOf(fields) };
   }
 
   /**
-   * Take over the daemon of a verified `handle` (adopt.ts): it becomes ours as if we had started
+   * The QEMU options that attach a guest to this daemon's vhost-user socket (its absolute
+   * path), as an argv array for `spawn`: `-chardev`, `-device vhost-user-fs-pci`, and unless
+   * `memoryBackend: false` the shared memory backend, `-numa` and `-m`. The options and the
+   * errors ({@link InvalidOptionError}, thrown) are those of the exported `qemuArgs()`. The socket exists
+   * from the moment start() resolves until the daemon ends; the arguments can be built before.
+   */
+  qemuArgs(options: DaemonQemuArgsOptions): string[] {
+    return qemuArgsForSocket(`${this.name}.qemuArgs`, resolve(this.vhostUserSocketPath()), options);
+  }
+
+  /**
+   * Take over the daemon of a proven `handle` (adopt.ts): it becomes ours as if we had started
    * it - stop, onQuit once, its output through our logger from where its pipe stands.
    */
-  protected attach(handle: DaemonHandle, onQuit?: (exit: DaemonExit) => void): void {
-    const { proc, logFd, logProblem } = adoptProcess(handle);
+  protected attach(handle: DaemonHandle, trust: HandleTrust, onQuit?: (exit: DaemonExit) => void): void {
+    const { proc, logFd, abandon } = adoptProcess(handle, trust);
     let cgroup: Cgroup | undefined;
     try {
       cgroup = handle.cgroup ? Cgroup.resume(handle.cgroup, handle.pid) : undefined;
     } catch (err) {
-      if (logFd !== null) closeFd(logFd);
-      proc.release();
+      abandon();
       throw err;
     }
     const log = logFd === null ? null : handle.log;
@@ -321,7 +341,6 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       },
       { proc, logFd, log, argv: handle.argv, startTime: handle.startTime },
     );
-    if (logProblem) this.log.warn({ daemonPid: handle.pid }, `${this.name}'s output cannot be followed: ${logProblem}`);
     this.log.info({ daemonPid: handle.pid, argv: handle.argv }, `${this.name} adopted`);
     this.adopt(daemon, { started: true }, onQuit);
   }
@@ -335,6 +354,8 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
 
   /** The daemon's sockets, by name, with their identity (for its handle). */
   protected abstract socketRecords(): Record<string, SocketRecord>;
+  /** The socket a VMM connects to (vhost-user). Throws the options' error when they are invalid. */
+  protected abstract vhostUserSocketPath(): string;
 
   abstract mount(opt: MountOption): Promise<void>;
   abstract umount(mountpoint: string): Promise<void>;

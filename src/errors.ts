@@ -124,7 +124,12 @@ export class NydusApiError extends VirtiofsDaemonError {
   readonly apiMessage: string | undefined;
 
   constructor(
-    code: 'ERR_NYDUS_API' | 'ERR_NYDUS_API_TIMEOUT' | 'ERR_NYDUS_API_UNREACHABLE' | 'ERR_NYDUS_API_RESPONSE',
+    code:
+      | 'ERR_NYDUS_API'
+      | 'ERR_NYDUS_API_TIMEOUT'
+      | 'ERR_NYDUS_API_UNREACHABLE'
+      | 'ERR_NYDUS_API_RESPONSE'
+      | 'ERR_NYDUS_API_PEER',
     message: string,
     details: { status?: number; apiCode?: string | undefined; apiMessage?: string | undefined } = {},
     options?: { cause?: unknown },
@@ -162,5 +167,96 @@ export class DaemonAdoptedError extends VirtiofsDaemonError {
         'stop it there, or wait until that manager has exited',
     );
     this.pid = pid;
+  }
+}
+
+/** Which proof a handle failed (see {@link HandleProofError}). */
+export type HandleProof = 'seal' | 'uid' | 'log' | 'socket' | 'peer';
+
+/**
+ * `adopt()` (or the CLI's `status`/`stop`) found that the handle does not prove that the process
+ * it names is a daemon this library started for us: its seal does not match, the process does
+ * not hold the output pipe or the sockets the handle names, or the recorded uid is not the
+ * process's. Identity fields (pid, start time, boot, executable) say *which* process; these say
+ * it is *ours*. Nothing was signalled, unlinked or sent.
+ */
+export class HandleProofError extends VirtiofsDaemonError {
+  /** The pid the handle named. */
+  readonly pid: number;
+  /** The proof that failed. */
+  readonly proof: HandleProof;
+
+  constructor(pid: number, proof: HandleProof, message: string, options?: { cause?: unknown }) {
+    super('ERR_HANDLE_UNPROVEN', `${message}. Nothing was signalled, unlinked or sent`, options);
+    this.pid = pid;
+    this.proof = proof;
+  }
+}
+
+/**
+ * `adopt()` of a daemon that runs as another user: only the user it runs as may take it over
+ * (root included: a root manager adopts the daemons root started).
+ */
+export class DaemonNotPermittedError extends VirtiofsDaemonError {
+  /** The pid the handle named. */
+  readonly pid: number;
+  /** The uid the process runs as. */
+  readonly uid: number;
+
+  constructor(pid: number, uid: number, what: string, ours: number) {
+    super(
+      'ERR_DAEMON_NOT_PERMITTED',
+      `${what} (pid ${pid}) runs as uid ${uid}, and this process runs as uid ${ours}: only the user a daemon runs ` +
+        `as may adopt it. Adopt it as uid ${uid} (the manager that started it), or stop it there. Nothing was signalled`,
+    );
+    this.pid = pid;
+    this.uid = uid;
+  }
+}
+
+/** What makes a file, or a directory on the way to it, untrustworthy (see {@link UntrustedFileError}). */
+export type UntrustedReason =
+  /** Owned by someone other than root or us (a private directory: other than us). */
+  | 'owner'
+  /** Writable by group or others (a directory: and not sticky). */
+  | 'writable'
+  /** Another uid's entry in a sticky directory (such as /tmp) that anyone may add to. */
+  | 'foreign-entry'
+  /** Not a regular file (a FIFO, a symlink, a device, a directory); for a private directory, not a directory. */
+  | 'type'
+  /** More bytes than the reader takes. */
+  | 'size'
+  /** A private directory whose mode is not exactly 0700. */
+  | 'mode';
+
+/**
+ * A file the manager would act on (a state file, a key) or write for itself, or a private
+ * directory, could have been written, planted or replaced by someone less privileged: it, or a
+ * directory or symlink on the way to it, is not one that only root or we could have changed, or
+ * it is not a plain file of a sane size. Nothing was read, written, removed or created.
+ */
+export class UntrustedFileError extends VirtiofsDaemonError {
+  /** The file (or directory) asked for, absolute. */
+  readonly path: string;
+  /** What is wrong with {@link component}. */
+  readonly reason: UntrustedReason;
+  /** The path at fault: {@link path} itself, or a directory or symlink on the way to it. */
+  readonly component: string;
+  /** Owner uid of {@link component}. */
+  readonly owner: number;
+  /** Mode of {@link component}, with its file type bits (`mode & 0o7777` for the permissions). */
+  readonly mode: number;
+
+  constructor(
+    fields: { path: string; reason: UntrustedReason; component: string; owner: number; mode: number },
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super('ERR_UNTRUSTED_FILE', message, options);
+    this.path = fields.path;
+    this.reason = fields.reason;
+    this.component = fields.component;
+    this.owner = fields.owner;
+    this.mode = fields.mode;
   }
 }

@@ -3,14 +3,34 @@
  * from which a later manager can adopt the daemon ({@link adoptProcess}). It names the process
  * by what a recycled pid cannot fake together - pid, start time, boot id and executable - and
  * holds what `stop` and `mount` need later. Never a secret, never an fd number of ours.
+ *
+ * Identity fields prove *which* process a handle names, never that it is *ours*: anyone can read
+ * them off /proc. So a handle is sealed: an HMAC over every other field, keyed by a secret of
+ * this user's runtime directory that lives as long as the boot (see runtime-dir.ts). A handle
+ * that someone else wrote or changed does not carry a valid seal.
  */
+import crypto from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { CgroupRecord } from './cgroup.js';
 import { describeValue } from './describe.js';
 import { InvalidOptionError } from './errors.js';
+import { sealKey } from './runtime-dir.js';
 
-/** The format of {@link DaemonHandle}; a handle of another format is refused. */
-export const HANDLE_FORMAT = 1;
+/**
+ * The format of {@link DaemonHandle}. 2 added `uid` and `seal`; a format-1 handle (written by
+ * virtiofs-daemon 0.1) is accepted only when the caller vouches for it (`trust: 'caller'`).
+ */
+export const HANDLE_FORMAT = 2;
+
+/**
+ * How far `adopt()` trusts a handle:
+ * - `'sealed'` (default): only a handle sealed by a manager of this user on this boot, i.e. one
+ *   that `handle()` returned here or in another process of this user, unchanged.
+ * - `'caller'`: the caller vouches that the handle comes from a place only it can write (a
+ *   format-1 handle of virtiofs-daemon 0.1, kept in a root-only file, say); the seal is not
+ *   required. The process is still proven to be the daemon (uid, output pipe, sockets).
+ */
+export type HandleTrust = 'sealed' | 'caller';
 
 export type DaemonKind = 'virtiofsd' | 'nydusd';
 
@@ -40,6 +60,8 @@ export interface SocketRecord {
 export interface DaemonHandle {
   /** {@link HANDLE_FORMAT}. */
   format: number;
+  /** The uid the daemon runs as (its real and effective uid); only that user may adopt it. */
+  uid: number;
   kind: DaemonKind;
   pid: number;
   /** Its process group (the daemon leads it: pgid = pid). */
@@ -64,6 +86,47 @@ export interface DaemonHandle {
   log: { fd: number; pipeIno: string } | null;
   /** Its own cgroup (the `cgroup` option), which stop() empties and, when created for it, removes; else null. */
   cgroup: CgroupRecord | null;
+  /**
+   * HMAC-SHA256 (base64url) of every other field, keyed by this user's per-boot seal key: proof
+   * that a manager of this user wrote the handle and nobody changed it since. `''` in a format-1
+   * handle.
+   */
+  seal: string;
+}
+
+/** The fields a seal covers, in one fixed order (JSON keeps insertion order). */
+function sealedText(h: Omit<DaemonHandle, 'seal'>): string {
+  const sockets = Object.keys(h.sockets)
+    .sort()
+    .map((name) => [name, h.sockets[name].path, h.sockets[name].dev, h.sockets[name].ino]);
+  return JSON.stringify([
+    h.format,
+    h.kind,
+    h.uid,
+    h.pid,
+    h.pgid,
+    h.startTime,
+    h.bootId,
+    [h.exe.dev, h.exe.ino],
+    h.argv,
+    h.lifetime,
+    h.sourcePath,
+    sockets,
+    h.log && [h.log.fd, h.log.pipeIno],
+    h.cgroup && [h.cgroup.path, h.cgroup.createdTop],
+  ]);
+}
+
+/** The seal of a handle's fields (see {@link DaemonHandle.seal}). */
+export function sealOf(h: Omit<DaemonHandle, 'seal'>): string {
+  return crypto.createHmac('sha256', sealKey()).update(sealedText(h)).digest('base64url');
+}
+
+/** True when `h` carries the seal its fields call for, compared in constant time. */
+export function sealMatches(h: DaemonHandle): boolean {
+  const want = Buffer.from(sealOf(h));
+  const got = Buffer.from(h.seal);
+  return got.length === want.length && crypto.timingSafeEqual(got, want);
 }
 
 /** What /proc says about a process: enough to tell it from whatever gets its pid later. */
@@ -74,6 +137,21 @@ export interface ProcessIdentity {
   /** Field 52: the wait status of a zombie (needs ptrace access to read, else 0). */
   exitCode: number;
   exe: { dev: string; ino: string } | null;
+}
+
+/**
+ * The real, effective, saved and filesystem uids of process `pid` (/proc/<pid>/status), or null
+ * when there is no such process.
+ */
+export function processUids(pid: number): number[] | null {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    return null;
+  }
+  const line = /^Uid:\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$/m.exec(text);
+  return line ? line.slice(1).map(Number) : null;
 }
 
 /** /proc/sys/kernel/random/boot_id. */
@@ -116,7 +194,7 @@ const DECIMAL = /^\d+$/;
  * {@link InvalidOptionError} for option `handle` naming the field at fault.
  * (Long, on purpose: one flat check per field, in the record's order, read top to bottom.)
  */
-export function parseHandle(value: unknown, kind: DaemonKind): DaemonHandle {
+export function parseHandle(value: unknown, kind: DaemonKind, trust: HandleTrust = 'sealed'): DaemonHandle {
   const bad = (field: string, what: string): never => {
     throw new InvalidOptionError(
       'handle',
@@ -125,7 +203,11 @@ export function parseHandle(value: unknown, kind: DaemonKind): DaemonHandle {
   };
   if (typeof value !== 'object' || value === null || Array.isArray(value)) bad('the handle', 'is not an object');
   const h = value as Record<string, unknown>;
-  if (h.format !== HANDLE_FORMAT) bad('format', `is ${describeValue(h.format)}, not ${HANDLE_FORMAT}`);
+  const legacy = h.format === 1 && trust === 'caller';
+  if (h.format !== HANDLE_FORMAT && !legacy) {
+    const caller = h.format === 1 ? " (a format-1 handle of virtiofs-daemon 0.1 is taken with trust: 'caller')" : '';
+    bad('format', `is ${describeValue(h.format)}, not ${HANDLE_FORMAT}${caller}`);
+  }
   if (!KINDS.includes(h.kind as DaemonKind)) bad('kind', `is ${describeValue(h.kind)}, not virtiofsd or nydusd`);
   if (h.kind !== kind) bad('kind', `is '${String(h.kind)}': adopt it with the ${String(h.kind)} class, not ${kind}`);
   const pid = (field: string) => {
@@ -180,5 +262,35 @@ export function parseHandle(value: unknown, kind: DaemonKind): DaemonHandle {
     if (cgroup.createdTop !== null && !absolute(cgroup.createdTop))
       bad('cgroup.createdTop', 'is neither null nor an absolute path');
   }
-  return { ...(h as unknown as DaemonHandle), cgroup: (cgroup ?? null) as CgroupRecord | null };
+  if (!legacy) {
+    if (!Number.isSafeInteger(h.uid) || (h.uid as number) < 0 || (h.uid as number) > 0xfffffffe)
+      bad('uid', `is ${describeValue(h.uid)}, not a uid`);
+    if (typeof h.seal !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(h.seal))
+      bad('seal', `is ${describeValue(h.seal)}, not a seal`);
+  }
+  // Copied field by field: what was checked is what is used, and nothing else rides along.
+  const sock = (name: string): SocketRecord => {
+    const s = (sockets as Record<string, SocketRecord>)[name];
+    return { path: s.path, dev: s.dev, ino: s.ino };
+  };
+  return {
+    format: h.format as number,
+    kind,
+    uid: legacy ? -1 : (h.uid as number),
+    pid: h.pid as number,
+    pgid: h.pgid as number,
+    startTime: h.startTime as string,
+    bootId: h.bootId as string,
+    exe: { dev: exe!.dev as string, ino: exe!.ino as string },
+    argv: [...(h.argv as string[])],
+    lifetime: h.lifetime as Lifetime,
+    sourcePath: h.sourcePath as string,
+    sockets: Object.fromEntries(wanted.map((name) => [name, sock(name)])),
+    log: log === null ? null : { fd: log.fd as number, pipeIno: log.pipeIno as string },
+    cgroup:
+      cgroup === null || cgroup === undefined
+        ? null
+        : { path: cgroup.path as string, createdTop: (cgroup.createdTop ?? null) as string | null },
+    seal: legacy ? '' : (h.seal as string),
+  };
 }

@@ -35,8 +35,10 @@ export {
   NotSupportedError,
   NydusApiError,
   SystemError,
+  UntrustedFileError,
   VirtiofsDaemonError,
   type ExitStatus,
+  type UntrustedReason,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
 export {
@@ -88,3 +90,4 @@ export {
   type MetricsRegistry,
   type TrackOptions,
 } from './metrics.js';
+export { qemuArgs, qemuOptionValue, MAX_TAG_BYTES, type DaemonQemuArgsOptions, type QemuArgsOptions } from './qemu.js';

@@ -19,6 +19,10 @@
  * acts relative to it. A symlink on the way is followed only when the directory holding it is
  * owned by root or by us and writable by nobody else (or sticky and the link is root's or ours);
  * otherwise the call fails with `ELOOP`, naming the symlink, its directory's owner and the fix.
+ *
+ * Trusted files (state files, keys, lock files): reached through the same walk, but stricter, as
+ * OpenSSH's StrictModes: every directory on the way too must be one only root or we could have
+ * changed, and the file is a regular file of root's or ours (see {@link readTrustedFile}).
  */
 import { constants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
@@ -184,6 +188,8 @@ interface Addon {
   chownToParent(path: string, dev: bigint, ino: bigint): { uid: number; gid: number };
   unlinkSocket(path: string, dev: bigint, ino: bigint): boolean;
   removeStaleSocket(path: string): boolean;
+  socketListener(dev: bigint, ino: bigint): bigint | null;
+  peerCredentials(fd: number): PeerCredentials;
   closeFd(fd: number): void;
   abandonAll(): void;
   liveGroups(pgids: number[]): boolean[];
@@ -203,8 +209,15 @@ interface Addon {
   ): RawChild;
   openProcess(pid: number): RawProcess;
   makePipe(size: number, writeNonblocking: boolean): LogPipe;
-  lockFd(fd: number): boolean | null;
   keepSocketFile(dev: bigint, ino: bigint): void;
+  readTrustedFile(path: string, maxBytes: number): Buffer | null;
+  writeTrustedFile(path: string, data: Buffer, mode: number, exclusive: boolean): boolean;
+  removeTrustedFile(path: string): boolean;
+  makePrivateDir(path: string, create: boolean): boolean;
+  openLockFile(path: string): number;
+  lockByte(fd: number, offset: number): boolean;
+  unlockByte(fd: number, offset: number): void;
+  byteLockedElsewhere(fd: number, offset: number): boolean;
 }
 
 let addon: Addon | undefined;
@@ -318,6 +331,29 @@ export function unlinkSocket(sock: Pick<ListeningSocket, 'path' | 'dev' | 'ino'>
  */
 export function removeStaleSocket(path: string): boolean {
   return call((a) => a.removeStaleSocket(path));
+}
+
+/**
+ * Who listens on the socket file `sock` (device and inode): the inode of the listening socket
+ * itself - the N that `/proc/<pid>/fd/<fd>` of its holders reads as `socket:[N]` - or null when
+ * no socket of this network namespace listens there. Asked of the kernel (sock_diag), never by
+ * connecting: a virtiofsd serves one front-end and exits when it disconnects.
+ */
+export function socketListener(sock: { dev: bigint; ino: bigint }): bigint | null {
+  return call((a) => a.socketListener(sock.dev, sock.ino));
+}
+
+/** The process at the other end of a connected unix socket, as the kernel recorded it (SO_PEERCRED). */
+export interface PeerCredentials {
+  /** For a connection to a listening socket: the process that called listen(). */
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+/** {@link PeerCredentials} of the connected unix socket `fd` (a net.Socket's fd). */
+export function peerCredentials(fd: number): PeerCredentials {
+  return call((a) => a.peerCredentials(fd));
 }
 
 /**
@@ -557,8 +593,6 @@ export interface OpenProcess {
   exitInfo(): ForeignExit | null;
   /** A copy of the process's fd `targetFd` (`pidfd_getfd`), close-on-exec. Ours to close. */
   getfd(targetFd: number): number;
-  /** An exclusive lock on this process held by this pidfd (see {@link lockFd}); false when someone else holds it. */
-  lock(): boolean;
   ref(): void;
   unref(): void;
   /** Stop watching and close the pidfd, which drops the lock. Idempotent. */
@@ -611,7 +645,6 @@ export function openProcess(pid: number): OpenProcess {
       return { known: true, ...exitOf(r.code!, r.signo!, r.coreDumped!) };
     },
     getfd: (targetFd) => call(() => raw.getfd(targetFd)),
-    lock: () => lockFd(raw.pidfd),
     ref: () => raw.ref(),
     unref: () => raw.unref(),
     release: () => raw.release(),
@@ -625,14 +658,115 @@ export function openProcess(pid: number): OpenProcess {
 export function makePipe(size: number, options: { writeNonblocking?: boolean } = {}): LogPipe {
   return call((a) => a.makePipe(size, options.writeNonblocking ?? false));
 }
+// ---- trusted files ----------------------------------------------------------------------
 
 /**
- * Lock a process through our pidfd of it (`flock`, exclusive, without waiting): true when we
- * hold it now, false when another pidfd holds it. The locked file is the process's own pidfs
- * inode, so the lock is on the process and its holder is our pidfd: it is dropped when that
- * pidfd is closed, by us or by our death. Before Linux 6.9 (no pidfs) a process cannot be
- * locked: this returns true and two managers are not kept apart.
+ * Why a trusted-file call refused a path: on the raw addon error (the `cause` of the
+ * {@link SystemError} thrown), see {@link trustRefusal}.
  */
-export function lockFd(pidfd: number): boolean {
-  return call((a) => a.lockFd(pidfd)) ?? true;
+export interface TrustRefusal {
+  /** What is wrong with `component` (see `UntrustedReason` in errors.ts). */
+  reason: 'owner' | 'writable' | 'foreign-entry' | 'type' | 'size' | 'mode';
+  /** The path at fault: the file (or directory) asked for, or a directory or symlink on the way to it. */
+  component: string;
+  /** Owner uid of `component`. */
+  owner: number;
+  /** Mode of `component`, with its file type bits. */
+  mode: number;
+  /** For `size`: how many bytes the file holds (at least). */
+  size?: number;
+}
+
+/** The refusal behind an error of a trusted-file call; null when the error is something else (ENOENT, EACCES...). */
+export function trustRefusal(err: unknown): TrustRefusal | null {
+  const raw = err instanceof SystemError ? (err.cause as Partial<TrustRefusal> | undefined) : undefined;
+  if (!raw || typeof raw.reason !== 'string' || typeof raw.component !== 'string') return null;
+  return {
+    reason: raw.reason,
+    component: raw.component,
+    owner: raw.owner ?? -1,
+    mode: raw.mode ?? 0,
+    ...(typeof raw.size === 'number' ? { size: raw.size } : {}),
+  };
+}
+
+/**
+ * Read the trusted file `path` (absolute) whole, if it holds at most `maxBytes` bytes; null when
+ * there is no file of that name (its directory exists and is trusted). A trusted file is reached
+ * without a symlink or directory that anyone but root or us could have changed (every directory
+ * on the way owned by root or our euid, and not writable by group or others, or sticky with an
+ * entry of root's or ours), and is a regular file of root's or ours, writable by nobody else.
+ * It is judged before it is opened (`O_RDONLY|O_NOFOLLOW|O_NONBLOCK|O_NOCTTY`): a FIFO, a device
+ * or a symlink (to /dev/zero or anything) fails at once, never blocks and is never read. Never
+ * a partial read: a larger file fails (`EFBIG`). A refusal is a {@link SystemError} whose cause
+ * carries a {@link TrustRefusal}.
+ */
+export function readTrustedFile(path: string, maxBytes = 64 * 1024): Buffer | null {
+  return call((a) => a.readTrustedFile(path, maxBytes));
+}
+
+/**
+ * Write `data` to the trusted file `path` (absolute) atomically, with exactly `mode`: a new
+ * file with a random name (`getrandom`; `O_CREAT|O_EXCL|O_NOFOLLOW`, so nothing planted
+ * beforehand is ever followed or truncated) in the same pinned directory, written whole,
+ * `fsync`ed, then `renameat` over `path`, and the directory `fsync`ed. On failure the new file
+ * is removed and `path` is as it was. A file at `path` is replaced only when it is a regular
+ * file of root's or ours; its directory must be trusted as for {@link readTrustedFile}.
+ * `exclusive`: published with `linkat` instead, which never replaces anything: false, with
+ * nothing written, when `path` exists. Otherwise true.
+ */
+export function writeTrustedFile(
+  path: string,
+  data: Buffer,
+  mode: number,
+  options: { exclusive?: boolean } = {},
+): boolean {
+  return call((a) => a.writeTrustedFile(path, data, mode, options.exclusive ?? false));
+}
+
+/**
+ * Remove the trusted file `path` (absolute) if it is a regular file of root's or ours, through its
+ * pinned directory (`unlinkat`). True when removed, false when nothing was there.
+ */
+export function removeTrustedFile(path: string): boolean {
+  return call((a) => a.removeTrustedFile(path));
+}
+
+/**
+ * A private directory at `path` (absolute) in a trusted parent: made (`mkdirat`, 0700) when
+ * `create` and missing, then checked - not a symlink, a directory, owned by our euid, mode
+ * exactly 0700. One that fails the check is a refusal naming its owner and mode, and is never
+ * changed. True when this call made it.
+ */
+export function makePrivateDir(path: string, options: { create?: boolean } = {}): boolean {
+  return call((a) => a.makePrivateDir(path, options.create ?? false));
+}
+
+/**
+ * Open the trusted file `path` (absolute) read-write for byte locks, creating it (0600) when
+ * missing. The fd belongs to this environment (the main thread, or one worker_thread): its
+ * teardown closes it, and so drops every lock taken through it; {@link closeFd} closes it sooner.
+ */
+export function openLockFile(path: string): number {
+  return call((a) => a.openLockFile(path));
+}
+
+/**
+ * Lock the byte at `offset` of `fd` exclusively, without waiting (`F_OFD_SETLK`): true when we
+ * hold it now (or held it already), false when another open file description holds it - one of
+ * another process, or of another environment of this one, each of which opens its own. The
+ * lock goes when the description's last fd is closed, or its process dies.
+ */
+export function lockByte(fd: number, offset: number): boolean {
+  return call((a) => a.lockByte(fd, offset));
+}
+
+/** Release our lock on the byte at `offset` of `fd` (nothing happens when we hold none). */
+export function unlockByte(fd: number, offset: number): void {
+  call((a) => a.unlockByte(fd, offset));
+}
+
+/** Whether another open file description holds the byte at `offset` of `fd` (`F_OFD_GETLK`): false when nobody does, or we do. */
+export function byteLockedElsewhere(fd: number, offset: number): boolean {
+  return call((a) => a.byteLockedElsewhere(fd, offset));
 }

@@ -15,8 +15,10 @@
  *   that keeps the HTTP status, the server's `code` and `message` (or its raw body, capped).
  */
 import * as http from 'node:http';
+import * as net from 'node:net';
 import { InvalidOptionError, NydusApiError } from './errors.js';
 import { describeValue } from './describe.js';
+import { peerCredentials } from './native.js';
 import { readOptions, requireBoolean, requireOptionsObject, requireTimeout } from './options.js';
 import { requireArgs, requireSocketPath } from './validate.js';
 
@@ -136,7 +138,7 @@ export interface NydusMountCmd {
 }
 
 /** Options of {@link NydusClient}. */
-const CLIENT_OPTION_KEYS = ['timeoutMs', 'maxResponseBytes', 'keepAlive'] as const;
+const CLIENT_OPTION_KEYS = ['timeoutMs', 'maxResponseBytes', 'keepAlive', 'peerPid'] as const;
 
 export interface NydusClientOptions {
   /**
@@ -165,6 +167,65 @@ export interface NydusClientOptions {
    * @default false
    */
   keepAlive?: boolean;
+  /**
+   * The pid of the nydusd that must be serving the socket. Each connection is checked before a
+   * byte is sent: the kernel's record of who listens (SO_PEERCRED) must be this process, else
+   * the connection is closed and the request rejects with `ERR_NYDUS_API_PEER`. Whoever can
+   * write the socket's directory can replace the file with a socket of their own; this keeps a
+   * RAFS configuration (registry credentials included) from going to them.
+   * @default none (any listener is talked to)
+   */
+  peerPid?: number;
+}
+
+/**
+ * An agent whose connections are proven to reach process `peerPid` (SO_PEERCRED) before the
+ * request is written: Node's agents accept a socket handed over later, through the callback.
+ */
+class PeerCheckingAgent extends http.Agent {
+  constructor(
+    private readonly socketPath: string,
+    private readonly peerPid: number,
+    options?: http.AgentOptions,
+  ) {
+    super(options);
+  }
+
+  override createConnection(
+    _options: http.ClientRequestArgs,
+    oncreate?: (err: Error | null, socket: net.Socket) => void,
+  ): null {
+    if (!oncreate) throw new Error('PeerCheckingAgent hands its sockets over through the callback');
+    const socket = net.createConnection({ path: this.socketPath });
+    const failed = (err: Error): void => oncreate(err, socket);
+    socket.once('error', failed);
+    socket.once('connect', () => {
+      socket.off('error', failed);
+      let problem: NydusApiError | undefined;
+      try {
+        const fd = (socket as unknown as { _handle: { fd: number } })._handle.fd;
+        const peer = peerCredentials(fd);
+        if (peer.pid !== this.peerPid) {
+          problem = new NydusApiError(
+            'ERR_NYDUS_API_PEER',
+            `the nydusd API socket ${this.socketPath} is served by pid ${peer.pid} (uid ${peer.uid}), not by nydusd ` +
+              `(pid ${this.peerPid}): someone else listens there (was the socket file replaced?). Nothing was sent`,
+          );
+        }
+      } catch (err) {
+        problem = new NydusApiError(
+          'ERR_NYDUS_API_PEER',
+          `cannot tell who serves the nydusd API socket ${this.socketPath} (${(err as Error).message}); nothing was sent`,
+          {},
+          { cause: err },
+        );
+      }
+      if (problem) socket.destroy();
+      oncreate(problem ?? null, socket);
+    });
+    // Handed over through oncreate once proven: returning nothing makes the agent wait for it.
+    return null;
+  }
 }
 
 interface RequestSpec {
@@ -251,6 +312,7 @@ export class NydusClient {
   private readonly timeoutMs: number;
   private readonly maxResponseBytes: number;
   private readonly agent: http.Agent | undefined;
+  private readonly peerPid: number | undefined;
   private readonly inFlight = new Set<http.ClientRequest>();
   private closed = false;
 
@@ -271,10 +333,22 @@ export class NydusClient {
       );
     }
     const keepAlive = requireBoolean('keepAlive', o.keepAlive, false);
+    const peerPid = o.peerPid;
+    if (peerPid !== undefined && (!Number.isSafeInteger(peerPid) || (peerPid as number) < 1)) {
+      throw new InvalidOptionError('peerPid', `must be a pid (a positive integer), got ${describeValue(peerPid)}`);
+    }
     this.apiSockPath = apiSockPath;
     this.timeoutMs = timeoutMs;
     this.maxResponseBytes = maxResponseBytes;
-    this.agent = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 }) : undefined;
+    this.peerPid = peerPid as number | undefined;
+    this.agent = keepAlive ? this.newAgent({ keepAlive: true, maxSockets: 1, maxFreeSockets: 1 }) : undefined;
+  }
+
+  /** An agent for this client's connections, checking the peer when `peerPid` was given. */
+  private newAgent(options?: http.AgentOptions): http.Agent {
+    return this.peerPid === undefined
+      ? new http.Agent(options)
+      : new PeerCheckingAgent(this.apiSockPath, this.peerPid, options);
   }
 
   /**
@@ -485,7 +559,7 @@ export class NydusClient {
         method: spec.method,
         headers,
         // Without keep-alive, a private one-shot agent (Node 20's global agent keeps alive).
-        agent: this.agent ?? false,
+        agent: this.agent ?? (this.peerPid === undefined ? false : this.newAgent()),
       });
       this.inFlight.add(req);
       const settle = (): boolean => {
@@ -540,6 +614,7 @@ export class NydusClient {
     state: ExchangeState,
     err: NodeJS.ErrnoException,
   ): Error {
+    if (err instanceof NydusApiError) return err; // the peer check refused the connection
     const code = err.code ?? '';
     const cause = { cause: err };
     if (this.closed) {

@@ -12,7 +12,7 @@ import { DaemonProcess, type StopOptions } from './daemon-process.js';
 import { raceDeadline, sleep, TIMED_OUT } from './deadline.js';
 import { DaemonStartError, InvalidOptionError, SystemError, VirtiofsDaemonError } from './errors.js';
 import { requireLogger } from './logger.js';
-import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
+import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from './handle.js';
 import { removeStaleSocket, unlinkSocket } from './native.js';
 import { NydusClient, type NydusFsMetrics } from './nydus-client.js';
 import { requireFdWarnOptions, type FdWarnOptions } from './process-stats.js';
@@ -178,6 +178,14 @@ export interface NydusdAdoptOptions extends FdWarnOptions {
    */
   onQuit?: (exit: DaemonExit) => void;
   /**
+   * How far to trust the handle ({@link HandleTrust}): `'sealed'` takes only a handle that a
+   * manager of this user wrote on this boot, unchanged; `'caller'` takes one the caller vouches
+   * for (a format-1 handle of virtiofs-daemon 0.1 from a root-only file, say). Either way the
+   * process must run as us and hold the output pipe and sockets the handle names.
+   * @default 'sealed'
+   */
+  trust?: HandleTrust;
+  /**
    * Timeout of each mount/umount request, in ms.
    * @default 30000
    */
@@ -312,14 +320,14 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   }
 
   private static adoptNow(handle: unknown, options: NydusdAdoptOptions): Nydusd {
-    const { onQuit, passed } = readAdoptOptions('Nydusd.adopt', options, [
+    const { onQuit, trust, passed } = readAdoptOptions('Nydusd.adopt', options, [
       'logger',
       'apiTimeoutMs',
       'stopTimeoutMs',
       'fdWarnRatio',
       'fdCheckIntervalMs',
     ]);
-    const h = parseHandle(handle, 'nydusd');
+    const h = parseHandle(handle, 'nydusd', trust);
     const { sock, api } = h.sockets as { sock: SocketRecord; api: SocketRecord };
     const daemon = new Nydusd({
       sockPath: sock.path,
@@ -332,8 +340,8 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     daemon.adoptedSockets = [sock, api];
     // The handle keeps the argv: nydusd 2.1+ is run with the virtiofs subcommand.
     daemon.setDialect(h.argv[1] === 'virtiofs' ? 'virtiofs' : 'flat');
-    daemon.attach(h, onQuit);
-    daemon.client = new NydusClient(api.path, { timeoutMs: resolved.apiTimeoutMs });
+    daemon.attach(h, trust, onQuit);
+    daemon.client = new NydusClient(api.path, { timeoutMs: resolved.apiTimeoutMs, peerPid: h.pid });
     return daemon;
   }
 
@@ -414,13 +422,14 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     }
     // Taken now: DaemonProcess.pid reads 0 once the exit is seen (see Virtiofsd.launch).
     const pid = proc.pid;
-    const client = new NydusClient(apiSockPath, { timeoutMs: o.apiTimeoutMs });
+    // Every request goes to this nydusd only: its API socket's directory may be someone else's.
+    const client = new NydusClient(apiSockPath, { timeoutMs: o.apiTimeoutMs, peerPid: pid });
     // Ours from here on, before anything else can fail: a failure below stops it.
     this.client = client;
     this.adopt(proc, run, onQuit);
     this.log.info({ daemonPid: proc.pid, version: version.text, argv: proc.argv }, 'nydusd started');
 
-    await this.waitMounted(proc, client);
+    await this.waitMounted(proc, pid, client);
     proc.startOver();
     run.started = true;
     return pid;
@@ -430,11 +439,11 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
    * Wait, within the start deadline, until the API answers RUNNING and the shared directory is
    * mounted. Any failure stops nydusd (with its sockets) and rejects with a DaemonStartError.
    */
-  private async waitMounted(proc: DaemonProcess, client: NydusClient): Promise<void> {
+  private async waitMounted(proc: DaemonProcess, pid: number, client: NydusClient): Promise<void> {
     const { apiSockPath, sourcePath, startTimeoutMs: timeoutMs } = this.options;
     const deadline = Date.now() + timeoutMs;
     try {
-      await this.waitRunning(proc, apiSockPath, deadline, timeoutMs);
+      await this.waitRunning(proc, pid, apiSockPath, deadline, timeoutMs);
       const mounted = await raceDeadline(
         Promise.race([
           client.mount(SHARED_MOUNTPOINT, { fs_type: 'passthrough_fs', source: sourcePath, config: '' }),
@@ -467,6 +476,7 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   /** Poll `GET /api/v1/daemon` until `RUNNING`, each probe bounded, the whole bounded, the exit fatal. */
   private async waitRunning(
     proc: DaemonProcess,
+    pid: number,
     apiSockPath: string,
     deadline: number,
     timeoutMs: number,
@@ -475,7 +485,8 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     let last = 'no answer yet';
     // A probe started before the deadline may run past it by up to probeTimeoutMs.
     for (let delay = 10; Date.now() < deadline; delay = Math.min(delay * 2, 200)) {
-      const probe = new NydusClient(apiSockPath, { timeoutMs: probeTimeoutMs });
+      // `pid`, not proc.pid, which reads 0 once the exit is seen.
+      const probe = new NydusClient(apiSockPath, { timeoutMs: probeTimeoutMs, peerPid: pid });
       const answer = await Promise.race([
         probe.daemonInfo().then(
           (info) => info.state,
@@ -523,6 +534,10 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     }
     this.client?.close();
     this.client = undefined;
+  }
+
+  protected vhostUserSocketPath(): string {
+    return this.options.sockPath;
   }
 
   protected stopOptions(): StopOptions {

@@ -12,7 +12,7 @@ import { DaemonProcess, type StopOptions } from './daemon-process.js';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { requireLogger } from './logger.js';
-import { checkLifetime, parseHandle, type Lifetime, type SocketRecord } from './handle.js';
+import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from './handle.js';
 import { chownToParent, closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
 import { readOptions, requireBoolean, requireEnv, requireOneOf, requireTimeout } from './options.js';
 import { requireSignalName } from './signals.js';
@@ -271,6 +271,14 @@ export interface VirtiofsdAdoptOptions extends FdWarnOptions {
    */
   onQuit?: (exit: DaemonExit) => void;
   /**
+   * How far to trust the handle ({@link HandleTrust}): `'sealed'` takes only a handle that a
+   * manager of this user wrote on this boot, unchanged; `'caller'` takes one the caller vouches
+   * for (a format-1 handle of virtiofs-daemon 0.1 from a root-only file, say). Either way the
+   * process must run as us and hold the output pipe and sockets the handle names.
+   * @default 'sealed'
+   */
+  trust?: HandleTrust;
+  /**
    * The first signal stop() sends to the daemon's process group.
    * @default 'SIGKILL'
    */
@@ -343,14 +351,14 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   }
 
   private static adoptNow(handle: unknown, options: VirtiofsdAdoptOptions): Virtiofsd {
-    const { onQuit, passed } = readAdoptOptions('Virtiofsd.adopt', options, [
+    const { onQuit, trust, passed } = readAdoptOptions('Virtiofsd.adopt', options, [
       'logger',
       'stopSignal',
       'stopTimeoutMs',
       'fdWarnRatio',
       'fdCheckIntervalMs',
     ]);
-    const h = parseHandle(handle, 'virtiofsd');
+    const h = parseHandle(handle, 'virtiofsd', trust);
     const socket = h.sockets.socket;
     const daemon = new Virtiofsd({
       socketPath: socket.path,
@@ -362,8 +370,12 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     daemon.socket = { fd: -1, path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
     // The handle keeps the argv: the Rust daemon is the one given --shared-dir.
     daemon.setDialect(h.argv.some((a) => a.startsWith('--shared-dir')) ? 'rust' : 'legacy');
-    daemon.attach(h, onQuit);
+    daemon.attach(h, trust, onQuit);
     return daemon;
+  }
+
+  protected vhostUserSocketPath(): string {
+    return this.options.socketPath;
   }
 
   protected socketRecords(): Record<string, SocketRecord> {

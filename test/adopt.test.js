@@ -190,7 +190,7 @@ describe('survive in a cgroup of its own', () => {
     });
   }
 
-  test('a handle whose cgroup was edited to one that does not hold the daemon is ERR_INVALID_OPTION; nothing is signalled', async (t) => {
+  test('a handle whose cgroup was edited is not sealed (ERR_HANDLE_UNPROVEN); vouched for by the caller, a cgroup that does not hold the daemon is ERR_INVALID_OPTION; nothing is signalled', async (t) => {
     const mount = cgroup2Mount();
     assert.ok(mount, 'no cgroup2 entry in /proc/self/mountinfo: this test needs a cgroup v2 hierarchy');
     const other = fs.mkdtempSync(path.join(mount, 'vfd-other-'));
@@ -211,7 +211,13 @@ describe('survive in a cgroup of its own', () => {
       { path: mount, createdTop: null },
       own,
     ]) {
-      const err = await rejection(Virtiofsd.adopt({ ...hd, cgroup }, { logger: pino({ level: 'silent' }) }));
+      const sealed = await rejection(Virtiofsd.adopt({ ...hd, cgroup }, { logger: pino({ level: 'silent' }) }));
+      assert.equal(sealed.code, 'ERR_HANDLE_UNPROVEN', sealed.message);
+      assert.equal(sealed.proof, 'seal');
+      // Past the seal (the caller vouches), the cgroup is still checked against the process.
+      const err = await rejection(
+        Virtiofsd.adopt({ ...hd, cgroup }, { logger: pino({ level: 'silent' }), trust: 'caller' }),
+      );
       assert.equal(err.code, 'ERR_INVALID_OPTION', err.message);
       assert.equal(err.option, 'handle.cgroup', err.message);
       assert.ok(running(hd), 'the daemon is untouched');
@@ -316,12 +322,14 @@ describe('adoption refused: typed errors, never a signal', () => {
     assertUntouched(c, file);
   });
 
-  test('a hand-edited pid that names a live process is ERR_DAEMON_GONE; that process gets nothing', async (t) => {
+  test('a hand-edited pid that names a live process is ERR_DAEMON_GONE (its start time is not the handle’s), sealed or vouched for; that process gets nothing', async (t) => {
     const { hd, dir } = await orphan(t);
     const file = path.join(dir, 'signals');
     const c = await sentinel(t, file);
-    const err = await rejection(Virtiofsd.adopt({ ...hd, pid: c.pid, pgid: c.pid }));
-    assert.equal(err.code, 'ERR_DAEMON_GONE', err.message);
+    for (const trust of ['sealed', 'caller']) {
+      const err = await rejection(Virtiofsd.adopt({ ...hd, pid: c.pid, pgid: c.pid }, { trust }));
+      assert.equal(err.code, 'ERR_DAEMON_GONE', err.message);
+    }
     await sleep(200);
     assertUntouched(c, file);
     assert.ok(running(hd), 'the real daemon is untouched too');
@@ -387,7 +395,15 @@ describe('adoption refused: typed errors, never a signal', () => {
       ['{"format":1}', /not an object/],
       [[], /not an object/],
       [{}, /format/],
-      [{ ...hd, format: 2 }, /format is 2/],
+      [{ ...hd, format: 3 }, /format is 3/],
+      [
+        { ...hd, format: 1 },
+        /format is 1, not 2 \(a format-1 handle of virtiofs-daemon 0.1 is taken with trust: 'caller'\)/,
+      ],
+      [{ ...hd, uid: -1 }, /uid/],
+      [{ ...hd, uid: '0' }, /uid/],
+      [{ ...hd, seal: undefined }, /seal/],
+      [{ ...hd, seal: 'x' }, /seal/],
       [{ ...hd, kind: 'nydusd' }, /kind is 'nydusd'/],
       [{ ...hd, kind: 'qemu' }, /kind/],
       [{ ...hd, pid: String(hd.pid) }, /pid/],
@@ -411,9 +427,12 @@ describe('adoption refused: typed errors, never a signal', () => {
       assert.equal(err.option, 'handle');
       assert.match(err.message, re);
     }
-    // A plausible but wrong start time is not malformed: that daemon is gone.
-    const err = await rejection(Virtiofsd.adopt({ ...hd, startTime: String(Number(hd.startTime) + 1) }));
-    assert.equal(err.code, 'ERR_DAEMON_GONE');
+    // A plausible but wrong start time is not malformed: that daemon is gone (asked before the seal).
+    const edited = { ...hd, startTime: String(Number(hd.startTime) + 1) };
+    for (const trust of ['sealed', 'caller']) {
+      const err = await rejection(Virtiofsd.adopt(edited, { trust }));
+      assert.equal(err.code, 'ERR_DAEMON_GONE');
+    }
     assert.ok(running(hd), 'the daemon is untouched');
     const d = await Virtiofsd.adopt(hd, { logger: pino({ level: 'silent' }) });
     await d.stop();

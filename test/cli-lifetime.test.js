@@ -3,50 +3,16 @@
 // virtiofsd and real processes.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { connectVhostUser } = require('./helpers/vhost-user.js');
 const h = require('./helpers/daemons.js');
-const { killGroups, running } = require('./helpers/lifetime.js');
+const { cli, detached } = require('./helpers/cli.js');
+const { running } = require('./helpers/lifetime.js');
 const { tempDir } = require('./helpers/util.js');
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
-
-/** Run the CLI to its end: { code, signal, stdout, stderr }. */
-function cli(args) {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (b) => (stdout += b));
-  child.stderr.on('data', (b) => (stderr += b));
-  return new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr })));
-}
-
-function setup(t) {
-  const dir = tempDir(t, 'vcl-');
-  const state = path.join(dir, 'state.json');
-  const socket = path.join(dir, 'v.sock');
-  t.after(() => {
-    // Whatever a failed test left running (identity checked: never a recycled pid).
-    if (fs.existsSync(state)) killGroups([JSON.parse(fs.readFileSync(state, 'utf8'))]);
-  });
-  const run = (more = []) =>
-    cli([
-      'run',
-      '--detach',
-      '--state',
-      state,
-      '--shared-dir',
-      dir,
-      '--socket',
-      socket,
-      '--virtiofsd',
-      h.virtiofsdPath('rust'),
-      ...more,
-    ]);
-  return { dir, state, socket, run };
-}
+/** A detached daemon's paths in a fresh 0700 temp dir (a trusted state file directory: ours, in sticky /tmp). */
+const setup = (t) => detached(t, tempDir(t, 'vcl-'));
 
 test('run --detach exits 0 once ready and leaves a serving daemon; status verifies it; stop stops it and cleans up', async (t) => {
   const s = setup(t);
@@ -63,7 +29,12 @@ test('run --detach exits 0 once ready and leaves a serving daemon; status verifi
 
   const st = await cli(['status', '--state', s.state]);
   assert.equal(st.code, 0, st.stderr);
-  assert.match(st.stdout, new RegExp(`^running: virtiofsd pid ${hd.pid} \\(verified\\), no manager attached`));
+  assert.match(
+    st.stdout,
+    new RegExp(
+      `^running: virtiofsd pid ${hd.pid} \\(verified: sealed handle, our uid, its output pipe and sockets\\), no manager attached`,
+    ),
+  );
 
   const again = await s.run();
   assert.equal(again.code, 1);
@@ -105,7 +76,7 @@ test('usage: stop/status need --state; --state without --detach; a state file th
     assert.match(r.stderr, /--state|--detach/);
   }
   const bad = path.join(dir, 'bad.json');
-  fs.writeFileSync(bad, '{"format": 1, "kind": "virtiofsd", "pid": "12"}');
+  fs.writeFileSync(bad, '{"format": 2, "kind": "virtiofsd", "pid": "12"}');
   const r = await cli(['stop', '--state', bad]);
   assert.equal(r.code, 1);
   assert.match(r.stderr, /handle: pid is "12", not a pid/);

@@ -2,12 +2,13 @@
 // The CLI (the README's main job) as a user runs it: a real process, a real virtiofsd, real signals.
 const test = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { connectVhostUser } = require('./helpers/vhost-user.js');
 const { virtiofsdPath } = require('./helpers/daemons.js');
 const { tempDir, waitFor } = require('./helpers/util.js');
+const { qemuArgs } = require('../dist/index.js');
 
 const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
 
@@ -288,3 +289,33 @@ test('run --metrics without prom-client installed: exit 1, naming npm install pr
   assert.match(cli.stderr(), /--metrics: .*npm install prom-client/);
   assert.equal(fs.existsSync(sock), false, 'no daemon was started');
 });
+
+test("run: the printed QEMU options are qemuArgs()'s, shell-quoted: a shell reads them back as the same argv", async (t) => {
+  const dir = path.join(tempDir(t), "it's a dir");
+  fs.mkdirSync(dir);
+  const sock = path.join(dir, 'v,1.sock');
+  const cli = runCli(['run', '--shared-dir', dir, '--socket', sock, '--tag', 'my tag', '--memory', '512M']);
+  t.after(() => cli.child.kill('SIGKILL'));
+  await until('the QEMU options', () => cli.stdout().endsWith('-m 512M\n'));
+  assert.match(cli.stdout(), /^-chardev '[^\n]*' \\\n {2}-device '[^\n]*' \\\n {2}-object [^\n]* \\\n {2}-numa /);
+  // What a user does with it: paste it after qemu-system-x86_64 in a shell.
+  const argv = execFileSync('sh', ['-c', `printf '%s\\n' ${cli.stdout()}`], { encoding: 'utf8' }).split('\n');
+  argv.pop();
+  assert.deepEqual(argv, qemuArgs({ socketPath: sock, tag: 'my tag', memory: '512M' }));
+  cli.child.kill('SIGINT');
+  assert.deepEqual(await cli.exited, { code: 0, signal: null });
+});
+
+for (const [flag, value, message] of [
+  ['--tag', 'x'.repeat(37), /^virtiofs-daemon: --tag: "x{37}" is 37 bytes; virtio-fs holds a tag of at most 36/],
+  ['--memory', '2048', /^virtiofs-daemon: --memory: "2048" has no unit.*write '2048M'/],
+]) {
+  test(`run: a bad ${flag} is bad usage (exit 2) and starts nothing`, async (t) => {
+    const dir = tempDir(t);
+    const sock = path.join(dir, 's.sock');
+    const cli = runCli(['run', '--shared-dir', dir, '--socket', sock, flag, value]);
+    assert.deepEqual(await cli.exited, { code: 2, signal: null });
+    assert.match(cli.stderr(), message);
+    assert.equal(fs.existsSync(sock), false, 'no socket');
+  });
+}

@@ -138,8 +138,18 @@ function runProbe({
   });
 }
 
-/** How many fds this process has open. */
+/**
+ * Open what the library opens once per Node environment and keeps - the adoption lock file of
+ * its runtime directory - so that an fd count taken before a first start compares with one
+ * taken after it. Like libuv's reserve fd, it is one per environment, never one per daemon.
+ */
+function openOncePerEnvironment() {
+  require('../../dist/runtime-dir.js').daemonLockHeld(1);
+}
+
+/** How many fds this process has open (after {@link openOncePerEnvironment}). */
 function fdCount() {
+  openOncePerEnvironment();
   return fs.readdirSync('/proc/self/fd').length;
 }
 
@@ -257,6 +267,7 @@ function liveChildren(ppid = process.pid) {
  * the fd of its own readdir, whose target is '?' (closed by the time it is read).
  */
 function fdTable() {
+  openOncePerEnvironment();
   const out = [];
   for (const fd of fs.readdirSync('/proc/self/fd')) {
     let target;
