@@ -354,6 +354,25 @@ describe('Virtiofsd with a cgroup (stand-in daemon)', () => {
   });
 });
 
+test('fdWarnRatio and fdCheckIntervalMs: a bad value makes start() reject naming it, before anything runs', async (t) => {
+  for (const [option, value] of [
+    ['fdWarnRatio', 1.5],
+    ['fdWarnRatio', -0.1],
+    ['fdWarnRatio', '0.8'],
+    ['fdCheckIntervalMs', 1.5],
+    ['fdCheckIntervalMs', -1],
+    ['fdCheckIntervalMs', 2 ** 31],
+  ]) {
+    const s = standin(t, { [option]: value });
+    const err = await s.d.start().then(
+      () => assert.fail(`${option}: ${value} was accepted`),
+      (e) => e,
+    );
+    assert.ok(err instanceof InvalidOptionError && err.option === option, String(err));
+    assert.equal(fs.existsSync(s.socketPath), false);
+  }
+});
+
 describe('bad cgroups: InvalidOptionError for cgroup before anything is spawned', () => {
   async function refused(t, cgroup, extra, pattern, children = []) {
     const s = standin(t, { cgroup, ...extra });
