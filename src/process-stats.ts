@@ -15,6 +15,7 @@
  * come from every stats() call (metrics scrapes included) and from one shared, unref'd timer
  * per thread that samples every watched daemon whose `intervalMs` is due, in one batch.
  */
+import { constants as osConstants } from 'node:os';
 import type { Cgroup, CgroupStats } from './cgroup.js';
 import { describeValue } from './describe.js';
 import { InvalidOptionError, SystemError } from './errors.js';
@@ -165,7 +166,12 @@ function aggregate(target: SampleTarget, pids: number[], facts: Map<number, Proc
     if (f.error === 'ENOENT' || f.error === 'ESRCH') continue; // gone since the walk
     if (f.error !== 0) {
       throw new SystemError(
-        { code: f.error, errno: 0, syscall: 'open', path: `/proc/${pid}` },
+        {
+          code: f.error,
+          errno: -(osConstants.errno[f.error as keyof typeof osConstants.errno] ?? 0),
+          syscall: 'open',
+          path: `/proc/${pid}`,
+        },
         `cannot read /proc/${pid} (${f.error}), a process of the daemon: it runs as another user; ` +
           'read its stats as root or as that user',
       );
