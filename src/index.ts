@@ -3,6 +3,7 @@ export {
   Virtiofsd,
   buildVirtiofsdArgs,
   detectDialect,
+  virtiofsdRelease,
   READY_MARKER,
   resolveVirtiofsdOptions,
   WELL_KNOWN_VIRTIOFSD_PATHS,
@@ -12,7 +13,30 @@ export {
   type VirtiofsdAdoptOptions,
   type VirtiofsdArgsInput,
   type VirtiofsdOptions,
+  type VirtiofsdRelease,
 } from './virtiofsd.js';
+export {
+  findVirtiofsd,
+  isLegacyVirtiofsd,
+  vhostUserBackends,
+  vhostUserDirs,
+  type FoundVirtiofsd,
+  type VhostUserBackend,
+} from './virtiofsd-binary.js';
+export {
+  ID_LIMIT,
+  planIdmap,
+  readIdmapHost,
+  requireIdmap,
+  type IdRange,
+  type Idmap,
+  type IdmapGuestUser,
+  type IdmapHost,
+  type IdmapOption,
+  type IdmapPlan,
+  type IdmapRanges,
+} from './idmap.js';
+export { runtimeDir } from './runtime-dir.js';
 export { HANDLE_FORMAT, type DaemonHandle, type DaemonKind, type Lifetime, type SocketRecord } from './handle.js';
 export {
   VIRTIOFSD_OPTIONS,
@@ -76,5 +100,5 @@ export {
   type KataVirtiofsdOptions,
   type NydusExtraOption,
 } from './kata.js';
-export { cgroup2Mount, type CgroupStats } from './cgroup.js';
+export { cgroup2Mount, ownCgroup, type CgroupStats } from './cgroup.js';
 export { qemuArgs, qemuOptionValue, MAX_TAG_BYTES, type DaemonQemuArgsOptions, type QemuArgsOptions } from './qemu.js';
