@@ -14,6 +14,28 @@ export {
   type VirtiofsdArgsInput,
   type VirtiofsdOptions,
 } from './virtiofsd.js';
+export {
+  findVirtiofsd,
+  isLegacyVirtiofsd,
+  vhostUserBackends,
+  vhostUserDirs,
+  type FoundVirtiofsd,
+  type VhostUserBackend,
+} from './virtiofsd-binary.js';
+export {
+  ID_LIMIT,
+  planIdmap,
+  readIdmapHost,
+  requireIdmap,
+  type IdRange,
+  type Idmap,
+  type IdmapGuestUser,
+  type IdmapHost,
+  type IdmapOption,
+  type IdmapPlan,
+  type IdmapRanges,
+} from './idmap.js';
+export { runtimeDir } from './runtime-dir.js';
 export { HANDLE_FORMAT, type DaemonHandle, type DaemonKind, type Lifetime, type SocketRecord } from './handle.js';
 export {
   VIRTIOFSD_OPTIONS,
@@ -81,7 +103,7 @@ export {
   type KataVirtiofsdOptions,
   type NydusExtraOption,
 } from './kata.js';
-export { cgroup2Mount, type CgroupStats } from './cgroup.js';
+export { cgroup2Mount, ownCgroup, type CgroupStats } from './cgroup.js';
 export type { DaemonStats, FdWarnOptions } from './process-stats.js';
 export {
   daemonMetrics,
