@@ -36,7 +36,14 @@ export {
   type IdmapRanges,
 } from './idmap.js';
 export { runtimeDir } from './runtime-dir.js';
-export { HANDLE_FORMAT, type DaemonHandle, type DaemonKind, type Lifetime, type SocketRecord } from './handle.js';
+export {
+  HANDLE_FORMAT,
+  type DaemonHandle,
+  type DaemonKind,
+  type HandleTrust,
+  type Lifetime,
+  type SocketRecord,
+} from './handle.js';
 export {
   VIRTIOFSD_OPTIONS,
   escapeLegacyOptionValue,
@@ -51,8 +58,10 @@ export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './
 export {
   DaemonAdoptedError,
   DaemonGoneError,
+  DaemonNotPermittedError,
   DaemonRunningError,
   DaemonStartError,
+  HandleProofError,
   InvalidOptionError,
   NotSupportedError,
   NydusApiError,
@@ -60,6 +69,7 @@ export {
   UntrustedFileError,
   VirtiofsDaemonError,
   type ExitStatus,
+  type HandleProof,
   type UntrustedReason,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
