@@ -9,7 +9,7 @@ import { MAX_TIMER_MS, raceDeadline, sleep, TIMED_OUT } from './deadline.js';
 import { describeValue } from './describe.js';
 import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import type { DaemonExit, ExitStatus } from './types.js';
-import { Cgroup, type CgroupStats } from './cgroup.js';
+import { Cgroup } from './cgroup.js';
 import { processIdentity, processUids, type DaemonHandle, type Lifetime } from './handle.js';
 import { LineScanner, parseDaemonLine, type LineInfo } from './lines.js';
 import { safeLog, type Log, type LogMethods } from './logger.js';
@@ -26,6 +26,7 @@ import {
   type PipeReader,
 } from './native.js';
 import { signalName } from './signals.js';
+import { sampleDaemon, watchHeadroom, type DaemonStats, type HeadroomWatch } from './process-stats.js';
 
 /**
  * Capacity of a surviving daemon's output pipe: what it can log while no manager reads it. 1 MiB
@@ -98,6 +99,18 @@ export interface DaemonProcessOptions {
   cgroup?: Cgroup;
   /** See {@link Lifetime}. Default `'manager'`. */
   lifetime?: Lifetime;
+  /** The fd-headroom warning (see process-stats.ts); none when absent. */
+  headroom?: Headroom | undefined;
+}
+
+/** The fd-headroom warning of one daemon process. */
+export interface Headroom {
+  /** The fraction of RLIMIT_NOFILE that warns, in (0, 1]. */
+  ratio: number;
+  /** How often the shared timer reads it, in ms; 0: only stats() does. */
+  intervalMs: number;
+  /** What the warning tells the operator to do. */
+  fix: string;
 }
 
 /** How a daemon process ended ({@link DaemonExit}), and whether anything of it outlived it. */
@@ -253,6 +266,10 @@ export class DaemonProcess {
   /** The wait for a ready line (waitForLine): the marker, and how to settle the wait. */
   private lineMarker: string | undefined;
   private lineSettle: ((outcome: LineWait) => void) | undefined;
+  /** The fd-headroom warning's state, carried from reading to reading. */
+  private readonly headroom: HeadroomWatch | undefined;
+  /** Stops the shared timer's readings of this daemon for its headroom warning. */
+  private unwatchHeadroom: (() => void) | undefined;
 
   /**
    * Spawn the daemon, or with `attached`, take over one that a handle named (see adopt.ts).
@@ -289,6 +306,16 @@ export class DaemonProcess {
     }
     const maxLineBytes = options.maxLineBytes;
     this.streams = streamFds.map((fd) => new OutputStream(this, fd, maxLineBytes));
+    const h = options.headroom;
+    if (h) {
+      this.headroom = { ratio: h.ratio, above: false, name: options.name, log: this.log, fix: h.fix };
+      if (h.intervalMs > 0) this.unwatchHeadroom = watchHeadroom(this.target(), this.headroom, h.intervalMs);
+    }
+  }
+
+  /** What a reading of this daemon's processes looks at: its group, or its cgroup. */
+  private target(): { pgid: number; cgroup: Cgroup | undefined } {
+    return { pgid: this.child.pid, cgroup: this.cgroup };
   }
 
   /** The exit callback of a child we spawned. Both null: someone else in this process reaped it, and its status is lost. */
@@ -310,6 +337,8 @@ export class DaemonProcess {
     } finally {
       this.unwatchCgroup?.();
       this.unwatchCgroup = undefined;
+      this.unwatchHeadroom?.();
+      this.unwatchHeadroom = undefined;
       this.exitWait?.resolve();
       this.exitWait = undefined;
       void this.finish();
@@ -497,17 +526,9 @@ export class DaemonProcess {
     return this.exit;
   }
 
-  /** What the daemon's cgroup accounts; rejects without a cgroup. */
-  stats(): Promise<CgroupStats> {
-    if (!this.cgroup) {
-      return Promise.reject(
-        new VirtiofsDaemonError(
-          'ERR_NO_CGROUP',
-          `${this.name} has no cgroup of its own; start it with the cgroup option`,
-        ),
-      );
-    }
-    return this.cgroup.stats();
+  /** What the daemon's processes (and its cgroup, if it has one) hold now (see process-stats.ts). */
+  stats(): Promise<DaemonStats> {
+    return sampleDaemon(this.target(), this.headroom);
   }
 
   /** SIGKILL for the daemon's group, and for its whole cgroup when it has one. */
@@ -715,33 +736,46 @@ function deliverLine(this: OutputStream, line: string, info: LineInfo): void {
 }
 
 /**
- * What `binary --version` says, read by `parse` (undefined: not the program we expect), asked once
- * per path, size and mtime (`cache` is the caller's). An answer `parse` cannot read is an
- * {@link InvalidOptionError} for `option` that quotes the output and ends with `hint`.
+ * What `ask` learns from `binary`, asked once per path, size and mtime (`cache` is the
+ * caller's): concurrent starts of one binary share one probe, a failed probe is asked again.
  */
-export async function askVersion<T>(
-  binary: string,
-  cache: Map<string, T>,
-  parse: (text: string) => T | undefined,
-  { what, option, hint }: { what: string; option: string; hint: string },
-): Promise<T> {
+export function askBinary<T>(binary: string, cache: Map<string, Promise<T>>, ask: () => Promise<T>): Promise<T> {
   // Directly, not through the thread pool: this runs on every start (see validate.ts statOr).
   const st = statSync(binary);
   const key = `${binary}\0${st.size}\0${st.mtimeMs}`;
-  const known = cache.get(key);
-  if (known !== undefined) return known;
-  const out = await captureOutput(binary, ['--version']);
-  const text = `${out.stdout}\n${out.stderr}`;
-  const answer = parse(text);
+  let answer = cache.get(key);
   if (answer === undefined) {
-    const output = describeValue(text.trim().slice(0, 200));
-    throw new InvalidOptionError(
-      option,
-      `cannot tell which ${what} '${binary}' is from its --version output ${output}; ${hint}`,
-    );
+    answer = ask();
+    cache.set(key, answer);
+    void answer.catch(() => cache.get(key) === answer && cache.delete(key));
   }
-  cache.set(key, answer);
   return answer;
+}
+
+/**
+ * What `binary --version` says, read by `parse` (undefined: not the program we expect), asked once
+ * per path, size and mtime (see {@link askBinary}). An answer `parse` cannot read is an
+ * {@link InvalidOptionError} for `option` that quotes the output and ends with `hint`.
+ */
+export function askVersion<T>(
+  binary: string,
+  cache: Map<string, Promise<T>>,
+  parse: (text: string) => T | undefined,
+  { what, option, hint }: { what: string; option: string; hint: string },
+): Promise<T> {
+  return askBinary(binary, cache, async () => {
+    const out = await captureOutput(binary, ['--version']);
+    const text = `${out.stdout}\n${out.stderr}`;
+    const answer = parse(text);
+    if (answer === undefined) {
+      const output = describeValue(text.trim().slice(0, 200));
+      throw new InvalidOptionError(
+        option,
+        `cannot tell which ${what} '${binary}' is from its --version output ${output}; ${hint}`,
+      );
+    }
+    return answer;
+  });
 }
 
 /**

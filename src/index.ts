@@ -3,6 +3,7 @@ export {
   Virtiofsd,
   buildVirtiofsdArgs,
   detectDialect,
+  probeVirtiofsd,
   READY_MARKER,
   resolveVirtiofsdOptions,
   WELL_KNOWN_VIRTIOFSD_PATHS,
@@ -13,7 +14,36 @@ export {
   type VirtiofsdArgsInput,
   type VirtiofsdOptions,
 } from './virtiofsd.js';
-export { HANDLE_FORMAT, type DaemonHandle, type DaemonKind, type Lifetime, type SocketRecord } from './handle.js';
+export {
+  findVirtiofsd,
+  isLegacyVirtiofsd,
+  vhostUserBackends,
+  vhostUserDirs,
+  type FoundVirtiofsd,
+  type VhostUserBackend,
+} from './virtiofsd-binary.js';
+export {
+  ID_LIMIT,
+  planIdmap,
+  readIdmapHost,
+  requireIdmap,
+  type IdRange,
+  type Idmap,
+  type IdmapGuestUser,
+  type IdmapHost,
+  type IdmapOption,
+  type IdmapPlan,
+  type IdmapRanges,
+} from './idmap.js';
+export { runtimeDir } from './runtime-dir.js';
+export {
+  HANDLE_FORMAT,
+  type DaemonHandle,
+  type DaemonKind,
+  type HandleTrust,
+  type Lifetime,
+  type SocketRecord,
+} from './handle.js';
 export {
   VIRTIOFSD_OPTIONS,
   escapeLegacyOptionValue,
@@ -21,13 +51,17 @@ export {
   type VirtiofsdLogLevel,
   type VirtiofsdTypedOptions,
 } from './virtiofsd-args.js';
+export type { VirtiofsdFacts } from './virtiofsd-probe.js';
+export { RUST_VIRTIOFSD_SINCE, type VirtiofsdRelease } from './virtiofsd-releases.js';
 export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './extra-args.js';
 export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './mock.js';
 export {
   DaemonAdoptedError,
   DaemonGoneError,
+  DaemonNotPermittedError,
   DaemonRunningError,
   DaemonStartError,
+  HandleProofError,
   InvalidOptionError,
   NotSupportedError,
   NydusApiError,
@@ -35,6 +69,7 @@ export {
   UntrustedFileError,
   VirtiofsDaemonError,
   type ExitStatus,
+  type HandleProof,
   type UntrustedReason,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
@@ -61,7 +96,9 @@ export {
 } from './nydusd.js';
 export {
   NydusClient,
+  NYDUS_STATS_FOPS,
   encodeQueryValue,
+  type NydusFsMetrics,
   type DaemonInfo,
   type NydusClientOptions,
   type NydusDaemonState,
@@ -76,5 +113,13 @@ export {
   type KataVirtiofsdOptions,
   type NydusExtraOption,
 } from './kata.js';
-export { cgroup2Mount, type CgroupStats } from './cgroup.js';
+export { cgroup2Mount, ownCgroup, type CgroupStats } from './cgroup.js';
+export type { DaemonStats, FdWarnOptions } from './process-stats.js';
+export {
+  daemonMetrics,
+  type DaemonMetrics,
+  type DaemonMetricsOptions,
+  type MetricsRegistry,
+  type TrackOptions,
+} from './metrics.js';
 export { qemuArgs, qemuOptionValue, MAX_TAG_BYTES, type DaemonQemuArgsOptions, type QemuArgsOptions } from './qemu.js';

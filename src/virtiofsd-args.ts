@@ -9,6 +9,8 @@
 import { InvalidOptionError } from './errors.js';
 import { checkExtraArgs, settingsOf, type ExtraArgsPolicy } from './extra-args.js';
 import { describeValue } from './describe.js';
+import { planIdmap, readIdmapHost, requireIdmap, type IdmapHost, type IdmapOption, type IdmapPlan } from './idmap.js';
+import { compareVersions, releaseProblem, type VirtiofsdRelease } from './virtiofsd-releases.js';
 
 export type CacheMode = 'auto' | 'always' | 'never' | 'metadata';
 export type Dialect = 'rust' | 'legacy';
@@ -95,6 +97,39 @@ export interface VirtiofsdTypedOptions {
   /** Allow shared mmap with cache never/metadata. Rust `--allow-mmap`; legacy has none: `true` is refused there. @default false */
   allowMmap?: boolean;
   /**
+   * How the daemon migrates its state to the destination (source side; ignored on the
+   * destination): `find-paths` sends each inode's path (read from /proc/self/fd, else found by
+   * searching the shared directory); `file-handles` sends file handles, which needs the same
+   * shared directory on the same filesystem on both sides and CAP_DAC_READ_SEARCH on the
+   * destination (`modcaps: '+dac_read_search'`, as root). Rust `--migration-mode=` (1.11.0;
+   * `file-handles` 1.12.0); the legacy daemon cannot migrate: refused there.
+   * @default the daemon's (find-paths)
+   */
+  migrationMode?: 'find-paths' | 'file-handles';
+  /**
+   * What the destination does when an inode cannot be migrated: `abort` fails the migration
+   * (an error to the VMM), `guest-error` lets it finish and the guest gets errors on those
+   * inodes. Rust `--migration-on-error=` (1.11.0); refused on the legacy daemon.
+   * @default the daemon's (abort)
+   */
+  migrationOnError?: 'abort' | 'guest-error';
+  /**
+   * With `find-paths`: send each inode's file handle too, so that the destination checks it
+   * opened the very same inode (protects against renames by others during the migration; both
+   * sides must share the directory on the same filesystem). Rust `--migration-verify-handles`
+   * (1.11.0); contradicts `migrationMode: 'file-handles'`; `true` is refused on the legacy daemon.
+   * @default false
+   */
+  migrationVerifyHandles?: boolean;
+  /**
+   * With `find-paths`: re-check every path against its inode at switch-over and correct it
+   * through /proc/self/fd (more resilient when others write the shared directory; can prolong
+   * the switch-over). Rust `--migration-confirm-paths` (1.11.0); contradicts
+   * `migrationMode: 'file-handles'`; `true` is refused on the legacy daemon.
+   * @default false
+   */
+  migrationConfirmPaths?: boolean;
+  /**
    * Remote POSIX locks. Legacy `-o posix_lock` (we pass `-o no_posix_lock` otherwise, as Kata);
    * the Rust daemon has none: `true` is refused there.
    * @default false
@@ -122,6 +157,20 @@ export interface VirtiofsdArgsInput extends VirtiofsdTypedOptions {
   extraArgs?: string[];
   /** How much of `extraArgs` to trust (see {@link checkExtraArgs}). @default 'verbatim' */
   extraArgsPolicy?: ExtraArgsPolicy;
+  /**
+   * What the installed Rust virtiofsd said about itself ({@link probeVirtiofsd}): each argument
+   * it lacks is refused, naming the option, its version and the first release that has it.
+   * @default unknown: nothing is refused for the release
+   */
+  release?: VirtiofsdRelease & { binary?: string };
+  /** Guest ↔ host id mapping (see {@link IdmapOption}); the Rust daemon only. @default none */
+  idmap?: IdmapOption;
+  /**
+   * What the mapping depends on: who runs the daemon, their /etc/subuid ranges, the daemon's
+   * version. With `idmap` and without this, it is read from this host ({@link readIdmapHost}):
+   * the one case where this builder touches files.
+   */
+  idmapHost?: IdmapHost;
 }
 
 type Kind = 'bool' | 'uint' | 'string' | readonly string[];
@@ -139,6 +188,11 @@ interface Spelling {
   same?: readonly string[];
   /** Why the dialect cannot express it, for the error. */
   why?: string;
+  /**
+   * Rust releases before `version` behave as `value` with no flag for it (and lack the flag
+   * that says so): that value is spelled as nothing there.
+   */
+  before?: { version: string; value: boolean };
 }
 
 interface OptionSpec {
@@ -166,7 +220,11 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
   announceSubmounts: {
     kind: 'bool',
     legacy: { on: o('announce_submounts'), dflt: false },
-    rust: { on: ['--announce-submounts'], off: ['--no-announce-submounts'] },
+    rust: {
+      on: ['--announce-submounts'],
+      off: ['--no-announce-submounts'],
+      before: { version: '1.6.0', value: false },
+    },
   },
   xattr: { kind: 'bool', legacy: { on: o('xattr'), off: o('no_xattr') }, rust: { on: ['--xattr'], dflt: false } },
   xattrmap: {
@@ -223,7 +281,7 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
   killprivV2: {
     kind: 'bool',
     legacy: { on: o('killpriv_v2'), off: o('no_killpriv_v2') },
-    rust: { on: ['--killpriv-v2'], off: ['--no-killpriv-v2'] },
+    rust: { on: ['--killpriv-v2'], off: ['--no-killpriv-v2'], before: { version: '1.3.0', value: true } },
   },
   readdirplus: {
     kind: 'bool',
@@ -253,6 +311,26 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
     kind: 'bool',
     legacy: { dflt: false, why: 'the legacy daemon has no --allow-mmap' },
     rust: { on: ['--allow-mmap'], dflt: false },
+  },
+  migrationMode: {
+    kind: ['find-paths', 'file-handles'],
+    legacy: { why: 'the legacy daemon cannot migrate its state (no --migration-mode)' },
+    rust: { value: (v) => [`--migration-mode=${v}`] },
+  },
+  migrationOnError: {
+    kind: ['abort', 'guest-error'],
+    legacy: { why: 'the legacy daemon cannot migrate its state (no --migration-on-error)' },
+    rust: { value: (v) => [`--migration-on-error=${v}`] },
+  },
+  migrationVerifyHandles: {
+    kind: 'bool',
+    legacy: { dflt: false, why: 'the legacy daemon cannot migrate its state (no --migration-verify-handles)' },
+    rust: { on: ['--migration-verify-handles'], dflt: false },
+  },
+  migrationConfirmPaths: {
+    kind: 'bool',
+    legacy: { dflt: false, why: 'the legacy daemon cannot migrate its state (no --migration-confirm-paths)' },
+    rust: { on: ['--migration-confirm-paths'], dflt: false },
   },
   posixLock: {
     kind: 'bool',
@@ -323,10 +401,17 @@ function checkValue(name: string, kind: Kind, value: unknown): string {
 }
 
 /** The spelling of one typed option in `dialect`, or an {@link InvalidOptionError} naming both. */
-function spell(name: keyof VirtiofsdTypedOptions, value: unknown, dialect: Dialect): string[] {
+function spell(
+  name: keyof VirtiofsdTypedOptions,
+  value: unknown,
+  dialect: Dialect,
+  release: VirtiofsdArgsInput['release'],
+): string[] {
   const spec = VIRTIOFSD_OPTIONS[name];
   const s = spec[dialect];
   const v = checkValue(name, spec.kind, value);
+  const old = s.before && release?.version ? compareVersions(release.version, s.before.version) < 0 : false;
+  if (old && value === s.before!.value) return [];
   const refuse = (): never => {
     throw new InvalidOptionError(
       name,
@@ -352,7 +437,7 @@ function spell(name: keyof VirtiofsdTypedOptions, value: unknown, dialect: Diale
  *   and `never` is spelled `none` there.
  * - rust: `--cache=<c> --shared-dir=<dir> --fd=3` (`--log-level=debug` with debug).
  * `--syslog` comes first when asked for, then the above, then the typed options in the order of
- * {@link VIRTIOFSD_OPTIONS}, `extraArgs` last (checked against `extraArgsPolicy`: under `known`
+ * {@link VIRTIOFSD_OPTIONS}, then `idmap`'s (see idmap.ts), `extraArgs` last (checked against `extraArgsPolicy`: under `known`
  * and `safe` none may re-set what the library or a typed option set here, see {@link typedClaims}).
  * Throws {@link InvalidOptionError} for a bad cache mode, a typed option the dialect cannot
  * express, or an extra argument the policy refuses.
@@ -390,16 +475,62 @@ export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
     args.push(`--cache=${cache}`, `--shared-dir=${sourcePath}`, '--fd=3');
     if (debug) args.push('--log-level=debug');
   }
+  if (input.migrationMode === 'file-handles') {
+    const by = input.migrationVerifyHandles
+      ? 'migrationVerifyHandles'
+      : input.migrationConfirmPaths
+        ? 'migrationConfirmPaths'
+        : '';
+    if (by) {
+      throw new InvalidOptionError(
+        by,
+        "true contradicts migrationMode: 'file-handles', which migrates by file handle (the daemon refuses both); drop one of them",
+      );
+    }
+  }
+  const release = dialect === 'rust' ? input.release : undefined;
+  // What the installed release lacks is refused by the option that asked for it.
+  const requireRelease = (option: string, spelled: string[]): string[] => {
+    for (const arg of release ? spelled : []) {
+      const problem = releaseProblem(arg, release!, release!.binary);
+      if (problem) {
+        throw new InvalidOptionError(
+          option,
+          `${describeValue(input[option as keyof VirtiofsdArgsInput])} ${problem}. ` +
+            `Upgrade virtiofsd, or leave ${option} unset for this daemon`,
+        );
+      }
+    }
+    return spelled;
+  };
+  if (input.syslog === true) requireRelease('syslog', ['--syslog']);
+  if (dialect === 'rust') requireRelease('cache', [`--cache=${cache}`]);
   for (const name of Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[]) {
     const value = input[name];
     if (value === undefined || (debug && name === 'logLevel')) continue;
-    args.push(...spell(name, value, dialect));
+    args.push(...requireRelease(name, spell(name, value, dialect, release)));
   }
   if (dialect === 'legacy' && needsXattr && input.xattr === undefined && input.xattrmap === undefined)
     args.push(...o('xattr'));
+  const idmap = idmapPlan(input);
+  if (idmap) args.push(...idmap.args);
   const policy = input.extraArgsPolicy ?? 'verbatim';
-  checkExtraArgs('extraArgs', extraArgs, policy, `virtiofsd-${dialect}`, typedClaims(input));
+  checkExtraArgs('extraArgs', extraArgs, policy, `virtiofsd-${dialect}`, typedClaims(input, idmap), release);
   return [...args, ...extraArgs];
+}
+
+/** The id mapping of `input`, if any (see idmap.ts), refused by name on the legacy daemon. */
+function idmapPlan(input: VirtiofsdArgsInput): IdmapPlan | undefined {
+  const idmap = requireIdmap(input.idmap);
+  if (!idmap) return undefined;
+  if (input.dialect === 'legacy') {
+    throw new InvalidOptionError(
+      'idmap',
+      'the legacy C virtiofsd cannot map ids (it has no --uid-map or --translate-uid, and runs only as root). ' +
+        'Use the Rust virtiofsd (Debian 13: apt install virtiofsd) or leave idmap unset',
+    );
+  }
+  return planIdmap(idmap, input.idmapHost ?? readIdmapHost(), { sandbox: input.sandbox, posixAcl: input.posixAcl });
 }
 
 type Table = 'virtiofsd-legacy' | 'virtiofsd-rust';
@@ -428,14 +559,19 @@ function keysOf(name: keyof VirtiofsdTypedOptions, dialect: Dialect): readonly s
  * What the typed options in `input` write, each setting with the option that wrote it: the
  * settings of each option the caller set (see {@link keysOf}); `xattr` for `xattrmap`, `posixAcl`
  * and `securityLabel` when they turn it on; the log level for `debug` (Rust `--log-level=debug`;
- * the legacy `-d` is the library's own). An extra argument may re-set none of them.
+ * the legacy `-d` is the library's own); every id-mapping flag for `idmap`, and the sandbox too
+ * when the mapping is the user namespace's. An extra argument may re-set none of them.
  */
-function typedClaims(input: VirtiofsdArgsInput): Map<string, string> {
+function typedClaims(input: VirtiofsdArgsInput, idmap?: IdmapPlan): Map<string, string> {
   const claims = new Map<string, string>();
   const claim = (keys: readonly string[], name: string): void => {
     for (const key of keys) if (!claims.has(key)) claims.set(key, name);
   };
   if (input.debug === true) claim(['log_level'], 'debug');
+  // Both mechanisms, whichever was used: an extra --translate-uid beside --uid-map maps ids all the same.
+  if (idmap) claim(['uid_map', 'gid_map', 'translate_uid', 'translate_gid'], 'idmap');
+  // The user namespace that maps them is the namespace sandbox's: another sandbox would undo it.
+  if (idmap?.mechanism === 'uid-map') claim(['sandbox'], 'idmap');
   for (const name of Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[]) {
     if (input[name] !== undefined) claim(keysOf(name, input.dialect), name);
   }
