@@ -419,7 +419,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   /** Our socket file while the daemon runs: what cleanup removes and the handle records. */
   private socket: Pick<ListeningSocket, 'path' | 'dev' | 'ino'> | undefined;
   /** The default socket's file name, chosen once per instance (its directory at first use). */
-  private readonly defaultSocketName = `virtiofsd-${randomBytes(4).toString('hex')}.sock`;
+  /** The default socket (no socketPath given): its name is chosen at first use, once per instance. */
   private defaultSocket: string | undefined;
 
   /**
@@ -476,7 +476,8 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   get socketPath(): string {
     const given = this.options.socketPath;
     if (given !== undefined) return given;
-    this.defaultSocket ??= join(runtimeDir(), this.defaultSocketName);
+    // Drawn here, not in the constructor: a getrandom per instance that names its own socket buys nothing.
+    this.defaultSocket ??= join(runtimeDir(), `virtiofsd-${randomBytes(4).toString('hex')}.sock`);
     return this.defaultSocket;
   }
 
