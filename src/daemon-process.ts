@@ -261,8 +261,8 @@ export class DaemonProcess {
   private endPromise: Promise<ProcessEnd> | undefined;
   private endResolve: ((end: ProcessEnd) => void) | undefined;
   private endCallback: ((end: ProcessEnd) => void) | undefined;
-  /** Resolves the exit wait of a stop, made only while one waits (see exitedWithin). */
-  private exitWait: { promise: Promise<void>; resolve: () => void } | undefined;
+  /** The exit waits of a stop, made only while one waits (see exitedWithin). */
+  private exitWaiters: (() => void)[] | undefined;
   /** The wait for a ready line (waitForLine): the marker, and how to settle the wait. */
   private lineMarker: string | undefined;
   private lineSettle: ((outcome: LineWait) => void) | undefined;
@@ -339,8 +339,9 @@ export class DaemonProcess {
       this.unwatchCgroup = undefined;
       this.unwatchHeadroom?.();
       this.unwatchHeadroom = undefined;
-      this.exitWait?.resolve();
-      this.exitWait = undefined;
+      const waiters = this.exitWaiters;
+      this.exitWaiters = undefined;
+      if (waiters) for (const seen of waiters) seen();
       void this.finish();
     }
   }
@@ -620,15 +621,27 @@ export class DaemonProcess {
     }
   }
 
-  /** Whether the exit is seen within `ms`; the wait is made only now, and shared by concurrent waiters. */
-  private async exitedWithin(ms: number): Promise<boolean> {
-    if (this.exit) return true;
-    if (!this.exitWait) {
-      let resolve!: () => void;
-      const promise = new Promise<void>((r) => (resolve = r));
-      this.exitWait = { promise, resolve };
-    }
-    return (await raceDeadline(this.exitWait.promise, ms)) !== TIMED_OUT;
+  /**
+   * Whether the exit is seen within `ms`: one promise and one timer, made only now (a stop), each
+   * settled by whichever comes first; the timer goes with the exit.
+   */
+  private exitedWithin(ms: number): Promise<boolean> {
+    if (this.exit) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const waiters = (this.exitWaiters ??= []);
+      const seen = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(
+        () => {
+          waiters.splice(waiters.indexOf(seen), 1);
+          resolve(false);
+        },
+        ms > 0 ? Math.min(ms, MAX_TIMER_MS) : 0,
+      );
+      waiters.push(seen);
+    });
   }
 
   /**
