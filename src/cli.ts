@@ -29,7 +29,8 @@ Options:
   --shared-dir DIR    directory shared with the guest (required)
   --socket PATH       vhost-user socket to create, at most 107 bytes (required)
   --cache MODE        auto | always | never | metadata (Rust virtiofsd only); default auto
-  --virtiofsd PATH    the virtiofsd binary; default $VIRTIOFSD, then the usual install paths
+  --virtiofsd PATH    the virtiofsd binary; default $VIRTIOFSD, then QEMU's vhost-user
+                      descriptors, then the usual install paths (the Rust one first)
   --dialect D         auto | rust | legacy; default auto (asks the binary)
   --tag TAG           mount tag the guest uses (mount -t virtiofs TAG /mnt), at most 36 bytes;
                       default shared
@@ -43,14 +44,16 @@ Options:
                       picks a free port (logged)
   --detach            (run) start a virtiofsd that outlives this command, write its handle
                       to --state FILE and exit 0 once it is ready
-  --state FILE        the handle of a detached daemon (JSON, written by run --detach)
+  --state FILE        the handle of a detached daemon (JSON, written by run --detach), in a
+                      directory only you (or root) can write, such as /run
   -h, --help          this text
   --version           print the version of virtiofs-daemon
 Arguments after -- go to virtiofsd as they are.
 
 stop adopts the daemon of FILE (its output since run --detach comes first), stops it
-(SIGTERM, SIGKILL after 3 s) and removes FILE. status says whether it runs and is the very
-process FILE names (pid, start time, boot, executable); it signals nothing.
+(SIGTERM, SIGKILL after 3 s) and removes FILE. status says whether it runs and is proven to be
+the daemon FILE names, and ours (its sealed handle, uid, output pipe and sockets); it signals
+nothing. A FILE someone else could have written is refused.
 
 Exit status: 0 after a stop on Ctrl-C/SIGTERM; the daemon's own when it quits by itself
 (128+N when signal N killed it); 1 when it cannot start; 2 on bad usage; status and stop:
