@@ -15,11 +15,18 @@ const runDir = process.env.BENCH_RUN_DIR || '';
 const binDir = process.env.BENCH_BIN_DIR || path.join(root, 'build', 'helpers');
 
 /**
- * The compiled library (dist/). When index.js made a private copy of the addon (BENCH_ADDON),
+ * The compiled library (dist/) of this checkout, or of the checkout at `from`. When index.js made a private copy of the addon (BENCH_ADDON),
  * `bindings` is answered from that copy: `node-gyp rebuild` empties build/ while it runs.
  */
-function lib() {
+function lib(from = root) {
   const addon = process.env.BENCH_ADDON;
+  if (from !== root) {
+    // Another checkout (bench/density.js's BENCH_BEFORE): its own dist/ and its own addon.
+    return {
+      native: require(path.join(from, 'dist', 'native.js')),
+      virtiofsd: require(path.join(from, 'dist', 'virtiofsd.js')),
+    };
+  }
   if (addon) {
     const bindingsPath = require.resolve('bindings', { paths: [root] });
     if (!require.cache[bindingsPath]) {
@@ -39,6 +46,25 @@ function lib() {
     native: require(path.join(root, 'dist', 'native.js')),
     virtiofsd: require(path.join(root, 'dist', 'virtiofsd.js')),
   };
+}
+
+const TMPFS_MAGIC = 0x01021994;
+
+/**
+ * Where the benchmarks put their sockets (and the daemons' shared directory): $BENCH_TMPDIR, else
+ * /dev/shm when it is a tmpfs, else the system's temp directory. A host keeps its daemons'
+ * sockets on a tmpfs (/run); a disk file system charges every bind and unlink to its inode
+ * allocator instead (ext4 without a journal scans past every inode deleted in the last 30 s,
+ * so a storm of 1,000 binds pays for the previous storm's 1,000 unlinks, whoever made them).
+ */
+function tmpBase() {
+  if (process.env.BENCH_TMPDIR) return process.env.BENCH_TMPDIR;
+  try {
+    if (fs.statfsSync('/dev/shm').type === TMPFS_MAGIC) return '/dev/shm';
+  } catch {
+    // No /dev/shm: the system's temp directory.
+  }
+  return require('node:os').tmpdir();
 }
 
 /** Monotonic clock in microseconds (float). */
@@ -166,6 +192,7 @@ function virtiofsdPath(dialect) {
 
 module.exports = {
   root,
+  tmpBase,
   virtiofsdPath,
   runDir,
   binDir,

@@ -18,8 +18,14 @@
  * A measurement tool: nothing is asserted. Markdown on stdout, progress on stderr. Knobs:
  *   BENCH_ONE_ITERS (default 60), BENCH_ONE_RSS_MB (default 100,4096), BENCH_ONE_DAEMONS (standin,legacy,rust)
  *   BENCH_STORM_N (default 100,500,1000), BENCH_STORM_DAEMONS (default legacy,rust,ticker),
- *   BENCH_STORM_HOLD_MS (default 5000: how long all run before they are measured and stopped)
+ *   BENCH_STORM_HOLD_MS (default 5000: how long all run before they are measured and stopped),
+ *   BENCH_STORM_ROUNDS (default 1: runs per launcher, medians reported), BENCH_STORM_LAUNCHERS
+ *   (default c,ours,cp, and before when BENCH_BEFORE is set)
+ *   BENCH_BEFORE: another checkout of this package (built: dist/ and its addon), measured as
+ *   "before" in the same run, interleaved with ours and the C launcher (one: start by start;
+ *   storm: run by run)
  *   VIRTIOFSD_LEGACY, VIRTIOFSD_RUST (default: found as the tests find them, test/helpers/daemons.js)
+ *   BENCH_TMPDIR: where sockets and shared directories go (default /dev/shm when it is a tmpfs: see common.js)
  */
 const cp = require('node:child_process');
 const fs = require('node:fs');
@@ -72,12 +78,19 @@ const DAEMON_LABEL = {
 
 // ---- one start at a time --------------------------------------------------------------------
 
+/** The library of BENCH_BEFORE (another checkout, built: its dist/ and build/Release), or null. */
+function beforeLib() {
+  const dir = process.env.BENCH_BEFORE;
+  return dir ? c.lib(path.resolve(dir)) : null;
+}
+
 async function oneWorker(rssMB, iters) {
   const pino = require(require.resolve('pino', { paths: [c.root] }));
   const { virtiofsd } = c.lib();
   const { Virtiofsd, buildVirtiofsdArgs } = virtiofsd;
+  const before = beforeLib();
   const keep = c.ballast(rssMB);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-one-'));
+  const dir = fs.mkdtempSync(path.join(c.tmpBase(), 'vfd-one-'));
   const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
   const rows = [];
   try {
@@ -101,13 +114,11 @@ async function oneWorker(rssMB, iters) {
         for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) pending(Number(buf.slice(0, i)));
       });
       const cStart = (p) => new Promise((resolve) => ((pending = resolve), launcher.stdin.write(`${p}\n`)));
-      const ours = [];
-      const lean = [];
-      const oursOnce = async (i) => {
-        const d = new Virtiofsd({
+      const libOnce = (V, tag) => async (i) => {
+        const d = new V({
           path: bin,
           dialect,
-          socketPath: path.join(dir, `o${i}.sock`),
+          socketPath: path.join(dir, `${tag}${i}.sock`),
           sourcePath: dir,
           logger,
         });
@@ -117,16 +128,26 @@ async function oneWorker(rssMB, iters) {
         await d.stop();
         return t;
       };
-      for (let i = 0; i < 5; i++) (await oursOnce(-1 - i), await cStart(path.join(dir, 'w.sock'))); // warm-up
+      // The alternatives, run one after the other in an order that rotates start by start, so
+      // that none always follows another's teardown.
+      const alts = [
+        { key: 'ours', once: libOnce(Virtiofsd, 'o'), t: [] },
+        ...(before ? [{ key: 'before', once: libOnce(before.virtiofsd.Virtiofsd, 'b'), t: [] }] : []),
+        { key: 'c', once: (i) => cStart(path.join(dir, `c${i}.sock`)), t: [] },
+      ];
+      for (let i = 0; i < 5; i++) for (const a of alts) await a.once(-1 - i); // warm-up
       for (let i = 0; i < iters; i++) {
-        // Alternate which goes first, so neither always follows the other's teardown.
-        if (i % 2) (ours.push(await oursOnce(i)), lean.push(await cStart(path.join(dir, `c${i}.sock`))));
-        else (lean.push(await cStart(path.join(dir, `c${i}.sock`))), ours.push(await oursOnce(i)));
+        for (let k = 0; k < alts.length; k++) {
+          const a = alts[(i + k) % alts.length];
+          a.t.push(await a.once(i));
+        }
       }
       launcher.stdin.end();
       await new Promise((r) => launcher.on('exit', r));
       const stats = (a) => ({ ...c.summary(a), p90: c.pct(c.sorted(a), 90) });
-      rows.push({ name, rssKB: c.rssKB(), ours: stats(ours), lean: stats(lean) });
+      const row = { name, rssKB: c.rssKB() };
+      for (const a of alts) row[a.key] = stats(a.t);
+      rows.push(row);
     }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -148,33 +169,53 @@ function runWorker(args) {
 
 async function one() {
   const iters = Number(process.env.BENCH_ONE_ITERS || 60);
+  const withBefore = Boolean(process.env.BENCH_BEFORE);
   const out = [];
   out.push('### One start: `Virtiofsd.start()` → ready against the C launcher', '');
   out.push(
-    '| parent RSS | daemon | ours median µs | C median µs | ours − C, µs | median ×C | ours p90 µs | C p90 µs | n |',
+    `Load average before: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(
+        ' ',
+      )}; ${os.cpus().length} CPUs; sockets in ${c.tmpBase()}.${withBefore ? ` "before": ${path.resolve(process.env.BENCH_BEFORE)}.` : ''}`,
+    '',
   );
-  out.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const b = (s) => (withBefore ? s : '');
+  out.push(
+    `| parent RSS | daemon | ours median µs |${b(' before median µs |')} C median µs | ours ×C |${b(' before ×C |')} ` +
+      'ours − C, µs | ours p90 µs | C p90 µs | n |',
+  );
+  out.push(`| --- | --- | ---: |${b(' ---: |')} ---: | ---: |${b(' ---: |')} ---: | ---: | ---: | ---: |`);
   for (const mb of list('BENCH_ONE_RSS_MB', '100,4096').map(Number)) {
-    log(`one: ${mb} MiB, ${iters} starts per launcher per daemon`);
+    log(`one: ${mb} MiB, ${iters} starts per launcher per daemon (load ${os.loadavg()[0].toFixed(2)})`);
     const rows = await runWorker(['one-worker', String(mb), String(iters)]);
     for (const r of rows) {
-      const p90 = (s) => s.p90;
+      const ratio = (x) => `${(x.median / r.c.median).toFixed(2)}×`;
       out.push(
         `| ${mb >= 1024 ? `${mb / 1024} GiB` : `${mb} MiB`} (${Math.round(r.rssKB / 1024)} MiB) | ${DAEMON_LABEL[r.name]} | ` +
-          `${r.ours.median.toFixed(0)} | ${r.lean.median.toFixed(0)} | ${(r.ours.median - r.lean.median).toFixed(0)} | ` +
-          `${(r.ours.median / r.lean.median).toFixed(2)}× | ${p90(r.ours).toFixed(0)} | ${p90(r.lean).toFixed(0)} | ${r.ours.n} |`,
+          `${r.ours.median.toFixed(0)} |${b(` ${r.before?.median.toFixed(0)} |`)} ${r.c.median.toFixed(0)} | ${ratio(r.ours)} |` +
+          `${b(` ${r.before && ratio(r.before)} |`)} ${(r.ours.median - r.c.median).toFixed(0)} | ${r.ours.p90.toFixed(0)} | ` +
+          `${r.c.p90.toFixed(0)} | ${r.ours.n} |`,
       );
     }
   }
+  out.push(
+    '',
+    `Load average after: ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}.`,
+  );
   return out.join('\n');
 }
 
 // ---- boot storm -----------------------------------------------------------------------------
 
-/** Heap, RSS and fds after a full GC. */
+/** Heap, RSS, fds and threads after a full GC. */
 function footprint() {
   for (let i = 0; i < 3; i++) global.gc?.();
-  return { rssKB: c.rssKB(), heap: process.memoryUsage().heapUsed, fds: c.fdCount() };
+  return { rssKB: c.rssKB(), heap: process.memoryUsage().heapUsed, fds: c.fdCount(), threads: c.threadCount() };
 }
 
 /** One /proc walk per tick until no live process of any of the groups is left (bounded). */
@@ -185,9 +226,9 @@ async function groupsGone(pgids, native) {
 
 async function stormWorker(mode, name, n, holdMs) {
   const pino = require(require.resolve('pino', { paths: [c.root] }));
-  const { native, virtiofsd } = c.lib();
+  const { native, virtiofsd } = mode === 'before' ? beforeLib() : c.lib();
   const { Virtiofsd, buildVirtiofsdArgs } = virtiofsd;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-storm-'));
+  const dir = fs.mkdtempSync(path.join(c.tmpBase(), 'vfd-storm-'));
   const [bin, dialect] = daemonOf(name, dir);
   const env = { ...process.env, STANDIN_TICK_MS: '1000' };
   const args = buildVirtiofsdArgs({
@@ -210,7 +251,7 @@ async function stormWorker(mode, name, n, holdMs) {
   const t0 = c.nowUs();
   let stopAll;
   let lines = 0;
-  if (mode === 'ours') {
+  if (mode === 'ours' || mode === 'before') {
     const ds = [];
     for (let i = 0; i < n; i++) {
       ds.push(
@@ -279,6 +320,7 @@ async function stormWorker(mode, name, n, holdMs) {
     rssPerDaemonKB: (held.rssKB - base.rssKB) / n,
     heapPerDaemon: (held.heap - base.heap) / n,
     fdsPerDaemon: (held.fds - base.fds) / n,
+    threadsAdded: held.threads - base.threads,
     stopMs,
     stopCpuMs: (sc1.user + sc1.system) / 1e3,
     lines,
@@ -327,6 +369,7 @@ function stormLean(name, n, holdMs, dir) {
         rssPerDaemonKB: (rssKB - baseKB) / n,
         heapPerDaemon: NaN,
         fdsPerDaemon: (fds - 3) / n, // beyond 0, 1, 2
+        threadsAdded: 0, // single-threaded
         stopMs,
         stopCpuMs,
       });
@@ -334,8 +377,17 @@ function stormLean(name, n, holdMs, dir) {
   });
 }
 
+/** The median of each numeric field over runs of one launcher. */
+function medianRun(runs) {
+  const out = { runs: runs.length };
+  for (const k of Object.keys(runs[0])) out[k] = c.pct(c.sorted(runs.map((r) => r[k])), 50);
+  return out;
+}
+
 async function storm() {
   const holdMs = Number(process.env.BENCH_STORM_HOLD_MS || 5000);
+  const rounds = Number(process.env.BENCH_STORM_ROUNDS || 1);
+  const launchers = list('BENCH_STORM_LAUNCHERS', process.env.BENCH_BEFORE ? 'c,ours,before,cp' : 'c,ours,cp');
   const out = [];
   const nofile = cp.execSync('sh -c "ulimit -n"').toString().trim();
   out.push('### Boot storm: N daemons started at once, then all stopped', '');
@@ -343,40 +395,55 @@ async function storm() {
     `Load average before: ${os
       .loadavg()
       .map((l) => l.toFixed(2))
-      .join(' ')}; RLIMIT_NOFILE ${nofile}; ${os.cpus().length} CPUs.`,
+      .join(
+        ' ',
+      )}; RLIMIT_NOFILE ${nofile}; ${os.cpus().length} CPUs; sockets in ${c.tmpBase()}; ${rounds} round(s), launchers in a rotating ` +
+      `order, each run a fresh process, medians over the rounds.` +
+      (process.env.BENCH_BEFORE ? ` "before": ${path.resolve(process.env.BENCH_BEFORE)}.` : ''),
     '',
   );
   out.push(
-    '| daemon | N | launcher | all ready, ms | ×C | manager CPU / start, µs | peak manager RSS, MiB | per running daemon: RSS KB | JS heap bytes | fds | stop all, ms | ×C |',
+    '| daemon | N | launcher | all ready, ms | ×C | manager CPU / start, µs | ×C | peak manager RSS, MiB | ' +
+      'per running daemon: RSS KB | JS heap bytes | fds | threads added | stop all, ms | ×C |',
   );
-  out.push('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  const ns = list('BENCH_STORM_N', '100,500,1000').map(Number);
-  for (const n of ns) {
+  out.push('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  const label = { c: 'C (epoll)', ours: '**ours**', before: 'before', cp: 'child_process' };
+  for (const n of list('BENCH_STORM_N', '100,500,1000').map(Number)) {
     for (const name of list('BENCH_STORM_DAEMONS', 'legacy,rust,ticker')) {
-      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-stormc-'));
-      const r = {};
-      log(`storm: ${name} × ${n} (load ${os.loadavg()[0].toFixed(2)})`);
-      try {
-        r.c = await stormLean(name, n, holdMs, dir);
-        r.ours = await runWorker(['storm-worker', 'ours', name, String(n), String(holdMs)]);
-        r.cp = await runWorker(['storm-worker', 'cp', name, String(n), String(holdMs)]);
-      } catch (err) {
-        log(`storm ${name} × ${n} failed: ${err.message}`);
-        out.push(`| ${DAEMON_LABEL[name]} | ${n} | failed: ${err.message.split('\n')[0]} |`);
-        continue;
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
+      const runs = Object.fromEntries(launchers.map((l) => [l, []]));
+      let failed = null;
+      for (let round = 0; round < rounds && !failed; round++) {
+        for (let k = 0; k < launchers.length && !failed; k++) {
+          const l = launchers[(round + k) % launchers.length];
+          const dir = fs.mkdtempSync(path.join(c.tmpBase(), 'vfd-stormc-'));
+          log(`storm: ${name} × ${n}, ${l}, round ${round + 1}/${rounds} (load ${os.loadavg()[0].toFixed(2)})`);
+          try {
+            runs[l].push(
+              l === 'c'
+                ? await stormLean(name, n, holdMs, dir)
+                : await runWorker(['storm-worker', l, name, String(n), String(holdMs)]),
+            );
+          } catch (err) {
+            log(`storm ${name} × ${n} (${l}) failed: ${err.message}`);
+            failed = `${l}: ${err.message.split('\n')[0]}`;
+          } finally {
+            fs.rmSync(dir, { recursive: true, force: true });
+          }
+        }
       }
-      for (const [key, label] of [
-        ['c', 'C (epoll)'],
-        ['ours', '**ours**'],
-        ['cp', 'child_process'],
-      ]) {
-        const x = r[key];
+      if (failed) {
+        out.push(`| ${DAEMON_LABEL[name]} | ${n} | failed: ${failed} |`);
+        continue;
+      }
+      const r = Object.fromEntries(launchers.map((l) => [l, medianRun(runs[l])]));
+      for (const l of launchers) {
+        const x = r[l];
         const f = (v, d = 0) => (Number.isFinite(v) ? v.toFixed(d) : '—');
+        const ratio = (v, base) => (r.c ? `${(v / base).toFixed(2)}×` : '—');
         out.push(
-          `| ${DAEMON_LABEL[name]} | ${n} | ${label} | ${f(x.readyMs)} | ${(x.readyMs / r.c.readyMs).toFixed(2)}× | ${f(x.cpuPerStartUs)} | ` +
-            `${f(x.hwmMB)} | ${f(x.rssPerDaemonKB, 1)} | ${f(x.heapPerDaemon)} | ${f(x.fdsPerDaemon, 2)} | ${f(x.stopMs)} | ${(x.stopMs / r.c.stopMs).toFixed(2)}× |`,
+          `| ${DAEMON_LABEL[name]} | ${n} | ${label[l]} | ${f(x.readyMs)} | ${ratio(x.readyMs, r.c?.readyMs)} | ` +
+            `${f(x.cpuPerStartUs)} | ${ratio(x.cpuPerStartUs, r.c?.cpuPerStartUs)} | ${f(x.hwmMB)} | ${f(x.rssPerDaemonKB, 1)} | ` +
+            `${f(x.heapPerDaemon)} | ${f(x.fdsPerDaemon, 2)} | ${f(x.threadsAdded)} | ${f(x.stopMs)} | ${ratio(x.stopMs, r.c?.stopMs)} |`,
         );
       }
     }

@@ -15,6 +15,7 @@
 #include "addon.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
 #include <stdio.h>
@@ -59,6 +60,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::RemoveStaleSocket>("removeStaleSocket"),
                            InstanceMethod<&Addon::SocketListener>("socketListener"),
                            InstanceMethod<&Addon::PeerCredentials>("peerCredentials"),
+                           InstanceMethod<&Addon::FileMode>("fileMode"),
                            InstanceMethod<&Addon::CloseFd>("closeFd"),
                            InstanceMethod<&Addon::KeepSocketFile>("keepSocketFile"),
                            InstanceMethod<&Addon::Spawn>("spawn"),
@@ -355,7 +357,20 @@ static Napi::Error SocketPathError(Napi::Env env, int err, const char* syscall, 
   return ErrnoError(env, err, syscall, path, msg);
 }
 
-// listenUnix(path, backlog) → { fd, dev, ino }
+// The error of a chown to the directory's owner that failed (chownToParent, listenUnix).
+static Napi::Error ChownError(Napi::Env env, int err, const std::string& path, const PathProblem& why) {
+  std::string msg;
+  if (err == -ESTALE) {
+    msg = "refusing to chown '" + path +
+          "': it is no longer the socket we bound (replaced, or a symlink). Nothing was changed";
+  } else if (err == -ELOOP && !why.symlink.empty()) {
+    msg = RefusedSymlink(path, why);
+  }
+  return ErrnoError(env, err, "fchownat", path, msg);
+}
+
+// listenUnix(path, backlog, chownToParent) → { fd, dev, ino, uid?, gid? } (uid and gid: the
+// owner the file was given, with chownToParent)
 Napi::Value Addon::ListenUnix(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::string path;
@@ -366,11 +381,15 @@ Napi::Value Addon::ListenUnix(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   int backlog = info[1].As<Napi::Number>().Int32Value();
+  // Not ToBoolean(): see ParseSpawnArgs.
+  bool chown = info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
 
   BoundSocket sock;
-  int err = vfd::ListenUnix(path, backlog, &sock);
+  int err = vfd::ListenUnix(path, backlog, chown, &sock);
   if (err < 0) {
-    SocketPathError(env, err, "listen", path, sock.problem).ThrowAsJavaScriptException();
+    (strcmp(sock.step, "fchownat") == 0 ? ChownError(env, err, path, sock.problem)
+                                        : SocketPathError(env, err, "listen", path, sock.problem))
+        .ThrowAsJavaScriptException();
     return env.Undefined();
   }
   // Owned before any Node-API call that could fail: teardown releases it if JS never gets it.
@@ -379,6 +398,10 @@ Napi::Value Addon::ListenUnix(const Napi::CallbackInfo& info) {
   out.Set("fd", Napi::Number::New(env, sock.fd));
   out.Set("dev", Napi::BigInt::New(env, static_cast<uint64_t>(sock.dev)));
   out.Set("ino", Napi::BigInt::New(env, static_cast<uint64_t>(sock.ino)));
+  if (sock.chowned) {
+    out.Set("uid", Napi::Number::New(env, sock.uid));
+    out.Set("gid", Napi::Number::New(env, sock.gid));
+  }
   return out;
 }
 
@@ -435,6 +458,22 @@ Napi::Value Addon::PeerCredentials(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// fileMode(path) → st_mode of what path names, symlinks followed (stat(2)), as a number. The
+// checks a start makes on its binary and directories need the type only: fs.statSync would make a
+// Stats object and four Dates each time.
+Napi::Value Addon::FileMode(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path;
+  if (!GetString(info, 0, "path", &path)) return env.Undefined();
+  FileId id;
+  int err = StatAt(AT_FDCWD, path.c_str(), 0, &id);
+  if (err < 0) {
+    ErrnoError(env, err, "stat", path).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, id.mode);
+}
+
 // chownToParent(path, dev, ino) → { uid, gid }
 Napi::Value Addon::ChownToParent(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -447,14 +486,7 @@ Napi::Value Addon::ChownToParent(const Napi::CallbackInfo& info) {
   PathProblem why;
   int err = vfd::ChownToParent(path, dev, ino, &uid, &gid, &why);
   if (err < 0) {
-    std::string msg;
-    if (err == -ESTALE) {
-      msg = "refusing to chown '" + path +
-            "': it is no longer the socket we bound (replaced, or a symlink). Nothing was changed";
-    } else if (err == -ELOOP && !why.symlink.empty()) {
-      msg = RefusedSymlink(path, why);
-    }
-    ErrnoError(env, err, "fchownat", path, msg).ThrowAsJavaScriptException();
+    ChownError(env, err, path, why).ThrowAsJavaScriptException();
     return env.Undefined();
   }
   Napi::Object out = Napi::Object::New(env);

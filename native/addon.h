@@ -59,6 +59,7 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value RemoveStaleSocket(const Napi::CallbackInfo& info);
   Napi::Value SocketListener(const Napi::CallbackInfo& info);
   Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
+  Napi::Value FileMode(const Napi::CallbackInfo& info);
   Napi::Value CloseFd(const Napi::CallbackInfo& info);
   Napi::Value KeepSocketFile(const Napi::CallbackInfo& info);
   Napi::Value Spawn(const Napi::CallbackInfo& info);

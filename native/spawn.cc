@@ -214,9 +214,9 @@ static int MakePipes(const std::vector<FdSource>& fds, std::vector<int>* child_e
     bool child_writes = fds[i].kind == FdSource::kPipeFromChild;
     (*child_ends)[i] = child_writes ? p[1] : p[0];
     (*parent_ends)[i] = child_writes ? p[0] : p[1];
-    // Our end is read on the event loop; the child's end stays blocking for the daemon.
-    int fl = fcntl((*parent_ends)[i], F_GETFL);
-    if (fl < 0 || fcntl((*parent_ends)[i], F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+    // Our end is read on the event loop; the child's end stays blocking for the daemon. A new
+    // pipe end has no status flag set, so there is nothing to read back first (F_GETFL).
+    if (fcntl((*parent_ends)[i], F_SETFL, O_NONBLOCK) < 0) return -errno;
   }
   return 0;
 }

@@ -24,6 +24,10 @@ struct BoundSocket {
   int fd = -1;
   dev_t dev = 0;  // the socket file's identity, so that later steps touch only it
   ino_t ino = 0;
+  bool chowned = false;  // ListenUnix with chown_to_parent: the file is now the directory owner's
+  uid_t uid = 0;         // ... that owner
+  gid_t gid = 0;
+  const char* step = "listen";  // on failure: the step that failed ("listen", or "fchownat" for the chown)
   PathProblem problem;
 };
 
@@ -31,7 +35,10 @@ struct BoundSocket {
 // A socket file that nobody listens on is replaced. -EADDRINUSE when a socket of this network
 // namespace listens there, -EEXIST when the path holds anything but a socket (left intact),
 // -ENAMETOOLONG past kMaxSocketPath bytes (never truncated), -ELOOP for a planted symlink.
-int ListenUnix(const std::string& path, int backlog, BoundSocket* out);
+// `chown_to_parent`: then give the socket file to the owner of its directory as ChownToParent
+// does, through the same pinned directory (out->step "fchownat" when that fails: the socket is
+// unlinked and closed then, as on any failure). One directory walk for all of it.
+int ListenUnix(const std::string& path, int backlog, bool chown_to_parent, BoundSocket* out);
 
 // Remove `path` when it is a socket file that no socket of this network namespace listens
 // on: 1 removed, 0 nothing there. -EADDRINUSE when one listens, -EEXIST when the path holds

@@ -5,14 +5,14 @@
  */
 import { fstatSync, statSync } from 'node:fs';
 import net from 'node:net';
-import { raceDeadline, sleep, TIMED_OUT } from './deadline.js';
+import { MAX_TIMER_MS, raceDeadline, sleep, TIMED_OUT } from './deadline.js';
 import { describeValue } from './describe.js';
 import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import type { DaemonExit, ExitStatus } from './types.js';
 import { Cgroup } from './cgroup.js';
 import { processIdentity, processUids, type DaemonHandle, type Lifetime } from './handle.js';
-import { LineScanner, parseDaemonLine } from './lines.js';
-import { safeLog, type Log } from './logger.js';
+import { LineScanner, parseDaemonLine, type LineInfo } from './lines.js';
+import { safeLog, type Log, type LogMethods } from './logger.js';
 import { lockDaemon, unlockDaemon } from './runtime-dir.js';
 import {
   closeFd,
@@ -35,7 +35,10 @@ import { sampleDaemon, watchHeadroom, type DaemonStats, type HeadroomWatch } fro
  */
 export const LOG_PIPE_BYTES = 1024 * 1024;
 
-/** How much of each line the tail keeps (see readLines). */
+/** The lifetime of a daemon that dies with its manager: the kernel SIGKILLs it when our thread ends. */
+const DIE_WITH_MANAGER = { deathSignal: 'SIGKILL' } as const;
+
+/** How much of each line the tail keeps (see DaemonProcess.line). */
 const TAIL_LINE_CHARS = 1024;
 
 /** How long an adopted daemon's exit may wait for its status to be published (its reap by init). */
@@ -74,7 +77,7 @@ export interface DaemonProcessOptions {
    * Receives one record per output line, at the level the daemon gave it. Wrapped with
    * {@link safeLog}: a logger that throws never disturbs the process or its output pipes.
    */
-  logger: Log;
+  logger: LogMethods;
   /** Called with every output line, after it is logged (readiness markers). */
   onLine?: (line: string) => void;
   /** Output lines are cut beyond this many bytes, with a marker. Default 16 KiB. */
@@ -159,8 +162,10 @@ interface GroupWait {
 }
 
 const groupWaits = new Set<GroupWait>();
+/** The check of newcomers: in this turn of the loop, once their leaders are reaped (setImmediate). */
+let groupImmediate: NodeJS.Immediate | undefined;
+/** The next check while groups are still alive, backing off from 2 ms to 100 ms. */
 let groupTimer: NodeJS.Timeout | undefined;
-let groupTimerSoon = false;
 let groupDelay = 2;
 let refedWaits = 0;
 
@@ -168,31 +173,31 @@ let refedWaits = 0;
  * Resolve true once no process of group `pgid` is alive, false after `timeoutMs`. Every wait of
  * this thread shares one check per tick ({@link liveGroups}: at most one walk of /proc for all of
  * them), so a thousand daemons stopping at once do not walk /proc a thousand times per tick.
+ *
+ * A newcomer is checked in the same turn of the event loop (setImmediate, the check phase): the
+ * wait starts from the exit callback, where the leader is still our zombie, and the addon reaps
+ * it as soon as the callback returns, so by then its group is usually gone and `kill(-pgid, 0)`
+ * says so without a walk. A timer, even of 0 ms, would cost the stop a whole millisecond.
  */
 function waitGroupEmpty(pgid: number, timeoutMs: number, ref: boolean): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     groupWaits.add({ pgid, deadline: Date.now() + timeoutMs, ref, resolve });
     if (ref) refedWaits++;
-    // A newcomer is checked soon (its group is often gone at once), with the others.
     groupDelay = 2;
-    if (!groupTimerSoon) {
+    if (!groupImmediate) {
       clearTimeout(groupTimer);
-      scheduleGroupCheck(0);
+      groupTimer = undefined;
+      groupImmediate = setImmediate(checkGroups);
+      if (refedWaits === 0) groupImmediate.unref();
     } else if (ref) {
-      groupTimer?.ref();
+      groupImmediate.ref();
     }
   });
 }
 
-function scheduleGroupCheck(ms: number): void {
-  groupTimer = setTimeout(checkGroups, ms);
-  groupTimerSoon = ms === 0;
-  if (refedWaits === 0) groupTimer.unref();
-}
-
 function checkGroups(): void {
+  groupImmediate = undefined;
   groupTimer = undefined;
-  groupTimerSoon = false;
   const waits = [...groupWaits];
   let alive: boolean[];
   try {
@@ -208,62 +213,81 @@ function checkGroups(): void {
     w.resolve(!alive[i]);
   });
   if (groupWaits.size === 0) return;
-  scheduleGroupCheck(groupDelay);
+  groupTimer = setTimeout(checkGroups, groupDelay);
+  if (refedWaits === 0) groupTimer.unref();
   groupDelay = Math.min(groupDelay * 2, 100);
 }
 
-/** A running daemon in a process group of its own. */
+/** What {@link DaemonProcess.waitForLine} resolves to. */
+export type LineWait = 'ready' | 'exited' | typeof TIMED_OUT;
+
+/**
+ * A running daemon in a process group of its own.
+ *
+ * What it keeps while the daemon runs, for a host with a thousand of them: its fields, one
+ * {@link OutputStream} per pipe (a LineScanner and the native reader), the native Child, and
+ * the bound callbacks the addon holds. No promise is pending while it runs: `ended`, the exit
+ * wait of a stop and the wait for a ready line are made when someone asks for them, and the
+ * end is worked out (group, cgroup, drain) from the exit callback on.
+ */
 export class DaemonProcess {
-  /** Resolves once the daemon is reaped, its group is empty (bounded) and its output is read. */
-  readonly ended: Promise<ProcessEnd>;
   readonly argv: string[];
 
+  private readonly name: string;
   private readonly child: Watched;
-  private readonly tail: string[] = [];
-  private tailLines: number;
+  private readonly cgroup: Cgroup | undefined;
+  private readonly onLine: ((line: string) => void) | undefined;
+  private readonly groupTimeoutMs: number;
+  private readonly drainTimeoutMs: number;
+  /** The last output lines while the start is on; null once it is over (see startOver). */
+  private tail: string[] | null = [];
+  private readonly tailLines: number;
   private known = true;
   private readonly attached: AttachedProcess | undefined;
   /** Where the read end of the output pipe is parked in the daemon (lifetime 'survive'). */
   private parkedLog: DaemonHandle['log'] = null;
   private exit: ExitStatus | null = null;
   private stopRequested = false;
+  /** SIGKILL went to the whole group (and cgroup) already. */
+  private groupKilled = false;
   private stopping: Promise<ProcessEnd> | undefined;
   private refed = true;
-  private readonly exitSeen: Promise<void>;
   private readonly log: Log;
-  private readonly readers: PipeReader[] = [];
+  private readonly streams: OutputStream[];
+  /** Called once the cgroup no longer needs watching (this process exiting would kill it). */
+  private unwatchCgroup: (() => void) | undefined;
+  /** The end, once worked out; `ended` and the end callback get it. */
+  private end: ProcessEnd | undefined;
+  private endPromise: Promise<ProcessEnd> | undefined;
+  private endResolve: ((end: ProcessEnd) => void) | undefined;
+  private endCallback: ((end: ProcessEnd) => void) | undefined;
+  /** The exit waits of a stop, made only while one waits (see exitedWithin). */
+  private exitWaiters: (() => void)[] | undefined;
+  /** The wait for a ready line (waitForLine): the marker, and how to settle the wait. */
+  private lineMarker: string | undefined;
+  private lineSettle: ((outcome: LineWait) => void) | undefined;
   /** The fd-headroom warning's state, carried from reading to reading. */
   private readonly headroom: HeadroomWatch | undefined;
+  /** Stops the shared timer's readings of this daemon for its headroom warning. */
+  private unwatchHeadroom: (() => void) | undefined;
 
   /**
    * Spawn the daemon, or with `attached`, take over one that a handle named (see adopt.ts).
    * Throws synchronously (a {@link SystemError} with `syscall: 'spawn'`) when the program
    * cannot be executed; nothing is left behind then.
    */
-  constructor(
-    private readonly options: DaemonProcessOptions,
-    attached?: AttachedProcess,
-  ) {
+  constructor(options: DaemonProcessOptions, attached?: AttachedProcess) {
+    this.name = options.name;
+    this.cgroup = options.cgroup;
+    this.onLine = options.onLine;
+    this.groupTimeoutMs = options.groupTimeoutMs ?? 5000;
+    this.drainTimeoutMs = options.drainTimeoutMs ?? 500;
     this.tailLines = options.tailLines ?? 20;
     this.log = safeLog(options.logger);
     this.argv = attached ? attached.argv : [options.file, ...options.args];
     this.attached = attached;
-    let exitSeen!: () => void;
-    this.exitSeen = new Promise<void>((resolve) => (exitSeen = resolve));
     // A surviving daemon's cgroup must outlive us too; any other dies with this process.
-    if (options.cgroup && options.lifetime !== 'survive' && !attached) {
-      const unwatch = watchCgroup(options.cgroup);
-      void this.exitSeen.then(unwatch);
-    }
-    const exited = (exit: ExitStatus, known: boolean): void => {
-      this.exit = { code: exit.code, signal: exit.signal };
-      this.known = known;
-      // Our child is still a zombie here (an adopted daemon is held by our pidfd), so its group
-      // id cannot have been reused: this reaches exactly its descendants (both virtiofsd
-      // dialects fork a sandbox child).
-      this.killAll();
-      exitSeen();
-    };
+    if (options.cgroup && options.lifetime !== 'survive' && !attached) this.unwatchCgroup = watchCgroup(options.cgroup);
 
     let streamFds: number[];
     if (attached) {
@@ -271,31 +295,113 @@ export class DaemonProcess {
       attached.proc.watch(() => {
         // At once: its parent (init) may reap it any moment and hand the pid to a new daemon.
         unlockDaemon(attached.proc.pid);
-        void this.attachedExit(attached).then((exit) => exited(exit, exit.known));
+        void this.attachedExit(attached).then((exit) => this.exited(exit, exit.known));
       });
       streamFds = attached.logFd === null ? [] : [attached.logFd];
     } else {
-      // Both null: someone else in this process reaped our child, and its status is lost.
-      const spawned = this.spawnDaemon((exit) => {
-        // While it is our zombie its pid cannot be reused: the lock goes before the pid can.
-        unlockDaemon(spawned.child.pid);
-        exited(exit, exit.code !== null || exit.signal !== null);
-      });
+      const spawned = this.spawnDaemon(options, this.spawnedExit.bind(this));
       this.child = spawned.child;
       streamFds = spawned.streamFds;
       this.takeAdoptionLock(spawned.child.pid);
     }
-    this.ended = this.finish(streamFds.map((fd) => this.readLines(fd)));
+    const maxLineBytes = options.maxLineBytes;
+    this.streams = streamFds.map((fd) => new OutputStream(this, fd, maxLineBytes));
     const h = options.headroom;
     if (h) {
       this.headroom = { ratio: h.ratio, above: false, name: options.name, log: this.log, fix: h.fix };
-      if (h.intervalMs > 0) void this.exitSeen.then(watchHeadroom(this.target(), this.headroom, h.intervalMs));
+      if (h.intervalMs > 0) this.unwatchHeadroom = watchHeadroom(this.target(), this.headroom, h.intervalMs);
     }
   }
 
   /** What a reading of this daemon's processes looks at: its group, or its cgroup. */
   private target(): { pgid: number; cgroup: Cgroup | undefined } {
-    return { pgid: this.child.pid, cgroup: this.options.cgroup };
+    return { pgid: this.child.pid, cgroup: this.cgroup };
+  }
+
+  /** The exit callback of a child we spawned. Both null: someone else in this process reaped it, and its status is lost. */
+  private spawnedExit(exit: ExitStatus): void {
+    // While it is our zombie its pid cannot be reused: the lock goes before the pid can.
+    unlockDaemon(this.child.pid);
+    this.exited(exit, exit.code !== null || exit.signal !== null);
+  }
+
+  private exited(exit: ExitStatus, known: boolean): void {
+    this.exit = { code: exit.code, signal: exit.signal };
+    this.known = known;
+    // Our child is still a zombie here (an adopted daemon is held by our pidfd), so its group
+    // id cannot have been reused: this reaches exactly its descendants (both virtiofsd
+    // dialects fork a sandbox child). Not again after a stop's SIGKILL: every member had it
+    // then (a SIGKILLed process forks no more), and the cgroup's kill reached the rest.
+    try {
+      if (!this.groupKilled) this.killAll();
+    } finally {
+      this.unwatchCgroup?.();
+      this.unwatchCgroup = undefined;
+      this.unwatchHeadroom?.();
+      this.unwatchHeadroom = undefined;
+      const waiters = this.exitWaiters;
+      this.exitWaiters = undefined;
+      if (waiters) for (const seen of waiters) seen();
+      void this.finish();
+    }
+  }
+
+  /**
+   * Resolves once the daemon is reaped, its group is empty (bounded) and its output is read.
+   * Never rejects. Made when first asked for: a running daemon keeps no pending promise.
+   */
+  get ended(): Promise<ProcessEnd> {
+    if (!this.endPromise) {
+      const end = this.end;
+      this.endPromise = end ? Promise.resolve(end) : new Promise((resolve) => (this.endResolve = resolve));
+    }
+    return this.endPromise;
+  }
+
+  /**
+   * Have `fn` called once with the end, right before `ended` resolves (for the daemon's owner,
+   * which reports it). One callback; it must not throw.
+   */
+  onEnded(fn: (end: ProcessEnd) => void): void {
+    const end = this.end;
+    if (end) queueMicrotask(() => fn(end));
+    else this.endCallback = fn;
+  }
+
+  /**
+   * During the start: resolves `'ready'` at the first output line that holds `marker`,
+   * `'exited'` once the daemon has ended first (see {@link ended}), {@link TIMED_OUT} after
+   * `timeoutMs`. One wait at a time; nothing of it is kept once it has settled.
+   */
+  waitForLine(marker: string, timeoutMs: number): Promise<LineWait> {
+    if (this.end) return Promise.resolve('exited');
+    return new Promise<LineWait>((resolve) => {
+      const timer = setTimeout(() => settle(TIMED_OUT), timeoutMs > 0 ? Math.min(timeoutMs, MAX_TIMER_MS) : 0);
+      const settle = (outcome: LineWait): void => {
+        clearTimeout(timer);
+        this.lineMarker = undefined;
+        this.lineSettle = undefined;
+        resolve(outcome);
+      };
+      this.lineMarker = marker;
+      this.lineSettle = settle;
+    });
+  }
+
+  /** One output line of the daemon: logged at the level it gave it, kept for the start's errors, matched. */
+  line(line: string, info: LineInfo): void {
+    const { level, msg } = parseDaemonLine(line);
+    if (info.truncated) this.log[level]({ truncated: info.discardedBytes }, msg);
+    else this.log[level](msg);
+    const tail = this.tail;
+    if (tail !== null && this.tailLines > 0) {
+      // The tail only explains a failed start in an error message: 1 KiB per line says why,
+      // and keeps 20 lines of a daemon that logs 16 KiB lines from costing 320 KiB each.
+      tail.push(line.length > TAIL_LINE_CHARS ? `${line.slice(0, TAIL_LINE_CHARS)}…` : line);
+      if (tail.length > this.tailLines) tail.shift();
+    }
+    if (this.lineMarker !== undefined && line.includes(this.lineMarker)) this.lineSettle!('ready');
+    this.onLine?.(line);
   }
 
   /**
@@ -318,19 +424,29 @@ export class DaemonProcess {
    * needs: ours alone for `'manager'`, whose child also gets the death signal; for `'survive'`
    * one pipe whose read end is also parked in the daemon. Returns the child and our read ends.
    */
-  private spawnDaemon(onExit: (exit: ExitStatus) => void): { child: Child; streamFds: number[] } {
-    const options = this.options;
+  private spawnDaemon(
+    options: DaemonProcessOptions,
+    onExit: (exit: ExitStatus) => void,
+  ): { child: Child; streamFds: number[] } {
     const extraFds = options.extraFds ?? [];
     const cgroupFd = options.cgroup?.openFd();
-    const common = { file: options.file, argv: this.argv, env: options.env, newProcessGroup: true, cgroupFd, onExit };
+    const { file, env } = options;
+    const argv = this.argv;
     try {
       if (options.lifetime !== 'survive') {
+        const capture = options.captureStdout === true;
         const child = spawn({
-          ...common,
-          fds: ['null', options.captureStdout ? 'pipe' : 'null', 'pipe', ...extraFds],
-          lifetime: { deathSignal: 'SIGKILL' },
+          file,
+          argv,
+          env,
+          newProcessGroup: true,
+          cgroupFd,
+          onExit,
+          fds: ['null', capture ? 'pipe' : 'null', 'pipe', ...extraFds],
+          lifetime: DIE_WITH_MANAGER,
         });
-        return { child, streamFds: child.pipes.filter((fd): fd is number => fd !== null) };
+        const pipes = child.pipes;
+        return { child, streamFds: capture ? [pipes[1]!, pipes[2]!] : [pipes[2]!] };
       }
       // One pipe for stdout and stderr. A copy of its read end is parked in the daemon itself
       // (after extraFds), so that writing never meets EPIPE/SIGPIPE while no manager reads, and
@@ -339,7 +455,12 @@ export class DaemonProcess {
       let child: Child;
       try {
         child = spawn({
-          ...common,
+          file,
+          argv,
+          env,
+          newProcessGroup: true,
+          cgroupFd,
+          onExit,
           fds: ['null', options.captureStdout ? pipe.write : 'null', pipe.write, ...extraFds, pipe.read],
           lifetime: { detach: true },
         });
@@ -365,10 +486,10 @@ export class DaemonProcess {
     const id = pid ? processIdentity(pid) : null;
     const uids = pid ? processUids(pid) : null;
     if (!id || !id.exe || !uids || id.state === 'Z' || id.state === 'X') {
-      throw new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.options.name} is not running; it has no handle`);
+      throw new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.name} is not running; it has no handle`);
     }
     const log = this.attached ? this.attached.log : this.parkedLog;
-    const cgroup = this.options.cgroup?.record() ?? null;
+    const cgroup = this.cgroup?.record() ?? null;
     // The effective uid: what the kernel checks when the daemon acts, and what adopt() requires.
     return { uid: uids[1], pid, pgid: pid, startTime: id.startTime, exe: id.exe, argv: this.argv, log, cgroup };
   }
@@ -415,19 +536,20 @@ export class DaemonProcess {
   private killAll(): void {
     try {
       this.child.signal('SIGKILL', { group: true });
+      this.groupKilled = true;
     } finally {
       // Even when the group could not be signalled: what is in the cgroup goes all the same.
       try {
-        this.options.cgroup?.kill();
+        this.cgroup?.kill();
       } catch (err) {
-        this.log.warn({ err, cgroup: this.options.cgroup?.path }, 'cgroup.kill failed');
+        this.log.warn({ err, cgroup: this.cgroup?.path }, 'cgroup.kill failed');
       }
     }
   }
 
   /** The last output lines, oldest first (until {@link startOver}). */
   lastLines(): string[] {
-    return [...this.tail];
+    return this.tail ? [...this.tail] : [];
   }
 
   /**
@@ -436,20 +558,19 @@ export class DaemonProcess {
    * `tailLines` strings for each (~2 KB a daemon).
    */
   startOver(): void {
-    this.tailLines = 0;
-    this.tail.length = 0;
+    this.tail = null;
   }
 
   /** Keep the event loop alive while the daemon runs (the default), or not. */
   ref(): void {
     this.refed = true;
     this.child.ref();
-    for (const r of this.readers) r.ref();
+    for (const s of this.streams) s.ref();
   }
   unref(): void {
     this.refed = false;
     this.child.unref();
-    for (const r of this.readers) r.unref();
+    for (const s of this.streams) s.unref();
   }
 
   /**
@@ -475,13 +596,13 @@ export class DaemonProcess {
       this.stopRequested = true;
       const polite = signal !== 'SIGKILL' && this.trySignal(signal);
       if (!polite || !(await this.exitedWithin(timeoutMs))) {
-        if (polite) this.log.warn({ signal, timeoutMs }, `${this.options.name} ignored ${signal}; sending SIGKILL`);
+        if (polite) this.log.warn({ signal, timeoutMs }, `${this.name} ignored ${signal}; sending SIGKILL`);
         this.killAll();
       }
       if (!(await this.exitedWithin(killTimeoutMs))) {
         throw new VirtiofsDaemonError(
           'ERR_DAEMON_STOP_TIMEOUT',
-          `${this.options.name} (pid ${this.child.pid}) did not exit within ${killTimeoutMs} ms of SIGKILL; ` +
+          `${this.name} (pid ${this.child.pid}) did not exit within ${killTimeoutMs} ms of SIGKILL; ` +
             'it is most likely stuck in the kernel (uninterruptible sleep, e.g. a hung mount)',
         );
       }
@@ -495,83 +616,136 @@ export class DaemonProcess {
       this.child.signal(signal, { group: true });
       return true;
     } catch (err) {
-      this.log.warn({ err, signal }, `cannot send ${String(signal)} to ${this.options.name}; sending SIGKILL`);
+      this.log.warn({ err, signal }, `cannot send ${String(signal)} to ${this.name}; sending SIGKILL`);
       return false;
     }
   }
 
-  private async exitedWithin(ms: number): Promise<boolean> {
-    return (await raceDeadline(this.exitSeen, ms)) !== TIMED_OUT;
-  }
-
-  /** Read one output pipe on the event loop (never through the thread pool), line by line. */
-  private readLines(fd: number): { done: Promise<void>; destroy: () => void } {
-    const { onLine } = this.options;
-    const logger = this.log;
-    const scanner = new LineScanner({
-      maxLineBytes: this.options.maxLineBytes,
-      onLine: (line, info) => {
-        const { level, msg } = parseDaemonLine(line);
-        logger[level](info.truncated ? { truncated: info.discardedBytes } : {}, msg);
-        if (this.tailLines > 0) {
-          // The tail only explains a failed start in an error message: 1 KiB per line says why,
-          // and keeps 20 lines of a daemon that logs 16 KiB lines from costing 320 KiB each.
-          this.tail.push(line.length > TAIL_LINE_CHARS ? `${line.slice(0, TAIL_LINE_CHARS)}…` : line);
-          if (this.tail.length > this.tailLines) this.tail.shift();
-        }
-        onLine?.(line);
-      },
+  /**
+   * Whether the exit is seen within `ms`: one promise and one timer, made only now (a stop), each
+   * settled by whichever comes first; the timer goes with the exit.
+   */
+  private exitedWithin(ms: number): Promise<boolean> {
+    if (this.exit) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const waiters = (this.exitWaiters ??= []);
+      const seen = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(
+        () => {
+          waiters.splice(waiters.indexOf(seen), 1);
+          resolve(false);
+        },
+        ms > 0 ? Math.min(ms, MAX_TIMER_MS) : 0,
+      );
+      waiters.push(seen);
     });
-    let ended!: () => void;
-    const done = new Promise<void>((resolve) => (ended = resolve));
-    let open = true;
-    const end = (): void => {
-      if (!open) return;
-      open = false;
-      scanner.end();
-      ended();
-    };
-    const reader = readPipe(fd, (chunk) => (chunk ? scanner.push(chunk) : end()));
-    this.readers.push(reader);
-    if (!this.refed) reader.unref();
-    return {
-      done,
-      destroy: () => {
-        reader.close();
-        end();
-      },
-    };
   }
 
-  private async finish(streams: { done: Promise<void>; destroy: () => void }[]): Promise<ProcessEnd> {
-    await this.exitSeen;
-    const groupTimeoutMs = this.options.groupTimeoutMs ?? 5000;
-    const drainTimeoutMs = this.options.drainTimeoutMs ?? 500;
-
+  /**
+   * From the exit on: wait (bounded) until nothing of the group or cgroup is left and the pipes
+   * are read to the end, then hand the end to the owner's callback and to `ended`.
+   */
+  private async finish(): Promise<void> {
+    const { cgroup, groupTimeoutMs } = this;
     // Descendants that outlive the daemon got SIGKILL at the exit; wait until they are gone.
-    // Until `ended` resolves the daemon is not over: keep the loop alive as its watch did.
-    const cgroup = this.options.cgroup;
+    // Until the end is reported the daemon is not over: keep the loop alive as its watch did.
     const empty = cgroup
       ? await cgroup.waitEmpty(groupTimeoutMs, this.refed)
       : await waitGroupEmpty(this.child.pid, groupTimeoutMs, this.refed);
     const groupLeftovers = !empty;
     if (!empty) {
       const what = cgroup ? `cgroup '${cgroup.path}'` : 'group';
-      this.log.warn(`processes of ${this.options.name}'s ${what} outlived it by ${groupTimeoutMs} ms`);
+      this.log.warn(`processes of ${this.name}'s ${what} outlived it by ${groupTimeoutMs} ms`);
     } else if (cgroup?.created && !(await cgroup.remove())) {
-      this.log.warn({ cgroup: cgroup.path }, `could not remove ${this.options.name}'s cgroup`);
+      this.log.warn({ cgroup: cgroup.path }, `could not remove ${this.name}'s cgroup`);
     }
 
     // The pipes reach EOF once every writer is gone; one that escaped the group (setsid) must
     // not hold the exit report forever.
-    const drained = Promise.all(streams.map((s) => s.done));
-    if ((await raceDeadline(drained, drainTimeoutMs, { ref: this.refed })) === TIMED_OUT) {
-      for (const s of streams) s.destroy();
-      await drained;
+    const open = this.streams.filter((s) => !s.done);
+    if (open.length > 0) {
+      const drained = Promise.all(open.map((s) => s.drained()));
+      if ((await raceDeadline(drained, this.drainTimeoutMs, { ref: this.refed })) === TIMED_OUT) {
+        for (const s of open) s.destroy();
+        await drained;
+      }
     }
     this.attached?.proc.release();
-    return { ...this.exit!, requested: this.stopRequested, groupLeftovers, known: this.known };
+    const end: ProcessEnd = { ...this.exit!, requested: this.stopRequested, groupLeftovers, known: this.known };
+    this.end = end;
+    // A start still waiting for its ready line hears of the end as it did through `ended`.
+    this.lineSettle?.('exited');
+    const callback = this.endCallback;
+    this.endCallback = undefined;
+    try {
+      callback?.(end);
+    } finally {
+      this.endResolve?.(end);
+      this.endResolve = undefined;
+    }
   }
+}
+
+/**
+ * One output pipe of a daemon, read on the event loop (never through the thread pool) and cut
+ * into lines, each handed to {@link DaemonProcess.line}. A LineScanner itself, so that a
+ * running daemon keeps one object per pipe and no closure but the reader's callback.
+ */
+class OutputStream extends LineScanner {
+  /** True once the pipe has reached its end (or was destroyed) and the last line went out. */
+  done = false;
+  private readonly reader: PipeReader;
+  /** During the drain at the end: resolves when `done` becomes true. */
+  private settle: (() => void) | undefined;
+
+  constructor(
+    readonly proc: DaemonProcess,
+    fd: number,
+    maxLineBytes: number | undefined,
+  ) {
+    super({ maxLineBytes, onLine: deliverLine });
+    this.reader = readPipe(fd, this.chunk.bind(this));
+  }
+
+  private chunk(chunk: Buffer | null): void {
+    if (chunk) this.push(chunk);
+    else this.finishStream();
+  }
+
+  private finishStream(): void {
+    if (this.done) return;
+    this.done = true;
+    this.end();
+    this.settle?.();
+  }
+
+  /** Resolves once the pipe is read to its end. */
+  drained(): Promise<void> {
+    if (this.done) return Promise.resolve();
+    return new Promise((resolve) => (this.settle = resolve));
+  }
+
+  /** Stop reading now (a writer outside the group holds the pipe open). */
+  destroy(): void {
+    this.reader.close();
+    this.finishStream();
+  }
+
+  ref(): void {
+    this.reader.ref();
+  }
+
+  unref(): void {
+    this.reader.unref();
+  }
+}
+
+/** The scanner's line callback: LineScanner calls it as its own method, so `this` is the stream. */
+function deliverLine(this: OutputStream, line: string, info: LineInfo): void {
+  this.proc.line(line, info);
 }
 
 /**

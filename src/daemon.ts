@@ -207,9 +207,7 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     if (onQuitProblem) return Promise.reject(onQuitProblem);
     const run: Run = { started: false };
     const t0 = performance.now();
-    // Inside the async function everything, the span's attributes included, ends up in the promise.
-    const starting = (async () =>
-      traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)))().then(
+    const starting = this.tracedLaunch(run, onQuit).then(
       (pid) => {
         this.notify({ type: 'started', seconds: since(t0), dialect: daemonDialect(this) });
         return pid;
@@ -231,6 +229,11 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     return settled;
   }
 
+  /** launch() inside the `start` span; async, so that everything, the span's attributes included, ends up in the promise. */
+  private async tracedLaunch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
+    return traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit));
+  }
+
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
     const proc = this.proc;
@@ -245,11 +248,12 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       return Promise.resolve();
     }
     const t0 = performance.now();
-    const stopping: Promise<void> = traced('stop', this.name, { pid: proc.pid }, async () => {
-      // Resolves after the end was reported: report() is chained on `ended` before this.
-      await proc.stop(this.stopOptions());
-      this.notify({ type: 'stopped', seconds: since(t0), dialect: daemonDialect(this) });
-    }).finally(() => {
+    // Resolves after the end was reported: onEnded's callback runs before `ended` resolves.
+    const stopping: Promise<void> = traced('stop', this.name, { pid: proc.pid }, () =>
+      proc.stop(this.stopOptions()).then(() => {
+        this.notify({ type: 'stopped', seconds: since(t0), dialect: daemonDialect(this) });
+      }),
+    ).finally(() => {
       if (this.stopping === stopping) this.stopping = undefined;
     });
     this.stopping = stopping;
@@ -379,14 +383,15 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   /** Make a freshly spawned process ours; its end is reported once, to onQuit only if `run` started. */
   protected adopt(proc: DaemonProcess, run: Run, onQuit?: (exit: DaemonExit) => void): void {
     this.proc = proc;
-    // `ended` never rejects, and report() never throws.
-    void proc.ended.then((end) => this.report(proc, end, run.started, onQuit));
+    // A callback, not a reaction on `ended`: a running daemon keeps no promise. report() never throws.
+    proc.onEnded((end) => this.report(proc, end, run.started, onQuit));
   }
 
   /** Never throws: it runs on a promise nobody awaits, where a throw would be an unhandled rejection. */
   private report(proc: DaemonProcess, end: ProcessEnd, started: boolean, onQuit?: (exit: DaemonExit) => void): void {
     const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested, known: end.known };
-    this.log[end.requested ? 'info' : 'warn']({ ...exit, groupLeftovers: end.groupLeftovers }, `${this.name} quits`);
+    const level = end.requested ? 'info' : 'warn';
+    if (this.log.enabled(level)) this.log[level]({ ...exit, groupLeftovers: end.groupLeftovers }, `${this.name} quits`);
     // A start that did not resolve reports its end as its failure ('start-failed'), not here.
     if (started) this.notify({ type: 'exited', exit, dialect: daemonDialect(this) });
     if (this.proc === proc) {

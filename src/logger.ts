@@ -11,8 +11,17 @@ import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** What this package logs through: pino's level methods, which never throw. */
-export type Log = Record<LogLevel, (objOrMsg?: unknown, msg?: string) => void>;
+/** A logger's level methods, as pino has them: what the daemon layers take. */
+export type LogMethods = Record<LogLevel, (objOrMsg?: unknown, msg?: string) => void>;
+
+/** What this package logs through ({@link safeLog}): level methods that never throw. */
+export type Log = LogMethods & {
+  /**
+   * Whether a record at `level` would be written (pino's `isLevelEnabled`; true for a logger
+   * without it): a record that is not is not built at all.
+   */
+  enabled(level: LogLevel): boolean;
+};
 
 let root: Logger | undefined;
 
@@ -53,12 +62,30 @@ export function requireLogger(option: string, value: unknown): Logger | undefine
 }
 
 /**
- * The logger for one daemon: a child of the caller's (or of the default) tagged `{ subsystem }`,
- * wrapped by {@link safeLog}. Throws an {@link InvalidOptionError} when `child()` throws or
- * returns something that is not a logger.
+ * The children made so far, per parent logger and subsystem, with the parent's level when each
+ * was made: a host that runs a thousand daemons on one logger keeps one child, not a thousand
+ * (a pino child with its bindings is ~1 KB of heap).
+ */
+const children = new WeakMap<object, Map<string, { level: unknown; log: Log }>>();
+
+/**
+ * The logger for daemons of `subsystem`: a child of the caller's (or of the default) tagged
+ * `{ subsystem }`, wrapped by {@link safeLog}; made once per parent logger and subsystem, and
+ * again when the parent's level has changed since (a pino child keeps the level it was made
+ * with). Throws an {@link InvalidOptionError} when `child()` throws or returns something that
+ * is not a logger.
  */
 export function subsystemLog(subsystem: string, logger: Logger | undefined): Log {
   const parent = logger ?? defaultLogger();
+  let bySubsystem = children.get(parent);
+  let level: unknown;
+  try {
+    level = parent.level;
+  } catch {
+    level = undefined; // a logger whose level cannot be read: the child is made afresh each time
+  }
+  const known = bySubsystem?.get(subsystem);
+  if (known && known.level === level && level !== undefined) return known.log;
   let child: unknown;
   try {
     child = parent.child({ subsystem });
@@ -67,7 +94,10 @@ export function subsystemLog(subsystem: string, logger: Logger | undefined): Log
       cause: err,
     });
   }
-  return safeLog(requireLogger('logger', child) ?? parent);
+  const log = safeLog(requireLogger('logger', child) ?? parent);
+  if (!bySubsystem) children.set(parent, (bySubsystem = new Map<string, { level: unknown; log: Log }>()));
+  bySubsystem.set(subsystem, { level, log });
+  return log;
 }
 
 const safe = new WeakSet<object>();
@@ -97,12 +127,24 @@ export function safeLog(logger: unknown): Log {
       // Nothing is left to tell: the lifecycle must go on regardless.
     }
   };
-  const log = {} as Log;
+  const log = {
+    enabled(level: LogLevel): boolean {
+      try {
+        const is = (logger as { isLevelEnabled?: unknown }).isLevelEnabled;
+        return typeof is === 'function' ? is.call(logger, level) !== false : true;
+      } catch (err) {
+        report(err);
+        return false;
+      }
+    },
+  } as Log;
   for (const level of LOG_LEVELS) {
-    log[level] = (...args: unknown[]) => {
+    // Two parameters, not a rest array: nothing is allocated per record but what pino makes.
+    log[level] = (objOrMsg?: unknown, msg?: string) => {
       try {
         const method = (logger as Record<string, unknown>)[level] as (...a: unknown[]) => void;
-        method.apply(logger, args);
+        if (msg === undefined) method.call(logger, objOrMsg);
+        else method.call(logger, objOrMsg, msg);
       } catch (err) {
         report(err);
       }

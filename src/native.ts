@@ -27,13 +27,17 @@
 import { constants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import bindings from 'bindings';
-import { SystemError, VirtiofsDaemonError } from './errors.js';
+import { describeValue } from './describe.js';
+import { InvalidOptionError, SystemError, VirtiofsDaemonError } from './errors.js';
 import type { ExitStatus } from './types.js';
 import { signalName, signalNumber } from './signals.js';
 
 /**
- * A unix stream socket that we bound and that is listening. It is bound from inside its pinned
- * directory, so its address (getsockname, ss) is the file's name within that directory.
+ * A unix stream socket that we bound and that is listening. It is bound through its pinned
+ * directory, so its address (getsockname, ss) reads `/proc/self/fd/<n>/<name>`, `<n>` being a
+ * directory fd of ours that is closed by then (or, where /proc is not procfs or that does not
+ * fit 107 bytes, the bare `<name>`): find a listener's file by its inode (`ss -xe`,
+ * {@link socketListener}), not by its address.
  */
 export interface ListeningSocket {
   /** The listening fd: blocking, close-on-exec. Ours to pass on and to close, with {@link closeFd} only. */
@@ -43,6 +47,22 @@ export interface ListeningSocket {
   /** Device and inode of the socket file we created: later steps act on that file only. */
   dev: bigint;
   ino: bigint;
+  /** With `chownTo: 'parent'`: the owner the socket file was given (its directory's). */
+  owner?: { uid: number; gid: number };
+}
+
+/** What {@link listenUnix} takes besides the path. */
+export interface ListenOptions {
+  /** listen(2)'s backlog. @default 128 */
+  backlog?: number;
+  /**
+   * `'parent'`: give the socket file to the owner (uid and gid) of its directory, as
+   * {@link chownToParent} does, in the same call and through the same pinned directory (a chown
+   * that fails unlinks and closes the socket, and throws with `syscall: 'fchownat'`).
+   * `null`: leave it ours.
+   * @default null
+   */
+  chownTo?: 'parent' | null;
 }
 
 /** Where a child's fd comes from (see {@link SpawnOptions.fds}). */
@@ -184,12 +204,17 @@ export interface PipeReader {
 }
 
 interface Addon {
-  listenUnix(path: string, backlog: number): { fd: number; dev: bigint; ino: bigint };
+  listenUnix(
+    path: string,
+    backlog: number,
+    chownToParent: boolean,
+  ): { fd: number; dev: bigint; ino: bigint; uid?: number; gid?: number };
   chownToParent(path: string, dev: bigint, ino: bigint): { uid: number; gid: number };
   unlinkSocket(path: string, dev: bigint, ino: bigint): boolean;
   removeStaleSocket(path: string): boolean;
   socketListener(dev: bigint, ino: bigint): bigint | null;
   peerCredentials(fd: number): PeerCredentials;
+  fileMode(path: string): number;
   closeFd(fd: number): void;
   abandonAll(): void;
   liveGroups(pgids: number[]): boolean[];
@@ -302,13 +327,22 @@ function call<T>(fn: (a: Addon) => T): T {
 export { signalName, signalNumber } from './signals.js';
 
 /**
- * Create a unix stream socket listening at `path` (blocking, close-on-exec).
- * A stale socket file there is replaced; a live listener, or anything that is not a socket,
- * is an error and is left alone. Paths longer than 107 bytes are refused, never truncated.
+ * Create a unix stream socket listening at `path` (blocking, close-on-exec), and with
+ * `chownTo: 'parent'` give its file to its directory's owner: one walk to the directory, one
+ * call. A stale socket file there is replaced; a live listener, or anything that is not a
+ * socket, is an error and is left alone. Paths longer than 107 bytes are refused, never
+ * truncated. The bind makes no thread where /proc is procfs (see {@link ListeningSocket}).
+ * `options` may also be the backlog alone (a number), as in 0.1.
  */
-export function listenUnix(path: string, backlog = 128): ListeningSocket {
-  const r = call((a) => a.listenUnix(path, backlog));
-  return { fd: r.fd, path, dev: r.dev, ino: r.ino };
+export function listenUnix(path: string, options: ListenOptions | number = {}): ListeningSocket {
+  const { backlog = 128, chownTo = null } = typeof options === 'number' ? { backlog: options } : options;
+  if (chownTo !== null && chownTo !== 'parent') {
+    throw new InvalidOptionError('chownTo', `${describeValue(chownTo)} is not 'parent' or null`);
+  }
+  const r = call((a) => a.listenUnix(path, backlog, chownTo === 'parent'));
+  const sock: ListeningSocket = { fd: r.fd, path, dev: r.dev, ino: r.ino };
+  if (r.uid !== undefined) sock.owner = { uid: r.uid, gid: r.gid! };
+  return sock;
 }
 
 /**
@@ -357,6 +391,15 @@ export function peerCredentials(fd: number): PeerCredentials {
 }
 
 /**
+ * The mode (type and permission bits, `st_mode`) of what `path` names, symlinks followed, as
+ * `stat(2)` gives it; a {@link SystemError} (`syscall: 'stat'`, `ENOENT`, `ENOTDIR`, `EACCES`...)
+ * when there is nothing to stat. One system call and a number: no Stats object, no Dates.
+ */
+export function fileMode(path: string): number {
+  return call((a) => a.fileMode(path));
+}
+
+/**
  * The socket file now belongs to a daemon that outlives this environment (lifetime 'survive'):
  * teardown leaves it in place. {@link unlinkSocket} still removes it when we stop the daemon.
  */
@@ -383,9 +426,10 @@ function envArray(env: NodeJS.ProcessEnv | string[] | undefined): string[] | nul
 
 /** The Child interface over the addon's object; methods on the prototype keep each child small. */
 class ChildHandle implements Child {
-  constructor(private readonly raw: RawChild) {}
-  get pid(): number {
-    return this.raw.pid;
+  /** Read once: a pid never changes, and each read of the addon's accessor crosses into C++. */
+  readonly pid: number;
+  constructor(private readonly raw: RawChild) {
+    this.pid = raw.pid;
   }
   get pidfd(): number {
     return this.raw.pidfd;

@@ -43,6 +43,26 @@ export function readOptions<K extends string>(
 }
 
 /**
+ * Like {@link readOptions}, but the snapshot holds only the keys whose value is not undefined:
+ * for the many optional settings of which a caller sets a few (each still read exactly once).
+ */
+export function readDefinedOptions<K extends string>(options: object, keys: readonly K[]): { [P in K]?: unknown } {
+  const out: { [P in K]?: unknown } = {};
+  for (const key of keys) {
+    let value: unknown;
+    try {
+      value = (options as Record<string, unknown>)[key];
+    } catch (err) {
+      throw new InvalidOptionError(key, `reading it threw (${describeError(err)}); pass a plain value`, {
+        cause: err,
+      });
+    }
+    if (value !== undefined) out[key] = value;
+  }
+  return out;
+}
+
+/**
  * Refuse an option name that `what` does not take: a typo (`uidMap`, `socketGroup`) would
  * otherwise be ignored and the call succeed without it. Reads only the own enumerable string
  * keys of `options` (what a literal, a spread or JSON gives; a key set to `undefined` counts).

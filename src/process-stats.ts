@@ -248,7 +248,14 @@ let timerAt = Infinity;
 export function watchHeadroom(target: SampleTarget, watch: HeadroomWatch, intervalMs: number): () => void {
   const w: Watched = { target, watch, intervalMs, due: Date.now() + intervalMs };
   watched.add(w);
-  schedule();
+  // Only this one can move the next reading earlier: no scan of every watch (a storm of N starts
+  // would make that N²/2 steps); tick() scans once per reading instead.
+  if (!timer || w.due < timerAt) {
+    clearTimeout(timer);
+    timerAt = w.due;
+    timer = setTimeout(tick, intervalMs);
+    timer.unref();
+  }
   return () => {
     watched.delete(w);
     if (watched.size === 0 && timer) {

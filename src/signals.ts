@@ -10,10 +10,11 @@ import { describeValue } from './describe.js';
 /** Second names of a signal number; Node reports the first name for that number. */
 const ALIASES = new Set(['SIGIOT', 'SIGPOLL', 'SIGUNUSED', 'SIGCLD', 'SIGINFO', 'SIGLOST']);
 
-const NUMBERS: Readonly<Record<string, number>> = osConstants.signals;
+/** Name → number, aliases included. A Map: os.constants.signals is a null-prototype object, slower to probe. */
+const NUMBERS = new Map<string, number>(Object.entries(osConstants.signals));
 
 const NAMES = new Map<number, NodeJS.Signals>();
-for (const [name, num] of Object.entries(NUMBERS)) {
+for (const [name, num] of NUMBERS) {
   if (!ALIASES.has(name) && !NAMES.has(num)) NAMES.set(num, name as NodeJS.Signals);
 }
 
@@ -27,7 +28,7 @@ export function signalName(signo: number): NodeJS.Signals {
 
 /** True when `name` is a signal name Node knows (exact spelling: `SIGTERM`, not `sigterm` or `TERM`). */
 export function isSignalName(name: unknown): name is NodeJS.Signals {
-  return typeof name === 'string' && Object.hasOwn(NUMBERS, name);
+  return typeof name === 'string' && NUMBERS.has(name);
 }
 
 /**
@@ -53,5 +54,5 @@ export function signalNumber(signal: NodeJS.Signals | number, option = 'signal')
     if (Number.isInteger(signal) && signal >= 0 && signal <= MAX_SIGNAL) return signal;
     throw new InvalidOptionError(option, `${describeValue(signal)} is not a signal number (0..${MAX_SIGNAL})`);
   }
-  return NUMBERS[requireSignalName(option, signal)];
+  return NUMBERS.get(requireSignalName(option, signal))!;
 }

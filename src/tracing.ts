@@ -2,30 +2,39 @@
  * Spans through @opentelemetry/api, tagged as Kata tags its daemon spans. Without a registered
  * SDK the API hands out no-op spans, so this costs nothing then.
  */
-import { SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
+import { context, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
 
 const tracer = trace.getTracer('virtiofs-daemon');
 
-/** Run `fn` inside span `name` with Kata's tags (source, package, subsystem) plus `attributes`. */
+/**
+ * Run `fn` inside span `name` with Kata's tags (source, package, subsystem) plus `attributes`.
+ * What `startActiveSpan` does, in two steps: the API's no-op span (no SDK registered: an
+ * invalid span context) runs `fn` as it is, without the context the API would make and switch
+ * to for it on every start and stop. A span a sampler dropped still becomes the active one, so
+ * that what happens inside inherits the decision.
+ */
 export async function traced<T>(
   name: string,
   subsystem: string,
   attributes: Attributes,
   fn: () => Promise<T>,
 ): Promise<T> {
-  return tracer.startActiveSpan(
-    name,
-    { attributes: { source: 'runtime', package: 'virtcontainers', subsystem, ...attributes } },
-    async (span) => {
-      try {
-        return await fn();
-      } catch (err) {
-        span.recordException(err as Error);
-        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
-        throw err;
-      } finally {
-        span.end();
-      }
-    },
-  );
+  const span = tracer.startSpan(name, {
+    attributes: { source: 'runtime', package: 'virtcontainers', subsystem, ...attributes },
+  });
+  if (!span.isRecording() && !trace.isSpanContextValid(span.spanContext())) {
+    span.end();
+    return fn();
+  }
+  return context.with(trace.setSpan(context.active(), span), async () => {
+    try {
+      return await fn();
+    } catch (err) {
+      span.recordException(err as Error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+      throw err;
+    } finally {
+      span.end();
+    }
+  });
 }

@@ -2,10 +2,11 @@
  * Checks shared by both daemons. Each throws an {@link InvalidOptionError} naming the option,
  * what is wrong with it and how to fix it, before anything is created.
  */
-import fs, { constants, type Stats } from 'node:fs';
+import fs, { constants } from 'node:fs';
 import path from 'node:path';
 import { describeError, describeValue } from './describe.js';
-import { InvalidOptionError } from './errors.js';
+import { InvalidOptionError, SystemError } from './errors.js';
+import { fileMode } from './native.js';
 
 /** A unix socket path holds at most 107 bytes (sun_path is 108 with the NUL). */
 export const MAX_SOCKET_PATH_BYTES = 107;
@@ -73,11 +74,11 @@ export function requireArgs(option: string, value: unknown): string[] {
 
 /** An existing regular file that we may execute. */
 export function checkExecutable(option: string, file: string): void {
-  const st = statOr(
+  const mode = modeOr(
     file,
     (err) => new InvalidOptionError(option, `'${file}' ${describeStatError(err)}`, { cause: err }),
   );
-  if (!st.isFile()) throw new InvalidOptionError(option, `'${file}' is ${kind(st)}, not a program`);
+  if ((mode & S_IFMT) !== S_IFREG) throw new InvalidOptionError(option, `'${file}' is ${kind(mode)}, not a program`);
   try {
     fs.accessSync(file, constants.X_OK);
   } catch (err) {
@@ -89,8 +90,11 @@ export function checkExecutable(option: string, file: string): void {
 
 /** An existing directory. */
 export function checkDirectory(option: string, dir: string): void {
-  const st = statOr(dir, (err) => new InvalidOptionError(option, `'${dir}' ${describeStatError(err)}`, { cause: err }));
-  if (!st.isDirectory()) throw new InvalidOptionError(option, `'${dir}' is ${kind(st)}, not a directory`);
+  const mode = modeOr(
+    dir,
+    (err) => new InvalidOptionError(option, `'${dir}' ${describeStatError(err)}`, { cause: err }),
+  );
+  if ((mode & S_IFMT) !== S_IFDIR) throw new InvalidOptionError(option, `'${dir}' is ${kind(mode)}, not a directory`);
 }
 
 /**
@@ -113,12 +117,12 @@ export function requireSocketPath(option: string, value: unknown): string {
 export function checkSocketPath(option: string, socketPath: string): void {
   requireSocketPath(option, socketPath);
   const dir = path.dirname(socketPath);
-  const st = statOr(
+  const mode = modeOr(
     dir,
     (err) =>
       new InvalidOptionError(option, `directory '${dir}' ${describeStatError(err)}; create it first`, { cause: err }),
   );
-  if (!st.isDirectory()) throw new InvalidOptionError(option, `'${dir}' is ${kind(st)}, not a directory`);
+  if ((mode & S_IFMT) !== S_IFDIR) throw new InvalidOptionError(option, `'${dir}' is ${kind(mode)}, not a directory`);
 }
 
 /**
@@ -157,15 +161,18 @@ export function resolveBinary(
 }
 
 /**
- * stat(2) called directly, not through the thread pool: a stat of a local path takes
- * microseconds, a thread-pool round trip tens to hundreds (it waits for the event loop's next
- * turn), and start() makes several. Failures become `fail(err)`.
+ * The mode of `file` from stat(2), called directly (native.fileMode), not through the thread
+ * pool: a stat of a local path takes microseconds, a thread-pool round trip tens to hundreds (it
+ * waits for the event loop's next turn), and start() makes several; nor through fs.statSync,
+ * which makes a Stats object with four Dates for a type check. Failures become `fail(err)`.
  */
-function statOr(file: string, fail: (err: NodeJS.ErrnoException) => Error): Stats {
+function modeOr(file: string, fail: (err: NodeJS.ErrnoException) => Error): number {
   try {
-    return fs.statSync(file);
+    return fileMode(file);
   } catch (err) {
-    throw fail(err as NodeJS.ErrnoException);
+    // Only what stat(2) answered is about the file; a missing addon, say, is not.
+    if (!(err instanceof SystemError)) throw err;
+    throw fail(err);
   }
 }
 
@@ -176,10 +183,13 @@ function describeStatError(err: NodeJS.ErrnoException): string {
   return `cannot be examined (${err.code ?? err.message})`;
 }
 
-function kind(st: Stats): string {
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFile()) return 'a regular file';
-  if (st.isSocket()) return 'a socket';
-  if (st.isFIFO()) return 'a FIFO';
+const { S_IFMT, S_IFREG, S_IFDIR, S_IFSOCK, S_IFIFO } = constants;
+
+function kind(mode: number): string {
+  const type = mode & S_IFMT;
+  if (type === S_IFDIR) return 'a directory';
+  if (type === S_IFREG) return 'a regular file';
+  if (type === S_IFSOCK) return 'a socket';
+  if (type === S_IFIFO) return 'a FIFO';
   return 'a device or special file';
 }

@@ -10,11 +10,11 @@ import type { Logger } from 'pino';
 import { Cgroup, cgroupPlacementError, requireCgroupOptions } from './cgroup.js';
 import { Daemon, describeExit, readAdoptOptions, type Run } from './daemon.js';
 import { DaemonProcess, type StopOptions } from './daemon-process.js';
-import { raceDeadline, TIMED_OUT } from './deadline.js';
+import { TIMED_OUT } from './deadline.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { requireLogger } from './logger.js';
 import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from './handle.js';
-import { chownToParent, closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
+import { closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
 import {
   checkIdmapHelpers,
   idmapOptionOf,
@@ -26,6 +26,7 @@ import {
   type IdmapOption,
 } from './idmap.js';
 import {
+  readDefinedOptions,
   readOptions,
   rejectUnknownOptions,
   requireBoolean,
@@ -314,8 +315,9 @@ export function resolveVirtiofsdOptions(options: object): ResolvedVirtiofsdOptio
     refuse: VIRTIOFSD_REFUSED,
   });
   const o = readOptions(options, VIRTIOFSD_OPTION_KEYS);
-  const typed = readOptions(options, TYPED_OPTION_KEYS);
-  for (const key of TYPED_OPTION_KEYS) if (typed[key] === undefined) delete typed[key];
+  // Only the options set: an object of all of them with the unset ones deleted would be a hash
+  // table (~0.8 KB), kept as long as the daemon is.
+  const typed = readDefinedOptions(options, TYPED_OPTION_KEYS);
   return {
     logger: requireLogger('logger', o.logger),
     path: o.path === undefined ? undefined : requireString('path', o.path),
@@ -377,9 +379,6 @@ export interface VirtiofsdAdoptOptions extends FdWarnOptions {
   stopTimeoutMs?: number;
 }
 
-const READY = (): 'ready' => 'ready';
-const EXITED = (): 'exited' => 'exited';
-
 /** What to say when a binary's --version names no virtiofsd: as a user, the legacy daemon prints nothing at all. */
 function dialectHint(euid: number): string {
   return euid === 0
@@ -417,9 +416,10 @@ export async function probeVirtiofsd(path?: string): Promise<VirtiofsdFacts> {
 }
 
 export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
-  private socket: ListeningSocket | undefined;
+  /** Our socket file while the daemon runs: what cleanup removes and the handle records. */
+  private socket: Pick<ListeningSocket, 'path' | 'dev' | 'ino'> | undefined;
   /** The default socket's file name, chosen once per instance (its directory at first use). */
-  private readonly defaultSocketName = `virtiofsd-${randomBytes(4).toString('hex')}.sock`;
+  /** The default socket (no socketPath given): its name is chosen at first use, once per instance. */
   private defaultSocket: string | undefined;
 
   /**
@@ -461,7 +461,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       lifetime: h.lifetime,
     } as VirtiofsdOptions);
     void daemon.options; // an invalid logger or stop option throws here, before anything is opened
-    daemon.socket = { fd: -1, path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
+    daemon.socket = { path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
     // The handle keeps the argv: the Rust daemon is the one given --shared-dir.
     daemon.setDialect(h.argv.some((a) => a.startsWith('--shared-dir')) ? 'rust' : 'legacy');
     daemon.attach(h, trust, onQuit);
@@ -476,7 +476,8 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   get socketPath(): string {
     const given = this.options.socketPath;
     if (given !== undefined) return given;
-    this.defaultSocket ??= join(runtimeDir(), this.defaultSocketName);
+    // Drawn here, not in the constructor: a getrandom per instance that names its own socket buys nothing.
+    this.defaultSocket ??= join(runtimeDir(), `virtiofsd-${randomBytes(4).toString('hex')}.sock`);
     return this.defaultSocket;
   }
 
@@ -565,61 +566,60 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate, 'virtiofsd');
     let socket: ListeningSocket;
     try {
-      socket = listenUnix(socketPath);
+      socket = listenSocket(socketPath);
     } catch (err) {
       void cgroup?.remove();
-      throw SystemError.forOption('socketPath', err);
+      // A failed chown is the socket's directory's matter, not the path's: reported as it is.
+      throw (err as SystemError).syscall === 'fchownat' ? err : SystemError.forOption('socketPath', err);
     }
+    const { path, dev, ino } = socket;
+    const owner = socket.owner ?? null;
     let pid: number;
     try {
-      const owner = giveSocket(socket);
-      let ready!: () => void;
-      const marker = new Promise<void>((resolve) => (ready = resolve));
-      const proc = new DaemonProcess({
-        name: 'virtiofsd',
-        file: binary,
-        args,
-        env: o.env,
-        extraFds: [socket.fd],
-        cgroup,
-        logger: this.log,
-        lifetime,
-        onLine: (line) => line.includes(READY_MARKER) && ready(),
-        headroom: this.headroom(),
-      });
+      let proc: DaemonProcess;
+      try {
+        proc = new DaemonProcess({
+          name: 'virtiofsd',
+          file: binary,
+          args,
+          env: o.env,
+          extraFds: [socket.fd],
+          cgroup,
+          logger: this.log,
+          lifetime,
+          headroom: this.headroom(),
+        });
+      } finally {
+        // The daemon holds its own copy now (or never will): ours would keep the socket alive.
+        closeFd(socket.fd);
+      }
       // Taken now: DaemonProcess.pid reads 0 once the exit is seen, and a daemon may die right after
       // its ready line (then start() still resolves to its pid, and onQuit reports the end).
       pid = proc.pid;
       // Ours from here on, before anything else can fail: a failure below stops it.
-      this.socket = socket;
+      this.socket = { path, dev, ino };
       // A surviving daemon keeps serving the file after our environment is gone.
       if (lifetime === 'survive') keepSocketFile(socket);
       this.adopt(proc, run, onQuit);
-      this.log.info({ daemonPid: proc.pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
+      if (this.log.enabled('info')) {
+        this.log.info({ daemonPid: pid, dialect, argv: proc.argv, socket: socketPath, owner }, 'virtiofsd started');
+      }
       // A quiet daemon never says it waits: the socket is ours, so the VMM can connect now.
-      await this.waitReady(proc, quiet ? Promise.resolve() : marker);
+      if (!quiet) await this.waitReady(proc);
       proc.startOver();
     } catch (err) {
       if (this.proc) throw err;
       unlinkSocket(socket);
       void cgroup?.remove();
       throw SystemError.isCgroupPlacement(err) ? cgroupPlacementError(err, cgroup!.path) : err;
-    } finally {
-      // The daemon holds its own copy now (or never will): ours would keep the socket alive.
-      closeFd(socket.fd);
     }
     run.started = true;
     return pid;
   }
 
-  private async waitReady(proc: DaemonProcess, marker: Promise<void>): Promise<void> {
+  private async waitReady(proc: DaemonProcess): Promise<void> {
     const timeoutMs = this.options.startTimeoutMs;
-    const outcome = await raceDeadline(
-      // Module-level callbacks: a closure here would keep this frame alive as long as the
-      // daemon runs, through the reaction left on `ended`.
-      Promise.race([marker.then(READY), proc.ended.then(EXITED)]),
-      timeoutMs,
-    );
+    const outcome = await proc.waitForLine(READY_MARKER, timeoutMs);
     if (outcome === 'ready') return;
     if (outcome === TIMED_OUT) {
       await this.stop();
@@ -639,7 +639,9 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   }
 
   protected cleanup(): void {
-    if (this.socket && unlinkSocket(this.socket)) this.log.debug({ socket: this.socket.path }, 'socket removed');
+    if (this.socket && unlinkSocket(this.socket) && this.log.enabled('debug')) {
+      this.log.debug({ socket: this.socket.path }, 'socket removed');
+    }
     this.socket = undefined;
   }
 
@@ -698,29 +700,34 @@ function idmapHint(lastLines: string[]): string {
 }
 
 /**
- * Give the socket to its directory's owner where we can: root always (Kata's rule: whoever owns
- * the directory runs the VMM); a user only when the directory is its own and its group one of
- * the user's groups (a user cannot give a file away: chown to anyone else fails with EPERM).
- * Otherwise the socket stays ours, which is what a VMM run by the same user needs. Returns the
- * owner given, or null when the socket was left as it was bound.
+ * Listen at `socketPath` and give the socket to its directory's owner where we can, in the same
+ * call (listenUnix with `chownTo: 'parent'`: one walk to the directory): root always (Kata's
+ * rule: whoever owns the directory runs the VMM); a user only when the directory is its own and
+ * its group one of the user's groups (a user cannot give a file away: chown to anyone else fails
+ * with EPERM). Otherwise the socket stays ours, which is what a VMM run by the same user needs.
+ * The socket's `owner` is the owner given, absent when it was left as it was bound.
  */
-function giveSocket(socket: ListeningSocket): { uid: number; gid: number } | null {
+function listenSocket(socketPath: string): ListeningSocket {
   const euid = process.geteuid!();
   if (euid !== 0) {
     let dir;
     try {
-      dir = statSync(dirname(socket.path));
+      dir = statSync(dirname(socketPath));
     } catch {
-      return null;
+      return listenUnix(socketPath);
     }
     const groups = new Set([process.getegid!(), ...process.getgroups!()]);
-    if (dir.uid !== euid || !groups.has(dir.gid)) return null;
+    if (dir.uid !== euid || !groups.has(dir.gid)) return listenUnix(socketPath);
   }
   try {
-    return chownToParent(socket);
+    return listenUnix(socketPath, { chownTo: 'parent' });
   } catch (err) {
-    // The directory changed hands between the look and the chown: as a user, leave the socket ours.
-    if (euid !== 0 && err instanceof SystemError && (err.code === 'EPERM' || err.code === 'EACCES')) return null;
+    // The directory changed hands between the look and the chown (the failed call removed its
+    // socket): as a user, listen again and leave the socket ours.
+    const e = err as SystemError;
+    if (euid !== 0 && e.syscall === 'fchownat' && (e.code === 'EPERM' || e.code === 'EACCES')) {
+      return listenUnix(socketPath);
+    }
     throw err;
   }
 }

@@ -127,8 +127,9 @@ test('the child gets the socket at fd 3: listening, bound to the path, blocking,
   assert.equal(report.fd3.acceptConn, 1, 'SO_ACCEPTCONN: fd 3 is listening');
   assert.equal(report.fd3.soType, 1, 'SO_TYPE: SOCK_STREAM');
   assert.equal(report.fd3.nonblock, 0, 'fd 3 is blocking');
-  // Bound from inside its pinned directory (no path is resolved twice): the address is the name there.
-  assert.equal(report.fd3.sockName, path.basename(sock.path));
+  // Bound through its pinned directory's magic link (no path is resolved twice, no thread): the
+  // address is that link's path, ending in the file's name (see BindAt in unix_socket.cc).
+  assert.match(report.fd3.sockName, new RegExp(`^/proc/self/fd/\\d+/${path.basename(sock.path)}$`));
   for (const n of [0, 1, 2]) assert.equal(fdEntry(report, n).type, 'chr', `fd ${n} is /dev/null`);
   assert.notEqual(u.fdFlags(sock.fd) & u.O_CLOEXEC, 0, 'the parent fd stays close-on-exec');
 });
@@ -209,7 +210,7 @@ test('fd placement is exact when sources sit on target numbers: swaps, fd 3 alre
   assert.equal(fdEntry(z.report, 0).type, 'chr', 'child fd 0 is /dev/null, not the socket');
   assert.equal(fdEntry(z.report, 3).inode, r.sock0.sockIno, 'child fd 3 is the socket that sat at fd 0');
   assert.equal(z.report.fd3.acceptConn, 1);
-  assert.equal(z.report.fd3.sockName, 's0.sock');
+  assert.match(z.report.fd3.sockName, /^\/proc\/self\/fd\/\d+\/s0\.sock$/, 'the socket bound as s0.sock');
 });
 
 test("fd sources 'pipe', 'pipe-in', 'null' and null give exactly those fds; parent pipe ends are non-blocking and close-on-exec", async () => {
@@ -809,8 +810,88 @@ test('listenUnix binds a path of exactly 107 bytes, untruncated', async (t) => {
   t.after(() => native.closeFd(sock.fd));
   assert.equal(fs.lstatSync(p, { bigint: true }).ino, sock.ino);
   const { report } = await u.runProbe({ fds: ['null', 'null', 'null', sock.fd] });
-  assert.equal(report.fd3.sockName, path.basename(p), 'the address is the whole name, not truncated');
+  assert.equal(
+    report.fd3.sockName.replace(/^\/proc\/self\/fd\/\d+\//, ''),
+    path.basename(p),
+    'the address holds the whole name, not truncated',
+  );
   await connectTo(p);
+});
+
+/**
+ * Run `body` (JavaScript, with `native`, `fs`, `path` and `dir` in scope) in a fresh Node under
+ * `strace -f`, between two markers (kill(pid, 0)). Returns the clone/clone3 calls any thread of
+ * the process made between the markers, and what body printed on stdout.
+ */
+function clonesAround(t, dir, body) {
+  const trace = path.join(dir, 'strace.out');
+  const script =
+    `const native = require(${JSON.stringify(path.resolve(__dirname, '../dist/native.js'))});` +
+    `const fs = require('node:fs'); const path = require('node:path'); const dir = ${JSON.stringify(dir)};` +
+    // Everything lazily made (the addon, its per-environment state) is made before the first marker.
+    `native.closeFd(native.listenUnix(path.join(dir, 'warm.sock')).fd);` +
+    `process.kill(process.pid, 0); ${body}; process.kill(process.pid, 0);`;
+  const r = cp.spawnSync(
+    'strace',
+    ['-f', '-qq', '-e', 'trace=clone,clone3,kill', '-o', trace, process.execPath, '-e', script],
+    {
+      encoding: 'utf8',
+      timeout: 60000,
+    },
+  );
+  assert.equal(r.status, 0, `strace node exited ${r.status}/${r.signal} (is strace installed?): ${r.stderr}`);
+  const lines = fs.readFileSync(trace, 'utf8').split('\n');
+  const marks = lines.map((l, i) => (/\bkill\(\d+, 0\)/.test(l) ? i : -1)).filter((i) => i >= 0);
+  assert.equal(marks.length, 2, `two markers in the trace:\n${lines.join('\n')}`);
+  const between = lines.slice(marks[0] + 1, marks[1]);
+  return {
+    clones: between.filter((l) => /\bclone3?\(/.test(l)),
+    threads: between.filter((l) => /CLONE_THREAD/.test(l)),
+    stdout: r.stdout,
+  };
+}
+
+test('listenUnix creates no thread where /proc is procfs: the bind goes through /proc/self/fd/<dirfd>/<name>', (t) => {
+  const dir = u.tempDir(t);
+  const { clones, stdout } = clonesAround(
+    t,
+    dir,
+    `const out = [];
+     for (let i = 0; i < 20; i++) {
+       const s = native.listenUnix(path.join(dir, 's' + i + '.sock'), { chownTo: 'parent' });
+       out.push(fs.lstatSync(s.path, { bigint: true }).ino === s.ino && fs.lstatSync(s.path).isSocket());
+       native.unlinkSocket(s);
+       native.closeFd(s.fd);
+     }
+     console.log(JSON.stringify(out));`,
+  );
+  assert.deepEqual(JSON.parse(stdout), new Array(20).fill(true), 'each listen bound its socket file at its path');
+  assert.deepEqual(clones, [], 'no clone or clone3 between the markers: no thread, no process');
+});
+
+test('listenUnix falls back to a thread when /proc/self/fd/<n>/<name> does not fit 107 bytes but the path does', (t) => {
+  // A short directory, so that its path plus the name fits where the magic path cannot:
+  // "/proc/self/fd/NN/" is 17 bytes or more, "/tmp/vXXXXXX/" 13.
+  const dir = fs.mkdtempSync('/tmp/v');
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const name = 'n'.repeat(107 - dir.length - 1);
+  assert.ok(dir.length + 1 < 17, `setup: '${dir}' must be shorter than the magic prefix`);
+  const { threads, clones, stdout } = clonesAround(
+    t,
+    dir,
+    `const out = [];
+     for (let i = 0; i < 5; i++) {
+       const s = native.listenUnix(path.join(dir, ${JSON.stringify(name)}));
+       out.push(fs.lstatSync(s.path, { bigint: true }).ino === s.ino);
+       native.unlinkSocket(s);
+       native.closeFd(s.fd);
+     }
+     console.log(JSON.stringify(out));`,
+  );
+  assert.deepEqual(JSON.parse(stdout), [true, true, true, true, true], 'each listen bound the 107-byte path');
+  // The thread the fallback needs, and nothing else: the strace of the test above can see threads.
+  assert.equal(threads.length, 5, `one thread per listen:\n${clones.join('\n')}`);
+  assert.equal(clones.length, 5, `no other clone:\n${clones.join('\n')}`);
 });
 
 // ---- chownToParent -----------------------------------------------------------------------
@@ -850,6 +931,25 @@ test("chownToParent gives the socket file to its directory's owner", (t) => {
   assert.deepEqual(owner(sock.path), { uid: 0, gid: 0 }, 'setup: the socket starts out ours');
   assert.deepEqual(native.chownToParent(sock), { uid: 65534, gid: 65534 });
   assert.deepEqual(owner(sock.path), { uid: 65534, gid: 65534 });
+});
+
+test("listenUnix with chownTo: 'parent' gives the socket file to its directory's owner in the same call", (t) => {
+  assert.equal(process.getuid(), 0, 'this test chowns files: run it as root');
+  const dir = path.join(u.tempDir(t), 'owned');
+  fs.mkdirSync(dir);
+  fs.chownSync(dir, 65534, 65534);
+  const sock = native.listenUnix(path.join(dir, 'd.sock'), { chownTo: 'parent' });
+  t.after(() => native.closeFd(sock.fd));
+  assert.deepEqual(sock.owner, { uid: 65534, gid: 65534 });
+  assert.deepEqual(owner(sock.path), { uid: 65534, gid: 65534 });
+  const mine = native.listenUnix(path.join(dir, 'e.sock'), { chownTo: null });
+  t.after(() => native.closeFd(mine.fd));
+  assert.equal(mine.owner, undefined, 'no chown asked: no owner given');
+  assert.deepEqual(owner(mine.path), { uid: 0, gid: 0 });
+  assert.throws(() => native.listenUnix(path.join(dir, 'f.sock'), { chownTo: 'child' }), {
+    code: 'ERR_INVALID_OPTION',
+  });
+  assert.ok(!fs.existsSync(path.join(dir, 'f.sock')), 'a refused option creates nothing');
 });
 
 test('chownToParent refuses a symlink planted at the path and leaves it and its target alone', (t) => {
