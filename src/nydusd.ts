@@ -26,14 +26,8 @@ import {
   requireTimeout,
 } from './options.js';
 import type { DaemonExit, MountOption } from './types.js';
-import {
-  checkDirectory,
-  checkSocketPath,
-  requireArgs,
-  requireSocketPath,
-  requireString,
-  resolveBinary,
-} from './validate.js';
+import { checkDirectory, checkSocketPath, resolveBinary } from './file-checks.js';
+import { requireArgs, requireSocketPath, requireString } from './validate.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
 import {
   buildNydusdArgs,

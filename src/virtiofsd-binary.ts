@@ -19,7 +19,8 @@ import path from 'node:path';
 import { describeError } from './describe.js';
 import { InvalidOptionError } from './errors.js';
 import { readTrustedFile } from './trusted-file.js';
-import { checkExecutable, requireString } from './validate.js';
+import { checkExecutable } from './file-checks.js';
+import { requireString } from './validate.js';
 
 /** A vhost-user backend as a QEMU descriptor file describes it. */
 export interface VhostUserBackend {

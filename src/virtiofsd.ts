@@ -51,7 +51,8 @@ import {
   type Dialect,
   type VirtiofsdTypedOptions,
 } from './virtiofsd-args.js';
-import { checkDirectory, checkSocketPath, requireArgs, requireSocketPath, requireString } from './validate.js';
+import { checkDirectory, checkSocketPath } from './file-checks.js';
+import { requireArgs, requireSocketPath, requireString } from './validate.js';
 
 export { buildVirtiofsdArgs, type CacheMode, type Dialect, type VirtiofsdArgsInput } from './virtiofsd-args.js';
 
