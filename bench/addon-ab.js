@@ -14,7 +14,7 @@ const os = require('node:os');
 const path = require('node:path');
 const c = require('./common.js');
 
-const { cgroup2Mount } = require(path.join(c.root, 'dist', 'cgroup.js'));
+const { cgroup2Mount } = require(path.join(c.root, 'dist', 'process', 'cgroup.js'));
 
 const spawns = Number(process.env.BENCH_SPAWNS || 3000);
 const target = path.join(c.binDir, 'true');

@@ -12,7 +12,7 @@ const path = require('node:path');
 const c = require('./common.js');
 
 const { native } = c.lib();
-const { cgroup2Mount } = require(path.join(c.root, 'dist', 'cgroup.js'));
+const { cgroup2Mount } = require(path.join(c.root, 'dist', 'process', 'cgroup.js'));
 
 const rounds = Number(process.env.BENCH_ROUNDS || 20);
 const spawns = Number(process.env.BENCH_SPAWNS || 100);

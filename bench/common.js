@@ -23,8 +23,8 @@ function lib(from = root) {
   if (from !== root) {
     // Another checkout (bench/density.js's BENCH_BEFORE): its own dist/ and its own addon.
     return {
-      native: require(path.join(from, 'dist', 'native.js')),
-      virtiofsd: require(path.join(from, 'dist', 'virtiofsd.js')),
+      native: require(path.join(from, 'dist', 'process', 'native.js')),
+      virtiofsd: require(path.join(from, 'dist', 'virtiofsd', 'virtiofsd.js')),
     };
   }
   if (addon) {
@@ -43,8 +43,8 @@ function lib(from = root) {
     }
   }
   return {
-    native: require(path.join(root, 'dist', 'native.js')),
-    virtiofsd: require(path.join(root, 'dist', 'virtiofsd.js')),
+    native: require(path.join(root, 'dist', 'process', 'native.js')),
+    virtiofsd: require(path.join(root, 'dist', 'virtiofsd', 'virtiofsd.js')),
   };
 }
 

@@ -51,7 +51,7 @@ function kinds(file) {
 
 async function main() {
   const pino = require(require.resolve('pino', { paths: [ROOT] }));
-  const { Virtiofsd } = require(path.join(ROOT, 'dist', 'virtiofsd.js'));
+  const { Virtiofsd } = require(path.join(ROOT, 'dist', 'virtiofsd', 'virtiofsd.js'));
   const standin = path.join(__dirname, '..', 'build', 'helpers', 'ready-standin');
   if (!fs.existsSync(standin)) throw new Error(`${standin} is missing: npm run build:helpers`);
   const dir = fs.mkdtempSync(path.join(require('./common.js').tmpBase(), 'vfd-heap-'));

@@ -247,7 +247,10 @@ function prepare() {
   const addon = candidates.find((f) => fs.existsSync(f));
   if (!addon) throw new Error(`no addon at ${candidates.join(' or ')}: run npm ci (or npm run build) first`);
   log(`addon: ${path.relative(c.root, addon)}`);
-  for (const f of [path.join(c.root, 'dist', 'native.js'), path.join(c.root, 'dist', 'virtiofsd.js')]) {
+  for (const f of [
+    path.join(c.root, 'dist', 'process', 'native.js'),
+    path.join(c.root, 'dist', 'virtiofsd', 'virtiofsd.js'),
+  ]) {
     if (!fs.existsSync(f)) throw new Error(`${f} is missing: run npm ci (or npm run build:ts) first`);
   }
   fs.copyFileSync(addon, path.join(runDir, 'virtiofs_daemon.node'));

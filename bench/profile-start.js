@@ -119,11 +119,11 @@ async function loop() {
 const sourceLines = new Map();
 
 /**
- * The addon method a JS frame calls (`a.listenUnix(` on its line of dist/native.js): V8 gives
+ * The addon method a JS frame calls (`a.listenUnix(` on its line of dist/process/native.js): V8 gives
  * every Node-API callback of the addon the same name, so the caller's line tells them apart.
  */
 function addonMethod(frame) {
-  if (!frame.url.endsWith('/dist/native.js')) return undefined;
+  if (!frame.url.endsWith('/dist/process/native.js')) return undefined;
   const file = frame.url.replace(/^file:\/\//, '');
   if (!sourceLines.has(file)) sourceLines.set(file, fs.readFileSync(file, 'utf8').split('\n'));
   const m = /\b(?:a|raw)\.(\w+)\(/.exec(sourceLines.get(file)[frame.lineNumber] ?? '');

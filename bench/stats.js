@@ -136,7 +136,7 @@ async function main() {
   const pino = require(require.resolve('pino', { paths: [c.root] }));
   const { Registry } = require(require.resolve('prom-client', { paths: [c.root] }));
   const { virtiofsd } = c.lib();
-  const { daemonMetrics } = require(path.join(c.root, 'dist', 'metrics.js'));
+  const { daemonMetrics } = require(path.join(c.root, 'dist', 'metrics', 'metrics.js'));
   const { Virtiofsd } = virtiofsd;
   if (!fs.existsSync(STANDIN)) throw new Error(`${STANDIN} is missing: run npm run build:helpers`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfd-stats-'));

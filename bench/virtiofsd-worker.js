@@ -9,7 +9,7 @@
  *       front-end connected to the socket got its GET_FEATURES answered. The daemon is then
  *       disconnected, killed (its whole process group) and its socket removed, untimed.
  *
- * ours:     new Virtiofsd({...}).start() (dist/virtiofsd.js).
+ * ours:     new Virtiofsd({...}).start() (dist/virtiofsd/virtiofsd.js).
  * baseline: what it takes with nothing but Node's own API (see makeBaseline below).
  *
  * Every daemon's process group is announced to index.js ({event: 'daemon', pgid}) and

@@ -1,4 +1,4 @@
-export type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
+export type { DaemonExit, MountOption, VirtiofsDaemon } from './common/types.js';
 export {
   Virtiofsd,
   buildVirtiofsdArgs,
@@ -13,7 +13,7 @@ export {
   type VirtiofsdAdoptOptions,
   type VirtiofsdArgsInput,
   type VirtiofsdOptions,
-} from './virtiofsd.js';
+} from './virtiofsd/virtiofsd.js';
 export {
   findVirtiofsd,
   isLegacyVirtiofsd,
@@ -21,7 +21,7 @@ export {
   vhostUserDirs,
   type FoundVirtiofsd,
   type VhostUserBackend,
-} from './virtiofsd-binary.js';
+} from './virtiofsd/virtiofsd-binary.js';
 export {
   ID_LIMIT,
   planIdmap,
@@ -34,8 +34,8 @@ export {
   type IdmapOption,
   type IdmapPlan,
   type IdmapRanges,
-} from './idmap.js';
-export { runtimeDir } from './runtime-dir.js';
+} from './virtiofsd/idmap.js';
+export { runtimeDir } from './process/runtime-dir.js';
 export {
   HANDLE_FORMAT,
   type DaemonHandle,
@@ -43,17 +43,17 @@ export {
   type HandleTrust,
   type Lifetime,
   type SocketRecord,
-} from './handle.js';
+} from './process/handle.js';
 export {
   VIRTIOFSD_OPTIONS,
   escapeLegacyOptionValue,
   normalizeCacheMode,
   type VirtiofsdLogLevel,
   type VirtiofsdTypedOptions,
-} from './virtiofsd-args.js';
-export type { VirtiofsdFacts } from './virtiofsd-probe.js';
-export { RUST_VIRTIOFSD_SINCE, type VirtiofsdRelease } from './virtiofsd-releases.js';
-export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './extra-args.js';
+} from './virtiofsd/virtiofsd-args.js';
+export type { VirtiofsdFacts } from './virtiofsd/virtiofsd-probe.js';
+export { RUST_VIRTIOFSD_SINCE, type VirtiofsdRelease } from './common/virtiofsd-releases.js';
+export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './common/extra-args.js';
 export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './mock.js';
 export {
   DaemonAdoptedError,
@@ -71,8 +71,8 @@ export {
   type ExitStatus,
   type HandleProof,
   type UntrustedReason,
-} from './errors.js';
-export { LineScanner, parseDaemonLine } from './lines.js';
+} from './common/errors.js';
+export { LineScanner, parseDaemonLine } from './process/lines.js';
 export {
   MIN_NYDUSD_VERSION,
   detectNydusdVersion,
@@ -83,7 +83,7 @@ export {
   type NydusdCli,
   type NydusdLogLevel,
   type NydusdVersion,
-} from './nydusd-args.js';
+} from './nydusd/nydusd-args.js';
 export {
   Nydusd,
   buildNydusdArgs,
@@ -93,7 +93,7 @@ export {
   type NydusdAdoptOptions,
   type NydusdOptions,
   type ResolvedNydusdOptions,
-} from './nydusd.js';
+} from './nydusd/nydusd.js';
 export {
   NydusClient,
   NYDUS_STATS_FOPS,
@@ -103,7 +103,7 @@ export {
   type NydusClientOptions,
   type NydusDaemonState,
   type NydusMountCmd,
-} from './nydus-client.js';
+} from './nydusd/nydus-client.js';
 export {
   fromKataConfig,
   parseExtraOption,
@@ -112,14 +112,20 @@ export {
   type KataVirtiofsConfig,
   type KataVirtiofsdOptions,
   type NydusExtraOption,
-} from './kata.js';
-export { cgroup2Mount, ownCgroup, type CgroupStats } from './cgroup.js';
-export type { DaemonStats, FdWarnOptions } from './process-stats.js';
+} from './kata/kata.js';
+export { cgroup2Mount, ownCgroup, type CgroupStats } from './process/cgroup.js';
+export type { DaemonStats, FdWarnOptions } from './process/process-stats.js';
 export {
   daemonMetrics,
   type DaemonMetrics,
   type DaemonMetricsOptions,
   type MetricsRegistry,
   type TrackOptions,
-} from './metrics.js';
-export { qemuArgs, qemuOptionValue, MAX_TAG_BYTES, type DaemonQemuArgsOptions, type QemuArgsOptions } from './qemu.js';
+} from './metrics/metrics.js';
+export {
+  qemuArgs,
+  qemuOptionValue,
+  MAX_TAG_BYTES,
+  type DaemonQemuArgsOptions,
+  type QemuArgsOptions,
+} from './common/qemu.js';

@@ -2,9 +2,9 @@
  * A stand-in for unit tests of code that drives a VirtiofsDaemon (what Kata's `virtiofsdMock`
  * is): no process, no socket. It records every call and lets the test make the daemon quit.
  */
-import { DaemonRunningError, InvalidOptionError, NotSupportedError } from './errors.js';
-import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
-import { describeValue } from './describe.js';
+import { DaemonRunningError, InvalidOptionError, NotSupportedError } from './common/errors.js';
+import type { DaemonExit, MountOption, VirtiofsDaemon } from './common/types.js';
+import { describeValue } from './common/describe.js';
 
 /** The pid the mock reports, as Kata's mock does: no real process has it. */
 export const MOCK_PID = 9999999;

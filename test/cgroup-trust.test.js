@@ -25,8 +25,8 @@ const path = require('node:path');
 const pino = require('pino');
 
 const { Virtiofsd, Nydusd, InvalidOptionError } = require('../dist/index.js');
-const { Cgroup } = require('../dist/cgroup.js');
-const native = require('../dist/native.js');
+const { Cgroup } = require('../dist/process/cgroup.js');
+const native = require('../dist/process/native.js');
 const h = require('./helpers/daemons.js');
 const util = require('./helpers/util.js');
 const cg = require('./helpers/cgroups.js');

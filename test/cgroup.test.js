@@ -17,7 +17,7 @@ const path = require('node:path');
 const pino = require('pino');
 
 const { Virtiofsd, Nydusd, InvalidOptionError, VirtiofsDaemonError, cgroup2Mount } = require('../dist/index.js');
-const native = require('../dist/native.js');
+const native = require('../dist/process/native.js');
 const h = require('./helpers/daemons.js');
 const util = require('./helpers/util.js');
 

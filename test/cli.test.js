@@ -10,7 +10,7 @@ const { virtiofsdPath } = require('./helpers/daemons.js');
 const { tempDir, waitFor } = require('./helpers/util.js');
 const { qemuArgs } = require('../dist/index.js');
 
-const CLI = path.join(__dirname, '..', 'dist', 'cli.js');
+const CLI = path.join(__dirname, '..', 'dist', 'cli', 'cli.js');
 
 /** Start the CLI; resolves { child, stdout(), stderr(), exited } */
 function runCli(args, env = process.env) {

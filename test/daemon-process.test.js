@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const pino = require('pino');
-const { DaemonProcess } = require('../dist/daemon-process.js');
+const { DaemonProcess } = require('../dist/process/daemon-process.js');
 const { script, tempDir } = require('./helpers/util.js');
 
 const quiet = pino({ level: 'silent' });

@@ -12,7 +12,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const pino = require('pino');
 
-const native = require('../dist/native.js');
+const native = require('../dist/process/native.js');
 const { Virtiofsd } = require('../dist/index.js');
 const h = require('./helpers/daemons.js');
 const { sleep, tempDir } = require('./helpers/util.js');

@@ -21,8 +21,8 @@ const path = require('node:path');
 const pino = require('pino');
 
 const lib = require('../dist/index.js');
-const { DaemonProcess } = require('../dist/daemon-process.js');
-const native = require('../dist/native.js');
+const { DaemonProcess } = require('../dist/process/daemon-process.js');
+const native = require('../dist/process/native.js');
 const { Virtiofsd, Nydusd, NydusClient, InvalidOptionError, LineScanner } = lib;
 const h = require('./helpers/daemons.js');
 const { assertTyped, captureLogger, isSocket, script, settle, sleep } = require('./helpers/util.js');

@@ -3,8 +3,8 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const v8 = require('node:v8');
 const vm = require('node:vm');
-const { LineScanner, parseDaemonLine, DEFAULT_MAX_LINE_BYTES } = require('../dist/lines.js');
-const { InvalidOptionError } = require('../dist/errors.js');
+const { LineScanner, parseDaemonLine, DEFAULT_MAX_LINE_BYTES } = require('../dist/process/lines.js');
+const { InvalidOptionError } = require('../dist/common/errors.js');
 const { prng } = require('./helpers/util.js');
 
 /** Run `chunks` through a fresh scanner; return [{ line, truncated, discardedBytes }]. */

@@ -15,7 +15,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 
-const native = require('../dist/native.js');
+const native = require('../dist/process/native.js');
 const h = require('./helpers/daemons.js');
 const { sleep, tempDir } = require('./helpers/util.js');
 
@@ -313,7 +313,7 @@ for (const [mode, env] of GROUP_PATHS) {
 test('a spawn at RLIMIT_NOFILE fails with EMFILE naming the limit and the fix, and leaks nothing', () => {
   const script = `
     const fs = require('node:fs');
-    const native = require(${JSON.stringify(path.join(ROOT, 'dist', 'native.js'))});
+    const native = require(${JSON.stringify(path.join(ROOT, 'dist', 'process', 'native.js'))});
     native.closeFd(fs.openSync('/dev/null', 'r')); // load the addon first
     const held = [];
     for (;;) { try { held.push(fs.openSync('/dev/null', 'r')); } catch { break; } }

@@ -23,8 +23,8 @@ if (!fs.existsSync(u.probePath)) {
     `${u.probePath} is missing: run npm run build:helpers (after node-gyp rebuild, which empties build/)`,
   );
 }
-const native = require('../dist/native.js');
-const { SystemError } = require('../dist/errors.js');
+const native = require('../dist/process/native.js');
+const { SystemError } = require('../dist/common/errors.js');
 
 const { probePath, sleep } = u;
 const innerScript = path.join(__dirname, 'helpers', 'inner.js');
@@ -826,7 +826,7 @@ test('listenUnix binds a path of exactly 107 bytes, untruncated', async (t) => {
 function clonesAround(t, dir, body) {
   const trace = path.join(dir, 'strace.out');
   const script =
-    `const native = require(${JSON.stringify(path.resolve(__dirname, '../dist/native.js'))});` +
+    `const native = require(${JSON.stringify(path.resolve(__dirname, '../dist/process/native.js'))});` +
     `const fs = require('node:fs'); const path = require('node:path'); const dir = ${JSON.stringify(dir)};` +
     // Everything lazily made (the addon, its per-environment state) is made before the first marker.
     `native.closeFd(native.listenUnix(path.join(dir, 'warm.sock')).fd);` +

@@ -18,8 +18,8 @@ const fs = require('node:fs');
 const http = require('node:http');
 const net = require('node:net');
 const path = require('node:path');
-const { NydusClient, encodeQueryValue, NYDUS_API_MAX_BODY_BYTES } = require('../dist/nydus-client.js');
-const { NydusApiError, InvalidOptionError } = require('../dist/errors.js');
+const { NydusClient, encodeQueryValue, NYDUS_API_MAX_BODY_BYTES } = require('../dist/nydusd/nydus-client.js');
+const { NydusApiError, InvalidOptionError } = require('../dist/common/errors.js');
 const { sleep, tempDir } = require('./helpers/util.js');
 
 const { DAEMON, REAL, rafsImage, standinTest } = require('./helpers/nydusd.js');

@@ -88,7 +88,7 @@ test('the tarball: both prebuilds, LICENSE, CHANGELOG, types, sources for the ma
     'README.md',
     'dist/index.js',
     'dist/index.d.ts',
-    'dist/native.d.ts',
+    'dist/process/native.d.ts',
     'scripts/install.js',
     'scripts/addon-path.js',
     'binding.gyp',

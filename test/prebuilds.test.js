@@ -106,7 +106,7 @@ function runIn(dir, code, cmd = [process.execPath]) {
 }
 
 const LOAD_ERROR = `
-  const native = require('./dist/native.js');
+  const native = require('./dist/process/native.js');
   try { native.removeStaleSocket('/nonexistent/x.sock'); console.log(JSON.stringify({ loaded: true })); }
   catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message, cause: e.cause && e.cause.message })); }`;
 
@@ -196,7 +196,7 @@ test('the arm64 prebuild loads under qemu-user and its socket primitives work th
   // spawn() is not tried: qemu-user refuses clone(CLONE_PIDFD) (EINVAL), so it needs a real arm64 machine.
   const r = runIn(
     dir,
-    `const native = require('./dist/native.js');
+    `const native = require('./dist/process/native.js');
      const fs = require('node:fs');
      const s = native.listenUnix(${JSON.stringify(path.join(sockDir, 'a.sock'))});
      const isSocket = fs.statSync(s.path).isSocket();

@@ -17,12 +17,12 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
 
-const native = require('../dist/native.js');
-const tf = require('../dist/trusted-file.js');
-const rd = require('../dist/runtime-dir.js');
-const lifetime = require('../dist/cli-lifetime.js');
-const { UntrustedFileError } = require('../dist/errors.js');
-const { HANDLE_FORMAT } = require('../dist/handle.js');
+const native = require('../dist/process/native.js');
+const tf = require('../dist/process/trusted-file.js');
+const rd = require('../dist/process/runtime-dir.js');
+const lifetime = require('../dist/cli/cli-lifetime.js');
+const { UntrustedFileError } = require('../dist/common/errors.js');
+const { HANDLE_FORMAT } = require('../dist/process/handle.js');
 const { cli, detached } = require('./helpers/cli.js');
 const h = require('./helpers/daemons.js');
 const { asUser, createUser, runAs } = require('./helpers/users.js');
@@ -458,7 +458,7 @@ test('adoption lock: two worker_threads are two holders; a terminated worker’s
   const pid = sleeper(t).pid;
   const code = `
     const { parentPort, workerData } = require('node:worker_threads');
-    const rd = require(${JSON.stringify(path.join(DIST, 'runtime-dir.js'))});
+    const rd = require(${JSON.stringify(path.join(DIST, 'process', 'runtime-dir.js'))});
     parentPort.on('message', (op) =>
       parentPort.postMessage(op === 'held' ? rd.daemonLockHeld(workerData.pid) : rd.lockDaemon(workerData.pid)));`;
   const start = () => {

@@ -17,7 +17,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const lib = require('../dist/index.js');
-const native = require('../dist/native.js');
+const native = require('../dist/process/native.js');
 const { Virtiofsd, detectDialect, READY_MARKER, InvalidOptionError } = lib;
 const h = require('./helpers/daemons.js');
 const { captureLogger, isSocket, rejection, tempDir } = require('./helpers/util.js');

@@ -26,7 +26,7 @@ delete process.env.LD_PRELOAD;
 
 const pino = require('pino');
 const { Nydusd, Virtiofsd } = require('../../dist/index.js');
-const native = require('../../dist/native.js');
+const native = require('../../dist/process/native.js');
 const util = require('./util.js');
 
 const SLEEPER = path.join(__dirname, '..', '..', 'build', 'helpers', 'sleeper');

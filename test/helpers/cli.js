@@ -1,12 +1,12 @@
 'use strict';
-/** The CLI (dist/cli.js) run as an operator runs it, for the tests of its detached daemons. */
+/** The CLI (dist/cli/cli.js) run as an operator runs it, for the tests of its detached daemons. */
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const h = require('./daemons.js');
 const { killGroups } = require('./lifetime.js');
 
-const CLI = path.join(__dirname, '..', '..', 'dist', 'cli.js');
+const CLI = path.join(__dirname, '..', '..', 'dist', 'cli', 'cli.js');
 
 /**
  * Run the CLI to its end: { code, signal, stdout, stderr, ms }. With `timeoutMs`, a CLI still

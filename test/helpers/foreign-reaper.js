@@ -24,7 +24,7 @@ if (json === undefined) {
   return;
 }
 const root = path.resolve(__dirname, '..', '..');
-const native = require(path.join(root, 'dist', 'native.js'));
+const native = require(path.join(root, 'dist', 'process', 'native.js'));
 const reaper = require(path.join(root, 'build', 'helpers', 'reaper.node'));
 
 async function round() {

@@ -18,7 +18,7 @@ if (scenario === undefined) {
   return;
 }
 const args = JSON.parse(json);
-const { listenUnix, spawn } = require('../../dist/native.js');
+const { listenUnix, spawn } = require('../../dist/process/native.js');
 const { O_CLOEXEC, fdFlags, probePath, readReport } = require('./util.js');
 
 /** Every open fd above 2 without O_CLOEXEC, per /proc/self/fdinfo. */

@@ -26,7 +26,7 @@ const os = require('node:os');
 const path = require('node:path');
 
 const { Nydusd, NydusClient } = require('../../dist/index.js');
-const native = require('../../dist/native.js');
+const native = require('../../dist/process/native.js');
 const h = require('./daemons.js');
 const { captureLogger, exists, isSocket, script, sleep } = require('./util.js');
 

@@ -1,12 +1,12 @@
 'use strict';
 /**
  * A manager process for the runtime directory tests, as any uid: runs the operations of its
- * argument (JSON: [{ op, pid }]) from dist/runtime-dir.js in order and prints one JSON line per
+ * argument (JSON: [{ op, pid }]) from dist/process/runtime-dir.js in order and prints one JSON line per
  * operation, { ok: result } or { error: { code, reason, component, owner, mode, message } }.
  * op 'hold' prints { ok: 'holding' } and keeps the process (and its locks) alive until it is
  * killed or its stdin closes. Ops: runtimeDir, sealKey (hex), lock, unlock, held, hold.
  */
-const rd = require('../../dist/runtime-dir.js');
+const rd = require('../../dist/process/runtime-dir.js');
 
 const ops = {
   runtimeDir: () => rd.runtimeDir(),

@@ -15,7 +15,7 @@ if (!parentPort) {
   // `node --test test/` loads every .js under test/, helpers included: nothing to do then.
   return;
 }
-const { spawn } = require('../../dist/native.js');
+const { spawn } = require('../../dist/process/native.js');
 const { probePath, procStat, tempReportPath, waitForReport } = require('./util.js');
 
 const children = new Map();

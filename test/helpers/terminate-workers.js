@@ -27,7 +27,7 @@ async function work() {
   const { mode: m, socketPath, sourcePath, virtiofsd } = workerData;
   if (m === 'spawn') {
     const net = require('node:net');
-    const { spawn } = require(path.join(root, 'dist', 'native.js'));
+    const { spawn } = require(path.join(root, 'dist', 'process', 'native.js'));
     parentPort.postMessage('online');
     for (;;) {
       await new Promise((resolve) => {
@@ -109,7 +109,7 @@ async function main() {
   const rounds = [];
   if (mode === 'virtiofsd')
     require(path.join(root, 'dist', 'index.js')); // load the addon before the baseline
-  else require(path.join(root, 'dist', 'native.js')).closeFd(fs.openSync('/dev/null', 'r'));
+  else require(path.join(root, 'dist', 'process', 'native.js')).closeFd(fs.openSync('/dev/null', 'r'));
   // One round first, uncounted: Node opens a few fds of its own for its first worker.
   for (let r = -1; r < args.rounds; r++) {
     const before = fds();

@@ -14,7 +14,7 @@ const root = path.resolve(__dirname, '..', '..');
 /** The probe built by scripts/build-helpers.js from test/helpers/probe.c. */
 const probePath = path.join(root, 'build', 'helpers', 'probe');
 /** The compiled library module (npm run build:ts). */
-const nativeModulePath = path.join(root, 'dist', 'native.js');
+const nativeModulePath = path.join(root, 'dist', 'process', 'native.js');
 
 /** O_CLOEXEC and O_NONBLOCK as /proc/<pid>/fdinfo shows them (octal "flags:"). */
 const O_CLOEXEC = 0o2000000;
@@ -144,7 +144,7 @@ function runProbe({
  * taken after it. Like libuv's reserve fd, it is one per environment, never one per daemon.
  */
 function openOncePerEnvironment() {
-  require('../../dist/runtime-dir.js').daemonLockHeld(1);
+  require('../../dist/process/runtime-dir.js').daemonLockHeld(1);
 }
 
 /** How many fds this process has open (after {@link openOncePerEnvironment}). */

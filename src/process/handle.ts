@@ -12,8 +12,8 @@
 import crypto from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { CgroupRecord } from './cgroup.js';
-import { describeValue } from './describe.js';
-import { InvalidOptionError } from './errors.js';
+import { describeValue } from '../common/describe.js';
+import { InvalidOptionError } from '../common/errors.js';
 import { sealKey } from './runtime-dir.js';
 
 /**

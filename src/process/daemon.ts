@@ -7,8 +7,8 @@ import type { Logger } from 'pino';
 import { adoptProcess } from './adopt.js';
 import { Cgroup } from './cgroup.js';
 import { DaemonProcess, type Headroom, type ProcessEnd, type StopOptions } from './daemon-process.js';
-import { describeValue } from './describe.js';
-import { DaemonRunningError, InvalidOptionError, VirtiofsDaemonError } from './errors.js';
+import { describeValue } from '../common/describe.js';
+import { DaemonRunningError, InvalidOptionError, VirtiofsDaemonError } from '../common/errors.js';
 import {
   bootId,
   HANDLE_FORMAT,
@@ -19,12 +19,12 @@ import {
   type Lifetime,
   type SocketRecord,
 } from './handle.js';
-import { safeLog, subsystemLog, type Log } from './logger.js';
-import { readOptions, rejectUnknownOptions, requireOneOf, requireOptionsObject } from './options.js';
+import { safeLog, subsystemLog, type Log } from '../common/logger.js';
+import { readOptions, rejectUnknownOptions, requireOneOf, requireOptionsObject } from '../common/options.js';
 import type { DaemonStats } from './process-stats.js';
-import { qemuArgsForSocket, type DaemonQemuArgsOptions } from './qemu.js';
-import { traced } from './tracing.js';
-import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
+import { qemuArgsForSocket, type DaemonQemuArgsOptions } from '../common/qemu.js';
+import { traced } from '../common/tracing.js';
+import type { DaemonExit, MountOption, VirtiofsDaemon } from '../common/types.js';
 
 /** Whether a launch got as far as resolving: onQuit belongs only to daemons that started. */
 export interface Run {

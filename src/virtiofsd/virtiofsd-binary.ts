@@ -16,11 +16,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { describeError } from './describe.js';
-import { InvalidOptionError } from './errors.js';
-import { readTrustedFile } from './trusted-file.js';
-import { checkExecutable } from './file-checks.js';
-import { requireString } from './validate.js';
+import { describeError } from '../common/describe.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { readTrustedFile } from '../process/trusted-file.js';
+import { checkExecutable } from '../process/file-checks.js';
+import { requireString } from '../common/validate.js';
 
 /** A vhost-user backend as a QEMU descriptor file describes it. */
 export interface VhostUserBackend {

@@ -3,11 +3,11 @@
  * features (`--print-capabilities`, as libvirt and Incus ask). Asked once per binary path, size
  * and mtime, whatever the number of starts: one probe per binary, shared by concurrent starts.
  */
-import { askBinary, captureOutput } from './daemon-process.js';
-import { describeValue } from './describe.js';
-import { InvalidOptionError } from './errors.js';
+import { askBinary, captureOutput } from '../process/daemon-process.js';
+import { describeValue } from '../common/describe.js';
+import { InvalidOptionError } from '../common/errors.js';
 import type { Dialect } from './virtiofsd-args.js';
-import { parseVersion, type VirtiofsdRelease } from './virtiofsd-releases.js';
+import { parseVersion, type VirtiofsdRelease } from '../common/virtiofsd-releases.js';
 
 /** What {@link probeVirtiofsd} learnt from a virtiofsd binary. */
 export interface VirtiofsdFacts extends VirtiofsdRelease {

@@ -7,8 +7,8 @@
  * bound nor make us stop reading (a full pipe blocks the daemon). Memory here
  * stays O(maxLineBytes) whatever the input.
  */
-import { describeValue } from './describe.js';
-import { InvalidOptionError } from './errors.js';
+import { describeValue } from '../common/describe.js';
+import { InvalidOptionError } from '../common/errors.js';
 
 /** Per-line metadata passed to {@link LineScannerOptions.onLine}. */
 export interface LineInfo {

@@ -6,16 +6,16 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Cgroup, cgroupPlacementError, requireCgroupOptions } from './cgroup.js';
-import { Daemon, describeExit, readAdoptOptions, type Run } from './daemon.js';
-import { DaemonProcess, type StopOptions } from './daemon-process.js';
-import { raceDeadline, sleep, TIMED_OUT } from './deadline.js';
-import { DaemonStartError, InvalidOptionError, SystemError, VirtiofsDaemonError } from './errors.js';
-import { requireLogger } from './logger.js';
-import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from './handle.js';
-import { removeStaleSocket, unlinkSocket } from './native.js';
+import { Cgroup, cgroupPlacementError, requireCgroupOptions } from '../process/cgroup.js';
+import { Daemon, describeExit, readAdoptOptions, type Run } from '../process/daemon.js';
+import { DaemonProcess, type StopOptions } from '../process/daemon-process.js';
+import { raceDeadline, sleep, TIMED_OUT } from '../common/deadline.js';
+import { DaemonStartError, InvalidOptionError, SystemError, VirtiofsDaemonError } from '../common/errors.js';
+import { requireLogger } from '../common/logger.js';
+import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from '../process/handle.js';
+import { removeStaleSocket, unlinkSocket } from '../process/native.js';
 import { NydusClient, type NydusFsMetrics } from './nydus-client.js';
-import { requireFdWarnOptions, type FdWarnOptions } from './process-stats.js';
+import { requireFdWarnOptions, type FdWarnOptions } from '../process/process-stats.js';
 import {
   rejectUnknownOptions,
   readOptions,
@@ -24,11 +24,11 @@ import {
   requireOneOf,
   requireOptionsObject,
   requireTimeout,
-} from './options.js';
-import type { DaemonExit, MountOption } from './types.js';
-import { checkDirectory, checkSocketPath, resolveBinary } from './file-checks.js';
-import { requireArgs, requireSocketPath, requireString } from './validate.js';
-import type { ExtraArgsPolicy } from './extra-args.js';
+} from '../common/options.js';
+import type { DaemonExit, MountOption } from '../common/types.js';
+import { checkDirectory, checkSocketPath, resolveBinary } from '../process/file-checks.js';
+import { requireArgs, requireSocketPath, requireString } from '../common/validate.js';
+import type { ExtraArgsPolicy } from '../common/extra-args.js';
 import {
   buildNydusdArgs,
   detectNydusdVersion,

@@ -6,9 +6,9 @@
  */
 import fs, { constants } from 'node:fs';
 import path from 'node:path';
-import { InvalidOptionError, SystemError } from './errors.js';
+import { InvalidOptionError, SystemError } from '../common/errors.js';
 import { fileMode } from './native.js';
-import { requireSocketPath, requireString } from './validate.js';
+import { requireSocketPath, requireString } from '../common/validate.js';
 
 /** An existing regular file that we may execute. */
 export function checkExecutable(option: string, file: string): void {

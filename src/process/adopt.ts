@@ -25,7 +25,7 @@ import {
   DaemonNotPermittedError,
   HandleProofError,
   SystemError,
-} from './errors.js';
+} from '../common/errors.js';
 import { bootId, processIdentity, processUids, sealMatches, type DaemonHandle, type HandleTrust } from './handle.js';
 import { closeFd, openProcess, socketListener, type OpenProcess } from './native.js';
 import { lockDaemon, unlockDaemon } from './runtime-dir.js';

@@ -27,10 +27,10 @@
 import { constants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
 import bindings from 'bindings';
-import { describeValue } from './describe.js';
-import { InvalidOptionError, SystemError, VirtiofsDaemonError } from './errors.js';
-import type { ExitStatus } from './types.js';
-import { signalName, signalNumber } from './signals.js';
+import { describeValue } from '../common/describe.js';
+import { InvalidOptionError, SystemError, VirtiofsDaemonError } from '../common/errors.js';
+import type { ExitStatus } from '../common/types.js';
+import { signalName, signalNumber } from '../common/signals.js';
 
 /**
  * A unix stream socket that we bound and that is listening. It is bound through its pinned
@@ -249,7 +249,7 @@ let addon: Addon | undefined;
 
 /** scripts/addon-path.js, shared with the install and prebuild scripts (plain CommonJS, shipped as is). */
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- a plain CommonJS script outside src/, without types
-const addonPaths = require('../scripts/addon-path.js') as {
+const addonPaths = require('../../scripts/addon-path.js') as {
   PACKAGE_ROOT: string;
   addonSearchList(): string[];
 };
@@ -324,7 +324,7 @@ function call<T>(fn: (a: Addon) => T): T {
 }
 
 /** The number of a signal given by name or number; anything else is an InvalidOptionError (option `signal`). */
-export { signalName, signalNumber } from './signals.js';
+export { signalName, signalNumber } from '../common/signals.js';
 
 /**
  * Create a unix stream socket listening at `path` (blocking, close-on-exec), and with

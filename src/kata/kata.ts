@@ -3,11 +3,16 @@
  * configuration.toml that concern virtiofsd, and the `extraoption=` mount option that
  * containerd's nydus snapshotter hands to the runtime.
  */
-import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
-import { describeValue } from './describe.js';
-import { readOptions, requireOptionsObject } from './options.js';
-import { requireArgs } from './validate.js';
-import { VIRTIOFSD_OPTIONS, normalizeCacheMode, type CacheMode, type VirtiofsdTypedOptions } from './virtiofsd-args.js';
+import { InvalidOptionError, VirtiofsDaemonError } from '../common/errors.js';
+import { describeValue } from '../common/describe.js';
+import { readOptions, requireOptionsObject } from '../common/options.js';
+import { requireArgs } from '../common/validate.js';
+import {
+  VIRTIOFSD_OPTIONS,
+  normalizeCacheMode,
+  type CacheMode,
+  type VirtiofsdTypedOptions,
+} from '../virtiofsd/virtiofsd-args.js';
 
 /** The keys of Kata's configuration.toml `[hypervisor.*]` section that concern virtiofsd. */
 export interface KataVirtiofsConfig {

@@ -6,11 +6,11 @@
  *
  * Sources: `/usr/lib/qemu/virtiofsd --help` (7.2) and `virtiofsd --help` (Rust 1.13).
  */
-import { InvalidOptionError } from './errors.js';
-import { checkExtraArgs, settingsOf, type ExtraArgsPolicy } from './extra-args.js';
-import { describeValue } from './describe.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { checkExtraArgs, settingsOf, type ExtraArgsPolicy } from '../common/extra-args.js';
+import { describeValue } from '../common/describe.js';
 import { planIdmap, readIdmapHost, requireIdmap, type IdmapHost, type IdmapOption, type IdmapPlan } from './idmap.js';
-import { compareVersions, releaseProblem, type VirtiofsdRelease } from './virtiofsd-releases.js';
+import { compareVersions, releaseProblem, type VirtiofsdRelease } from '../common/virtiofsd-releases.js';
 
 export type CacheMode = 'auto' | 'always' | 'never' | 'metadata';
 export type Dialect = 'rust' | 'legacy';

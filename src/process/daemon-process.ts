@@ -5,14 +5,14 @@
  */
 import { fstatSync, statSync } from 'node:fs';
 import net from 'node:net';
-import { MAX_TIMER_MS, raceDeadline, sleep, TIMED_OUT } from './deadline.js';
-import { describeValue } from './describe.js';
-import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
-import type { DaemonExit, ExitStatus } from './types.js';
+import { MAX_TIMER_MS, raceDeadline, sleep, TIMED_OUT } from '../common/deadline.js';
+import { describeValue } from '../common/describe.js';
+import { InvalidOptionError, VirtiofsDaemonError } from '../common/errors.js';
+import type { DaemonExit, ExitStatus } from '../common/types.js';
 import { Cgroup } from './cgroup.js';
 import { processIdentity, processUids, type DaemonHandle, type Lifetime } from './handle.js';
 import { LineScanner, parseDaemonLine, type LineInfo } from './lines.js';
-import { safeLog, type Log, type LogMethods } from './logger.js';
+import { safeLog, type Log, type LogMethods } from '../common/logger.js';
 import { lockDaemon, unlockDaemon } from './runtime-dir.js';
 import {
   closeFd,
@@ -25,7 +25,7 @@ import {
   type OpenProcess,
   type PipeReader,
 } from './native.js';
-import { signalName } from './signals.js';
+import { signalName } from '../common/signals.js';
 import { sampleDaemon, watchHeadroom, type DaemonStats, type HeadroomWatch } from './process-stats.js';
 
 /**

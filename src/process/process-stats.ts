@@ -17,9 +17,9 @@
  */
 import { constants as osConstants } from 'node:os';
 import type { Cgroup, CgroupStats } from './cgroup.js';
-import { describeValue } from './describe.js';
-import { InvalidOptionError, SystemError } from './errors.js';
-import type { Log } from './logger.js';
+import { describeValue } from '../common/describe.js';
+import { InvalidOptionError, SystemError } from '../common/errors.js';
+import type { Log } from '../common/logger.js';
 import { groupMembers, processFacts, type ProcessFacts } from './native.js';
 
 /** What a daemon's processes hold now, and its cgroup's accounting when it has one. */

@@ -16,7 +16,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { InvalidOptionError, SystemError, UntrustedFileError, VirtiofsDaemonError } from './errors.js';
+import { InvalidOptionError, SystemError, UntrustedFileError, VirtiofsDaemonError } from '../common/errors.js';
 import { bootId } from './handle.js';
 import { byteLockedElsewhere, lockByte, unlockByte } from './native.js';
 import { makePrivateDir, openLockFile, readTrustedFile, writeTrustedFile, removeTrustedFile } from './trusted-file.js';

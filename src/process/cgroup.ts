@@ -13,12 +13,12 @@ import { randomBytes } from 'node:crypto';
 import { constants, closeSync, openSync, watch, writeSync } from 'node:fs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { raceDeadline, sleep, TIMED_OUT } from './deadline.js';
-import { describeError } from './describe.js';
-import { InvalidOptionError, SystemError, VirtiofsDaemonError } from './errors.js';
+import { raceDeadline, sleep, TIMED_OUT } from '../common/deadline.js';
+import { describeError } from '../common/describe.js';
+import { InvalidOptionError, SystemError, VirtiofsDaemonError } from '../common/errors.js';
 import { killCgroupMembers } from './native.js';
-import { requireBoolean } from './options.js';
-import { requireString } from './validate.js';
+import { requireBoolean } from '../common/options.js';
+import { requireString } from '../common/validate.js';
 
 /** statfs f_type of cgroup2 (linux/magic.h). */
 const CGROUP2_SUPER_MAGIC = 0x63677270;

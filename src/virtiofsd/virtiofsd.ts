@@ -7,14 +7,14 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { Cgroup, cgroupPlacementError, requireCgroupOptions } from './cgroup.js';
-import { Daemon, describeExit, readAdoptOptions, type Run } from './daemon.js';
-import { DaemonProcess, type StopOptions } from './daemon-process.js';
-import { TIMED_OUT } from './deadline.js';
-import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
-import { requireLogger } from './logger.js';
-import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from './handle.js';
-import { closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
+import { Cgroup, cgroupPlacementError, requireCgroupOptions } from '../process/cgroup.js';
+import { Daemon, describeExit, readAdoptOptions, type Run } from '../process/daemon.js';
+import { DaemonProcess, type StopOptions } from '../process/daemon-process.js';
+import { TIMED_OUT } from '../common/deadline.js';
+import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from '../common/errors.js';
+import { requireLogger } from '../common/logger.js';
+import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from '../process/handle.js';
+import { closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from '../process/native.js';
 import {
   checkIdmapHelpers,
   idmapOptionOf,
@@ -33,15 +33,15 @@ import {
   requireEnv,
   requireOneOf,
   requireTimeout,
-} from './options.js';
-import { runtimeDir } from './runtime-dir.js';
+} from '../common/options.js';
+import { runtimeDir } from '../process/runtime-dir.js';
 import { findVirtiofsd, legacyNeedsRoot } from './virtiofsd-binary.js';
-import { requireSignalName } from './signals.js';
-import type { DaemonExit, MountOption } from './types.js';
-import type { ExtraArgsPolicy } from './extra-args.js';
-import { requireFdWarnOptions, type FdWarnOptions } from './process-stats.js';
+import { requireSignalName } from '../common/signals.js';
+import type { DaemonExit, MountOption } from '../common/types.js';
+import type { ExtraArgsPolicy } from '../common/extra-args.js';
+import { requireFdWarnOptions, type FdWarnOptions } from '../process/process-stats.js';
 import { askRustRelease, askVirtiofsd, type VirtiofsdFacts } from './virtiofsd-probe.js';
-import { needsRelease, type VirtiofsdRelease } from './virtiofsd-releases.js';
+import { needsRelease, type VirtiofsdRelease } from '../common/virtiofsd-releases.js';
 import {
   VIRTIOFSD_OPTIONS,
   buildVirtiofsdArgs,
@@ -51,8 +51,8 @@ import {
   type Dialect,
   type VirtiofsdTypedOptions,
 } from './virtiofsd-args.js';
-import { checkDirectory, checkSocketPath } from './file-checks.js';
-import { requireArgs, requireSocketPath, requireString } from './validate.js';
+import { checkDirectory, checkSocketPath } from '../process/file-checks.js';
+import { requireArgs, requireSocketPath, requireString } from '../common/validate.js';
 
 export { buildVirtiofsdArgs, type CacheMode, type Dialect, type VirtiofsdArgsInput } from './virtiofsd-args.js';
 

@@ -11,7 +11,7 @@
  * defaults and words the errors.
  */
 import path from 'node:path';
-import { InvalidOptionError, SystemError, UntrustedFileError } from './errors.js';
+import { InvalidOptionError, SystemError, UntrustedFileError } from '../common/errors.js';
 import * as native from './native.js';
 
 /** What {@link readTrustedFile} reads at most, by default: a state file holds a few hundred bytes. */

@@ -12,10 +12,10 @@ import { parseArgs } from 'node:util';
 import pino, { type Logger } from 'pino';
 import pinoPretty from 'pino-pretty';
 import { runDetached, statusDetached, stopDetached } from './cli-lifetime.js';
-import { VirtiofsDaemonError } from './errors.js';
-import { daemonMetrics, loadPromClient } from './metrics.js';
-import { Virtiofsd, type CacheMode } from './virtiofsd.js';
-import type { DaemonExit } from './types.js';
+import { VirtiofsDaemonError } from '../common/errors.js';
+import { daemonMetrics, loadPromClient } from '../metrics/metrics.js';
+import { Virtiofsd, type CacheMode } from '../virtiofsd/virtiofsd.js';
+import type { DaemonExit } from '../common/types.js';
 
 const USAGE = `Usage: virtiofs-daemon run --shared-dir DIR --socket PATH [options] [-- EXTRA_ARGS...]
        virtiofs-daemon run --detach --state FILE --shared-dir DIR --socket PATH [options]
@@ -91,8 +91,9 @@ export function cliMessage(err: unknown): string {
 }
 
 function version(): string {
-  // dist/cli.js -> the package's own package.json.
-  return (JSON.parse(readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  // dist/cli/cli.js -> the package's own package.json.
+  return (JSON.parse(readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string })
+    .version;
 }
 
 interface RunOptions {

@@ -26,9 +26,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describeValue } from './describe.js';
-import { InvalidOptionError } from './errors.js';
-import { readOptions, rejectUnknownOptions } from './options.js';
+import { describeValue } from '../common/describe.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { readOptions, rejectUnknownOptions } from '../common/options.js';
 
 /** One past the highest id: (uid_t)-1 is no id, and virtiofsd's ranges end at or below 2**32 - 1. */
 export const ID_LIMIT = 4294967295;

@@ -16,11 +16,17 @@
  */
 import * as http from 'node:http';
 import * as net from 'node:net';
-import { InvalidOptionError, NydusApiError } from './errors.js';
-import { describeValue } from './describe.js';
-import { peerCredentials } from './native.js';
-import { readOptions, rejectUnknownOptions, requireBoolean, requireOptionsObject, requireTimeout } from './options.js';
-import { requireArgs, requireSocketPath } from './validate.js';
+import { InvalidOptionError, NydusApiError } from '../common/errors.js';
+import { describeValue } from '../common/describe.js';
+import { peerCredentials } from '../process/native.js';
+import {
+  readOptions,
+  rejectUnknownOptions,
+  requireBoolean,
+  requireOptionsObject,
+  requireTimeout,
+} from '../common/options.js';
+import { requireArgs, requireSocketPath } from '../common/validate.js';
 
 /** Root of nydusd's v1 API. */
 export const NYDUS_API_V1_ROOT = '/api/v1';

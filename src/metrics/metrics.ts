@@ -19,14 +19,14 @@
  * dialect only, so that their series do not grow with every VM ever started.
  */
 import type * as PromClient from 'prom-client';
-import { Daemon, daemonDialect, observeDaemon, type DaemonEvent } from './daemon.js';
-import { describeValue } from './describe.js';
-import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
-import { NYDUS_STATS_FOPS, type NydusFsMetrics } from './nydus-client.js';
-import { Nydusd } from './nydusd.js';
-import type { DaemonStats } from './process-stats.js';
-import { requireOptionsObject, readOptions, requireTimeout } from './options.js';
-import { requireString } from './validate.js';
+import { Daemon, daemonDialect, observeDaemon, type DaemonEvent } from '../process/daemon.js';
+import { describeValue } from '../common/describe.js';
+import { InvalidOptionError, VirtiofsDaemonError } from '../common/errors.js';
+import { NYDUS_STATS_FOPS, type NydusFsMetrics } from '../nydusd/nydus-client.js';
+import { Nydusd } from '../nydusd/nydusd.js';
+import type { DaemonStats } from '../process/process-stats.js';
+import { requireOptionsObject, readOptions, requireTimeout } from '../common/options.js';
+import { requireString } from '../common/validate.js';
 
 /** What daemonMetrics() needs of a registry: prom-client's `Registry` (or its global `register`). */
 export interface MetricsRegistry {

@@ -10,14 +10,14 @@
  */
 import { statSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { openProven } from './adopt.js';
-import { UntrustedFileError, VirtiofsDaemonError } from './errors.js';
-import { parseHandle, sealMatches, type DaemonHandle, type DaemonKind, type HandleTrust } from './handle.js';
-import { removeStaleSocket } from './native.js';
-import { daemonLockHeld } from './runtime-dir.js';
-import { Nydusd } from './nydusd.js';
-import { readTrustedFile, removeTrustedFile, writeTrustedFile } from './trusted-file.js';
-import { Virtiofsd } from './virtiofsd.js';
+import { openProven } from '../process/adopt.js';
+import { UntrustedFileError, VirtiofsDaemonError } from '../common/errors.js';
+import { parseHandle, sealMatches, type DaemonHandle, type DaemonKind, type HandleTrust } from '../process/handle.js';
+import { removeStaleSocket } from '../process/native.js';
+import { daemonLockHeld } from '../process/runtime-dir.js';
+import { Nydusd } from '../nydusd/nydusd.js';
+import { readTrustedFile, removeTrustedFile, writeTrustedFile } from '../process/trusted-file.js';
+import { Virtiofsd } from '../virtiofsd/virtiofsd.js';
 
 /** Exit status of `status` (and `stop`) when the daemon of the state file is not running (LSB's "program is not running"). */
 export const EXIT_NOT_RUNNING = 3;

@@ -3,10 +3,10 @@
  * 2.0 (what Kata 2.4 pinned) take one flat command line, where `--sock` means virtio-fs. Both
  * print their version the same way (`nydusd \rVersion: \tv2.2.3\nGit Commit: …`).
  */
-import { askVersion } from './daemon-process.js';
-import { InvalidOptionError } from './errors.js';
-import { checkExtraArgs, type ExtraArgsPolicy } from './extra-args.js';
-import { describeValue } from './describe.js';
+import { askVersion } from '../process/daemon-process.js';
+import { InvalidOptionError } from '../common/errors.js';
+import { checkExtraArgs, type ExtraArgsPolicy } from '../common/extra-args.js';
+import { describeValue } from '../common/describe.js';
 
 export type NydusdLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 const LOG_LEVELS: readonly NydusdLogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
