@@ -15,7 +15,8 @@
         "native/clone3.cc",
         "native/pipe_reader.cc",
         "native/cgroup.cc",
-        "native/lifetime.cc"
+        "native/lifetime.cc",
+        "native/proc_facts.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -33,6 +33,7 @@ extern char** environ;
 #include "errors.h"
 #include "lifetime.h"
 #include "pipe_reader.h"
+#include "proc_facts.h"
 #include "process_group.h"
 #include "spawn.h"
 #include "syscalls.h"
@@ -73,6 +74,8 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceMethod<&Addon::LockByte>("lockByte"),
                            InstanceMethod<&Addon::UnlockByte>("unlockByte"),
                            InstanceMethod<&Addon::ByteLockedElsewhere>("byteLockedElsewhere"),
+                           InstanceMethod<&Addon::ProcessFacts>("processFacts"),
+                           InstanceMethod<&Addon::GroupMembers>("groupMembers"),
                        });
   ExportLifetime(env, exports);
 }
@@ -1021,6 +1024,81 @@ Napi::Value Addon::KillCgroupMembers(const Napi::CallbackInfo& info) {
   int err = vfd::KillCgroupMembers(info[0].As<Napi::Number>().Int32Value());
   if (err < 0) ErrnoError(env, err, "cgroup.procs").ThrowAsJavaScriptException();
   return env.Undefined();
+}
+
+// The pids (or pgids) of an array of numbers, or a TypeError thrown and false.
+static bool PidList(Napi::Env env, Napi::Value value, const char* what, std::vector<pid_t>* out) {
+  if (!value.IsArray()) {
+    Napi::TypeError::New(env, std::string(what) + " must be an array of numbers").ThrowAsJavaScriptException();
+    return false;
+  }
+  Napi::Array arr = value.As<Napi::Array>();
+  out->resize(arr.Length());
+  for (uint32_t k = 0; k < arr.Length(); k++) {
+    Napi::Value v = arr.Get(k);
+    if (!v.IsNumber()) {
+      Napi::TypeError::New(env, std::string(what) + " must be an array of numbers").ThrowAsJavaScriptException();
+      return false;
+    }
+    (*out)[k] = v.As<Napi::Number>().Int32Value();
+  }
+  return true;
+}
+
+// processFacts(pids) → Float64Array, kProcFactFields numbers per pid, in this order: fds,
+// fdLimit (-1: unlimited), rssBytes, threads, cpuUsec, pgid, startTime, state (a char code), err
+// (0 or a negative errno; -ENOENT/-ESRCH: gone). One flat array, no object per process: a
+// thousand daemons are sampled every few seconds.
+static constexpr size_t kProcFactFields = 9;
+Napi::Value Addon::ProcessFacts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<pid_t> pids;
+  if (!PidList(env, info[0], "pids", &pids)) return env.Undefined();
+  int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (proc < 0) {
+    ErrnoError(env, -errno, "open", "/proc").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Float64Array out = Napi::Float64Array::New(env, pids.size() * kProcFactFields);
+  for (size_t k = 0; k < pids.size(); k++) {
+    ProcFacts f;
+    int err = ReadProcFacts(proc, pids[k], &f);
+    double* row = out.Data() + k * kProcFactFields;
+    row[0] = static_cast<double>(f.fds);
+    row[1] = static_cast<double>(f.fd_limit);
+    row[2] = static_cast<double>(f.rss_bytes);
+    row[3] = static_cast<double>(f.threads);
+    row[4] = static_cast<double>(f.cpu_usec);
+    row[5] = static_cast<double>(f.pgid);
+    row[6] = static_cast<double>(f.start_time);
+    row[7] = static_cast<double>(static_cast<unsigned char>(f.state));
+    row[8] = err;
+  }
+  close(proc);
+  return out;
+}
+
+// groupMembers(pgids) → Int32Array: for each group in order, its count of live members, then
+// their pids. One walk of /proc for all of them.
+Napi::Value Addon::GroupMembers(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<pid_t> pgids;
+  if (!PidList(env, info[0], "pgids", &pgids)) return env.Undefined();
+  std::vector<std::vector<pid_t>> members;
+  int err = vfd::GroupMembers(pgids, &members);
+  if (err < 0) {
+    ErrnoError(env, err, "opendir", "/proc").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  size_t total = members.size();
+  for (const auto& m : members) total += m.size();
+  Napi::Int32Array out = Napi::Int32Array::New(env, total);
+  size_t i = 0;
+  for (const auto& m : members) {
+    out[i++] = static_cast<int32_t>(m.size());
+    for (pid_t pid : m) out[i++] = pid;
+  }
+  return out;
 }
 
 }  // namespace vfd

@@ -74,6 +74,8 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value LockByte(const Napi::CallbackInfo& info);
   Napi::Value UnlockByte(const Napi::CallbackInfo& info);
   Napi::Value ByteLockedElsewhere(const Napi::CallbackInfo& info);
+  Napi::Value ProcessFacts(const Napi::CallbackInfo& info);
+  Napi::Value GroupMembers(const Napi::CallbackInfo& info);
 
   static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
   void HandleClosed();

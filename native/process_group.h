@@ -18,6 +18,10 @@ int GroupHasLiveMember(pid_t pgid);
 // process of pgids[i] is alive. 0 or a negative errno.
 int GroupsWithLiveMembers(const std::vector<pid_t>& pgids, std::vector<uint8_t>* alive);
 
+// The members of each group of `pgids`, zombies included (the caller reads their state anyway),
+// from one walk of /proc: (*members)[i] for pgids[i]. 0 or a negative errno.
+int GroupMembers(const std::vector<pid_t>& pgids, std::vector<std::vector<pid_t>>* members);
+
 }  // namespace vfd
 
 #endif  // VFD_PROCESS_GROUP_H_

@@ -4,6 +4,8 @@
  * options that attach a guest to it. Built on the public API only.
  */
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import { isIP } from 'node:net';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,6 +13,7 @@ import pino, { type Logger } from 'pino';
 import pinoPretty from 'pino-pretty';
 import { runDetached, statusDetached, stopDetached } from './cli-lifetime.js';
 import { VirtiofsDaemonError } from './errors.js';
+import { daemonMetrics, loadPromClient } from './metrics.js';
 import { Virtiofsd, type CacheMode } from './virtiofsd.js';
 import type { DaemonExit } from './types.js';
 
@@ -33,6 +36,11 @@ Options:
   --memory SIZE       guest RAM for the printed QEMU options, with its unit (512M, 2G); default 2G
   --debug             debug logging in virtiofsd
   --syslog            virtiofsd logs to syslog instead of through us
+  --metrics [HOST:]PORT  (run) serve Prometheus metrics at http://HOST:PORT/metrics while it
+                      runs (needs prom-client: npm install prom-client). HOST defaults to
+                      127.0.0.1; another address must be spelled out as an IP address
+                      (0.0.0.0 for every interface, [::1], 10.0.0.5), never a name; PORT 0
+                      picks a free port (logged)
   --detach            (run) start a virtiofsd that outlives this command, write its handle
                       to --state FILE and exit 0 once it is ready
   --state FILE        the handle of a detached daemon (JSON, written by run --detach)
@@ -97,8 +105,40 @@ interface RunOptions {
   memory: string;
   debug: boolean;
   syslog: boolean;
+  metrics: MetricsAddress | undefined;
   extraArgs: string[];
 }
+
+/** Where --metrics serves. */
+export interface MetricsAddress {
+  host: string;
+  port: number;
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
+
+/**
+ * `--metrics [HOST:]PORT`: loopback unless another address is spelled out. A host name other
+ * than localhost is refused: it could resolve to any interface, so what is exposed would depend
+ * on DNS and /etc/hosts.
+ */
+export function parseMetricsAddress(value: string): MetricsAddress {
+  const m = /^(?:(\[[^\]]*\]|[^:]*):)?(\d+)$/.exec(value);
+  if (!m) throw new UsageError(`--metrics: '${value}' is not [HOST:]PORT (e.g. 9100, 127.0.0.1:9100, [::1]:9100)`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new UsageError(`--metrics: port ${port} is not from 0 to 65535`);
+  let host = m[1] === undefined || m[1] === '' ? '127.0.0.1' : m[1];
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  if (!isIP(host) && host !== 'localhost') {
+    throw new UsageError(
+      `--metrics: '${host}' is a name, which could resolve to any interface; spell out the address ` +
+        '(127.0.0.1 for this host only, 0.0.0.0 for every interface)',
+    );
+  }
+  return { host, port };
+}
+
+export const isLoopback = (host: string): boolean => LOOPBACK.test(host);
 
 function parse(argv: string[]): RunOptions | 'help' | 'version' {
   const { values, positionals } = parseArgs({
@@ -115,6 +155,7 @@ function parse(argv: string[]): RunOptions | 'help' | 'version' {
       memory: { type: 'string', default: '2G' },
       debug: { type: 'boolean', default: false },
       syslog: { type: 'boolean', default: false },
+      metrics: { type: 'string' },
       detach: { type: 'boolean', default: false },
       state: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -133,6 +174,9 @@ function parse(argv: string[]): RunOptions | 'help' | 'version' {
   if (command !== 'run' || values.detach) {
     if (!values.state) throw new UsageError(`${command === 'run' ? '--detach' : command} needs --state FILE`);
   } else if (values.state) throw new UsageError('--state FILE goes with --detach');
+  if (values.metrics !== undefined && (command !== 'run' || values.detach)) {
+    throw new UsageError('--metrics goes with run, without --detach (it serves while the command runs)');
+  }
   if (command !== 'run') {
     if (values.detach) throw new UsageError('--detach goes with run');
     return { command, detach: false, state: path.resolve(values.state!) } as RunOptions;
@@ -154,6 +198,7 @@ function parse(argv: string[]): RunOptions | 'help' | 'version' {
     memory: values.memory,
     debug: values.debug,
     syslog: values.syslog,
+    metrics: values.metrics === undefined ? undefined : parseMetricsAddress(values.metrics),
     extraArgs,
   };
 }
@@ -218,6 +263,64 @@ async function run(opts: RunOptions): Promise<number> {
     return 0;
   }
 
+  let server: http.Server | undefined;
+  if (opts.metrics) {
+    try {
+      server = await serveMetrics(daemon, opts.metrics, opts.tag, logger);
+    } catch (err) {
+      process.stderr.write(`virtiofs-daemon: --metrics: ${err instanceof Error ? err.message : String(err)}\n`);
+      return 1;
+    }
+  }
+  try {
+    return await runUntilQuit(daemon, opts, qemu, logger);
+  } finally {
+    server?.close();
+  }
+}
+
+/**
+ * Serve GET /metrics (the daemon's, see metrics.ts) at `address` until closed. Rejects when
+ * prom-client is missing or the address cannot be bound, before the daemon is started.
+ */
+async function serveMetrics(
+  daemon: Virtiofsd,
+  address: MetricsAddress,
+  id: string,
+  logger: Logger,
+): Promise<http.Server> {
+  const registry = new (loadPromClient().Registry)();
+  daemonMetrics({ registry }).track(daemon, { id });
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('only GET /metrics is served here\n');
+      return;
+    }
+    registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+      (err: unknown) => {
+        logger.warn({ err }, 'metrics scrape failed');
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`${String(err)}\n`);
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.port, address.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.unref(); // the daemon keeps the command alive, not the scrapes
+  const bound = server.address() as { address: string; port: number };
+  const url = `http://${bound.address.includes(':') ? `[${bound.address}]` : bound.address}:${bound.port}/metrics`;
+  if (isLoopback(address.host)) logger.info({ url }, 'serving metrics');
+  else logger.warn({ url }, 'serving metrics on a non-loopback address: anyone who reaches it can read them');
+  return server;
+}
+
+/** Start the daemon, print the QEMU options, wait until it quits (SIGINT/SIGTERM stop it). */
+async function runUntilQuit(daemon: Virtiofsd, opts: RunOptions, qemu: string[], logger: Logger): Promise<number> {
   let quit!: (exit: DaemonExit) => void;
   const quitted = new Promise<DaemonExit>((resolve) => (quit = resolve));
   let stopping: Promise<void> | undefined;

@@ -9,7 +9,7 @@ import { raceDeadline, sleep, TIMED_OUT } from './deadline.js';
 import { describeValue } from './describe.js';
 import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import type { DaemonExit, ExitStatus } from './types.js';
-import { Cgroup, type CgroupStats } from './cgroup.js';
+import { Cgroup } from './cgroup.js';
 import { processIdentity, processUids, type DaemonHandle, type Lifetime } from './handle.js';
 import { LineScanner, parseDaemonLine } from './lines.js';
 import { safeLog, type Log } from './logger.js';
@@ -26,6 +26,7 @@ import {
   type PipeReader,
 } from './native.js';
 import { signalName } from './signals.js';
+import { sampleDaemon, watchHeadroom, type DaemonStats, type HeadroomWatch } from './process-stats.js';
 
 /**
  * Capacity of a surviving daemon's output pipe: what it can log while no manager reads it. 1 MiB
@@ -95,6 +96,18 @@ export interface DaemonProcessOptions {
   cgroup?: Cgroup;
   /** See {@link Lifetime}. Default `'manager'`. */
   lifetime?: Lifetime;
+  /** The fd-headroom warning (see process-stats.ts); none when absent. */
+  headroom?: Headroom | undefined;
+}
+
+/** The fd-headroom warning of one daemon process. */
+export interface Headroom {
+  /** The fraction of RLIMIT_NOFILE that warns, in (0, 1]. */
+  ratio: number;
+  /** How often the shared timer reads it, in ms; 0: only stats() does. */
+  intervalMs: number;
+  /** What the warning tells the operator to do. */
+  fix: string;
 }
 
 /** How a daemon process ended ({@link DaemonExit}), and whether anything of it outlived it. */
@@ -219,6 +232,8 @@ export class DaemonProcess {
   private readonly exitSeen: Promise<void>;
   private readonly log: Log;
   private readonly readers: PipeReader[] = [];
+  /** The fd-headroom warning's state, carried from reading to reading. */
+  private readonly headroom: HeadroomWatch | undefined;
 
   /**
    * Spawn the daemon, or with `attached`, take over one that a handle named (see adopt.ts).
@@ -271,6 +286,16 @@ export class DaemonProcess {
       this.takeAdoptionLock(spawned.child.pid);
     }
     this.ended = this.finish(streamFds.map((fd) => this.readLines(fd)));
+    const h = options.headroom;
+    if (h) {
+      this.headroom = { ratio: h.ratio, above: false, name: options.name, log: this.log, fix: h.fix };
+      if (h.intervalMs > 0) void this.exitSeen.then(watchHeadroom(this.target(), this.headroom, h.intervalMs));
+    }
+  }
+
+  /** What a reading of this daemon's processes looks at: its group, or its cgroup. */
+  private target(): { pgid: number; cgroup: Cgroup | undefined } {
+    return { pgid: this.child.pid, cgroup: this.options.cgroup };
   }
 
   /**
@@ -381,17 +406,9 @@ export class DaemonProcess {
     return this.exit;
   }
 
-  /** What the daemon's cgroup accounts; rejects without a cgroup. */
-  stats(): Promise<CgroupStats> {
-    if (!this.options.cgroup) {
-      return Promise.reject(
-        new VirtiofsDaemonError(
-          'ERR_NO_CGROUP',
-          `${this.options.name} has no cgroup of its own; start it with the cgroup option`,
-        ),
-      );
-    }
-    return this.options.cgroup.stats();
+  /** What the daemon's processes (and its cgroup, if it has one) hold now (see process-stats.ts). */
+  stats(): Promise<DaemonStats> {
+    return sampleDaemon(this.target(), this.headroom);
   }
 
   /** SIGKILL for the daemon's group, and for its whole cgroup when it has one. */
@@ -558,33 +575,46 @@ export class DaemonProcess {
 }
 
 /**
- * What `binary --version` says, read by `parse` (undefined: not the program we expect), asked once
- * per path, size and mtime (`cache` is the caller's). An answer `parse` cannot read is an
- * {@link InvalidOptionError} for `option` that quotes the output and ends with `hint`.
+ * What `ask` learns from `binary`, asked once per path, size and mtime (`cache` is the
+ * caller's): concurrent starts of one binary share one probe, a failed probe is asked again.
  */
-export async function askVersion<T>(
-  binary: string,
-  cache: Map<string, T>,
-  parse: (text: string) => T | undefined,
-  { what, option, hint }: { what: string; option: string; hint: string },
-): Promise<T> {
+export function askBinary<T>(binary: string, cache: Map<string, Promise<T>>, ask: () => Promise<T>): Promise<T> {
   // Directly, not through the thread pool: this runs on every start (see validate.ts statOr).
   const st = statSync(binary);
   const key = `${binary}\0${st.size}\0${st.mtimeMs}`;
-  const known = cache.get(key);
-  if (known !== undefined) return known;
-  const out = await captureOutput(binary, ['--version']);
-  const text = `${out.stdout}\n${out.stderr}`;
-  const answer = parse(text);
+  let answer = cache.get(key);
   if (answer === undefined) {
-    const output = describeValue(text.trim().slice(0, 200));
-    throw new InvalidOptionError(
-      option,
-      `cannot tell which ${what} '${binary}' is from its --version output ${output}; ${hint}`,
-    );
+    answer = ask();
+    cache.set(key, answer);
+    void answer.catch(() => cache.get(key) === answer && cache.delete(key));
   }
-  cache.set(key, answer);
   return answer;
+}
+
+/**
+ * What `binary --version` says, read by `parse` (undefined: not the program we expect), asked once
+ * per path, size and mtime (see {@link askBinary}). An answer `parse` cannot read is an
+ * {@link InvalidOptionError} for `option` that quotes the output and ends with `hint`.
+ */
+export function askVersion<T>(
+  binary: string,
+  cache: Map<string, Promise<T>>,
+  parse: (text: string) => T | undefined,
+  { what, option, hint }: { what: string; option: string; hint: string },
+): Promise<T> {
+  return askBinary(binary, cache, async () => {
+    const out = await captureOutput(binary, ['--version']);
+    const text = `${out.stdout}\n${out.stderr}`;
+    const answer = parse(text);
+    if (answer === undefined) {
+      const output = describeValue(text.trim().slice(0, 200));
+      throw new InvalidOptionError(
+        option,
+        `cannot tell which ${what} '${binary}' is from its --version output ${output}; ${hint}`,
+      );
+    }
+    return answer;
+  });
 }
 
 /**

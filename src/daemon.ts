@@ -5,8 +5,8 @@
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { adoptProcess } from './adopt.js';
-import { Cgroup, type CgroupStats } from './cgroup.js';
-import { DaemonProcess, type ProcessEnd, type StopOptions } from './daemon-process.js';
+import { Cgroup } from './cgroup.js';
+import { DaemonProcess, type Headroom, type ProcessEnd, type StopOptions } from './daemon-process.js';
 import { describeValue } from './describe.js';
 import { DaemonRunningError, InvalidOptionError, VirtiofsDaemonError } from './errors.js';
 import {
@@ -14,12 +14,14 @@ import {
   HANDLE_FORMAT,
   sealOf,
   type DaemonHandle,
+  type DaemonKind,
   type HandleTrust,
   type Lifetime,
   type SocketRecord,
 } from './handle.js';
 import { safeLog, subsystemLog, type Log } from './logger.js';
 import { readOptions, requireOneOf, requireOptionsObject } from './options.js';
+import type { DaemonStats } from './process-stats.js';
 import { qemuArgsForSocket, type DaemonQemuArgsOptions } from './qemu.js';
 import { traced } from './tracing.js';
 import type { DaemonExit, MountOption, VirtiofsDaemon } from './types.js';
@@ -69,7 +71,59 @@ export interface ResolvedDaemonOptions {
   sourcePath: string;
   /** The lifetime policy (recorded in the handle). */
   lifetime: Lifetime;
+  /** The fd-headroom warning (see {@link FdWarnOptions}). */
+  fdWarnRatio: number;
+  fdCheckIntervalMs: number;
 }
+
+/** What each daemon's fd-headroom warning tells the operator to do. */
+const FD_FIX: Readonly<Record<string, string>> = {
+  virtiofsd:
+    "raise rlimitNofile, or let it reference inodes by file handle (inodeFileHandles: 'prefer', as root) " +
+    'instead of one O_PATH fd per inode the guest looked up',
+  nydusd: "raise its limit (extraArgs: ['--rlimit-nofile=N'])",
+};
+
+/**
+ * What an observer of a daemon's lifecycle is told (metrics.ts is one). Internal: the package
+ * exports no way to observe, so these shapes can change with their one user.
+ */
+export type DaemonEvent =
+  /** start() resolved: the daemon is ready, `seconds` after the call. */
+  | { type: 'started'; seconds: number; dialect: string }
+  /** start() rejected with an error whose `code` this is (`ERR_DAEMON_EXITED`, `EADDRINUSE`, …). */
+  | { type: 'start-failed'; seconds: number; code: string }
+  /** A daemon whose start resolved has ended (reaped, its group empty). */
+  | { type: 'exited'; exit: DaemonExit; dialect: string }
+  /** stop() of a running daemon resolved, `seconds` after the call. */
+  | { type: 'stopped'; seconds: number; dialect: string };
+
+export type DaemonObserver = (event: DaemonEvent) => void;
+
+const observers = new WeakMap<object, Set<DaemonObserver>>();
+const dialects = new WeakMap<object, string>();
+
+/**
+ * Tell `observer` each lifecycle event of `daemon` until the returned function is called. An
+ * observer that throws loses that event, never the daemon's lifecycle.
+ */
+export function observeDaemon(daemon: Daemon, observer: DaemonObserver): () => void {
+  let set = observers.get(daemon);
+  if (!set) observers.set(daemon, (set = new Set()));
+  set.add(observer);
+  return () => void set.delete(observer);
+}
+
+/**
+ * The command-line dialect of the daemon's last start: `rust`/`legacy` for virtiofsd,
+ * `virtiofs`/`flat` for nydusd (2.1+ / 1.x-2.0); '' before it is known.
+ */
+export function daemonDialect(daemon: Daemon): string {
+  return dialects.get(daemon) ?? '';
+}
+
+/** Seconds since `t0` (a performance.now()). */
+const since = (t0: number): number => (performance.now() - t0) / 1000;
 
 /** Where the records go while the options are invalid: nothing runs, so nothing is worth logging. */
 const SILENT = safeLog({ trace() {}, debug() {}, info() {}, warn() {}, error() {}, fatal() {} });
@@ -117,6 +171,27 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     return this.proc?.pid ?? 0;
   }
 
+  /** Which daemon this is: `virtiofsd` or `nydusd`. */
+  get kind(): DaemonKind {
+    return this.name;
+  }
+
+  /** Record the command-line dialect the daemon runs with (see {@link daemonDialect}). */
+  protected setDialect(dialect: string): void {
+    dialects.set(this, dialect);
+  }
+
+  /** Tell the observers (see {@link observeDaemon}); never throws. */
+  private notify(event: DaemonEvent): void {
+    for (const observer of observers.get(this) ?? []) {
+      try {
+        observer(event);
+      } catch (err) {
+        this.log.warn({ err }, `an observer of ${this.name} failed on '${event.type}'`);
+      }
+    }
+  }
+
   /** True from the start() call until it settles. */
   protected get isStarting(): boolean {
     return this.starting !== undefined;
@@ -129,13 +204,29 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     const onQuitProblem = onQuitError(onQuit);
     if (onQuitProblem) return Promise.reject(onQuitProblem);
     const run: Run = { started: false };
+    const t0 = performance.now();
     // Inside the async function everything, the span's attributes included, ends up in the promise.
     const starting = (async () =>
-      traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)))().finally(() => {
-      if (this.starting === starting) this.starting = undefined;
+      traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit)))().then(
+      (pid) => {
+        this.notify({ type: 'started', seconds: since(t0), dialect: daemonDialect(this) });
+        return pid;
+      },
+      (err: unknown) => {
+        const code = (err as { code?: unknown })?.code;
+        this.notify({
+          type: 'start-failed',
+          seconds: since(t0),
+          code: typeof code === 'string' ? code : 'ERR_UNKNOWN',
+        });
+        throw err;
+      },
+    );
+    const settled = starting.finally(() => {
+      if (this.starting === settled) this.starting = undefined;
     });
-    this.starting = starting;
-    return starting;
+    this.starting = settled;
+    return settled;
   }
 
   stop(): Promise<void> {
@@ -151,9 +242,11 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       this.log.info(`${this.name} is not running; nothing to stop`);
       return Promise.resolve();
     }
+    const t0 = performance.now();
     const stopping: Promise<void> = traced('stop', this.name, { pid: proc.pid }, async () => {
       // Resolves after the end was reported: report() is chained on `ended` before this.
       await proc.stop(this.stopOptions());
+      this.notify({ type: 'stopped', seconds: since(t0), dialect: daemonDialect(this) });
     }).finally(() => {
       if (this.stopping === stopping) this.stopping = undefined;
     });
@@ -162,11 +255,14 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   }
 
   /**
-   * What the daemon's cgroup accounts now: CPU time always, memory and pids where those
-   * controllers are enabled for it. Rejects with `ERR_NO_CGROUP` when it was started without
-   * the `cgroup` option, `ERR_DAEMON_NOT_RUNNING` when it is not running.
+   * What the daemon holds now (see {@link DaemonStats}): open fds, fd limit, resident memory,
+   * threads and CPU time of its processes, from /proc; with a `cgroup`, also what the cgroup
+   * accounts (`cpuUsageUsec` always, `memoryCurrent` and `pidsCurrent` where those controllers
+   * are enabled for it). The calls of one tick, on any number of daemons, are read in one batch.
+   * Every reading also feeds the fd-headroom warning (`fdWarnRatio`). Rejects with
+   * `ERR_DAEMON_NOT_RUNNING` when it is not running.
    */
-  stats(): Promise<CgroupStats> {
+  stats(): Promise<DaemonStats> {
     if (!this.proc) {
       return Promise.reject(
         new VirtiofsDaemonError('ERR_DAEMON_NOT_RUNNING', `${this.name} is not running; start() it first`),
@@ -241,11 +337,19 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
         logger: this.log,
         lifetime: 'survive',
         cgroup,
+        headroom: this.headroom(),
       },
       { proc, logFd, log, argv: handle.argv, startTime: handle.startTime },
     );
     this.log.info({ daemonPid: handle.pid, argv: handle.argv }, `${this.name} adopted`);
     this.adopt(daemon, { started: true }, onQuit);
+  }
+
+  /** The headroom warning of the daemon's process, as its options say (undefined: off). */
+  protected headroom(): Headroom | undefined {
+    const { fdWarnRatio, fdCheckIntervalMs } = this.options;
+    if (fdWarnRatio === 0) return undefined;
+    return { ratio: fdWarnRatio, intervalMs: fdCheckIntervalMs, fix: FD_FIX[this.name] };
   }
 
   /** The daemon's sockets, by name, with their identity (for its handle). */
@@ -274,13 +378,15 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
   protected adopt(proc: DaemonProcess, run: Run, onQuit?: (exit: DaemonExit) => void): void {
     this.proc = proc;
     // `ended` never rejects, and report() never throws.
-    void proc.ended.then((end) => this.report(proc, end, run.started ? onQuit : undefined));
+    void proc.ended.then((end) => this.report(proc, end, run.started, onQuit));
   }
 
   /** Never throws: it runs on a promise nobody awaits, where a throw would be an unhandled rejection. */
-  private report(proc: DaemonProcess, end: ProcessEnd, onQuit?: (exit: DaemonExit) => void): void {
+  private report(proc: DaemonProcess, end: ProcessEnd, started: boolean, onQuit?: (exit: DaemonExit) => void): void {
     const exit: DaemonExit = { code: end.code, signal: end.signal, requested: end.requested, known: end.known };
     this.log[end.requested ? 'info' : 'warn']({ ...exit, groupLeftovers: end.groupLeftovers }, `${this.name} quits`);
+    // A start that did not resolve reports its end as its failure ('start-failed'), not here.
+    if (started) this.notify({ type: 'exited', exit, dialect: daemonDialect(this) });
     if (this.proc === proc) {
       try {
         this.cleanup();
@@ -290,7 +396,7 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
       this.proc = undefined;
     }
     try {
-      onQuit?.(exit);
+      if (started) onQuit?.(exit);
     } catch (err) {
       // The caller's bug, not ours: surface it as an uncaught exception, as an event listener's would be.
       process.nextTick(() => {

@@ -32,6 +32,7 @@
  */
 import { InvalidOptionError } from './errors.js';
 import { describeValue } from './describe.js';
+import { releaseProblem, type VirtiofsdRelease } from './virtiofsd-releases.js';
 
 /**
  * - `verbatim`: appended as they are (trusted callers).
@@ -212,10 +213,10 @@ const RUST_FLAGS: Readonly<Record<string, FlagDoc>> = {
   '--translate-uid': { value: true, unsafe: IDMAP },
   '--translate-gid': { value: true, unsafe: IDMAP },
   '--preserve-noatime': sets('preserve_noatime'),
-  '--migration-mode': { value: ['find-paths', 'file-handles'] },
-  '--migration-on-error': { value: ['abort', 'guest-error'] },
-  '--migration-verify-handles': {},
-  '--migration-confirm-paths': {},
+  '--migration-mode': sets('migration_mode', { value: ['find-paths', 'file-handles'] }),
+  '--migration-on-error': sets('migration_on_error', { value: ['abort', 'guest-error'] }),
+  '--migration-verify-handles': sets('migration_verify_handles'),
+  '--migration-confirm-paths': sets('migration_confirm_paths'),
 };
 
 /**
@@ -443,7 +444,9 @@ export function settingsOf(table: ArgsTable, args: readonly string[]): { keys: s
  * Check `args` against `policy` for the daemon `table`; `verbatim` checks nothing. `claims` are
  * the settings the caller's own command line writes (see {@link ExtraArgsClaims}; buildVirtiofsdArgs
  * passes those of the typed options): an argument that writes one, in any spelling, is refused
- * too. Throws an {@link InvalidOptionError} for `option[i]` naming the argument and why.
+ * too. With the installed Rust virtiofsd's `release` (table `virtiofsd-rust`), a flag newer than
+ * it is refused as well: it documents only its own. Throws an {@link InvalidOptionError} for
+ * `option[i]` naming the argument and why.
  */
 export function checkExtraArgs(
   option: string,
@@ -451,6 +454,7 @@ export function checkExtraArgs(
   policy: ExtraArgsPolicy,
   table: ArgsTable,
   claims: ExtraArgsClaims = new Map(),
+  release?: VirtiofsdRelease & { binary?: string },
 ): void {
   if (policy === 'verbatim') return;
   if (policy !== 'known' && policy !== 'safe') {
@@ -476,5 +480,7 @@ export function checkExtraArgs(
     }
     const why = (safe && doc.unsafe) || doc.owned;
     if (why) refuse(at, shown, `it ${why}`);
+    const tooNew = release && table === 'virtiofsd-rust' ? releaseProblem(shown, release, release.binary) : undefined;
+    if (tooNew) refuse(at, shown, `it ${tooNew}`);
   });
 }

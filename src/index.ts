@@ -3,6 +3,7 @@ export {
   Virtiofsd,
   buildVirtiofsdArgs,
   detectDialect,
+  probeVirtiofsd,
   READY_MARKER,
   resolveVirtiofsdOptions,
   WELL_KNOWN_VIRTIOFSD_PATHS,
@@ -21,6 +22,8 @@ export {
   type VirtiofsdLogLevel,
   type VirtiofsdTypedOptions,
 } from './virtiofsd-args.js';
+export type { VirtiofsdFacts } from './virtiofsd-probe.js';
+export { RUST_VIRTIOFSD_SINCE, type VirtiofsdRelease } from './virtiofsd-releases.js';
 export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './extra-args.js';
 export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './mock.js';
 export {
@@ -61,7 +64,9 @@ export {
 } from './nydusd.js';
 export {
   NydusClient,
+  NYDUS_STATS_FOPS,
   encodeQueryValue,
+  type NydusFsMetrics,
   type DaemonInfo,
   type NydusClientOptions,
   type NydusDaemonState,
@@ -77,4 +82,12 @@ export {
   type NydusExtraOption,
 } from './kata.js';
 export { cgroup2Mount, type CgroupStats } from './cgroup.js';
+export type { DaemonStats, FdWarnOptions } from './process-stats.js';
+export {
+  daemonMetrics,
+  type DaemonMetrics,
+  type DaemonMetricsOptions,
+  type MetricsRegistry,
+  type TrackOptions,
+} from './metrics.js';
 export { qemuArgs, qemuOptionValue, MAX_TAG_BYTES, type DaemonQemuArgsOptions, type QemuArgsOptions } from './qemu.js';

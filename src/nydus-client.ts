@@ -80,6 +80,51 @@ export interface DaemonInfo {
   backend_collection: Record<string, NydusFsBackend> | null;
 }
 
+/**
+ * The counters of one RAFS filesystem (`GET /api/v1/metrics`: nydusd's FsIoStats). The arrays
+ * are indexed as {@link NYDUS_STATS_FOPS} (fop_*), by request size (`block_count_read`: <=1K,
+ * <=4K, <=16K, <=64K, <=128K, <=512K, <=1M, >1M) and by read latency (`read_latency_dist`).
+ */
+export interface NydusFsMetrics {
+  /** The filesystem's id: its mountpoint. */
+  id: string;
+  /** Files open now. */
+  nr_opens: number;
+  /** Bytes read from the filesystem. */
+  data_read: number;
+  block_count_read: number[];
+  /** Successful operations, by {@link NYDUS_STATS_FOPS}. */
+  fop_hits: number[];
+  /** Failed operations, by {@link NYDUS_STATS_FOPS}. */
+  fop_errors: number[];
+  /** Time spent in each operation, in microseconds, by {@link NYDUS_STATS_FOPS}. */
+  fop_cumulative_latency_total: number[];
+  read_latency_dist: number[];
+  files_account_enabled: boolean;
+  access_pattern_enabled: boolean;
+  record_latest_read_files_enabled: boolean;
+  measure_latency: boolean;
+}
+
+/** The operations nydusd counts, in the order of its `StatsFop` (the index of the fop_* arrays). */
+export const NYDUS_STATS_FOPS = [
+  'getattr',
+  'readlink',
+  'open',
+  'release',
+  'read',
+  'statfs',
+  'getxattr',
+  'listxattr',
+  'opendir',
+  'lookup',
+  'readdir',
+  'readdirplus',
+  'access',
+  'forget',
+  'batch_forget',
+] as const;
+
 /** What to mount (nydusd's `MountCmd`). */
 export interface NydusMountCmd {
   /** `rafs` for a RAFS image, `passthrough_fs` to share a host directory. */
@@ -314,9 +359,39 @@ export class NydusClient {
     const spec: RequestSpec = { method: 'GET', path: `${NYDUS_API_V1_ROOT}/daemon`, idempotent: true };
     const answer = await this.send(spec);
     if (answer.status !== 200) throw this.statusError(spec, answer);
-    let info: unknown;
+    return this.json(spec, answer, (v) => typeof v.state === 'string', 'a DaemonInfo (no "state" string)');
+  }
+
+  /**
+   * `GET /api/v1/metrics?id=…`: the counters of the RAFS filesystem mounted at `id` (its
+   * mountpoint, as given to mount()), or of the only one when `id` is left out; null when
+   * nydusd has none there (404 NoCounter: no RAFS there, or several and no id).
+   */
+  async fsMetrics(id?: string): Promise<NydusFsMetrics | null> {
+    if (id !== undefined) checkText('id', id, 'the mountpoint of a RAFS filesystem');
+    const query = id === undefined ? '' : `?id=${encodeQueryValue(id)}`;
+    const spec: RequestSpec = { method: 'GET', path: `${NYDUS_API_V1_ROOT}/metrics${query}`, idempotent: true };
+    const answer = await this.send(spec);
+    if (answer.status === 404) return null;
+    if (answer.status !== 200) throw this.statusError(spec, answer);
+    return this.json(
+      spec,
+      answer,
+      (v) => Array.isArray(v.fop_hits) && typeof v.data_read === 'number',
+      'FsIoStats (no "fop_hits" array, or no "data_read" number)',
+    );
+  }
+
+  /** The JSON object of a 200 answer, when `shape` accepts it; else ERR_NYDUS_API_RESPONSE naming `what`. */
+  private json<T>(
+    spec: RequestSpec,
+    answer: RawAnswer,
+    shape: (v: Record<string, unknown>) => boolean,
+    what: string,
+  ): T {
+    let value: unknown;
     try {
-      info = JSON.parse(answer.body.toString('utf8'));
+      value = JSON.parse(answer.body.toString('utf8'));
     } catch (err) {
       throw new NydusApiError(
         'ERR_NYDUS_API_RESPONSE',
@@ -325,14 +400,14 @@ export class NydusClient {
         { cause: err },
       );
     }
-    if (info === null || typeof info !== 'object' || typeof (info as { state?: unknown }).state !== 'string') {
+    if (value === null || typeof value !== 'object' || !shape(value as Record<string, unknown>)) {
       throw new NydusApiError(
         'ERR_NYDUS_API_RESPONSE',
-        `${this.describe(spec)} answered 200 with JSON that is not a DaemonInfo (no "state" string): ${quote(this.capped(answer.body))}`,
+        `${this.describe(spec)} answered 200 with JSON that is not ${what}: ${quote(this.capped(answer.body))}`,
         { status: answer.status },
       );
     }
-    return info as DaemonInfo;
+    return value as T;
   }
 
   /**

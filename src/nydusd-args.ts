@@ -58,7 +58,7 @@ export function nydusdCliFor(version: NydusdVersion): NydusdCli {
   return version.major > 2 || (version.major === 2 && version.minor >= 1) ? 'virtiofs' : 'flat';
 }
 
-const versionCache = new Map<string, NydusdVersion>();
+const versionCache = new Map<string, Promise<NydusdVersion>>();
 
 /** The version of the nydusd `binary`, from its `--version`; asked once per path, size and mtime. */
 export function detectNydusdVersion(binary: string): Promise<NydusdVersion> {

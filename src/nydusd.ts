@@ -14,7 +14,8 @@ import { DaemonStartError, InvalidOptionError, SystemError, VirtiofsDaemonError 
 import { requireLogger } from './logger.js';
 import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from './handle.js';
 import { removeStaleSocket, unlinkSocket } from './native.js';
-import { NydusClient } from './nydus-client.js';
+import { NydusClient, type NydusFsMetrics } from './nydus-client.js';
+import { requireFdWarnOptions, type FdWarnOptions } from './process-stats.js';
 import {
   readOptions,
   requireBoolean,
@@ -39,6 +40,7 @@ import {
   nydusdCliFor,
   requireNydusdVersion,
   type NydusdLogLevel,
+  type NydusdVersion,
 } from './nydusd-args.js';
 
 export { buildNydusdArgs } from './nydusd-args.js';
@@ -66,7 +68,7 @@ const RAFS_MOUNTPOINT = /^\/rafs\/(?!\.+\/)[\w.-]+\/lowerdir$/;
  * there; a wrong one makes start() reject with an {@link InvalidOptionError} naming it, before
  * anything is created. Timeouts are whole milliseconds from 1 to 2**31-1.
  */
-export interface NydusdOptions {
+export interface NydusdOptions extends FdWarnOptions {
   /**
    * The nydusd binary.
    * @default $NYDUSD, then the first executable of {@link WELL_KNOWN_NYDUSD_PATHS}
@@ -164,7 +166,7 @@ export interface NydusdOptions {
 }
 
 /** What {@link Nydusd.adopt} takes besides the handle. */
-export interface NydusdAdoptOptions {
+export interface NydusdAdoptOptions extends FdWarnOptions {
   /**
    * Where nydusd's output lines (first those logged while it had no manager) and our records go.
    * @default a pino logger on stderr
@@ -221,6 +223,8 @@ export interface ResolvedNydusdOptions {
   cgroup: string | undefined;
   cgroupCreate: boolean;
   lifetime: Lifetime;
+  fdWarnRatio: number;
+  fdCheckIntervalMs: number;
 }
 
 const NYDUSD_OPTION_KEYS = [
@@ -243,6 +247,8 @@ const NYDUSD_OPTION_KEYS = [
   'cgroup',
   'cgroupCreate',
   'lifetime',
+  'fdWarnRatio',
+  'fdCheckIntervalMs',
 ] as const;
 const POLICIES: readonly ExtraArgsPolicy[] = ['verbatim', 'known', 'safe'];
 
@@ -279,6 +285,7 @@ export function resolveNydusdOptions(options: object): ResolvedNydusdOptions {
     env: requireEnv('env', o.env),
     ...requireCgroupOptions(o.cgroup, o.cgroupCreate),
     lifetime: checkLifetime(o.lifetime),
+    ...requireFdWarnOptions(o.fdWarnRatio, o.fdCheckIntervalMs),
   };
   if (path.resolve(resolved.sockPath) === path.resolve(resolved.apiSockPath)) {
     throw new InvalidOptionError(
@@ -317,6 +324,8 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
       'logger',
       'apiTimeoutMs',
       'stopTimeoutMs',
+      'fdWarnRatio',
+      'fdCheckIntervalMs',
     ]);
     const h = parseHandle(handle, 'nydusd', trust);
     const { sock, api } = h.sockets as { sock: SocketRecord; api: SocketRecord };
@@ -329,6 +338,8 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     } as NydusdOptions);
     const resolved = daemon.options; // an invalid logger or timeout throws here, before anything is opened
     daemon.adoptedSockets = [sock, api];
+    // The handle keeps the argv: nydusd 2.1+ is run with the virtiofs subcommand.
+    daemon.setDialect(h.argv[1] === 'virtiofs' ? 'virtiofs' : 'flat');
     daemon.attach(h, trust, onQuit);
     daemon.client = new NydusClient(api.path, { timeoutMs: resolved.apiTimeoutMs, peerPid: h.pid });
     return daemon;
@@ -347,7 +358,7 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
    * What the file system decides before the spawn: the binary, its version and the argv; stale
    * sockets from a crashed run go (a live one, or anything that is not a socket, stays).
    */
-  private async plan(): Promise<{ binary: string; version: { text: string }; args: string[] }> {
+  private async plan(): Promise<{ binary: string; version: NydusdVersion; args: string[] }> {
     const o = this.options;
     const { sockPath, apiSockPath, sourcePath } = o;
     const binary = resolveBinary(
@@ -389,6 +400,7 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     const o = this.options;
     const { apiSockPath, lifetime } = o;
     const { binary, version, args } = await this.plan();
+    this.setDialect(nydusdCliFor(version));
 
     const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate, 'nydusd');
     let proc: DaemonProcess;
@@ -402,6 +414,7 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
         cgroup,
         logger: this.log,
         lifetime,
+        headroom: this.headroom(),
       });
     } catch (err) {
       void cgroup?.remove();
@@ -537,6 +550,34 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
       apiSockPath: this.options.apiSockPath,
       sourcePath: this.options.sourcePath,
     };
+  }
+
+  /**
+   * nydusd's own counters of each RAFS filesystem it serves: `GET /api/v1/daemon` lists its
+   * mounts, then `GET /api/v1/metrics?id=<mountpoint>` is asked for each RAFS one (the shared
+   * passthrough directory has none). A filesystem nydusd keeps no counters for is left out.
+   * Each request is bounded by `timeoutMs` (default: `apiTimeoutMs`). Rejects with
+   * `ERR_DAEMON_NOT_RUNNING` when nydusd is not running, or the request's {@link NydusApiError}.
+   */
+  async fsMetrics({ timeoutMs }: { timeoutMs?: number } = {}): Promise<
+    { mountpoint: string; metrics: NydusFsMetrics }[]
+  > {
+    this.api(); // running, or ERR_DAEMON_NOT_RUNNING
+    const client = new NydusClient(this.options.apiSockPath, {
+      timeoutMs: requireTimeout('timeoutMs', timeoutMs, this.options.apiTimeoutMs),
+    });
+    try {
+      const info = await client.daemonInfo();
+      const rafs = Object.values(info.backend_collection ?? {}).filter((b) => b.backend_type === 'Rafs');
+      const out: { mountpoint: string; metrics: NydusFsMetrics }[] = [];
+      for (const { mountpoint } of rafs) {
+        const metrics = await client.fsMetrics(mountpoint);
+        if (metrics) out.push({ mountpoint, metrics });
+      }
+      return out;
+    } finally {
+      client.close();
+    }
   }
 
   /** Mount a container's RAFS image layer at `/rafs/<id>/lowerdir`. */

@@ -9,6 +9,7 @@
 import { InvalidOptionError } from './errors.js';
 import { checkExtraArgs, settingsOf, type ExtraArgsPolicy } from './extra-args.js';
 import { describeValue } from './describe.js';
+import { compareVersions, releaseProblem, type VirtiofsdRelease } from './virtiofsd-releases.js';
 
 export type CacheMode = 'auto' | 'always' | 'never' | 'metadata';
 export type Dialect = 'rust' | 'legacy';
@@ -95,6 +96,39 @@ export interface VirtiofsdTypedOptions {
   /** Allow shared mmap with cache never/metadata. Rust `--allow-mmap`; legacy has none: `true` is refused there. @default false */
   allowMmap?: boolean;
   /**
+   * How the daemon migrates its state to the destination (source side; ignored on the
+   * destination): `find-paths` sends each inode's path (read from /proc/self/fd, else found by
+   * searching the shared directory); `file-handles` sends file handles, which needs the same
+   * shared directory on the same filesystem on both sides and CAP_DAC_READ_SEARCH on the
+   * destination (`modcaps: '+dac_read_search'`, as root). Rust `--migration-mode=` (1.11.0;
+   * `file-handles` 1.12.0); the legacy daemon cannot migrate: refused there.
+   * @default the daemon's (find-paths)
+   */
+  migrationMode?: 'find-paths' | 'file-handles';
+  /**
+   * What the destination does when an inode cannot be migrated: `abort` fails the migration
+   * (an error to the VMM), `guest-error` lets it finish and the guest gets errors on those
+   * inodes. Rust `--migration-on-error=` (1.11.0); refused on the legacy daemon.
+   * @default the daemon's (abort)
+   */
+  migrationOnError?: 'abort' | 'guest-error';
+  /**
+   * With `find-paths`: send each inode's file handle too, so that the destination checks it
+   * opened the very same inode (protects against renames by others during the migration; both
+   * sides must share the directory on the same filesystem). Rust `--migration-verify-handles`
+   * (1.11.0); contradicts `migrationMode: 'file-handles'`; `true` is refused on the legacy daemon.
+   * @default false
+   */
+  migrationVerifyHandles?: boolean;
+  /**
+   * With `find-paths`: re-check every path against its inode at switch-over and correct it
+   * through /proc/self/fd (more resilient when others write the shared directory; can prolong
+   * the switch-over). Rust `--migration-confirm-paths` (1.11.0); contradicts
+   * `migrationMode: 'file-handles'`; `true` is refused on the legacy daemon.
+   * @default false
+   */
+  migrationConfirmPaths?: boolean;
+  /**
    * Remote POSIX locks. Legacy `-o posix_lock` (we pass `-o no_posix_lock` otherwise, as Kata);
    * the Rust daemon has none: `true` is refused there.
    * @default false
@@ -122,6 +156,12 @@ export interface VirtiofsdArgsInput extends VirtiofsdTypedOptions {
   extraArgs?: string[];
   /** How much of `extraArgs` to trust (see {@link checkExtraArgs}). @default 'verbatim' */
   extraArgsPolicy?: ExtraArgsPolicy;
+  /**
+   * What the installed Rust virtiofsd said about itself ({@link probeVirtiofsd}): each argument
+   * it lacks is refused, naming the option, its version and the first release that has it.
+   * @default unknown: nothing is refused for the release
+   */
+  release?: VirtiofsdRelease & { binary?: string };
 }
 
 type Kind = 'bool' | 'uint' | 'string' | readonly string[];
@@ -139,6 +179,11 @@ interface Spelling {
   same?: readonly string[];
   /** Why the dialect cannot express it, for the error. */
   why?: string;
+  /**
+   * Rust releases before `version` behave as `value` with no flag for it (and lack the flag
+   * that says so): that value is spelled as nothing there.
+   */
+  before?: { version: string; value: boolean };
 }
 
 interface OptionSpec {
@@ -166,7 +211,11 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
   announceSubmounts: {
     kind: 'bool',
     legacy: { on: o('announce_submounts'), dflt: false },
-    rust: { on: ['--announce-submounts'], off: ['--no-announce-submounts'] },
+    rust: {
+      on: ['--announce-submounts'],
+      off: ['--no-announce-submounts'],
+      before: { version: '1.6.0', value: false },
+    },
   },
   xattr: { kind: 'bool', legacy: { on: o('xattr'), off: o('no_xattr') }, rust: { on: ['--xattr'], dflt: false } },
   xattrmap: {
@@ -223,7 +272,7 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
   killprivV2: {
     kind: 'bool',
     legacy: { on: o('killpriv_v2'), off: o('no_killpriv_v2') },
-    rust: { on: ['--killpriv-v2'], off: ['--no-killpriv-v2'] },
+    rust: { on: ['--killpriv-v2'], off: ['--no-killpriv-v2'], before: { version: '1.3.0', value: true } },
   },
   readdirplus: {
     kind: 'bool',
@@ -253,6 +302,26 @@ export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, Opt
     kind: 'bool',
     legacy: { dflt: false, why: 'the legacy daemon has no --allow-mmap' },
     rust: { on: ['--allow-mmap'], dflt: false },
+  },
+  migrationMode: {
+    kind: ['find-paths', 'file-handles'],
+    legacy: { why: 'the legacy daemon cannot migrate its state (no --migration-mode)' },
+    rust: { value: (v) => [`--migration-mode=${v}`] },
+  },
+  migrationOnError: {
+    kind: ['abort', 'guest-error'],
+    legacy: { why: 'the legacy daemon cannot migrate its state (no --migration-on-error)' },
+    rust: { value: (v) => [`--migration-on-error=${v}`] },
+  },
+  migrationVerifyHandles: {
+    kind: 'bool',
+    legacy: { dflt: false, why: 'the legacy daemon cannot migrate its state (no --migration-verify-handles)' },
+    rust: { on: ['--migration-verify-handles'], dflt: false },
+  },
+  migrationConfirmPaths: {
+    kind: 'bool',
+    legacy: { dflt: false, why: 'the legacy daemon cannot migrate its state (no --migration-confirm-paths)' },
+    rust: { on: ['--migration-confirm-paths'], dflt: false },
   },
   posixLock: {
     kind: 'bool',
@@ -323,10 +392,17 @@ function checkValue(name: string, kind: Kind, value: unknown): string {
 }
 
 /** The spelling of one typed option in `dialect`, or an {@link InvalidOptionError} naming both. */
-function spell(name: keyof VirtiofsdTypedOptions, value: unknown, dialect: Dialect): string[] {
+function spell(
+  name: keyof VirtiofsdTypedOptions,
+  value: unknown,
+  dialect: Dialect,
+  release: VirtiofsdArgsInput['release'],
+): string[] {
   const spec = VIRTIOFSD_OPTIONS[name];
   const s = spec[dialect];
   const v = checkValue(name, spec.kind, value);
+  const old = s.before && release?.version ? compareVersions(release.version, s.before.version) < 0 : false;
+  if (old && value === s.before!.value) return [];
   const refuse = (): never => {
     throw new InvalidOptionError(
       name,
@@ -390,15 +466,45 @@ export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
     args.push(`--cache=${cache}`, `--shared-dir=${sourcePath}`, '--fd=3');
     if (debug) args.push('--log-level=debug');
   }
+  if (input.migrationMode === 'file-handles') {
+    const by = input.migrationVerifyHandles
+      ? 'migrationVerifyHandles'
+      : input.migrationConfirmPaths
+        ? 'migrationConfirmPaths'
+        : '';
+    if (by) {
+      throw new InvalidOptionError(
+        by,
+        "true contradicts migrationMode: 'file-handles', which migrates by file handle (the daemon refuses both); drop one of them",
+      );
+    }
+  }
+  const release = dialect === 'rust' ? input.release : undefined;
+  // What the installed release lacks is refused by the option that asked for it.
+  const requireRelease = (option: string, spelled: string[]): string[] => {
+    for (const arg of release ? spelled : []) {
+      const problem = releaseProblem(arg, release!, release!.binary);
+      if (problem) {
+        throw new InvalidOptionError(
+          option,
+          `${describeValue(input[option as keyof VirtiofsdArgsInput])} ${problem}. ` +
+            `Upgrade virtiofsd, or leave ${option} unset for this daemon`,
+        );
+      }
+    }
+    return spelled;
+  };
+  if (input.syslog === true) requireRelease('syslog', ['--syslog']);
+  if (dialect === 'rust') requireRelease('cache', [`--cache=${cache}`]);
   for (const name of Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[]) {
     const value = input[name];
     if (value === undefined || (debug && name === 'logLevel')) continue;
-    args.push(...spell(name, value, dialect));
+    args.push(...requireRelease(name, spell(name, value, dialect, release)));
   }
   if (dialect === 'legacy' && needsXattr && input.xattr === undefined && input.xattrmap === undefined)
     args.push(...o('xattr'));
   const policy = input.extraArgsPolicy ?? 'verbatim';
-  checkExtraArgs('extraArgs', extraArgs, policy, `virtiofsd-${dialect}`, typedClaims(input));
+  checkExtraArgs('extraArgs', extraArgs, policy, `virtiofsd-${dialect}`, typedClaims(input), release);
   return [...args, ...extraArgs];
 }
 

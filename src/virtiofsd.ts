@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { Cgroup, requireCgroupOptions } from './cgroup.js';
 import { Daemon, describeExit, readAdoptOptions, type Run } from './daemon.js';
-import { DaemonProcess, askVersion, type StopOptions } from './daemon-process.js';
+import { DaemonProcess, type StopOptions } from './daemon-process.js';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
 import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } from './errors.js';
 import { requireLogger } from './logger.js';
@@ -18,6 +18,9 @@ import { readOptions, requireBoolean, requireEnv, requireOneOf, requireTimeout }
 import { requireSignalName } from './signals.js';
 import type { DaemonExit, MountOption } from './types.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
+import { requireFdWarnOptions, type FdWarnOptions } from './process-stats.js';
+import { askRustRelease, askVirtiofsd, type VirtiofsdFacts } from './virtiofsd-probe.js';
+import { needsRelease, type VirtiofsdRelease } from './virtiofsd-releases.js';
 import {
   VIRTIOFSD_OPTIONS,
   buildVirtiofsdArgs,
@@ -58,7 +61,7 @@ export const READY_MARKER = 'Waiting for vhost-user socket connection';
  * before anything is created. Timeouts are whole milliseconds from 1 to 2**31-1. The typed
  * daemon options ({@link VirtiofsdTypedOptions}) are checked against the dialect at each start.
  */
-export interface VirtiofsdOptions extends VirtiofsdTypedOptions {
+export interface VirtiofsdOptions extends VirtiofsdTypedOptions, FdWarnOptions {
   /**
    * The virtiofsd binary.
    * @default $VIRTIOFSD, then the first executable of {@link WELL_KNOWN_VIRTIOFSD_PATHS}
@@ -188,6 +191,8 @@ export interface ResolvedVirtiofsdOptions {
   cgroup: string | undefined;
   cgroupCreate: boolean;
   lifetime: Lifetime;
+  fdWarnRatio: number;
+  fdCheckIntervalMs: number;
   /** The typed daemon options as given (read once); buildVirtiofsdArgs checks them against the dialect. */
   typed: VirtiofsdTypedOptions;
 }
@@ -210,6 +215,8 @@ const VIRTIOFSD_OPTION_KEYS = [
   'cgroup',
   'cgroupCreate',
   'lifetime',
+  'fdWarnRatio',
+  'fdCheckIntervalMs',
 ] as const;
 const TYPED_OPTION_KEYS = Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[];
 
@@ -246,12 +253,13 @@ export function resolveVirtiofsdOptions(options: object): ResolvedVirtiofsdOptio
     env: requireEnv('env', o.env),
     ...requireCgroupOptions(o.cgroup, o.cgroupCreate),
     lifetime: checkLifetime(o.lifetime),
+    ...requireFdWarnOptions(o.fdWarnRatio, o.fdCheckIntervalMs),
     typed: typed as VirtiofsdTypedOptions,
   };
 }
 
 /** What {@link Virtiofsd.adopt} takes besides the handle. */
-export interface VirtiofsdAdoptOptions {
+export interface VirtiofsdAdoptOptions extends FdWarnOptions {
   /**
    * Where the daemon's output lines (first those logged while it had no manager) and our records go.
    * @default a pino logger on stderr
@@ -282,22 +290,39 @@ export interface VirtiofsdAdoptOptions {
   stopTimeoutMs?: number;
 }
 
-const dialectCache = new Map<string, Dialect>();
-
 const READY = (): 'ready' => 'ready';
 const EXITED = (): 'exited' => 'exited';
 
+const DIALECT_HINT = "set dialect: 'rust' or 'legacy'";
+const INSTALL_HINT =
+  'Install virtiofsd (Debian 13: apt install virtiofsd; Debian 12: apt install qemu-system-common) or pass path';
+
 /**
  * Which virtiofsd `binary` is, from its `--version` (`virtiofsd version <qemu>` is the legacy C
- * daemon, `virtiofsd <semver>` the Rust one). Asked once per binary path, size and mtime.
+ * daemon, `virtiofsd <semver>` the Rust one). Asked once per binary path, size and mtime,
+ * together with the rest of {@link probeVirtiofsd}.
  */
-export function detectDialect(binary: string): Promise<Dialect> {
-  return askVersion(
-    binary,
-    dialectCache,
-    (text) => (/^virtiofsd version /m.test(text) ? 'legacy' : /^virtiofsd v?\d+\.\d+/m.test(text) ? 'rust' : undefined),
-    { what: 'virtiofsd', option: 'dialect', hint: "set dialect: 'rust' or 'legacy'" },
+export async function detectDialect(binary: string): Promise<Dialect> {
+  return (await askVirtiofsd(binary, 'dialect', DIALECT_HINT)).dialect;
+}
+
+/**
+ * What the installed virtiofsd says about itself, as start() asks it: its dialect and version
+ * (`--version`) and the features of `--print-capabilities` (see {@link VirtiofsdFacts}). For
+ * apps that show or check what the host has before they start anything. `path` defaults to
+ * what start() would run ($VIRTIOFSD, then {@link WELL_KNOWN_VIRTIOFSD_PATHS}). Asked once per
+ * binary path, size and mtime; rejects with an {@link InvalidOptionError} for `path` when there
+ * is no such program or its `--version` names no virtiofsd.
+ */
+export async function probeVirtiofsd(path?: string): Promise<VirtiofsdFacts> {
+  const binary = resolveBinary(
+    'path',
+    path === undefined ? undefined : requireString('path', path),
+    'VIRTIOFSD',
+    WELL_KNOWN_VIRTIOFSD_PATHS,
+    INSTALL_HINT,
   );
+  return askVirtiofsd(binary, 'path', 'is it virtiofsd? (expected "virtiofsd version <qemu>" or "virtiofsd <semver>")');
 }
 
 export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
@@ -330,6 +355,8 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       'logger',
       'stopSignal',
       'stopTimeoutMs',
+      'fdWarnRatio',
+      'fdCheckIntervalMs',
     ]);
     const h = parseHandle(handle, 'virtiofsd', trust);
     const socket = h.sockets.socket;
@@ -341,6 +368,8 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     } as VirtiofsdOptions);
     void daemon.options; // an invalid logger or stop option throws here, before anything is opened
     daemon.socket = { fd: -1, path: socket.path, dev: BigInt(socket.dev), ino: BigInt(socket.ino) };
+    // The handle keeps the argv: the Rust daemon is the one given --shared-dir.
+    daemon.setDialect(h.argv.some((a) => a.startsWith('--shared-dir')) ? 'rust' : 'legacy');
     daemon.attach(h, trust, onQuit);
     return daemon;
   }
@@ -371,28 +400,33 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
           'connection). Run a syslog daemon (or systemd-journald) or leave syslog off to log through us',
       );
     }
-    const binary = resolveBinary(
-      'path',
-      o.path,
-      'VIRTIOFSD',
-      WELL_KNOWN_VIRTIOFSD_PATHS,
-      'Install virtiofsd (Debian 13: apt install virtiofsd; Debian 12: apt install qemu-system-common) or pass path',
-    );
+    const binary = resolveBinary('path', o.path, 'VIRTIOFSD', WELL_KNOWN_VIRTIOFSD_PATHS, INSTALL_HINT);
     checkDirectory('sourcePath', sourcePath);
     checkSocketPath('socketPath', socketPath);
-    const dialect = o.dialect === 'auto' ? await detectDialect(binary) : o.dialect;
-    const args = buildVirtiofsdArgs({
-      ...o.typed,
-      dialect,
-      sourcePath,
-      cache: o.cache,
-      syslog: o.syslog,
-      debug: o.debug,
-      extraArgs,
-      extraArgsPolicy: o.extraArgsPolicy,
-    });
+    const facts = o.dialect === 'auto' ? await askVirtiofsd(binary, 'dialect', DIALECT_HINT) : undefined;
+    const dialect = facts?.dialect ?? o.dialect;
+    const build = (release?: VirtiofsdRelease): string[] =>
+      buildVirtiofsdArgs({
+        ...o.typed,
+        dialect: dialect as Dialect,
+        sourcePath,
+        cache: o.cache,
+        syslog: o.syslog,
+        debug: o.debug,
+        extraArgs,
+        extraArgsPolicy: o.extraArgsPolicy,
+        release: release && { ...release, binary },
+      });
+    let args = build(facts);
+    // A dialect given by the caller skips the probe, unless an argument needs a release newer than the first.
+    if (!facts && dialect === 'rust' && needsRelease(args)) args = build(await askRustRelease(binary));
     // Logged to syslog or above info, the daemon never says it waits.
-    return { binary, dialect, args, quiet: syslog || logsAboveInfo({ logLevel: o.typed.logLevel, extraArgs }) };
+    return {
+      binary,
+      dialect: dialect as Dialect,
+      args,
+      quiet: syslog || logsAboveInfo({ logLevel: o.typed.logLevel, extraArgs }),
+    };
   }
 
   /** The plan, then cgroup, socket and process; then the wait. Whatever fails undoes what came before. */
@@ -400,6 +434,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     const o = this.options;
     const { socketPath, lifetime } = o;
     const { binary, dialect, args, quiet } = await this.plan();
+    this.setDialect(dialect);
 
     const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate, 'virtiofsd');
     let socket: ListeningSocket;
@@ -424,6 +459,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
         logger: this.log,
         lifetime,
         onLine: (line) => line.includes(READY_MARKER) && ready(),
+        headroom: this.headroom(),
       });
       // Taken now: DaemonProcess.pid reads 0 once the exit is seen, and a daemon may die right after
       // its ready line (then start() still resolves to its pid, and onQuit reports the end).

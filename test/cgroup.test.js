@@ -299,6 +299,14 @@ describe('Virtiofsd with a cgroup (stand-in daemon)', () => {
     await s.d.start();
     const stats = await s.d.stats();
     assert.ok(stats.cpuUsageUsec >= 100000, `cpuUsageUsec ${stats.cpuUsageUsec} after burning 150 ms of CPU`);
+    // The process figures too, over cgroup.procs: here the one stand-in process.
+    const procs = fs
+      .readFileSync(path.join(v2(), name, 'cgroup.procs'), 'utf8')
+      .split('\n')
+      .filter(Boolean);
+    assert.equal(stats.processes, procs.length);
+    assert.equal(stats.openFds, fs.readdirSync(`/proc/${procs[0]}/fd`).length);
+    assert.ok(stats.fdLimit > 0 && stats.rssBytes > 0 && stats.threads === 1, JSON.stringify(stats));
     const dir = path.join(v2(), name);
     for (const [key, file] of [
       ['memoryCurrent', 'memory.current'],
@@ -315,11 +323,54 @@ describe('Virtiofsd with a cgroup (stand-in daemon)', () => {
     await assert.rejects(s.d.stats(), { code: 'ERR_DAEMON_NOT_RUNNING' });
   });
 
-  test('stats() without a cgroup rejects ERR_NO_CGROUP', async (t) => {
-    const s = standin(t);
-    await s.d.start();
-    await assert.rejects(s.d.stats(), (err) => err instanceof VirtiofsDaemonError && err.code === 'ERR_NO_CGROUP');
+  test("stats() without a cgroup: what /proc says of the daemon's process group, no cgroup figures", async (t) => {
+    const s = standin(t, {}, { STANDIN_BURN_MS: '150' });
+    const pid = await s.d.start();
+    const stats = await s.d.stats();
+    const members = h.liveGroupMembers(pid);
+    assert.deepEqual(
+      members.map((m) => m.pid),
+      [pid],
+    );
+    assert.equal(stats.processes, 1);
+    assert.equal(stats.openFds, fs.readdirSync(`/proc/${pid}/fd`).length);
+    assert.equal(
+      stats.fdLimit,
+      Number(/^Max open files\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/limits`, 'utf8'))[1]),
+    );
+    const statm = fs.readFileSync(`/proc/${pid}/statm`, 'utf8').split(' ').map(Number);
+    assert.ok(
+      Math.abs(stats.rssBytes - statm[1] * 4096) <= 64 * 4096,
+      `rss ${stats.rssBytes} vs statm ${statm[1]} pages`,
+    );
+    assert.equal(stats.threads, 1);
+    assert.ok(stats.cpuTimeUsec >= 100000, `cpuTimeUsec ${stats.cpuTimeUsec} after burning 150 ms`);
+    for (const key of ['cpuUsageUsec', 'memoryCurrent', 'pidsCurrent']) assert.equal(key in stats, false, key);
+    await s.d.stop();
+    await assert.rejects(
+      s.d.stats(),
+      (err) => err instanceof VirtiofsDaemonError && err.code === 'ERR_DAEMON_NOT_RUNNING',
+    );
   });
+});
+
+test('fdWarnRatio and fdCheckIntervalMs: a bad value makes start() reject naming it, before anything runs', async (t) => {
+  for (const [option, value] of [
+    ['fdWarnRatio', 1.5],
+    ['fdWarnRatio', -0.1],
+    ['fdWarnRatio', '0.8'],
+    ['fdCheckIntervalMs', 1.5],
+    ['fdCheckIntervalMs', -1],
+    ['fdCheckIntervalMs', 2 ** 31],
+  ]) {
+    const s = standin(t, { [option]: value });
+    const err = await s.d.start().then(
+      () => assert.fail(`${option}: ${value} was accepted`),
+      (e) => e,
+    );
+    assert.ok(err instanceof InvalidOptionError && err.option === option, String(err));
+    assert.equal(fs.existsSync(s.socketPath), false);
+  }
 });
 
 describe('bad cgroups: InvalidOptionError for cgroup before anything is spawned', () => {

@@ -189,6 +189,107 @@ test('run: a missing shared directory exits 1 and names the flag', async (t) => 
   assert.equal(fs.existsSync(path.join(dir, 's.sock')), false);
 });
 
+/** GET url: { status, body }. */
+async function httpGet(url) {
+  const res = await fetch(url);
+  return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
+}
+
+/** The URL the CLI logged for --metrics. */
+const metricsUrlOf = (stderr) => /"url":"([^"]+)"/.exec(stderr)?.[1];
+
+test('run --metrics 127.0.0.1:0: /metrics serves the daemon while it runs, and goes with it', async (t) => {
+  const parsePrometheus = require('parse-prometheus-text-format');
+  const dir = tempDir(t);
+  const sock = path.join(dir, 'vfs.sock');
+  const cli = runCli([
+    'run',
+    '--shared-dir',
+    dir,
+    '--socket',
+    sock,
+    '--tag',
+    'vm7',
+    '--virtiofsd',
+    virtiofsdPath('rust'),
+    '--metrics',
+    '127.0.0.1:0',
+  ]);
+  t.after(() => cli.child.kill('SIGKILL'));
+  await until('readiness', () => cli.stdout().includes('-chardev'));
+  const url = metricsUrlOf(cli.stderr());
+  assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+  const scrape = await httpGet(url);
+  assert.equal(scrape.status, 200);
+  assert.match(scrape.type, /^text\/plain; version=0\.0\.4/);
+  const families = new Map(parsePrometheus(scrape.body).map((f) => [f.name, f]));
+  const fds = families.get('virtiofs_daemon_open_fds').metrics;
+  assert.equal(fds.length, 1);
+  assert.deepEqual(fds[0].labels, { kind: 'virtiofsd', dialect: 'rust', id: 'vm7' });
+  assert.ok(Number(fds[0].value) > 0);
+  assert.equal((await httpGet(url.replace('/metrics', '/other'))).status, 404);
+
+  cli.child.kill('SIGINT');
+  assert.deepEqual(await cli.exited, { code: 0, signal: null });
+  await assert.rejects(fetch(url), 'nothing serves the port once the command has ended');
+});
+
+test('run --metrics: a host name is refused (spell out the address); --detach and a bad port are refused', async () => {
+  for (const [args, pattern] of [
+    [['--metrics', 'metrics.example:9100'], /--metrics: 'metrics\.example' is a name.*spell out the address/],
+    [['--metrics', '70000'], /--metrics: port 70000 is not from 0 to 65535/],
+    [['--metrics', 'nine'], /--metrics: 'nine' is not \[HOST:\]PORT/],
+    [['--metrics', '9100', '--detach', '--state', '/tmp/s.json'], /--metrics goes with run, without --detach/],
+  ]) {
+    const cli = runCli(['run', '--shared-dir', '/tmp', '--socket', '/tmp/x.sock', ...args]);
+    assert.deepEqual(await cli.exited, { code: 2, signal: null }, args.join(' '));
+    assert.match(cli.stderr(), pattern);
+  }
+});
+
+test('run --metrics 0.0.0.0:0: an address spelled out is served, with a warning that it is not loopback', async (t) => {
+  const dir = tempDir(t);
+  const cli = runCli([
+    'run',
+    '--shared-dir',
+    dir,
+    '--socket',
+    path.join(dir, 'vfs.sock'),
+    '--virtiofsd',
+    virtiofsdPath('legacy'),
+    '--metrics',
+    '0.0.0.0:0',
+  ]);
+  t.after(() => cli.child.kill('SIGKILL'));
+  await until('readiness', () => cli.stdout().includes('-chardev'));
+  assert.match(cli.stderr(), /"level":40[^\n]*serving metrics on a non-loopback address/);
+  const url = metricsUrlOf(cli.stderr()).replace('0.0.0.0', '127.0.0.1');
+  assert.equal((await httpGet(url)).status, 200);
+  cli.child.kill('SIGINT');
+  assert.deepEqual(await cli.exited, { code: 0, signal: null });
+});
+
+test('run --metrics without prom-client installed: exit 1, naming npm install prom-client, before any daemon starts', async (t) => {
+  const dir = tempDir(t);
+  const hide = path.join(dir, 'hide.js');
+  fs.writeFileSync(
+    hide,
+    `const Module = require('module'); const resolve = Module._resolveFilename;
+     Module._resolveFilename = function (request, ...rest) {
+       if (request === 'prom-client') throw Object.assign(new Error("Cannot find module 'prom-client'"), { code: 'MODULE_NOT_FOUND' });
+       return resolve.call(this, request, ...rest);
+     };`,
+  );
+  const sock = path.join(dir, 'vfs.sock');
+  const cli = runCli(
+    ['run', '--shared-dir', dir, '--socket', sock, '--virtiofsd', virtiofsdPath('rust'), '--metrics', '0'],
+    { ...process.env, NODE_OPTIONS: `-r ${hide}` },
+  );
+  assert.deepEqual(await cli.exited, { code: 1, signal: null });
+  assert.match(cli.stderr(), /--metrics: .*npm install prom-client/);
+  assert.equal(fs.existsSync(sock), false, 'no daemon was started');
+});
+
 test("run: the printed QEMU options are qemuArgs()'s, shell-quoted: a shell reads them back as the same argv", async (t) => {
   const dir = path.join(tempDir(t), "it's a dir");
   fs.mkdirSync(dir);

@@ -127,6 +127,14 @@ const GOLDEN = [
   ['preserveNoatime', false, [], []],
   ['allowMmap', true, REFUSED, ['--allow-mmap']],
   ['allowMmap', false, [], []],
+  ['migrationMode', 'find-paths', REFUSED, ['--migration-mode=find-paths']],
+  ['migrationMode', 'file-handles', REFUSED, ['--migration-mode=file-handles']],
+  ['migrationOnError', 'abort', REFUSED, ['--migration-on-error=abort']],
+  ['migrationOnError', 'guest-error', REFUSED, ['--migration-on-error=guest-error']],
+  ['migrationVerifyHandles', true, REFUSED, ['--migration-verify-handles']],
+  ['migrationVerifyHandles', false, [], []],
+  ['migrationConfirmPaths', true, REFUSED, ['--migration-confirm-paths']],
+  ['migrationConfirmPaths', false, [], []],
   ['posixLock', false, [], []],
   ['flock', true, o('flock'), REFUSED],
   ['flock', false, o('no_flock'), []],
@@ -233,10 +241,14 @@ async function startReal(t, dialect, options) {
   const socketPath = path.join(dir, 'v.sock');
   const d = new Virtiofsd({ path: h.virtiofsdPath(dialect), socketPath, sourcePath: source, logger, ...options });
   track(t, d);
-  await d.start();
+  const pid = await d.start();
   const client = await connectVhostUser(socketPath, { timeoutMs: 5000 });
+  let cmdline;
   try {
     assert.ok((await client.getFeatures()) > 0n, 'the daemon answers GET_FEATURES');
+    // The argv as the kernel has it, now that the daemon serves (a quiet one is started before
+    // it has exec'd; the Rust binary here is a wrapper that execs ld.so: the tail counts).
+    cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
   } finally {
     client.close();
   }
@@ -246,7 +258,7 @@ async function startReal(t, dialect, options) {
     .map((r) => r.line ?? r.msg);
   const bad = lines.filter((l) => /unknown option|unexpected argument|invalid value|error:/i.test(l));
   assert.deepEqual(bad, [], `${dialect} complained about ${JSON.stringify(options)}`);
-  return { records, argv: records.find((r) => r.msg === 'virtiofsd started').argv };
+  return { records, argv: records.find((r) => r.msg === 'virtiofsd started').argv, cmdline };
 }
 
 for (const dialect of ['legacy', 'rust']) {
@@ -255,8 +267,9 @@ for (const dialect of ['legacy', 'rust']) {
       const tail = dialect === 'legacy' ? legacy : rust;
       if (tail === REFUSED || extra?.realStart === false) continue;
       test(`${name}: ${JSON.stringify(value)} is accepted and the daemon serves`, async (t) => {
-        const { argv } = await startReal(t, dialect, { [name]: value });
+        const { argv, cmdline } = await startReal(t, dialect, { [name]: value });
         for (const a of tail) assert.ok(argv.includes(a), `${a} in ${JSON.stringify(argv)}`);
+        for (const a of tail) assert.ok(cmdline.includes(a), `${a} in /proc's ${JSON.stringify(cmdline)}`);
       });
     }
     test('posixLock: false (and true on legacy) is accepted', async (t) => {
@@ -291,6 +304,8 @@ describe('one options object for a mixed fleet', () => {
     rlimitNofile: 8192,
     preserveNoatime: false,
     allowMmap: false,
+    migrationVerifyHandles: false,
+    migrationConfirmPaths: false,
     posixLock: false,
     flock: false,
     cache: 'none',

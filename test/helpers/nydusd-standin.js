@@ -14,6 +14,7 @@
  *   service/src/fs_service.rs       mount/umount/backend info, error values
  *   service/src/lib.rs              error texts, FsBackendType aliases
  *   src/bin/nydusd/virtiofs.rs      Listener::new(sock, unlink=true); RUNNING = bound
+ *   utils/src/metrics.rs (v2.2.3)   FsIoStats and what /api/v1/metrics* serialize
  *   api/src/http_handler.rs         routing, status codes, {"code":"UNDEFINED",...}
  *   api/src/http_endpoint_{v1,common}.rs   per-route method/body/query rules
  *   openanolis/dbs-uhttp            request parsing, 1 KiB line buffer, 50 KiB body cap,
@@ -67,6 +68,10 @@
  *                                  request delays all others.
  *   NYDUSD_STANDIN_STDERR_LINES=<n>  Log n extra INFO filler lines at start (output-draining
  *                                  tests).
+ *   NYDUSD_STANDIN_FS_METRICS=<json>  Counters each RAFS mount's metrics start from (an
+ *                                  object of FsIoStats fields, e.g. {"data_read":4096,
+ *                                  "fop_hits":[1,0,2]}); the stand-in serves no FUSE request,
+ *                                  so without it every counter stays 0, as on an idle nydusd.
  *   NYDUSD_STANDIN_VERSION=<vX.Y.Z>  The version `--version` and the start-up line report
  *                                  (default v2.2.3). Below v2.1.0 the stand-in speaks the
  *                                  command line of nydusd 1.x/2.0 (clap 2, no subcommands):

@@ -10,7 +10,7 @@ const fs = require('node:fs');
 const { knob } = require('./env');
 const { dbg, ioDebug, durDbg } = require('./rust');
 const { LEVEL_NUM, log, info, warn, error, debug, panicAbort } = require('./log');
-const { vfs, MountError, doMount, doRemount, doUmount } = require('./fs-service');
+const { vfs, fsMetrics, MountError, doMount, doRemount, doUmount } = require('./fs-service');
 const { daemon, fsmEvent, triggerExit, daemonInfoJson } = require('./state');
 const { deserializeStruct } = require('./serde');
 const { absPath, httpCrateParse, queryPart } = require('./uri');
@@ -162,20 +162,44 @@ ROUTES.set(v1('/mount'), (req) => {
   if (mb === 'DELETE:none') return run(() => doUmount(mountpoint));
   return { ...BAD, mountpoint };
 });
-/** A /metrics* route: 404 NoCounter unless a RAFS mount (the ?id= one, or the first) is there. */
-const metricsRoute = (name, needsMount) => (req) => {
+/**
+ * The FsIoStats of `id`, or of the only RAFS instance when no id is given (metrics.rs
+ * export_*: "With only one rafs instance, we allow caller to ask for an unknown ios name");
+ * undefined is NoCounter.
+ */
+function fsStatsOf(id) {
+  if (id !== null) return fsMetrics.get(id);
+  return fsMetrics.size === 1 ? [...fsMetrics.values()][0] : undefined;
+}
+const noCounter = (name) => errResp(404, `${name}(Metrics(Stats(NoCounter)))`);
+/** GET /metrics?id=: export_global_stats, the whole FsIoStats (serde_json::to_string). */
+ROUTES.set(v1('/metrics'), (req) => {
   if (methodBody(req) !== 'GET:none') return BAD;
-  const id = queryPart(req.query, 'id');
-  const rafs = [...vfs.mounts.values()].filter((m) => m.fsType === 'Rafs');
-  const hit = id === null ? rafs[0] : rafs.find((m) => m.mountpoint === id);
-  if (!hit || !needsMount) return errResp(404, `${name}(Metrics(Stats(NoCounter)))`);
-  return ok(JSON.stringify({ id: hit.mountpoint, standin: true }));
-};
-ROUTES.set(v1('/metrics'), metricsRoute('GlobalMetrics', true));
-ROUTES.set(v1('/metrics/files'), metricsRoute('FsFilesMetrics', true));
-ROUTES.set(v1('/metrics/pattern'), metricsRoute('Pattern', true));
-ROUTES.set(v1('/metrics/backend'), metricsRoute('BackendMetrics', true));
-ROUTES.set(v1('/metrics/blobcache'), metricsRoute('BlobcacheMetrics', true));
+  const stats = fsStatsOf(queryPart(req.query, 'id'));
+  return stats ? ok(JSON.stringify(stats)) : noCounter('GlobalMetrics');
+});
+/**
+ * GET /metrics/files?id=&latest=: per-file counters, which are off by default
+ * (files_account_enabled false: an empty map), or with latest=true the latest read files
+ * (an empty bitmap: []).
+ */
+ROUTES.set(v1('/metrics/files'), (req) => {
+  if (methodBody(req) !== 'GET:none') return BAD;
+  if (!fsStatsOf(queryPart(req.query, 'id'))) return noCounter('FsFilesMetrics');
+  return ok(queryPart(req.query, 'latest') === 'true' ? '[]' : '{}');
+});
+/** GET /metrics/pattern?id=: access patterns (off by default: none recorded). */
+ROUTES.set(v1('/metrics/pattern'), (req) => {
+  if (methodBody(req) !== 'GET:none') return BAD;
+  return fsStatsOf(queryPart(req.query, 'id')) ? ok('[]') : noCounter('Pattern');
+});
+/**
+ * GET /metrics/backend and /metrics/blobcache: BACKEND_METRICS and BLOBCACHE_METRICS are keyed
+ * by blob id and filled by the storage backends, which the stand-in does not have (it reads no
+ * blob): NoCounter, as a nydusd whose RAFS has not created any.
+ */
+ROUTES.set(v1('/metrics/backend'), (req) => (methodBody(req) === 'GET:none' ? noCounter('BackendMetrics') : BAD));
+ROUTES.set(v1('/metrics/blobcache'), (req) => (methodBody(req) === 'GET:none' ? noCounter('BlobcacheMetrics') : BAD));
 ROUTES.set(v1('/metrics/inflight'), (req) => {
   if (methodBody(req) !== 'GET:none') return BAD;
   return errResp(500, 'InflightMetrics(Metrics(Daemon(Unsupported)))');

@@ -27,6 +27,7 @@ const knob = {
   ignoreSigterm: env.NYDUSD_STANDIN_IGNORE_SIGTERM === '1',
   slowMs: Number(env.NYDUSD_STANDIN_SLOW_MS || 0) || 0,
   stderrLines: Number(env.NYDUSD_STANDIN_STDERR_LINES || 0) || 0,
+  fsMetrics: env.NYDUSD_STANDIN_FS_METRICS ? JSON.parse(env.NYDUSD_STANDIN_FS_METRICS) : {},
 };
 
 module.exports = { BUILD, knob };

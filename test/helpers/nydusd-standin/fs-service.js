@@ -8,6 +8,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { dbg, ioDisplay, ioDebug, timeHumanReadable } = require('./rust');
 const { info, debug, panicAbort } = require('./log');
+const { knob } = require('./env');
 
 /** fuse-backend-rs PseudoFs + Vfs mountpoint table, enough to reproduce path walking. */
 class PseudoFs {
@@ -178,6 +179,43 @@ function validatePrefetch(list) {
   }
 }
 
+/** nydus-utils metrics.rs (v2.2.3): StatsFop::Max, BLOCK_READ_SIZES_MAX, READ_LATENCY_RANGE_MAX. */
+const STATS_FOPS = 15;
+const BLOCK_READ_SIZES = 8;
+const READ_LATENCY_RANGES = 8;
+
+/**
+ * FS_METRICS: one FsIoStats per RAFS instance, keyed by its id, which is the mountpoint
+ * (Rafs::new(cfg, &cmd.mountpoint, ..) -> FsIoStats::new(id)). FsIoStats::new inserts into the
+ * map (a new mount at the same id replaces the old one) and nothing ever removes an entry:
+ * after an umount the counters still answer.
+ */
+const fsMetrics = new Map();
+
+/** FsIoStats::new(id) after init(): its serde field order, every counter 0 (or the test knob's). */
+function newFsIoStats(id) {
+  const zeros = (n) => new Array(n).fill(0);
+  const stats = {
+    files_account_enabled: false,
+    access_pattern_enabled: false,
+    record_latest_read_files_enabled: false,
+    measure_latency: true,
+    id,
+    nr_opens: 0,
+    data_read: 0,
+    block_count_read: zeros(BLOCK_READ_SIZES),
+    fop_hits: zeros(STATS_FOPS),
+    fop_errors: zeros(STATS_FOPS),
+    fop_cumulative_latency_total: zeros(STATS_FOPS),
+    read_latency_dist: zeros(READ_LATENCY_RANGES),
+  };
+  for (const [k, v] of Object.entries(knob.fsMetrics)) {
+    if (!(k in stats) || k === 'id') continue;
+    stats[k] = Array.isArray(stats[k]) ? stats[k].map((z, i) => v[i] ?? z) : v;
+  }
+  return stats;
+}
+
 /** FsService::mount. Throws MountError. */
 function doMount(mountpoint, cmd) {
   const fsType = parseFsType(cmd.fs_type);
@@ -193,6 +231,7 @@ function doMount(mountpoint, cmd) {
   if (fsType === 'Rafs') {
     config = parseRafsConfig(cmd.config);
     checkBootstrap(cmd.source);
+    fsMetrics.set(mountpoint, newFsIoStats(mountpoint));
   } else {
     checkPassthroughSource(cmd.source);
   }
@@ -250,4 +289,4 @@ function doUmount(mountpoint) {
   debug('try to gc unused blobs', '/src/fs_service.rs:0');
 }
 
-module.exports = { vfs, backendCollection, MountError, doMount, doRemount, doUmount };
+module.exports = { vfs, backendCollection, fsMetrics, MountError, doMount, doRemount, doUmount };
