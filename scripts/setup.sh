@@ -12,7 +12,10 @@
 #   - a QEMU guest for the tests that boot one (test/guest.test.js): QEMU for this machine's
 #     architecture (qemu-system-x86 / qemu-system-arm) and busybox-static, with apt-get; Debian's
 #     cloud kernel, downloaded but not installed, and a tiny initramfs built from them under
-#     .cache/guest/ (scripts/get-guest.sh).
+#     .cache/guest/ (scripts/get-guest.sh),
+#   - uidmap (newuidmap/newgidmap, setuid): the Rust virtiofsd run by an unprivileged user maps
+#     guest ids beyond the user's own through them (the idmap option's 'auto' and ranges;
+#     test/desktop.test.js, test/guest-idmap.test.js).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 cd "$(dirname "$0")/.."
@@ -25,7 +28,7 @@ esac
 
 case "$(dpkg --print-architecture)" in arm64) qemu_system=qemu-system-arm ;; *) qemu_system=qemu-system-x86 ;; esac
 pkgs=(build-essential python3 file "$daemon_pkg" qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross
-  "$qemu_system" busybox-static)
+  "$qemu_system" busybox-static uidmap)
 node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$node_major" -lt 20 ]; then
   if [ "$codename" = trixie ]; then pkgs+=(nodejs); else

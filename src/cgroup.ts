@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { raceDeadline, sleep, TIMED_OUT } from './deadline.js';
 import { describeError } from './describe.js';
-import { InvalidOptionError, VirtiofsDaemonError } from './errors.js';
+import { InvalidOptionError, SystemError, VirtiofsDaemonError } from './errors.js';
 import { killCgroupMembers } from './native.js';
 import { requireBoolean } from './options.js';
 import { requireString } from './validate.js';
@@ -123,7 +123,11 @@ export class Cgroup {
     try {
       createdTop = fs.mkdirSync(parent, { recursive: true }) ?? null;
     } catch (err) {
-      throw new InvalidOptionError('cgroup', `cannot create '${parent}': ${describeError(err)}`, { cause: err });
+      throw new InvalidOptionError(
+        'cgroup',
+        `cannot create '${parent}': ${describeError(err)}${delegationFix(err, nearestExisting(parent))}`,
+        { cause: err },
+      );
     }
     try {
       fs.mkdirSync(dir);
@@ -138,7 +142,13 @@ export class Cgroup {
           { cause: err },
         );
       }
-      throw new InvalidOptionError('cgroup', `cannot create '${dir}': ${describeError(err)}`, { cause: err });
+      throw new InvalidOptionError(
+        'cgroup',
+        `cannot create '${dir}': ${describeError(err)}${delegationFix(err, parent)}`,
+        {
+          cause: err,
+        },
+      );
     }
     return Cgroup.checked(new Cgroup(dir, createdTop ?? dir), mount);
   }
@@ -175,8 +185,8 @@ export class Cgroup {
         if (code === 'EEXIST' && attempt < 8) continue;
         const fix =
           code === 'EACCES' || code === 'EPERM'
-            ? '; each start runs the daemon in a fresh child cgroup of it, so let this user create ' +
-              'directories there (delegate the cgroup: chown it) or run as root'
+            ? '; each start runs the daemon in a fresh child cgroup of it, so this user must be able to create ' +
+              `directories there${delegationFix(err, dir) || ' (delegate the cgroup: chown it)'}`
             : '';
         throw new InvalidOptionError('cgroup', `cannot create a cgroup in '${dir}': ${describeError(err)}${fix}`, {
           cause: err,
@@ -201,8 +211,8 @@ export class Cgroup {
       } catch (err) {
         throw new InvalidOptionError(
           'cgroup',
-          `'${dir}/cgroup.procs' is not writable by us, so no process can be placed there; ` +
-            'delegate the cgroup to this user (chown it) or run as root',
+          `'${dir}/cgroup.procs' is not writable by us, so no process can be placed there` +
+            (delegationFix(err, dir) || '; delegate the cgroup to this user (chown it) or run as root'),
           { cause: err },
         );
       }
@@ -482,5 +492,90 @@ function notV2(dir: string, mount: string | null): string {
     (mount
       ? `cgroup v2 is mounted at '${mount}' here: use a directory below it`
       : 'no cgroup v2 hierarchy is mounted here')
+  );
+}
+
+/** Our own cgroup v2 directory, absolute (the `0::` line of /proc/self/cgroup below the v2 mount), or null. */
+export function ownCgroup(): string | null {
+  const mount = cgroup2Mount();
+  if (!mount) return null;
+  try {
+    const line = fs
+      .readFileSync('/proc/self/cgroup', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('0::'));
+    return line ? path.join(mount, line.slice(3)) : null;
+  } catch {
+    return null;
+  }
+}
+
+const DELEGATE =
+  'systemd-run --user --scope -p Delegate=yes <your app> (systemd delegates that scope to you; a Delegate=yes ' +
+  'user service works the same)';
+
+/**
+ * How a user gets a cgroup of its own, for a permission error (`err`) on `dir`: nothing for
+ * root, or for errors that are not about permission.
+ */
+function delegationFix(err: unknown, dir: string): string {
+  const euid = process.geteuid?.() ?? 0;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (euid === 0 || (code !== 'EACCES' && code !== 'EPERM')) return '';
+  let owner = '';
+  try {
+    owner = ` (owned by uid ${fs.statSync(dir).uid})`;
+  } catch {
+    // gone: say nothing of its owner
+  }
+  const mine = ownCgroup();
+  return (
+    `: '${dir}'${owner} is not delegated to uid ${euid}. A user may only use a cgroup subtree delegated to it, ` +
+    `and must run inside it itself: start the app with ${DELEGATE}, then name a cgroup below the app's own` +
+    `${mine ? ` ('${mine}')` : ' (see /proc/self/cgroup)'}, e.g. cgroup: '${mine ? path.join(mine, 'vfd') : '<own>/vfd'}' ` +
+    'with cgroupCreate: true; or have root delegate a directory (chown it and its cgroup.procs, cgroup.threads and ' +
+    'cgroup.subtree_control to you)'
+  );
+}
+
+/** The nearest directory that holds both `a` and `b` (absolute, normalised). */
+function commonAncestor(a: string, b: string): string {
+  const x = a.split('/');
+  const y = b.split('/');
+  let i = 0;
+  while (i < x.length && i < y.length && x[i] === y[i]) i++;
+  return x.slice(0, i).join('/') || '/';
+}
+
+/**
+ * The error of a spawn that could not place the daemon in its cgroup `target` (clone3 with
+ * CLONE_INTO_CGROUP, or a write to cgroup.procs; see {@link SystemError.isCgroupPlacement}).
+ * A permission error as a user is the cgroup v2 common-ancestor rule (cgroup-v2.rst, "Delegation
+ * Containment"): moving a process - or starting one - into a cgroup needs write access to the
+ * cgroup.procs of the nearest common ancestor of the mover's own cgroup and the target, so a
+ * delegated subtree is usable only by a manager that runs inside it. That becomes an
+ * {@link InvalidOptionError} for `cgroup` saying so and how to run inside; anything else stays
+ * the {@link SystemError}, attributed to `cgroup`.
+ */
+export function cgroupPlacementError(err: unknown, target: string): unknown {
+  const euid = process.geteuid?.() ?? 0;
+  const code = err instanceof SystemError ? err.code : undefined;
+  const mine = ownCgroup();
+  if (euid === 0 || (code !== 'EACCES' && code !== 'EPERM') || !mine) return SystemError.forOption('cgroup', err);
+  const ancestor = commonAncestor(mine, target);
+  let owner = '';
+  try {
+    owner = `, whose cgroup.procs is owned by uid ${fs.statSync(path.join(ancestor, 'cgroup.procs')).uid}`;
+  } catch {
+    // unreadable: say nothing of its owner
+  }
+  return new InvalidOptionError(
+    'cgroup',
+    `cannot start the daemon in '${target}' (${code} from ${(err as SystemError).syscall}): cgroup v2 lets a process ` +
+      "start or move a process only between cgroups whose nearest common ancestor's cgroup.procs it may write, and " +
+      `this process runs in '${mine}', so that ancestor is '${ancestor}'${owner}. The cgroup is delegated to uid ` +
+      `${euid} but the manager runs outside it: start the app inside the delegated subtree (${DELEGATE}) and name a ` +
+      "cgroup below the app's own, or run as root",
+    { cause: err },
   );
 }

@@ -20,7 +20,7 @@ import {
   type SocketRecord,
 } from './handle.js';
 import { safeLog, subsystemLog, type Log } from './logger.js';
-import { readOptions, requireOneOf, requireOptionsObject } from './options.js';
+import { readOptions, rejectUnknownOptions, requireOneOf, requireOptionsObject } from './options.js';
 import type { DaemonStats } from './process-stats.js';
 import { qemuArgsForSocket, type DaemonQemuArgsOptions } from './qemu.js';
 import { traced } from './tracing.js';
@@ -43,8 +43,9 @@ function onQuitError(value: unknown): InvalidOptionError | undefined {
 }
 
 /**
- * The options of an `adopt()` call (`what`, e.g. `Virtiofsd.adopt`): an object, its `onQuit`
- * checked here, its `keys` read once and passed on to the constructor, which checks them.
+ * The options of an `adopt()` call (`what`, e.g. `Virtiofsd.adopt`): an object of these keys
+ * only (another is an InvalidOptionError naming the nearest), its `onQuit` checked here, its
+ * `keys` read once and passed on to the constructor, which checks them.
  */
 export function readAdoptOptions<K extends string>(
   what: string,
@@ -52,6 +53,7 @@ export function readAdoptOptions<K extends string>(
   keys: readonly K[],
 ): { onQuit: ((exit: DaemonExit) => void) | undefined; trust: HandleTrust; passed: { [P in K]?: unknown } } {
   const o = requireOptionsObject(what, options);
+  rejectUnknownOptions(`${what}()`, o, ['onQuit', 'trust', ...keys]);
   const { onQuit, trust } = readOptions(o, ['onQuit', 'trust']);
   const error = onQuitError(onQuit);
   if (error) throw error;

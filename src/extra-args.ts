@@ -81,7 +81,7 @@ const SHARED = 'changes which host directory the guest reaches (use sourcePath)'
 const SOURCE = 'is set by this library (use sourcePath)';
 const SANDBOX = "changes the daemon's confinement (use the sandbox option)";
 const CAPS = "changes the daemon's capabilities";
-const IDMAP = 'changes how guest uids/gids map to host ones';
+const IDMAP = 'changes how guest uids/gids map to host ones (use the idmap option)';
 const SYSLOG =
   "is set by this library's syslog option: it sends the daemon's output to syslog, where this library cannot see it or its readiness";
 const CACHE = 'is set by this library (use the cache option)';
@@ -208,10 +208,11 @@ const RUST_FLAGS: Readonly<Record<string, FlagDoc>> = {
   '--killpriv-v2': sets('killpriv_v2'),
   '-f': {}, // no effect
   '--security-label': sets('security_label', { implies: ['xattr'], unsafe: XATTR }),
-  '--uid-map': { value: true, unsafe: IDMAP },
-  '--gid-map': { value: true, unsafe: IDMAP },
-  '--translate-uid': { value: true, unsafe: IDMAP },
-  '--translate-gid': { value: true, unsafe: IDMAP },
+  // Each adds a range (clap appends repeated ones): all four are written by the idmap option.
+  '--uid-map': sets('uid_map', { value: true, unsafe: IDMAP }),
+  '--gid-map': sets('gid_map', { value: true, unsafe: IDMAP }),
+  '--translate-uid': sets('translate_uid', { value: true, unsafe: IDMAP }),
+  '--translate-gid': sets('translate_gid', { value: true, unsafe: IDMAP }),
   '--preserve-noatime': sets('preserve_noatime'),
   '--migration-mode': sets('migration_mode', { value: ['find-paths', 'file-handles'] }),
   '--migration-on-error': sets('migration_on_error', { value: ['abort', 'guest-error'] }),

@@ -14,7 +14,36 @@ export {
   type VirtiofsdArgsInput,
   type VirtiofsdOptions,
 } from './virtiofsd.js';
-export { HANDLE_FORMAT, type DaemonHandle, type DaemonKind, type Lifetime, type SocketRecord } from './handle.js';
+export {
+  findVirtiofsd,
+  isLegacyVirtiofsd,
+  vhostUserBackends,
+  vhostUserDirs,
+  type FoundVirtiofsd,
+  type VhostUserBackend,
+} from './virtiofsd-binary.js';
+export {
+  ID_LIMIT,
+  planIdmap,
+  readIdmapHost,
+  requireIdmap,
+  type IdRange,
+  type Idmap,
+  type IdmapGuestUser,
+  type IdmapHost,
+  type IdmapOption,
+  type IdmapPlan,
+  type IdmapRanges,
+} from './idmap.js';
+export { runtimeDir } from './runtime-dir.js';
+export {
+  HANDLE_FORMAT,
+  type DaemonHandle,
+  type DaemonKind,
+  type HandleTrust,
+  type Lifetime,
+  type SocketRecord,
+} from './handle.js';
 export {
   VIRTIOFSD_OPTIONS,
   escapeLegacyOptionValue,
@@ -29,8 +58,10 @@ export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './
 export {
   DaemonAdoptedError,
   DaemonGoneError,
+  DaemonNotPermittedError,
   DaemonRunningError,
   DaemonStartError,
+  HandleProofError,
   InvalidOptionError,
   NotSupportedError,
   NydusApiError,
@@ -38,6 +69,7 @@ export {
   UntrustedFileError,
   VirtiofsDaemonError,
   type ExitStatus,
+  type HandleProof,
   type UntrustedReason,
 } from './errors.js';
 export { LineScanner, parseDaemonLine } from './lines.js';
@@ -81,7 +113,7 @@ export {
   type KataVirtiofsdOptions,
   type NydusExtraOption,
 } from './kata.js';
-export { cgroup2Mount, type CgroupStats } from './cgroup.js';
+export { cgroup2Mount, ownCgroup, type CgroupStats } from './cgroup.js';
 export type { DaemonStats, FdWarnOptions } from './process-stats.js';
 export {
   daemonMetrics,

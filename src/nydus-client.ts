@@ -19,7 +19,7 @@ import * as net from 'node:net';
 import { InvalidOptionError, NydusApiError } from './errors.js';
 import { describeValue } from './describe.js';
 import { peerCredentials } from './native.js';
-import { readOptions, requireBoolean, requireOptionsObject, requireTimeout } from './options.js';
+import { readOptions, rejectUnknownOptions, requireBoolean, requireOptionsObject, requireTimeout } from './options.js';
 import { requireArgs, requireSocketPath } from './validate.js';
 
 /** Root of nydusd's v1 API. */
@@ -322,8 +322,9 @@ export class NydusClient {
    */
   constructor(apiSockPath: string, options: NydusClientOptions = {}) {
     requireSocketPath('apiSockPath', apiSockPath);
-    const o =
-      options === undefined ? {} : readOptions(requireOptionsObject('new NydusClient', options), CLIENT_OPTION_KEYS);
+    const given = options === undefined ? {} : requireOptionsObject('new NydusClient', options);
+    rejectUnknownOptions('new NydusClient()', given, CLIENT_OPTION_KEYS, { hints: { timeout: 'timeoutMs' } });
+    const o = readOptions(given, CLIENT_OPTION_KEYS);
     const timeoutMs = requireTimeout('timeoutMs', o.timeoutMs, 5000);
     const maxResponseBytes = o.maxResponseBytes ?? 1024 * 1024;
     if (typeof maxResponseBytes !== 'number' || !Number.isSafeInteger(maxResponseBytes) || maxResponseBytes <= 0) {
@@ -424,7 +425,12 @@ export class NydusClient {
     if (cmd === null || typeof cmd !== 'object')
       throw new InvalidOptionError('cmd', 'must be an object { fs_type, source, config }');
     // Read once: what is checked is what is sent.
-    const c = readOptions(cmd, ['fs_type', 'source', 'config', 'prefetch_files'], 'cmd.');
+    const cmdKeys = ['fs_type', 'source', 'config', 'prefetch_files'];
+    rejectUnknownOptions('the mount command', cmd, cmdKeys, {
+      prefix: 'cmd.',
+      hints: { fsType: 'fs_type', prefetchFiles: 'prefetch_files' },
+    });
+    const c = readOptions(cmd, cmdKeys, 'cmd.');
     checkText('cmd.fs_type', c.fs_type, "'rafs' or 'passthrough_fs'");
     checkText('cmd.source', c.source, 'the RAFS bootstrap or the shared directory');
     checkText('cmd.config', c.config, "JSON text, or '' for passthrough_fs");

@@ -6,7 +6,7 @@
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { Cgroup, requireCgroupOptions } from './cgroup.js';
+import { Cgroup, cgroupPlacementError, requireCgroupOptions } from './cgroup.js';
 import { Daemon, describeExit, readAdoptOptions, type Run } from './daemon.js';
 import { DaemonProcess, type StopOptions } from './daemon-process.js';
 import { raceDeadline, sleep, TIMED_OUT } from './deadline.js';
@@ -17,6 +17,7 @@ import { removeStaleSocket, unlinkSocket } from './native.js';
 import { NydusClient, type NydusFsMetrics } from './nydus-client.js';
 import { requireFdWarnOptions, type FdWarnOptions } from './process-stats.js';
 import {
+  rejectUnknownOptions,
   readOptions,
   requireBoolean,
   requireEnv,
@@ -252,6 +253,15 @@ const NYDUSD_OPTION_KEYS = [
 ] as const;
 const POLICIES: readonly ExtraArgsPolicy[] = ['verbatim', 'known', 'safe'];
 
+/** nydusd's own flags, camel-cased, that callers try as options: what to use instead. */
+const NYDUSD_HINTS: Readonly<Record<string, string>> = {
+  sock: 'sockPath',
+  apisock: 'apiSockPath',
+  apiSock: 'apiSockPath',
+  sharedDir: 'sourcePath',
+  threadNum: 'threads',
+};
+
 /**
  * Read every option of `options` once, check its type and range, and apply the defaults of
  * {@link NydusdOptions} (this is the one place they are applied). Synchronous: what needs the
@@ -259,6 +269,7 @@ const POLICIES: readonly ExtraArgsPolicy[] = ['verbatim', 'known', 'safe'];
  * option at fault.
  */
 export function resolveNydusdOptions(options: object): ResolvedNydusdOptions {
+  rejectUnknownOptions('new Nydusd()', options, NYDUSD_OPTION_KEYS, { hints: NYDUSD_HINTS });
   const o = readOptions(options, NYDUSD_OPTION_KEYS);
   const resolved: ResolvedNydusdOptions = {
     logger: requireLogger('logger', o.logger),
@@ -418,7 +429,7 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
       });
     } catch (err) {
       void cgroup?.remove();
-      throw SystemError.isCgroupPlacement(err) ? SystemError.forOption('cgroup', err) : err;
+      throw SystemError.isCgroupPlacement(err) ? cgroupPlacementError(err, cgroup!.path) : err;
     }
     // Taken now: DaemonProcess.pid reads 0 once the exit is seen (see Virtiofsd.launch).
     const pid = proc.pid;
@@ -583,12 +594,10 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   /** Mount a container's RAFS image layer at `/rafs/<id>/lowerdir`. */
   async mount(opt: MountOption): Promise<void> {
     // Read once: what is checked is what is sent.
-    const o = readOptions(requireOptionsObject('mount', opt, 'opt'), [
-      'mountpoint',
-      'source',
-      'config',
-      'prefetchFiles',
-    ]);
+    const given = requireOptionsObject('mount', opt, 'opt');
+    const keys = ['mountpoint', 'source', 'config', 'prefetchFiles'];
+    rejectUnknownOptions('nydusd.mount()', given, keys, { hints: { prefetch_files: 'prefetchFiles' } });
+    const o = readOptions(given, keys);
     const mountpoint = this.checkMountpoint(o.mountpoint);
     const source = requireString('source', o.source);
     if (typeof o.config !== 'string')

@@ -42,6 +42,91 @@ export function readOptions<K extends string>(
   return out;
 }
 
+/**
+ * Refuse an option name that `what` does not take: a typo (`uidMap`, `socketGroup`) would
+ * otherwise be ignored and the call succeed without it. Reads only the own enumerable string
+ * keys of `options` (what a literal, a spread or JSON gives; a key set to `undefined` counts).
+ * The error is an {@link InvalidOptionError} for the key (after `prefix`), naming `what` (the
+ * call, `new Virtiofsd()`, or the option, `idmap`) and the
+ * nearest option it does take: `hints` first (another name for one of ours: `uidMap` →
+ * `idmap`), else the known option the key starts with or is a few edits away from (case and `_`
+ * ignored), else the known option sharing its longest prefix of at least 4 characters.
+ * `refuse` words the message for keys that are known elsewhere but not here (a daemon's own
+ * socket). A Proxy whose `ownKeys` trap throws is let through: {@link readOptions} names the
+ * key it cannot read.
+ */
+export function rejectUnknownOptions(
+  what: string,
+  options: object,
+  known: readonly string[],
+  {
+    hints = {},
+    prefix = '',
+    refuse = {},
+  }: {
+    hints?: Readonly<Record<string, string>>;
+    prefix?: string;
+    refuse?: Readonly<Record<string, string>>;
+  } = {},
+): void {
+  let own: string[];
+  try {
+    own = Object.keys(options);
+  } catch {
+    return;
+  }
+  for (const key of own) {
+    if (known.includes(key)) continue;
+    if (Object.hasOwn(refuse, key)) throw new InvalidOptionError(prefix + key, refuse[key]);
+    const near = Object.hasOwn(hints, key) ? hints[key] : nearestOption(key, known);
+    const list = known.length <= 12 ? ` (it takes ${known.join(', ')})` : '';
+    throw new InvalidOptionError(
+      prefix + key,
+      `is not an option of ${what}${near ? `; did you mean ${near}?` : ''}${list}`,
+    );
+  }
+}
+
+/**
+ * The known option `key` most likely stands for, if any: the longest one it starts with
+ * (`memorySize` → `memory`), else the closest by edit distance, at most 3, else the one that
+ * shares the longest prefix of at least 4 characters with it (`socketGroup` → `socketPath`).
+ * Case and `_` are ignored (`queue_size` → `queueSize`).
+ */
+export function nearestOption(key: string, known: readonly string[]): string | undefined {
+  const norm = (s: string): string => s.toLowerCase().replace(/_/g, '');
+  const typed = norm(key);
+  const prefix = known.filter((k) => typed.startsWith(norm(k))).sort((a, b) => b.length - a.length)[0];
+  if (prefix) return prefix;
+  let best: string | undefined;
+  let bestDistance = 4;
+  for (const k of known) {
+    const d = editDistance(typed, norm(k));
+    if (d < bestDistance) [best, bestDistance] = [k, d];
+  }
+  if (best) return best;
+  let longest = 3;
+  for (const k of known) {
+    const n = norm(k);
+    let i = 0;
+    while (i < n.length && i < typed.length && n[i] === typed[i]) i++;
+    if (i > longest) [best, longest] = [k, i];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length];
+}
+
 /** A whole number of milliseconds that setTimeout honours: 1 to 2**31-1. `undefined` gives `dflt`. */
 export function requireTimeout(option: string, value: unknown, dflt: number): number {
   if (value === undefined) return dflt;

@@ -15,7 +15,7 @@
  */
 import { describeValue } from './describe.js';
 import { InvalidOptionError } from './errors.js';
-import { readOptions, requireBoolean, requireOptionsObject } from './options.js';
+import { readOptions, rejectUnknownOptions, requireBoolean, requireOptionsObject } from './options.js';
 import { requireSocketPath, requireString } from './validate.js';
 
 /** What {@link qemuArgs} takes. */
@@ -76,6 +76,9 @@ const QEMU_ID = /^[A-Za-z][A-Za-z0-9._-]*$/;
 
 const MIB = 1024 * 1024;
 
+const OWN_SOCKET = (what: string): string =>
+  `${what}() uses the daemon's own socket; leave socketPath out (or call qemuArgs() for another socket)`;
+
 /** A value inside a QEMU option (`key=value,key=value`): a literal comma is doubled. */
 export function qemuOptionValue(value: string): string {
   return value.replace(/,/g, ',,');
@@ -101,7 +104,9 @@ export function qemuArgsForSocket(what: string, socketPath: string, options: unk
 }
 
 function buildQemuArgs(what: string, options: object, ownSocket?: string): string[] {
-  rejectUnknownKeys(what, options, ownSocket === undefined ? KEYS : KEYS.filter((k) => k !== 'socketPath'));
+  rejectUnknownOptions(`${what}()`, options, ownSocket === undefined ? KEYS : KEYS.filter((k) => k !== 'socketPath'), {
+    refuse: ownSocket === undefined ? {} : { socketPath: OWN_SOCKET(what) },
+  });
   const o = readOptions(options, KEYS);
   const socketPath = requireSocketPath('socketPath', ownSocket ?? o.socketPath);
   const tag = requireTag(o.tag);
@@ -137,59 +142,6 @@ function buildQemuArgs(what: string, options: object, ownSocket?: string): strin
     memory,
   );
   return args;
-}
-
-/** An option name that is not ours is a typo (`memorySize`, `queue_size`): say so, with the nearest. */
-function rejectUnknownKeys(what: string, options: object, keys: readonly string[]): void {
-  let own: string[];
-  try {
-    own = Object.keys(options);
-  } catch {
-    return; // A Proxy whose ownKeys trap throws: readOptions names the key it cannot read.
-  }
-  for (const key of own) {
-    if (keys.includes(key)) continue;
-    if (key === 'socketPath') {
-      throw new InvalidOptionError(
-        key,
-        `${what}() uses the daemon's own socket; leave socketPath out (or call qemuArgs() for another socket)`,
-      );
-    }
-    const near = nearest(key, keys);
-    throw new InvalidOptionError(
-      key,
-      `is not an option of ${what}()${near ? `; did you mean ${near}?` : ''} (it takes ${keys.join(', ')})`,
-    );
-  }
-}
-
-/**
- * The known key `key` most likely misspells: the longest one it starts with (`memorySize` →
- * `memory`), else the closest by edit distance, at most 3 (case and `_` ignored); if any.
- */
-function nearest(key: string, keys: readonly string[]): string | undefined {
-  const typed = key.toLowerCase().replace(/_/g, '');
-  const prefix = keys.filter((k) => typed.startsWith(k.toLowerCase())).sort((a, b) => b.length - a.length)[0];
-  if (prefix) return prefix;
-  let best: string | undefined;
-  let bestDistance = 4;
-  for (const k of keys) {
-    const d = editDistance(typed, k.toLowerCase());
-    if (d < bestDistance) [best, bestDistance] = [k, d];
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length];
 }
 
 function requireTag(value: unknown): string {

@@ -9,6 +9,7 @@
 import { InvalidOptionError } from './errors.js';
 import { checkExtraArgs, settingsOf, type ExtraArgsPolicy } from './extra-args.js';
 import { describeValue } from './describe.js';
+import { planIdmap, readIdmapHost, requireIdmap, type IdmapHost, type IdmapOption, type IdmapPlan } from './idmap.js';
 import { compareVersions, releaseProblem, type VirtiofsdRelease } from './virtiofsd-releases.js';
 
 export type CacheMode = 'auto' | 'always' | 'never' | 'metadata';
@@ -162,6 +163,14 @@ export interface VirtiofsdArgsInput extends VirtiofsdTypedOptions {
    * @default unknown: nothing is refused for the release
    */
   release?: VirtiofsdRelease & { binary?: string };
+  /** Guest ↔ host id mapping (see {@link IdmapOption}); the Rust daemon only. @default none */
+  idmap?: IdmapOption;
+  /**
+   * What the mapping depends on: who runs the daemon, their /etc/subuid ranges, the daemon's
+   * version. With `idmap` and without this, it is read from this host ({@link readIdmapHost}):
+   * the one case where this builder touches files.
+   */
+  idmapHost?: IdmapHost;
 }
 
 type Kind = 'bool' | 'uint' | 'string' | readonly string[];
@@ -428,7 +437,7 @@ function spell(
  *   and `never` is spelled `none` there.
  * - rust: `--cache=<c> --shared-dir=<dir> --fd=3` (`--log-level=debug` with debug).
  * `--syslog` comes first when asked for, then the above, then the typed options in the order of
- * {@link VIRTIOFSD_OPTIONS}, `extraArgs` last (checked against `extraArgsPolicy`: under `known`
+ * {@link VIRTIOFSD_OPTIONS}, then `idmap`'s (see idmap.ts), `extraArgs` last (checked against `extraArgsPolicy`: under `known`
  * and `safe` none may re-set what the library or a typed option set here, see {@link typedClaims}).
  * Throws {@link InvalidOptionError} for a bad cache mode, a typed option the dialect cannot
  * express, or an extra argument the policy refuses.
@@ -503,9 +512,25 @@ export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
   }
   if (dialect === 'legacy' && needsXattr && input.xattr === undefined && input.xattrmap === undefined)
     args.push(...o('xattr'));
+  const idmap = idmapPlan(input);
+  if (idmap) args.push(...idmap.args);
   const policy = input.extraArgsPolicy ?? 'verbatim';
-  checkExtraArgs('extraArgs', extraArgs, policy, `virtiofsd-${dialect}`, typedClaims(input), release);
+  checkExtraArgs('extraArgs', extraArgs, policy, `virtiofsd-${dialect}`, typedClaims(input, idmap), release);
   return [...args, ...extraArgs];
+}
+
+/** The id mapping of `input`, if any (see idmap.ts), refused by name on the legacy daemon. */
+function idmapPlan(input: VirtiofsdArgsInput): IdmapPlan | undefined {
+  const idmap = requireIdmap(input.idmap);
+  if (!idmap) return undefined;
+  if (input.dialect === 'legacy') {
+    throw new InvalidOptionError(
+      'idmap',
+      'the legacy C virtiofsd cannot map ids (it has no --uid-map or --translate-uid, and runs only as root). ' +
+        'Use the Rust virtiofsd (Debian 13: apt install virtiofsd) or leave idmap unset',
+    );
+  }
+  return planIdmap(idmap, input.idmapHost ?? readIdmapHost(), { sandbox: input.sandbox, posixAcl: input.posixAcl });
 }
 
 type Table = 'virtiofsd-legacy' | 'virtiofsd-rust';
@@ -534,14 +559,19 @@ function keysOf(name: keyof VirtiofsdTypedOptions, dialect: Dialect): readonly s
  * What the typed options in `input` write, each setting with the option that wrote it: the
  * settings of each option the caller set (see {@link keysOf}); `xattr` for `xattrmap`, `posixAcl`
  * and `securityLabel` when they turn it on; the log level for `debug` (Rust `--log-level=debug`;
- * the legacy `-d` is the library's own). An extra argument may re-set none of them.
+ * the legacy `-d` is the library's own); every id-mapping flag for `idmap`, and the sandbox too
+ * when the mapping is the user namespace's. An extra argument may re-set none of them.
  */
-function typedClaims(input: VirtiofsdArgsInput): Map<string, string> {
+function typedClaims(input: VirtiofsdArgsInput, idmap?: IdmapPlan): Map<string, string> {
   const claims = new Map<string, string>();
   const claim = (keys: readonly string[], name: string): void => {
     for (const key of keys) if (!claims.has(key)) claims.set(key, name);
   };
   if (input.debug === true) claim(['log_level'], 'debug');
+  // Both mechanisms, whichever was used: an extra --translate-uid beside --uid-map maps ids all the same.
+  if (idmap) claim(['uid_map', 'gid_map', 'translate_uid', 'translate_gid'], 'idmap');
+  // The user namespace that maps them is the namespace sandbox's: another sandbox would undo it.
+  if (idmap?.mechanism === 'uid-map') claim(['sandbox'], 'idmap');
   for (const name of Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[]) {
     if (input[name] !== undefined) claim(keysOf(name, input.dialect), name);
   }

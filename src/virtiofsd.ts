@@ -3,10 +3,11 @@
  * QEMU <= 7.2 and the Rust virtiofsd. We listen on the vhost-user socket ourselves and hand it
  * over as fd 3 (`--fd=3`), as Kata does, so the VMM can connect the moment start() resolves.
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { Cgroup, requireCgroupOptions } from './cgroup.js';
+import { Cgroup, cgroupPlacementError, requireCgroupOptions } from './cgroup.js';
 import { Daemon, describeExit, readAdoptOptions, type Run } from './daemon.js';
 import { DaemonProcess, type StopOptions } from './daemon-process.js';
 import { raceDeadline, TIMED_OUT } from './deadline.js';
@@ -14,7 +15,26 @@ import { DaemonStartError, InvalidOptionError, NotSupportedError, SystemError } 
 import { requireLogger } from './logger.js';
 import { checkLifetime, parseHandle, type HandleTrust, type Lifetime, type SocketRecord } from './handle.js';
 import { chownToParent, closeFd, keepSocketFile, listenUnix, unlinkSocket, type ListeningSocket } from './native.js';
-import { readOptions, requireBoolean, requireEnv, requireOneOf, requireTimeout } from './options.js';
+import {
+  checkIdmapHelpers,
+  idmapOptionOf,
+  planIdmap,
+  readIdmapHost,
+  requireIdmap,
+  type Idmap,
+  type IdmapHost,
+  type IdmapOption,
+} from './idmap.js';
+import {
+  readOptions,
+  rejectUnknownOptions,
+  requireBoolean,
+  requireEnv,
+  requireOneOf,
+  requireTimeout,
+} from './options.js';
+import { runtimeDir } from './runtime-dir.js';
+import { findVirtiofsd, legacyNeedsRoot } from './virtiofsd-binary.js';
 import { requireSignalName } from './signals.js';
 import type { DaemonExit, MountOption } from './types.js';
 import type { ExtraArgsPolicy } from './extra-args.js';
@@ -30,20 +50,16 @@ import {
   type Dialect,
   type VirtiofsdTypedOptions,
 } from './virtiofsd-args.js';
-import {
-  checkDirectory,
-  checkSocketPath,
-  requireArgs,
-  requireSocketPath,
-  requireString,
-  resolveBinary,
-} from './validate.js';
+import { checkDirectory, checkSocketPath, requireArgs, requireSocketPath, requireString } from './validate.js';
 
 export { buildVirtiofsdArgs, type CacheMode, type Dialect, type VirtiofsdArgsInput } from './virtiofsd-args.js';
 
 const DIALECTS: readonly ('auto' | Dialect)[] = ['auto', 'rust', 'legacy'];
 
-/** Where distributions and Kata install virtiofsd, tried in this order. */
+/**
+ * Where distributions and Kata install virtiofsd, tried in this order after QEMU's vhost-user
+ * descriptors (see {@link findVirtiofsd}).
+ */
 export const WELL_KNOWN_VIRTIOFSD_PATHS = [
   '/usr/libexec/virtiofsd', // Debian 13 `virtiofsd`, Fedora
   '/usr/lib/qemu/virtiofsd', // Debian 12 `qemu-system-common` (legacy C)
@@ -63,12 +79,29 @@ export const READY_MARKER = 'Waiting for vhost-user socket connection';
  */
 export interface VirtiofsdOptions extends VirtiofsdTypedOptions, FdWarnOptions {
   /**
-   * The virtiofsd binary.
-   * @default $VIRTIOFSD, then the first executable of {@link WELL_KNOWN_VIRTIOFSD_PATHS}
+   * The virtiofsd binary. As any user but root, the legacy C virtiofsd (QEMU ≤ 7.2) is refused
+   * before anything runs (`ERR_INVALID_OPTION` for `path`, saying how to get the Rust one): it
+   * works only as root.
+   * @default $VIRTIOFSD, then the first virtiofsd that QEMU's vhost-user descriptors of type
+   * `fs` name (/usr/share/qemu/vhost-user, /etc/qemu/vhost-user, $XDG_CONFIG_HOME/qemu/vhost-user),
+   * then the first executable of {@link WELL_KNOWN_VIRTIOFSD_PATHS}; the Rust virtiofsd before
+   * the legacy one, which only root gets, and only when it is all there is
    */
   path?: string;
-  /** Where the VMM will connect. We create the socket here (at most 107 bytes). */
-  socketPath: string;
+  /**
+   * Where the VMM will connect. We create the socket here (at most 107 bytes); its directory
+   * must exist. Its owner: as root, the directory's owner and group (Kata's rule: the user who
+   * runs QEMU owns the directory); as any other user, the user's own (a user cannot give a file
+   * away; only when the directory is the user's own and its group one of the user's groups does
+   * the socket take that group, as root's rule would have it).
+   * @default `<runtime directory>/virtiofsd-<8 random hex>.sock`, chosen once per instance: the
+   * runtime directory is `$XDG_RUNTIME_DIR/virtiofs-daemon/` for a user whose XDG_RUNTIME_DIR is
+   * a private directory of theirs, else `/run/user/<uid>/virtiofs-daemon/` when that is,
+   * else `/tmp/virtiofs-daemon-<uid>/`; `/run/virtiofs-daemon/` for root. Made 0700 and checked
+   * (see {@link runtimeDir}); read it back from {@link Virtiofsd.socketPath} or pass
+   * `daemon.qemuArgs()` to QEMU.
+   */
+  socketPath?: string;
   /** The directory shared with the guest. */
   sourcePath: string;
   /**
@@ -87,9 +120,36 @@ export interface VirtiofsdOptions extends VirtiofsdTypedOptions, FdWarnOptions {
   extraArgsPolicy?: ExtraArgsPolicy;
   /**
    * Which command line to speak; `auto` asks the binary (`--version`, once per binary).
+   * `legacy` as any user but root is refused before anything runs: that daemon needs root.
    * @default 'auto'
    */
   dialect?: 'auto' | Dialect;
+  /**
+   * Map guest uids/gids to host ones (the Rust virtiofsd; the legacy one refuses it by name).
+   * The library picks how: as an unprivileged user, the user namespace of virtiofsd's namespace
+   * sandbox (`--uid-map`/`--gid-map`, virtiofsd ≥ 1.6; a `sandbox` other than `namespace` is
+   * refused); as root, virtiofsd's own translation (`--translate-uid`/`--translate-gid`,
+   * virtiofsd ≥ 1.13, else refused naming the version) with every unmapped guest id forbidden
+   * and every unmapped host id shown as the overflow id 65534, as the user namespace does. It is
+   * the operator's option: allowed under every `extraArgsPolicy`, and no extra argument may add
+   * to it. Checked before anything runs: ids and counts, no overlap, ranges a user may map
+   * (/etc/subuid, /etc/subgid), `newuidmap`/`newgidmap` on the daemon's PATH when needed.
+   * - `{ guestUser: 1000 }` (optionally `guestGroup`): **the guest's user 1000 owns my files** -
+   *   the daemon's user is guest uid 1000 (its group guest gid `guestGroup`, default the same
+   *   number), both ways, and guest root writes as that user too. Named for what a desktop app
+   *   wants: the one guest account (a distribution's first user is 1000) reads and writes the
+   *   user's files as its own. It maps nothing but the user's own ids, which the kernel lets any
+   *   user do, so it needs no /etc/subuid range and no setuid helper. Other guest users can
+   *   create nothing (EINVAL; as root, EIO), and other host users' files show as 65534.
+   * - `'auto'`: guest 0 is the daemon's user, guest 1 and up the user's first /etc/subuid
+   *   (/etc/subgid) range, as libvirt's session mode does: every guest user can write, each
+   *   as its own subordinate id. Needs that range and `newuidmap`/`newgidmap` (package `uidmap`).
+   * - `{ uid: [{ guest, host, count }, …], gid: [ … ] }`: exactly these ranges (both lists required);
+   *   an unprivileged user may name its own id and its /etc/subuid (/etc/subgid) ranges.
+   * @default none: as a user, the daemon's user namespace maps the user's own uid and gid to
+   * themselves and nothing else; as root, ids pass unchanged
+   */
+  idmap?: IdmapOption;
   /**
    * Log to syslog (`--syslog`) instead of stderr. Needs /dev/log.
    * @default false
@@ -172,9 +232,10 @@ const POLICIES: readonly ExtraArgsPolicy[] = ['verbatim', 'known', 'safe'];
 
 /** {@link VirtiofsdOptions} read once, checked, with every default applied. */
 export interface ResolvedVirtiofsdOptions {
-  /** undefined: $VIRTIOFSD or a well-known path, looked up at each start (they may appear later). */
+  /** undefined: $VIRTIOFSD, a descriptor or a well-known path, looked up at each start (they may appear later). */
   path: string | undefined;
-  socketPath: string;
+  /** undefined: the default in the runtime directory ({@link Virtiofsd.socketPath}). */
+  socketPath: string | undefined;
   sourcePath: string;
   cache: CacheMode;
   extraArgs: string[];
@@ -195,6 +256,8 @@ export interface ResolvedVirtiofsdOptions {
   fdCheckIntervalMs: number;
   /** The typed daemon options as given (read once); buildVirtiofsdArgs checks them against the dialect. */
   typed: VirtiofsdTypedOptions;
+  /** The id map, checked; what depends on the host is checked at each start. */
+  idmap: Idmap | undefined;
 }
 
 const VIRTIOFSD_OPTION_KEYS = [
@@ -217,8 +280,27 @@ const VIRTIOFSD_OPTION_KEYS = [
   'lifetime',
   'fdWarnRatio',
   'fdCheckIntervalMs',
+  'idmap',
 ] as const;
 const TYPED_OPTION_KEYS = Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdTypedOptions)[];
+
+/** Names of virtiofsd's own flags, camel-cased, that callers try as options: what to use instead. */
+const VIRTIOFSD_HINTS: Readonly<Record<string, string>> = {
+  uidMap: 'idmap',
+  gidMap: 'idmap',
+  translateUid: 'idmap',
+  translateGid: 'idmap',
+  sharedDir: 'sourcePath',
+  shared_dir: 'sourcePath',
+  fd: 'socketPath',
+};
+
+/** Names that are not ours, with what to do instead. */
+const VIRTIOFSD_REFUSED: Readonly<Record<string, string>> = {
+  socketGroup:
+    'is not an option of new Virtiofsd(); the nearest is socketPath: the socket takes the owner and group of its ' +
+    "directory (as root; a user's socket stays the user's), so give the group through socketPath's directory",
+};
 
 /**
  * Read every option of `options` once, check its type and range, and apply the defaults of
@@ -227,13 +309,17 @@ const TYPED_OPTION_KEYS = Object.keys(VIRTIOFSD_OPTIONS) as (keyof VirtiofsdType
  * {@link InvalidOptionError} naming the first option at fault.
  */
 export function resolveVirtiofsdOptions(options: object): ResolvedVirtiofsdOptions {
+  rejectUnknownOptions('new Virtiofsd()', options, [...VIRTIOFSD_OPTION_KEYS, ...TYPED_OPTION_KEYS], {
+    hints: VIRTIOFSD_HINTS,
+    refuse: VIRTIOFSD_REFUSED,
+  });
   const o = readOptions(options, VIRTIOFSD_OPTION_KEYS);
   const typed = readOptions(options, TYPED_OPTION_KEYS);
   for (const key of TYPED_OPTION_KEYS) if (typed[key] === undefined) delete typed[key];
   return {
     logger: requireLogger('logger', o.logger),
     path: o.path === undefined ? undefined : requireString('path', o.path),
-    socketPath: requireSocketPath('socketPath', o.socketPath),
+    socketPath: o.socketPath === undefined ? undefined : requireSocketPath('socketPath', o.socketPath),
     sourcePath: requireString('sourcePath', o.sourcePath),
     cache: normalizeCacheMode(o.cache),
     extraArgs: requireArgs('extraArgs', o.extraArgs),
@@ -255,6 +341,7 @@ export function resolveVirtiofsdOptions(options: object): ResolvedVirtiofsdOptio
     lifetime: checkLifetime(o.lifetime),
     ...requireFdWarnOptions(o.fdWarnRatio, o.fdCheckIntervalMs),
     typed: typed as VirtiofsdTypedOptions,
+    idmap: requireIdmap(o.idmap),
   };
 }
 
@@ -293,9 +380,13 @@ export interface VirtiofsdAdoptOptions extends FdWarnOptions {
 const READY = (): 'ready' => 'ready';
 const EXITED = (): 'exited' => 'exited';
 
-const DIALECT_HINT = "set dialect: 'rust' or 'legacy'";
-const INSTALL_HINT =
-  'Install virtiofsd (Debian 13: apt install virtiofsd; Debian 12: apt install qemu-system-common) or pass path';
+/** What to say when a binary's --version names no virtiofsd: as a user, the legacy daemon prints nothing at all. */
+function dialectHint(euid: number): string {
+  return euid === 0
+    ? "set dialect: 'rust' or 'legacy'"
+    : `set dialect: 'rust' if it is the Rust virtiofsd; the legacy C virtiofsd prints nothing at all as uid ${euid} ` +
+        '(it runs only as root)';
+}
 
 /**
  * Which virtiofsd `binary` is, from its `--version` (`virtiofsd version <qemu>` is the legacy C
@@ -303,30 +394,33 @@ const INSTALL_HINT =
  * together with the rest of {@link probeVirtiofsd}.
  */
 export async function detectDialect(binary: string): Promise<Dialect> {
-  return (await askVirtiofsd(binary, 'dialect', DIALECT_HINT)).dialect;
+  return (await askVirtiofsd(binary, 'dialect', dialectHint(process.geteuid?.() ?? 0))).dialect;
 }
 
 /**
  * What the installed virtiofsd says about itself, as start() asks it: its dialect and version
  * (`--version`) and the features of `--print-capabilities` (see {@link VirtiofsdFacts}). For
  * apps that show or check what the host has before they start anything. `path` defaults to
- * what start() would run ($VIRTIOFSD, then {@link WELL_KNOWN_VIRTIOFSD_PATHS}). Asked once per
+ * what start() would run ($VIRTIOFSD, then QEMU's vhost-user descriptors, then
+ * {@link WELL_KNOWN_VIRTIOFSD_PATHS}; see {@link findVirtiofsd}). Asked once per
  * binary path, size and mtime; rejects with an {@link InvalidOptionError} for `path` when there
  * is no such program or its `--version` names no virtiofsd.
  */
 export async function probeVirtiofsd(path?: string): Promise<VirtiofsdFacts> {
-  const binary = resolveBinary(
-    'path',
+  const euid = process.geteuid?.() ?? 0;
+  const { binary } = findVirtiofsd(
     path === undefined ? undefined : requireString('path', path),
-    'VIRTIOFSD',
     WELL_KNOWN_VIRTIOFSD_PATHS,
-    INSTALL_HINT,
+    euid,
   );
   return askVirtiofsd(binary, 'path', 'is it virtiofsd? (expected "virtiofsd version <qemu>" or "virtiofsd <semver>")');
 }
 
 export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   private socket: ListeningSocket | undefined;
+  /** The default socket's file name, chosen once per instance (its directory at first use). */
+  private readonly defaultSocketName = `virtiofsd-${randomBytes(4).toString('hex')}.sock`;
+  private defaultSocket: string | undefined;
 
   /**
    * Reads and checks `options` once ({@link resolveVirtiofsdOptions}). Throws only when
@@ -374,8 +468,20 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     return daemon;
   }
 
+  /**
+   * Where the VMM connects: the `socketPath` option, or the default in the runtime directory
+   * (made on first use; see {@link VirtiofsdOptions.socketPath}). Throws the options' error when
+   * they are invalid, and what {@link runtimeDir} throws when the runtime directory cannot be made.
+   */
+  get socketPath(): string {
+    const given = this.options.socketPath;
+    if (given !== undefined) return given;
+    this.defaultSocket ??= join(runtimeDir(), this.defaultSocketName);
+    return this.defaultSocket;
+  }
+
   protected vhostUserSocketPath(): string {
-    return this.options.socketPath;
+    return this.socketPath;
   }
 
   protected socketRecords(): Record<string, SocketRecord> {
@@ -389,7 +495,9 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
    */
   private async plan(): Promise<{ binary: string; dialect: Dialect; args: string[]; quiet: boolean }> {
     const o = this.options;
-    const { socketPath, sourcePath, extraArgs } = o;
+    const { sourcePath, extraArgs } = o;
+    const socketPath = this.socketPath;
+    const euid = process.geteuid!();
     // Without a stderr there is no ready marker to wait for, whichever way syslog was asked for.
     // (Under extraArgsPolicy 'known' and 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
     const syslog = o.syslog || (extraArgs.includes('--syslog') && o.extraArgsPolicy === 'verbatim');
@@ -400,12 +508,27 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
           'connection). Run a syslog daemon (or systemd-journald) or leave syslog off to log through us',
       );
     }
-    const binary = resolveBinary('path', o.path, 'VIRTIOFSD', WELL_KNOWN_VIRTIOFSD_PATHS, INSTALL_HINT);
+    const found = findVirtiofsd(o.path, WELL_KNOWN_VIRTIOFSD_PATHS, euid);
+    const binary = found.binary;
+    // The legacy daemon needs root: refused from who we are, before it (or its --version) runs.
+    if (euid !== 0 && found.legacy) {
+      throw legacyNeedsRoot(found.from === '$VIRTIOFSD' ? '$VIRTIOFSD' : 'path', binary, euid);
+    }
+    if (euid !== 0 && o.dialect === 'legacy') throw legacyNeedsRoot('dialect', binary, euid);
     checkDirectory('sourcePath', sourcePath);
     checkSocketPath('socketPath', socketPath);
-    const facts = o.dialect === 'auto' ? await askVirtiofsd(binary, 'dialect', DIALECT_HINT) : undefined;
+    const facts = o.dialect === 'auto' ? await askVirtiofsd(binary, 'dialect', dialectHint(euid)) : undefined;
     const dialect = facts?.dialect ?? o.dialect;
-    const build = (release?: VirtiofsdRelease): string[] =>
+    // idmap as root is virtiofsd's own --translate-*, which its release must have: ask it.
+    let release: VirtiofsdRelease | undefined = facts;
+    if (!release && o.idmap && dialect === 'rust' && euid === 0) release = await askRustRelease(binary);
+    let idmapHost: IdmapHost | undefined;
+    if (o.idmap && dialect === 'rust') {
+      idmapHost = readIdmapHost(euid === 0 ? (release?.version ?? null) : null);
+      // What the argv builder does not look at: the helpers on the daemon's PATH.
+      checkIdmapHelpers(planIdmap(o.idmap, idmapHost, { ...o.typed, binary }), (o.env ?? process.env).PATH);
+    }
+    const build = (known?: VirtiofsdRelease): string[] =>
       buildVirtiofsdArgs({
         ...o.typed,
         dialect: dialect as Dialect,
@@ -415,11 +538,13 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
         debug: o.debug,
         extraArgs,
         extraArgsPolicy: o.extraArgsPolicy,
-        release: release && { ...release, binary },
+        release: known && { ...known, binary },
+        idmap: o.idmap && idmapOptionOf(o.idmap),
+        idmapHost,
       });
-    let args = build(facts);
+    let args = build(release);
     // A dialect given by the caller skips the probe, unless an argument needs a release newer than the first.
-    if (!facts && dialect === 'rust' && needsRelease(args)) args = build(await askRustRelease(binary));
+    if (!release && dialect === 'rust' && needsRelease(args)) args = build(await askRustRelease(binary));
     // Logged to syslog or above info, the daemon never says it waits.
     return {
       binary,
@@ -432,7 +557,8 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   /** The plan, then cgroup, socket and process; then the wait. Whatever fails undoes what came before. */
   protected async launch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
     const o = this.options;
-    const { socketPath, lifetime } = o;
+    const { lifetime } = o;
+    const socketPath = this.socketPath;
     const { binary, dialect, args, quiet } = await this.plan();
     this.setDialect(dialect);
 
@@ -446,7 +572,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     }
     let pid: number;
     try {
-      const owner = chownToParent(socket);
+      const owner = giveSocket(socket);
       let ready!: () => void;
       const marker = new Promise<void>((resolve) => (ready = resolve));
       const proc = new DaemonProcess({
@@ -477,7 +603,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
       if (this.proc) throw err;
       unlinkSocket(socket);
       void cgroup?.remove();
-      throw SystemError.isCgroupPlacement(err) ? SystemError.forOption('cgroup', err) : err;
+      throw SystemError.isCgroupPlacement(err) ? cgroupPlacementError(err, cgroup!.path) : err;
     } finally {
       // The daemon holds its own copy now (or never will): ours would keep the socket alive.
       closeFd(socket.fd);
@@ -507,7 +633,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     const lastLines = proc.lastLines();
     throw new DaemonStartError(
       'ERR_DAEMON_EXITED',
-      `virtiofsd exited (${describeExit(end)}) before it was ready.${sandboxHint(lastLines)} Its last lines:`,
+      `virtiofsd exited (${describeExit(end)}) before it was ready.${sandboxHint(lastLines)}${idmapHint(lastLines)} Its last lines:`,
       { exit: { code: end.code, signal: end.signal }, lastLines, argv: proc.argv },
     );
   }
@@ -522,7 +648,7 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   }
 
   protected spanAttributes(): Record<string, string> {
-    return { socketPath: this.options.socketPath, sourcePath: this.options.sourcePath };
+    return { socketPath: this.socketPath, sourcePath: this.options.sourcePath };
   }
 
   mount(_opt: MountOption): Promise<void> {
@@ -551,4 +677,50 @@ function sandboxHint(lastLines: string[]): string {
     " Its namespace sandbox needs '/' to be a mount point, which it is not here (a container or chroot?):" +
     " pass extraArgs: ['--sandbox=chroot'] (CLI: -- --sandbox=chroot)."
   );
+}
+
+/**
+ * virtiofsd could not write its user namespace's id maps: the helper is missing or refused the
+ * ranges (virtiofsd 1.13: `write to uid map failed: failed to execute newuidmap: No such file or
+ * directory`; older releases reported the missing helper as "Permission denied"; `newuidmap: uid
+ * range [1-65537) -> [200000-265536) not allowed`). Said here for mappings given in extraArgs:
+ * the typed idmap is checked before the start.
+ */
+const ID_MAP_FAILED = /couldn't setup id mappings|write to [ug]id map failed/;
+
+function idmapHint(lastLines: string[]): string {
+  if (!lastLines.some((l) => ID_MAP_FAILED.test(l))) return '';
+  return (
+    " It could not map ids in its user namespace: maps beyond the user's own uid and gid go through newuidmap " +
+    "and newgidmap (install the uidmap package: apt install uidmap), which allow only the user's ranges in " +
+    '/etc/subuid and /etc/subgid. The typed idmap option checks both before the start.'
+  );
+}
+
+/**
+ * Give the socket to its directory's owner where we can: root always (Kata's rule: whoever owns
+ * the directory runs the VMM); a user only when the directory is its own and its group one of
+ * the user's groups (a user cannot give a file away: chown to anyone else fails with EPERM).
+ * Otherwise the socket stays ours, which is what a VMM run by the same user needs. Returns the
+ * owner given, or null when the socket was left as it was bound.
+ */
+function giveSocket(socket: ListeningSocket): { uid: number; gid: number } | null {
+  const euid = process.geteuid!();
+  if (euid !== 0) {
+    let dir;
+    try {
+      dir = statSync(dirname(socket.path));
+    } catch {
+      return null;
+    }
+    const groups = new Set([process.getegid!(), ...process.getgroups!()]);
+    if (dir.uid !== euid || !groups.has(dir.gid)) return null;
+  }
+  try {
+    return chownToParent(socket);
+  } catch (err) {
+    // The directory changed hands between the look and the chown: as a user, leave the socket ours.
+    if (euid !== 0 && err instanceof SystemError && (err.code === 'EPERM' || err.code === 'EACCES')) return null;
+    throw err;
+  }
 }

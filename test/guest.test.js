@@ -9,110 +9,18 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { Virtiofsd } = require('../dist/index.js');
 const { DIALECTS, virtiofsdPath } = require('./helpers/daemons.js');
-const { guestConfig, parseLsLn, runGuest } = require('./helpers/guest.js');
-const { createUser, spawnAs } = require('./helpers/users.js');
-const { captureLogger, tempDir, withTimeout } = require('./helpers/util.js');
+const { guestConfig, runGuest } = require('./helpers/guest.js');
+const { createUser } = require('./helpers/users.js');
+const { captureLogger, tempDir } = require('./helpers/util.js');
+const { GUEST_WRITERS, OTHER_UID, makeShare, observe, startAsUser } = require('./helpers/guest-share.js');
 
 /** Every case: one boot (5-10 s under TCG on two busy cores) plus the daemon; generous for CI. */
 const CASE_TIMEOUT_MS = 240000;
-
-/** A guest uid that no test user has: what an unmapped guest user does. */
-const OTHER_UID = 4242;
-
-/**
- * The guest's part: read a host file, write one file as guest root and one as each of `writers`
- * ({ uid, gid }, through busybox su and a passwd line added in the guest), chown one to
- * OTHER_UID, and list what it sees (`ls -ln`). Each step reports its exit status, so one refusal
- * does not hide the rest.
- */
-function guestScript(writers) {
-  const lines = ['echo "read=$(cat /mnt/host-file 2>&1)"', 'echo x > /mnt/drop/by-root; echo "write-root=$?"'];
-  for (const { uid, gid } of writers) {
-    lines.push(
-      `echo "u${uid}:x:${uid}:${gid}::/tmp:/bin/sh" >> /etc/passwd`,
-      `su u${uid} -s /bin/sh -c 'echo "id-${uid}=$(id -u):$(id -g)"; echo x > /mnt/drop/by-${uid}; echo "write-${uid}=$?"'`,
-    );
-  }
-  lines.push(
-    `echo x > /mnt/drop/chowned && chown ${OTHER_UID}:${OTHER_UID} /mnt/drop/chowned; echo "chown=$?"`,
-    "echo '--- ls -ln /mnt'; ls -ln /mnt",
-    "echo '--- ls -ln /mnt/drop'; ls -ln /mnt/drop",
-  );
-  return `${lines.join('\n')}\n`;
-}
-
-/** `key=value` lines of the guest's report, and its two listings as { name: 'uid:gid' }. */
-function parseReport(output) {
-  const [head, mnt = '', drop = ''] = output.split(/^--- ls -ln \/mnt(?:\/drop)?$/m);
-  const values = Object.fromEntries(
-    head
-      .split('\n')
-      .map((l) => /^([\w-]+)=(.*)$/.exec(l))
-      .filter(Boolean)
-      .map((m) => [m[1], m[2]]),
-  );
-  return { values, mnt: parseLsLn(mnt), drop: parseLsLn(drop) };
-}
-
-/** `uid:gid` of a host file, or its error code. */
-function hostOwner(file) {
-  try {
-    const st = fs.statSync(file);
-    return `${st.uid}:${st.gid}`;
-  } catch (err) {
-    return err.code;
-  }
-}
-
-/**
- * The share every case uses: host-file (owner's), root-file (root's), drop/ (world-writable,
- * where the guest writes) and the guest's script. Returns its path.
- */
-function makeShare(dir, owner, writers) {
-  const share = path.join(dir, 'share');
-  fs.mkdirSync(path.join(share, 'drop'), { recursive: true });
-  fs.writeFileSync(path.join(share, 'host-file'), 'from the host');
-  fs.writeFileSync(path.join(share, 'root-file'), 'root');
-  fs.writeFileSync(path.join(share, 'guest.sh'), guestScript(writers));
-  fs.chmodSync(path.join(share, 'drop'), 0o777); // past the umask
-  for (const name of ['.', 'drop', 'host-file', 'guest.sh']) fs.chownSync(path.join(share, name), owner.uid, owner.gid);
-  return share;
-}
-
-/**
- * What a case observed, the shape of the notes' ownership table: per writer, its exit status in
- * the guest and the owner of its file on the host (ENOENT: not written); what the guest's
- * `ls -ln` shows for each file; the guest's error lines.
- */
-function observe(output, share, writers) {
-  const report = parseReport(output);
-  const v = report.values;
-  const drop = (name) => hostOwner(path.join(share, 'drop', name));
-  const writes = { root: `${v['write-root']} -> ${drop('by-root')}` };
-  for (const { uid } of writers) writes[uid] = `${v[`write-${uid}`]} -> ${drop(`by-${uid}`)}`;
-  writes.chown = `${v.chown} -> ${drop('chowned')}`;
-  const guestSees = {};
-  for (const name of ['host-file', 'root-file', 'drop']) guestSees[name] = report.mnt[name];
-  for (const [name, owner] of Object.entries(report.drop)) guestSees[`drop/${name}`] = owner;
-  return {
-    read: v.read,
-    ids: writers.map(({ uid }) => v[`id-${uid}`]),
-    writes,
-    guestSees,
-    errors: output.split('\n').filter((l) => /^(sh|su|chown|cat|ls): /.test(l)),
-  };
-}
 
 test('the guest harness is there: QEMU, kernel and initramfs from scripts/setup.sh', () => {
   const config = guestConfig();
   for (const file of [config.qemu, config.kernel, config.initrd]) assert.ok(fs.statSync(file).size > 0, file);
 });
-
-/** Guest uid 1000 (the first user of a distribution) and one that no host user has. */
-const GUEST_WRITERS = [
-  { uid: 1000, gid: 1000 },
-  { uid: OTHER_UID, gid: OTHER_UID },
-];
 
 for (const dialect of DIALECTS) {
   test(
@@ -177,37 +85,19 @@ test(
     const socketPath = path.join(run, 'vfs.sock');
 
     // The manager runs as the user too: the library must work there, not only the daemon.
-    const manager = spawnAs(t, user, process.execPath, [
-      path.join(__dirname, 'helpers', 'guest-daemon.js'),
-      JSON.stringify({
-        path: virtiofsdPath('rust'),
-        socketPath,
-        sourcePath: share,
-        tag: 'guesttest',
-        memory: '256M',
-        options: { dialect: 'rust' },
-      }),
-    ]);
-    let stderr = '';
-    manager.stderr.on('data', (b) => (stderr += b));
-    const line = await withTimeout(
-      new Promise((resolve) => {
-        let out = '';
-        manager.stdout.on('data', (b) => {
-          out += b;
-          if (out.includes('\n')) resolve(out.split('\n')[0]);
-        });
-        manager.on('close', () => resolve(out));
-      }),
-      30000,
-      'the manager (as the user) starting virtiofsd',
-    );
-    const started = JSON.parse(line || '{"error":"no output"}');
-    assert.equal(started.error, undefined, `${started.error}\n${stderr}`);
+    const { started, manager, stderr } = await startAsUser(t, user, {
+      path: virtiofsdPath('rust'),
+      socketPath,
+      sourcePath: share,
+      tag: 'guesttest',
+      memory: '256M',
+      options: { dialect: 'rust' },
+    });
+    assert.equal(started.error, undefined, `${started.error?.message}\n${stderr()}`);
     assert.equal(fs.statSync(`/proc/${started.pid}`).uid, user.uid, 'virtiofsd runs as the user');
 
     const guest = await runGuest(t, { deviceArgs: started.qemuArgs, script: 'guest.sh', asUser: user }).catch((err) => {
-      err.message += `\n--- the manager's stderr ---\n${stderr}`;
+      err.message += `\n--- the manager's stderr ---\n${stderr()}`;
       throw err;
     });
     manager.stdin.end(); // the manager stops its daemon and exits

@@ -132,4 +132,62 @@ function spawnAs(t, user, file, args = [], { env = {}, cwd = '/' } = {}) {
   return child;
 }
 
-module.exports = { createUser, removeUser, asUser, runAs, spawnAs, subIds };
+/**
+ * Run `fn` while holding shadow's lock on `file` (/etc/subuid, /etc/subgid): `<file>.lock`, made
+ * as shadow's commonio does - a file `<file>.<pid>` holding our pid, hard-linked to the lock name,
+ * so that useradd/usermod of other tests wait for us, and we for them (for up to 10 s).
+ */
+function withShadowLock(file, fn) {
+  const mine = `${file}.${process.pid}`;
+  const lock = `${file}.lock`;
+  fs.writeFileSync(mine, `${process.pid}`);
+  try {
+    for (let i = 0; ; i++) {
+      try {
+        fs.linkSync(mine, lock);
+        break;
+      } catch (err) {
+        if (err.code !== 'EEXIST' || i >= 100) throw err;
+        execFileSync('sleep', ['0.1']);
+      }
+    }
+    try {
+      return fn();
+    } finally {
+      fs.unlinkSync(lock);
+    }
+  } finally {
+    fs.unlinkSync(mine);
+  }
+}
+
+/** Replace `file`'s text by `edit(text)`, atomically (a temporary file renamed over it, mode 0644). */
+function editShadowFile(file, edit) {
+  withShadowLock(file, () => {
+    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+    const tmp = `${file}.vfd-${process.pid}`;
+    fs.writeFileSync(tmp, edit(text), { mode: 0o644 });
+    fs.renameSync(tmp, file);
+  });
+}
+
+/**
+ * Give `name` (root, say, whom usermod will not change while it runs processes) the range
+ * `start`..`start + count - 1` in /etc/subuid and /etc/subgid, first in the file; removed after `t`.
+ */
+function addSubIds(t, name, start, count) {
+  const line = `${name}:${start}:${count}`;
+  for (const file of ['/etc/subuid', '/etc/subgid']) editShadowFile(file, (text) => `${line}\n${text}`);
+  t.after(() => {
+    for (const file of ['/etc/subuid', '/etc/subgid']) {
+      editShadowFile(file, (text) =>
+        text
+          .split('\n')
+          .filter((l) => l !== line)
+          .join('\n'),
+      );
+    }
+  });
+}
+
+module.exports = { createUser, removeUser, asUser, runAs, spawnAs, subIds, addSubIds };
