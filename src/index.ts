@@ -53,7 +53,7 @@ export {
 } from './virtiofsd/virtiofsd-args.js';
 export type { VirtiofsdFacts } from './virtiofsd/virtiofsd-probe.js';
 export { RUST_VIRTIOFSD_SINCE, type VirtiofsdRelease } from './common/virtiofsd-releases.js';
-export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './common/extra-args.js';
+export { checkExtraArgs, type ArgsTable, type ExtraArgsClaims, type ExtraArgsPolicy } from './common/extra-args.js';
 export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './mock.js';
 export {
   DaemonAdoptedError,
@@ -72,7 +72,14 @@ export {
   type HandleProof,
   type UntrustedReason,
 } from './common/errors.js';
-export { LineScanner, parseDaemonLine } from './process/lines.js';
+export {
+  LineScanner,
+  parseDaemonLine,
+  type DaemonLogLevel,
+  type LineInfo,
+  type LineScannerOptions,
+  type ParsedDaemonLine,
+} from './process/lines.js';
 export {
   MIN_NYDUSD_VERSION,
   detectNydusdVersion,
@@ -113,7 +120,7 @@ export {
   type KataVirtiofsdOptions,
   type NydusExtraOption,
 } from './kata/kata.js';
-export { cgroup2Mount, ownCgroup, type CgroupStats } from './process/cgroup.js';
+export { cgroup2Mount, ownCgroup, type CgroupRecord, type CgroupStats } from './process/cgroup.js';
 export type { DaemonStats, FdWarnOptions } from './process/process-stats.js';
 export {
   daemonMetrics,
