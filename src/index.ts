@@ -29,11 +29,13 @@ export {
   requireIdmap,
   type IdRange,
   type Idmap,
+  type IdmapContext,
   type IdmapGuestUser,
   type IdmapHost,
   type IdmapOption,
   type IdmapPlan,
   type IdmapRanges,
+  type SubIdRange,
 } from './virtiofsd/idmap.js';
 export { runtimeDir } from './process/runtime-dir.js';
 export {
@@ -49,6 +51,9 @@ export {
   escapeLegacyOptionValue,
   normalizeCacheMode,
   type VirtiofsdLogLevel,
+  type VirtiofsdOptionKind,
+  type VirtiofsdOptionSpec,
+  type VirtiofsdOptionSpelling,
   type VirtiofsdTypedOptions,
 } from './virtiofsd/virtiofsd-args.js';
 export type { VirtiofsdFacts } from './virtiofsd/virtiofsd-probe.js';
