@@ -112,7 +112,9 @@ export {
   encodeQueryValue,
   type NydusFsMetrics,
   type DaemonInfo,
+  type NydusBuildInfo,
   type NydusClientOptions,
+  type NydusFsBackend,
   type NydusDaemonState,
   type NydusMountCmd,
 } from './nydusd/nydus-client.js';
