@@ -84,11 +84,11 @@ export interface DaemonHandle {
   pid: number;
   /** Its process group (the daemon leads it: pgid = pid). */
   pgid: number;
-  /** Field 22 of /proc/<pid>/stat: clock ticks after boot at which the process started. */
+  /** Field 22 of `/proc/<pid>/stat`, in decimal: clock ticks after boot at which the process started. */
   startTime: string;
   /** /proc/sys/kernel/random/boot_id of the boot it runs in: pids and start times mean nothing in another. */
   bootId: string;
-  /** Device and inode of its executable (/proc/<pid>/exe), which a replaced process would not share. */
+  /** Device and inode of its executable (`/proc/<pid>/exe`), which a replaced process would not share. */
   exe: {
     /** `st_dev` of the executable, in decimal. */
     dev: string;
@@ -169,7 +169,7 @@ export interface ProcessIdentity {
 }
 
 /**
- * The real, effective, saved and filesystem uids of process `pid` (/proc/<pid>/status), or null
+ * The real, effective, saved and filesystem uids of process `pid` (`/proc/<pid>/status`), or null
  * when there is no such process.
  */
 export function processUids(pid: number): number[] | null {

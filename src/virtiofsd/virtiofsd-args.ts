@@ -241,7 +241,10 @@ export interface VirtiofsdOptionSpec {
   rust: VirtiofsdOptionSpelling;
 }
 
-/** Legacy `-o` values are split on commas by the C parser: `\` and `,` are escaped (one level is right). */
+/**
+ * `value` escaped for a legacy `-o` option: the C parser splits `-o` values on commas, so each
+ * backslash and comma gets a backslash before it (one level is right).
+ */
 export function escapeLegacyOptionValue(value: string): string {
   return value.replace(/[\\,]/g, (c) => `\\${c}`);
 }
@@ -478,7 +481,7 @@ function spell(
 /**
  * The daemon's arguments (after argv[0]) for a socket at fd 3. Pure: no file is touched.
  * - legacy: `-o cache=<c> -o no_posix_lock -o source=<dir> --fd=3 -f` (`-d` with debug); the
- *   C option parser splits `-o` values on commas, so `\` and `,` in values are escaped,
+ *   C option parser splits `-o` values on commas, so backslashes and commas in values are escaped,
  *   and `never` is spelled `none` there.
  * - rust: `--cache=<c> --shared-dir=<dir> --fd=3` (`--log-level=debug` with debug).
  * `--syslog` comes first when asked for, then the above, then the typed options in the order of
