@@ -1,3 +1,19 @@
+/**
+ * Start, watch and stop the host-side daemons of virtio-fs from Node.js and Electron:
+ * {@link Virtiofsd} (the Rust virtiofsd, or the legacy C one of QEMU ≤ 7.2) and {@link Nydusd}
+ * (nydusd in virtio-fs mode). Both implement {@link VirtiofsDaemon}: start() resolves to the
+ * pid once the daemon is ready, onQuit reports its end exactly once, stop() leaves nothing
+ * behind; {@link MockVirtiofsDaemon} stands in for them in unit tests. Every error is a
+ * {@link VirtiofsDaemonError} with a stable `code`.
+ *
+ * Also here: QEMU's arguments for a share ({@link qemuArgs}), Kata's configuration
+ * ({@link fromKataConfig}), daemons that outlive their manager ({@link DaemonHandle},
+ * {@link Virtiofsd.adopt}), Prometheus metrics ({@link daemonMetrics}), and the command lines
+ * alone ({@link buildVirtiofsdArgs}, {@link buildNydusdArgs}). The system primitives underneath
+ * are `virtiofs-daemon/native`.
+ *
+ * @module virtiofs-daemon
+ */
 export type { DaemonExit, MountOption, VirtiofsDaemon } from './common/types.js';
 export {
   Virtiofsd,

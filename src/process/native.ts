@@ -23,6 +23,8 @@
  * Trusted files (state files, keys, lock files): reached through the same walk, but stricter, as
  * OpenSSH's StrictModes: every directory on the way too must be one only root or we could have
  * changed, and the file is a regular file of root's or ours (see {@link readTrustedFile}).
+ *
+ * @module virtiofs-daemon/native
  */
 import { constants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
