@@ -125,7 +125,7 @@ function meaningOf(unit: string, i: number, t: ReturnType<typeof spellings>): Me
       `virtio_fs_extra_args[${i}]`,
       owned
         ? `'${unit}' is the runtime's to set: pass the shared directory as sourcePath and the socket as socketPath`
-        : `'${unit}' has no typed equivalent here (see the option table in the README); ` +
+        : `'${unit}' has no typed equivalent here (see the option table in docs/options.md); ` +
             'drop it, or pass it through extraArgs to the one dialect that knows it',
     );
   }

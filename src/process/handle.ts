@@ -36,7 +36,7 @@ export type HandleTrust = 'sealed' | 'caller';
 export type DaemonKind = 'virtiofsd' | 'nydusd';
 
 /**
- * `'manager'` (default): the daemon dies with the manager that started it (see the README).
+ * `'manager'` (default): the daemon dies with the manager that started it (see docs/lifetime.md).
  * `'survive'`: it outlives its manager and can be adopted from its {@link DaemonHandle}.
  */
 export type Lifetime = 'manager' | 'survive';

@@ -337,7 +337,9 @@ export function readIdmapHost(rustVersion: string | null = null): IdmapHost {
     egid,
     user,
     subuid: readSubIds('/etc/subuid', user, euid),
-    subgid: readSubIds('/etc/subgid', user, egid),
+    // /etc/subgid names its owner as /etc/subuid does: by user name or uid, never by gid
+    // (shadow's newgidmap matches the calling user's name and uid).
+    subgid: readSubIds('/etc/subgid', user, euid),
     overflowUid: readOverflow('/proc/sys/kernel/overflowuid'),
     overflowGid: readOverflow('/proc/sys/kernel/overflowgid'),
     rustVersion,
