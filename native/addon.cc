@@ -233,22 +233,6 @@ static std::string DirName(const std::string& path) {
   return dir;
 }
 
-static std::string Octal(mode_t mode) {
-  char buf[8];
-  snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
-  return buf;
-}
-
-static const char* FileType(mode_t mode) {
-  if (S_ISREG(mode)) return "a regular file";
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISLNK(mode)) return "a symbolic link";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device node";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "of an unknown type";
-}
-
 // ---- sockets ----------------------------------------------------------------------------
 
 static std::string RefusedSymlink(const std::string& path, const PathProblem& why) {
