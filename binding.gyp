@@ -4,6 +4,7 @@
       "target_name": "virtiofs_daemon",
       "sources": [
         "native/addon.cc",
+        "native/addon_sockets.cc",
         "native/arguments.cc",
         "native/child.cc",
         "native/spawn.cc",

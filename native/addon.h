@@ -97,6 +97,10 @@ class Addon : public Napi::Addon<Addon> {
     bool file_released;
   };
   std::vector<OwnedSocket> sockets_;
+  void OwnSocket(int fd, const std::string& path, dev_t dev, ino_t ino);
+  // The file is no longer teardown's to remove: unlinkSocket has removed it (or tried: an error
+  // then is JS's to act on), or keepSocketFile gave it to a daemon that outlives this environment.
+  void ReleaseSocketFile(dev_t dev, ino_t ino);
   void ForgetSockets();
 
   // The parent ends of the pipes we handed to JS. JS wraps them in streams at once, but it can

@@ -1,7 +1,8 @@
-// Reading the entry points' arguments: each reader checks the type (no coercion: a coercion runs
-// JavaScript, which can fail once the environment stops running it) and, on a wrong value, throws
-// a TypeError or RangeError that names the argument, and returns false. One home for all of them,
-// so that every entry point words the same mistake the same way.
+// Reading the entry points' arguments. Each reader takes a value only when it already has the
+// right type, never by coercion (ToBoolean, ToString...): a coercion can fail once the
+// environment stops running JS, and its empty result would then abort the process in Value().
+// On a wrong value it throws a TypeError or RangeError that names the argument and returns
+// false. One home for all of them, so that every entry point words the same mistake the same way.
 #ifndef VFD_ARGUMENTS_H_
 #define VFD_ARGUMENTS_H_
 
