@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/addon_sockets.cc",
+        "native/addon_files.cc",
         "native/arguments.cc",
         "native/child.cc",
         "native/spawn.cc",

@@ -120,6 +120,7 @@ class Addon : public Napi::Addon<Addon> {
   // teardown closes the rest, so that the locks held through them go with the environment - a
   // terminated worker keeps no lock while its process lives on. Same entry shape as a pipe's.
   std::vector<OwnedPipe> lock_files_;
+  void OwnLockFile(int fd, dev_t dev, ino_t ino) { lock_files_.push_back({fd, dev, ino}); }
   void CloseLockFiles();
 
   uv_loop_t* loop_ = nullptr;

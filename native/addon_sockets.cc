@@ -219,4 +219,5 @@ Napi::Value Addon::KeepSocketFile(const Napi::CallbackInfo& info) {
   ReleaseSocketFile(dev, ino);
   return env.Undefined();
 }
+
 }  // namespace vfd
