@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/addon_sockets.cc",
         "native/addon_files.cc",
+        "native/addon_spawn.cc",
         "native/arguments.cc",
         "native/child.cc",
         "native/spawn.cc",
