@@ -7,6 +7,7 @@
         "native/addon_sockets.cc",
         "native/addon_files.cc",
         "native/addon_spawn.cc",
+        "native/addon_processes.cc",
         "native/arguments.cc",
         "native/child.cc",
         "native/spawn.cc",
