@@ -1,45 +1,29 @@
-// The addon's entry points: argument checking and error shaping around the POSIX helpers
-// of unix_socket.cc, trusted_file.cc and spawn.cc, and the per-environment teardown policy.
+// The Addon: one per Node environment, with the export table, what the environment owns (the
+// sockets, pipe ends and lock files it handed to JS) and the teardown policy. The entry points
+// live in the files of their concern (see addon.h); this file holds only what they all share.
 //
 // Teardown policy: when an environment goes away (a worker_thread ends or is terminated,
 // the process exits, process.exit() included, an Electron context is destroyed) every child it
 // still watches is SIGKILLed - its whole process group when it was spawned with newProcessGroup -
 // and reaped, without calling back into JavaScript. A daemon must not outlive the code that
 // supervises it, and in a process that lives on, an unwatched child would stay a zombie. Every
-// listening socket it created and JS has not released yet is closed, and its file removed.
-//
-// JavaScript may stop running at any point of a call here (worker.terminate() from another
-// thread): every Node-API result after a side effect is checked, and a failure undoes the side
-// effect. NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS (binding.gyp) makes an exception thrown into
-// such an environment a no-op instead of a fatal error.
+// listening socket it created and JS has not released yet is closed, and its file removed. The
+// pipe ends JS never wrapped and the lock files it did not close are closed (see ClosePipesLeftOpen).
 #include "addon.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
-#include <string.h>
-#include <stdio.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
-#include <sys/utsname.h>
 #include <unistd.h>
-
-extern char** environ;
 
 #include <string>
 #include <vector>
 
-#include "arguments.h"
-#include "cgroup.h"
 #include "child.h"
 #include "errors.h"
 #include "lifetime.h"
 #include "pipe_reader.h"
-#include "proc_facts.h"
-#include "process_group.h"
 #include "spawn.h"
 #include "syscalls.h"
-#include "trusted_file.h"
 #include "unix_socket.h"
 
 namespace vfd {
@@ -188,6 +172,34 @@ void Addon::CloseLockFiles() {
   lock_files_.clear();
 }
 
+// closeFd(fd): close an fd this environment handed to JS (a listening socket, a pipe end, a lock
+// file); teardown will not close it again.
+Napi::Value Addon::CloseFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber()) {
+    Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  for (OwnedSocket& s : sockets_) {
+    if (s.fd == fd) s.fd = -1;
+  }
+  ForgetSockets();
+  for (std::vector<OwnedPipe>* owned : {&pipes_, &lock_files_}) {
+    for (size_t k = 0; k < owned->size(); k++) {
+      if ((*owned)[k].fd != fd) continue;
+      (*owned)[k] = owned->back();
+      owned->pop_back();
+      break;
+    }
+  }
+  // Linux releases the fd even when close() fails (EINTR included): never retry.
+  if (close(fd) < 0 && errno != EINTR) {
+    ErrnoError(env, -errno, "close").ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
 void Addon::Teardown(napi_async_cleanup_hook_handle handle, void* arg) {
   Addon* self = static_cast<Addon*>(arg);
   self->cleanup_handle_ = handle;
@@ -236,32 +248,6 @@ void Addon::HandleClosed() {
   tearing_down_ = false;
   napi_remove_async_cleanup_hook(cleanup_handle_);
   cleanup_handle_ = nullptr;
-}
-
-Napi::Value Addon::CloseFd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsNumber()) {
-    Napi::TypeError::New(env, "fd must be a number").ThrowAsJavaScriptException();
-    return env.Undefined();
-  }
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  for (OwnedSocket& s : sockets_) {
-    if (s.fd == fd) s.fd = -1;
-  }
-  ForgetSockets();
-  for (std::vector<OwnedPipe>* owned : {&pipes_, &lock_files_}) {
-    for (size_t k = 0; k < owned->size(); k++) {
-      if ((*owned)[k].fd != fd) continue;
-      (*owned)[k] = owned->back();
-      owned->pop_back();
-      break;
-    }
-  }
-  // Linux releases the fd even when close() fails (EINTR included): never retry.
-  if (close(fd) < 0 && errno != EINTR) {
-    ErrnoError(env, -errno, "close").ThrowAsJavaScriptException();
-  }
-  return env.Undefined();
 }
 
 }  // namespace vfd
