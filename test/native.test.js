@@ -18,29 +18,13 @@ const { Worker } = require('node:worker_threads');
 
 const u = require('./helpers/util.js');
 
-if (!fs.existsSync(u.probePath)) {
-  throw new Error(
-    `${u.probePath} is missing: run npm run build:helpers (after node-gyp rebuild, which empties build/)`,
-  );
-}
+u.requireProbe();
 const native = require('../dist/process/native.js');
 const { SystemError } = require('../dist/common/errors.js');
 
-const { probePath, sleep } = u;
-const innerScript = path.join(__dirname, 'helpers', 'inner.js');
+const { listenInTemp, probePath, runInner, sleep, tick } = u;
 const workerScript = path.join(__dirname, 'helpers', 'spawn-worker.js');
 const SIGNALS = os.constants.signals;
-const tick = () => new Promise((resolve) => setImmediate(resolve));
-
-/** A listening socket in a fresh temp dir, closed and unlinked after the test. */
-function listenInTemp(t, name = 'test.sock') {
-  const sock = native.listenUnix(path.join(u.tempDir(t), name));
-  t.after(() => {
-    native.closeFd(sock.fd);
-    native.unlinkSocket(sock);
-  });
-  return sock;
-}
 
 /** The fd numbers of a probe report. */
 function fdNumbers(report) {
@@ -74,31 +58,6 @@ function connectTo(p) {
     3000,
     `connecting to ${p}`,
   );
-}
-
-/**
- * Run test/helpers/inner.js in a Node process whose fd table is `stdio` (as for
- * child_process.spawn) and return its JSON result. stdio[2] should be 'pipe' (collected
- * for the failure message).
- */
-function runInner(t, scenario, args, stdio, timeoutMs = 20000) {
-  const result = path.join(u.tempDir(t, 'vfsd-inner-'), 'result.json');
-  const r = cp.spawnSync(process.execPath, [innerScript, scenario, JSON.stringify({ ...args, result })], {
-    stdio,
-    timeout: timeoutMs,
-    killSignal: 'SIGKILL',
-  });
-  const stderr = r.stderr ? r.stderr.toString() : '';
-  assert.equal(
-    r.error,
-    undefined,
-    `inner node (${scenario}) did not finish within ${timeoutMs} ms: ${r.error}\n${stderr}`,
-  );
-  const out = u.readReport(result);
-  assert.ok(out, `inner node (${scenario}) wrote no result; status ${r.status}, signal ${r.signal}\n${stderr}`);
-  assert.equal(out.error, undefined, `inner node (${scenario}) failed:\n${out.error}\n${stderr}`);
-  assert.equal(r.status, 0, `inner node (${scenario}) exited with ${r.status}/${r.signal}\n${stderr}`);
-  return out;
 }
 
 // ---- listenUnix and the socket at fd 3 ---------------------------------------------------
