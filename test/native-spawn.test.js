@@ -1,8 +1,9 @@
 'use strict';
 /**
- * The native primitives (src/native.ts over native/), checked from the outside: a C probe
- * (test/helpers/probe.c) spawned as the "daemon" reports the fd table, signal state and
- * socket it got, and /proc tells what became of the processes.
+ * What a spawned child starts with (src/process/native.ts over native/spawn.cc), checked from
+ * the outside: a C probe (test/helpers/probe.c) spawned as the "daemon" reports the fd table,
+ * the socket at fd 3, its environment, working directory and signal state; and an exec that
+ * fails throws at once and leaves nothing behind.
  *
  * Build first: npm run build:ts && npx node-gyp rebuild && npm run build:helpers
  * (node-gyp rebuild empties build/, so the helpers come after it).
@@ -41,7 +42,7 @@ function signalsIn(hex) {
   return out;
 }
 
-// ---- listenUnix and the socket at fd 3 ---------------------------------------------------
+// ---- fds, env and cwd --------------------------------------------------------------------
 
 test('the child gets the socket at fd 3: listening, bound to the path, blocking, not close-on-exec', async (t) => {
   const sock = listenInTemp(t);
