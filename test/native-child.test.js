@@ -6,8 +6,8 @@
  * child_process. A C probe (test/helpers/probe.c) plays the daemon; /proc tells what became
  * of the processes.
  *
- * Build first: npm run build:ts && npx node-gyp rebuild && npm run build:helpers
- * (node-gyp rebuild empties build/, so the helpers come after it).
+ * Build first: npm run build (node-gyp rebuild, then tsc and the C helpers: node-gyp rebuild
+ * empties build/, so the helpers come after it).
  */
 const test = require('node:test');
 const assert = require('node:assert/strict');

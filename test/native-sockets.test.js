@@ -5,8 +5,8 @@
  * 107-byte limit, the bind without a thread - and chownToParent and unlinkSocket, which act
  * only on the socket we bound, never on what someone planted at its path since.
  *
- * Build first: npm run build:ts && npx node-gyp rebuild && npm run build:helpers
- * (node-gyp rebuild empties build/, so the helpers come after it).
+ * Build first: npm run build (node-gyp rebuild, then tsc and the C helpers: node-gyp rebuild
+ * empties build/, so the helpers come after it).
  */
 const test = require('node:test');
 const assert = require('node:assert/strict');

@@ -5,8 +5,8 @@
  * the socket at fd 3, its environment, working directory and signal state; and an exec that
  * fails throws at once and leaves nothing behind.
  *
- * Build first: npm run build:ts && npx node-gyp rebuild && npm run build:helpers
- * (node-gyp rebuild empties build/, so the helpers come after it).
+ * Build first: npm run build (node-gyp rebuild, then tsc and the C helpers: node-gyp rebuild
+ * empties build/, so the helpers come after it).
  */
 const test = require('node:test');
 const assert = require('node:assert/strict');

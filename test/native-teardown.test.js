@@ -5,8 +5,8 @@
  * reaped; the other environments' children run on. And what an environment's spawn inherits
  * (a worker's own process.env), and ref/unref of a child against the loop.
  *
- * Build first: npm run build:ts && npx node-gyp rebuild && npm run build:helpers
- * (node-gyp rebuild empties build/, so the helpers come after it).
+ * Build first: npm run build (node-gyp rebuild, then tsc and the C helpers: node-gyp rebuild
+ * empties build/, so the helpers come after it).
  */
 const test = require('node:test');
 const assert = require('node:assert/strict');
