@@ -4,6 +4,11 @@
       "target_name": "virtiofs_daemon",
       "sources": [
         "native/addon.cc",
+        "native/addon_sockets.cc",
+        "native/addon_files.cc",
+        "native/addon_spawn.cc",
+        "native/addon_processes.cc",
+        "native/arguments.cc",
         "native/child.cc",
         "native/spawn.cc",
         "native/unix_socket.cc",

@@ -1,5 +1,13 @@
 // Per-environment state of the addon: one instance per Node environment (main thread,
 // each worker_thread, each Electron context), never shared, never static.
+//
+// Its methods are the entry points JS calls, each defined in the file of its concern (listed
+// below); lifetime.cc adds openProcess and makePipe (ExportLifetime). Every entry point reads its
+// arguments without coercion (arguments.h), shapes its errors with errors.h, and throws, then
+// returns: no C++ exceptions (NAPI_DISABLE_CPP_EXCEPTIONS). JavaScript may stop running at any
+// point of a call (worker.terminate() from another thread): every Node-API result after a side
+// effect is checked, and a failure undoes the side effect. NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS
+// (binding.gyp) makes an exception thrown into such an environment a no-op instead of a fatal error.
 #ifndef VFD_ADDON_H_
 #define VFD_ADDON_H_
 
@@ -53,20 +61,23 @@ class Addon : public Napi::Addon<Addon> {
   void ClosePoll(uv_poll_t* handle);
 
  private:
+  // addon.cc: what every part shares.
+  Napi::Value CloseFd(const Napi::CallbackInfo& info);
+  Napi::Value AbandonAll(const Napi::CallbackInfo& info);
+  static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
+  void HandleClosed();
+  void ReleaseAll();
+
+  // addon_sockets.cc: listening unix sockets and their files; who listens, who connected.
   Napi::Value ListenUnix(const Napi::CallbackInfo& info);
   Napi::Value ChownToParent(const Napi::CallbackInfo& info);
   Napi::Value UnlinkSocket(const Napi::CallbackInfo& info);
   Napi::Value RemoveStaleSocket(const Napi::CallbackInfo& info);
+  Napi::Value KeepSocketFile(const Napi::CallbackInfo& info);
   Napi::Value SocketListener(const Napi::CallbackInfo& info);
   Napi::Value PeerCredentials(const Napi::CallbackInfo& info);
-  Napi::Value FileMode(const Napi::CallbackInfo& info);
-  Napi::Value CloseFd(const Napi::CallbackInfo& info);
-  Napi::Value KeepSocketFile(const Napi::CallbackInfo& info);
-  Napi::Value Spawn(const Napi::CallbackInfo& info);
-  Napi::Value AbandonAll(const Napi::CallbackInfo& info);
-  Napi::Value LiveGroups(const Napi::CallbackInfo& info);
-  Napi::Value ReadPipe(const Napi::CallbackInfo& info);
-  Napi::Value KillCgroupMembers(const Napi::CallbackInfo& info);
+
+  // addon_files.cc: trusted files, the private directory, the lock file and its byte locks.
   Napi::Value ReadTrustedFile(const Napi::CallbackInfo& info);
   Napi::Value WriteTrustedFile(const Napi::CallbackInfo& info);
   Napi::Value RemoveTrustedFile(const Napi::CallbackInfo& info);
@@ -75,16 +86,23 @@ class Addon : public Napi::Addon<Addon> {
   Napi::Value LockByte(const Napi::CallbackInfo& info);
   Napi::Value UnlockByte(const Napi::CallbackInfo& info);
   Napi::Value ByteLockedElsewhere(const Napi::CallbackInfo& info);
-  Napi::Value ProcessFacts(const Napi::CallbackInfo& info);
-  Napi::Value GroupMembers(const Napi::CallbackInfo& info);
+  Napi::Value FileMode(const Napi::CallbackInfo& info);
 
-  static void Teardown(napi_async_cleanup_hook_handle handle, void* arg);
-  void HandleClosed();
-  void ReleaseAll();
-  void KillAfterFailedAdoption(Child* child, std::vector<int>* pipes);
+  // addon_spawn.cc: a child, from its arguments to the hand-over of its pipes.
+  Napi::Value Spawn(const Napi::CallbackInfo& info);
   bool SpawnPossible(Napi::Env env);
   bool HandOverPipes(Napi::Env env, Napi::Object obj, Child* child, std::vector<int>* ends,
                      const char* cgroup_via);
+  void KillAfterFailedAdoption(Child* child, std::vector<int>* pipes);
+
+  // pipe_reader.cc, beside PipeReader.
+  Napi::Value ReadPipe(const Napi::CallbackInfo& info);
+
+  // addon_processes.cc: process groups, cgroup members and process facts, many per call.
+  Napi::Value LiveGroups(const Napi::CallbackInfo& info);
+  Napi::Value GroupMembers(const Napi::CallbackInfo& info);
+  Napi::Value KillCgroupMembers(const Napi::CallbackInfo& info);
+  Napi::Value ProcessFacts(const Napi::CallbackInfo& info);
 
   // A listening socket we created, until JS has closed its fd (closeFd) and handed its file
   // back (unlinkSocket): teardown releases whatever is left, so that a terminated worker
@@ -97,6 +115,10 @@ class Addon : public Napi::Addon<Addon> {
     bool file_released;
   };
   std::vector<OwnedSocket> sockets_;
+  void OwnSocket(int fd, const std::string& path, dev_t dev, ino_t ino);
+  // The file is no longer teardown's to remove: unlinkSocket has removed it (or tried: an error
+  // then is JS's to act on), or keepSocketFile gave it to a daemon that outlives this environment.
+  void ReleaseSocketFile(dev_t dev, ino_t ino);
   void ForgetSockets();
 
   // The parent ends of the pipes we handed to JS. JS wraps them in streams at once, but it can
@@ -116,6 +138,7 @@ class Addon : public Napi::Addon<Addon> {
   // teardown closes the rest, so that the locks held through them go with the environment - a
   // terminated worker keeps no lock while its process lives on. Same entry shape as a pipe's.
   std::vector<OwnedPipe> lock_files_;
+  void OwnLockFile(int fd, dev_t dev, ino_t ino) { lock_files_.push_back({fd, dev, ino}); }
   void CloseLockFiles();
 
   uv_loop_t* loop_ = nullptr;

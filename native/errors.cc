@@ -1,8 +1,10 @@
 #include "errors.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <new>
 
@@ -58,6 +60,22 @@ Napi::Error ErrnoError(Napi::Env env, int neg_errno, const char* syscall, const 
   err.Set("syscall", Napi::String::New(env, syscall));
   if (!path.empty()) err.Set("path", Napi::String::New(env, path));
   return err;
+}
+
+std::string Octal(mode_t mode) {
+  char buf[8];
+  snprintf(buf, sizeof(buf), "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+const char* FileType(mode_t mode) {
+  if (S_ISREG(mode)) return "a regular file";
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISLNK(mode)) return "a symbolic link";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device node";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "of an unknown type";
 }
 
 void RaiseUncaught(Napi::Env env) {

@@ -1,9 +1,11 @@
 // JavaScript errors for failed system calls, shaped like Node's own:
-// { message, code: 'ENOENT', errno: -2, syscall, path }.
+// { message, code: 'ENOENT', errno: -2, syscall, path }, and the words their messages share. The
+// entry points word what an errno means for their own call (addon_*.cc) and shape it here.
 #ifndef VFD_ERRORS_H_
 #define VFD_ERRORS_H_
 
 #include <napi.h>
+#include <sys/types.h>
 
 #include <string>
 
@@ -22,6 +24,11 @@ void RaiseUncaught(Napi::Env env);
 // ("<syscall> <CODE>: <strerror> '<path>'") when it is not empty.
 Napi::Error ErrnoError(Napi::Env env, int neg_errno, const char* syscall, const std::string& path = "",
                        const std::string& message = "");
+
+// The words messages use for what they found: a mode's permission bits in octal ("0755"), and a
+// file type with its article ("a directory").
+std::string Octal(mode_t mode);
+const char* FileType(mode_t mode);
 
 }  // namespace vfd
 

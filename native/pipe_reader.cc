@@ -110,4 +110,23 @@ Napi::Value PipeReader::Unref(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// readPipe(fd, onData) → PipeReader: our end of a child's pipe, read on this loop; onData
+// gets each chunk as a Buffer, then null once at the end (the fd is closed then).
+Napi::Value Addon::ReadPipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsNumber() || !info[1].IsFunction()) {
+    Napi::TypeError::New(env, "readPipe(fd: number, onData: function)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object obj = NewInternal(reader_constructor_);
+  PipeReader* reader = obj.IsEmpty() ? nullptr : PipeReader::Unwrap(obj);
+  if (!reader) return env.Undefined();
+  int err = reader->Start(this, info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Function>());
+  if (err < 0) {
+    ErrnoError(env, err, "uv_poll_init", "", "cannot watch the pipe: " + ErrnoText(err)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return obj;
+}
+
 }  // namespace vfd

@@ -1,6 +1,7 @@
 // Reading a child's output pipe on the environment's libuv loop, without a net.Socket: a
 // uv_poll_t and a read() per wakeup. A net.Socket per pipe costs ~45 µs to make and some KB
 // of JavaScript objects to keep; a daemon host keeps one per daemon (see bench/density.js).
+// Its entry point, readPipe (Addon::ReadPipe), is at the end of pipe_reader.cc.
 #ifndef VFD_PIPE_READER_H_
 #define VFD_PIPE_READER_H_
 

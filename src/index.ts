@@ -1,3 +1,19 @@
+/**
+ * Start, watch and stop the host-side daemons of virtio-fs from Node.js and Electron:
+ * {@link Virtiofsd} (the Rust virtiofsd, or the legacy C one of QEMU ≤ 7.2) and {@link Nydusd}
+ * (nydusd in virtio-fs mode). Both implement {@link VirtiofsDaemon}: start() resolves to the
+ * pid once the daemon is ready, onQuit reports its end exactly once, stop() leaves nothing
+ * behind; {@link MockVirtiofsDaemon} stands in for them in unit tests. Every error is a
+ * {@link VirtiofsDaemonError} with a stable `code`.
+ *
+ * Also here: QEMU's arguments for a share ({@link qemuArgs}), Kata's configuration
+ * ({@link fromKataConfig}), daemons that outlive their manager ({@link DaemonHandle},
+ * {@link Virtiofsd.adopt}), Prometheus metrics ({@link daemonMetrics}), and the command lines
+ * alone ({@link buildVirtiofsdArgs}, {@link buildNydusdArgs}). The system primitives underneath
+ * are `virtiofs-daemon/native`.
+ *
+ * @module virtiofs-daemon
+ */
 export type { DaemonExit, MountOption, VirtiofsDaemon } from './common/types.js';
 export {
   Virtiofsd,
@@ -29,11 +45,13 @@ export {
   requireIdmap,
   type IdRange,
   type Idmap,
+  type IdmapContext,
   type IdmapGuestUser,
   type IdmapHost,
   type IdmapOption,
   type IdmapPlan,
   type IdmapRanges,
+  type SubIdRange,
 } from './virtiofsd/idmap.js';
 export { runtimeDir } from './process/runtime-dir.js';
 export {
@@ -49,11 +67,14 @@ export {
   escapeLegacyOptionValue,
   normalizeCacheMode,
   type VirtiofsdLogLevel,
+  type VirtiofsdOptionKind,
+  type VirtiofsdOptionSpec,
+  type VirtiofsdOptionSpelling,
   type VirtiofsdTypedOptions,
 } from './virtiofsd/virtiofsd-args.js';
 export type { VirtiofsdFacts } from './virtiofsd/virtiofsd-probe.js';
 export { RUST_VIRTIOFSD_SINCE, type VirtiofsdRelease } from './common/virtiofsd-releases.js';
-export { checkExtraArgs, type ArgsTable, type ExtraArgsPolicy } from './common/extra-args.js';
+export { checkExtraArgs, type ArgsTable, type ExtraArgsClaims, type ExtraArgsPolicy } from './common/extra-args.js';
 export { MockVirtiofsDaemon, MOCK_PID, type MockVirtiofsDaemonOptions } from './mock.js';
 export {
   DaemonAdoptedError,
@@ -72,7 +93,14 @@ export {
   type HandleProof,
   type UntrustedReason,
 } from './common/errors.js';
-export { LineScanner, parseDaemonLine } from './process/lines.js';
+export {
+  LineScanner,
+  parseDaemonLine,
+  type DaemonLogLevel,
+  type LineInfo,
+  type LineScannerOptions,
+  type ParsedDaemonLine,
+} from './process/lines.js';
 export {
   MIN_NYDUSD_VERSION,
   detectNydusdVersion,
@@ -100,7 +128,9 @@ export {
   encodeQueryValue,
   type NydusFsMetrics,
   type DaemonInfo,
+  type NydusBuildInfo,
   type NydusClientOptions,
+  type NydusFsBackend,
   type NydusDaemonState,
   type NydusMountCmd,
 } from './nydusd/nydus-client.js';
@@ -113,7 +143,7 @@ export {
   type KataVirtiofsdOptions,
   type NydusExtraOption,
 } from './kata/kata.js';
-export { cgroup2Mount, ownCgroup, type CgroupStats } from './process/cgroup.js';
+export { cgroup2Mount, ownCgroup, type CgroupRecord, type CgroupStats } from './process/cgroup.js';
 export type { DaemonStats, FdWarnOptions } from './process/process-stats.js';
 export {
   daemonMetrics,

@@ -39,8 +39,15 @@ export class InvalidOptionError extends VirtiofsDaemonError {
  * (`ENOENT`), `errno` the negative number, `syscall` and `path` what was attempted.
  */
 export class SystemError extends VirtiofsDaemonError {
+  /** The negative errno (`-2` for `ENOENT`), as in Node's own system errors; {@link code} is its name. */
   readonly errno: number;
+  /**
+   * What failed: the system call (`bind`, `fchownat`, `pidfd_open`), or the step of a primitive
+   * that spans several (`spawn` for an exec failure, `clone3` or `cgroup.procs` for a cgroup the
+   * child could not be placed in).
+   */
   readonly syscall: string;
+  /** The path the call was made on (a socket file, a program, a trusted file); undefined when it took none. */
   readonly path: string | undefined;
   /** The option whose value the call was made with, when the error is about one. */
   readonly option: string | undefined;
@@ -117,6 +124,12 @@ export class NotSupportedError extends VirtiofsDaemonError {
  * `status` is the HTTP status (0 when there was no answer at all).
  */
 export class NydusApiError extends VirtiofsDaemonError {
+  /**
+   * The HTTP status nydusd answered with (`404`, `500`, or `200` with a body that is not the
+   * expected JSON); 0 when no status line arrived: `ERR_NYDUS_API_UNREACHABLE`,
+   * `ERR_NYDUS_API_TIMEOUT`, `ERR_NYDUS_API_PEER`, a request aborted by `close()`, or a
+   * connection that ended before, or with bytes that are not HTTP/1.1.
+   */
   readonly status: number;
   /** The server's `code` field, when its body was the documented `{code, message}`. */
   readonly apiCode: string | undefined;
@@ -158,6 +171,7 @@ export class DaemonGoneError extends VirtiofsDaemonError {
 
 /** `adopt()` of a daemon that another manager (or the one that started it) holds and that is alive. */
 export class DaemonAdoptedError extends VirtiofsDaemonError {
+  /** The pid the handle named: a live daemon whose adoption lock another manager holds. */
   readonly pid: number;
 
   constructor(pid: number, what: string) {

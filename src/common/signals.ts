@@ -47,7 +47,8 @@ export function requireSignalName(option: string, value: unknown): NodeJS.Signal
 
 /**
  * The number of a signal given by name or number. A name must be one Node knows; a number an
- * integer from 0 (no signal: a liveness probe) to {@link MAX_SIGNAL}. Else an {@link InvalidOptionError}.
+ * integer from 0 (no signal: a liveness probe) to 64 (SIGRTMAX on Linux). Else an {@link InvalidOptionError}
+ * naming `option`.
  */
 export function signalNumber(signal: NodeJS.Signals | number, option = 'signal'): number {
   if (typeof signal === 'number') {

@@ -35,6 +35,12 @@ export interface MountOption {
   prefetchFiles?: string[];
 }
 
+/**
+ * The contract every daemon of this package implements - {@link Virtiofsd}, {@link Nydusd} and
+ * the test stand-in {@link MockVirtiofsDaemon} - after Kata's `VirtiofsDaemon` interface
+ * (`Start(ctx, onQuit) (pid, error)`, `Stop`, `Mount`, `Umount`), with the exit status that
+ * Kata's callers never got. Code written against it runs against any of the three.
+ */
 export interface VirtiofsDaemon {
   /**
    * Start the daemon and resolve to its pid once it is ready to serve. `onQuit` is called

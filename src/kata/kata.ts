@@ -26,9 +26,16 @@ export interface KataVirtiofsConfig {
 
 /** What {@link fromKataConfig} returns: options for `new Virtiofsd({ ...it, socketPath, sourcePath })`. */
 export interface KataVirtiofsdOptions extends VirtiofsdTypedOptions {
+  /** `virtio_fs_daemon`, as given; absent when it is not set (then Virtiofsd looks one up). */
   path?: string;
+  /**
+   * `virtio_fs_cache`, or a cache flag of `virtio_fs_extra_args` (`--cache=`, `-o cache=`), as a
+   * {@link CacheMode} (`none` read as `never`, `''` as `auto`); absent when neither sets it.
+   */
   cache?: CacheMode;
+  /** true when `virtio_fs_extra_args` has `--syslog`; absent otherwise. */
   syslog?: boolean;
+  /** true when `virtio_fs_extra_args` has `-d` or `-o debug`; absent otherwise. */
   debug?: boolean;
 }
 
@@ -118,7 +125,7 @@ function meaningOf(unit: string, i: number, t: ReturnType<typeof spellings>): Me
       `virtio_fs_extra_args[${i}]`,
       owned
         ? `'${unit}' is the runtime's to set: pass the shared directory as sourcePath and the socket as socketPath`
-        : `'${unit}' has no typed equivalent here (see the option table in the README); ` +
+        : `'${unit}' has no typed equivalent here (see the option table in docs/options.md); ` +
             'drop it, or pass it through extraArgs to the one dialect that knows it',
     );
   }

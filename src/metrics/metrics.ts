@@ -24,13 +24,16 @@ import { describeValue } from '../common/describe.js';
 import { InvalidOptionError, VirtiofsDaemonError } from '../common/errors.js';
 import { NYDUS_STATS_FOPS, type NydusFsMetrics } from '../nydusd/nydus-client.js';
 import { Nydusd } from '../nydusd/nydusd.js';
+import type { Virtiofsd } from '../virtiofsd/virtiofsd.js';
 import type { DaemonStats } from '../process/process-stats.js';
 import { requireOptionsObject, readOptions, requireTimeout } from '../common/options.js';
 import { requireString } from '../common/validate.js';
 
 /** What daemonMetrics() needs of a registry: prom-client's `Registry` (or its global `register`). */
 export interface MetricsRegistry {
+  /** Add a metric, as prom-client's `Registry.registerMetric`; daemonMetrics() calls it for each of its families. */
   registerMetric(metric: never): void;
+  /** Remove the metric `name`, as prom-client's `Registry.removeSingleMetric`; {@link DaemonMetrics.close} calls it. */
   removeSingleMetric(name: string): void;
 }
 
@@ -69,9 +72,11 @@ export interface DaemonMetrics {
    * while it runs, its lifecycle in the counters and histograms. Track it before start() to
    * count its start (and its failure) and time it. It leaves on its own once it has ended
    * (exited, or its start failed); track it again for a later start. Tracking it again
-   * replaces its `id`. Returns the function that stops following it.
+   * replaces its `id`. Returns the function that stops following it. Throws an
+   * {@link InvalidOptionError} for anything but a Virtiofsd or Nydusd, or an `id` that is not a
+   * non-empty string.
    */
-  track(daemon: Daemon, options: TrackOptions): () => void;
+  track(daemon: Virtiofsd | Nydusd, options: TrackOptions): () => void;
   /** Stop following every daemon and remove every metric from the registry. */
   close(): void;
 }

@@ -98,6 +98,10 @@ export interface NydusFsMetrics {
   nr_opens: number;
   /** Bytes read from the filesystem. */
   data_read: number;
+  /**
+   * Read requests counted by size, 8 buckets: ≤1K, ≤4K, ≤16K, ≤64K, ≤128K, ≤512K, ≤1M, >1M
+   * (older nydusd releases fill the first five only, the fifth counting every read over 64K).
+   */
   block_count_read: number[];
   /** Successful operations, by {@link NYDUS_STATS_FOPS}. */
   fop_hits: number[];
@@ -105,10 +109,19 @@ export interface NydusFsMetrics {
   fop_errors: number[];
   /** Time spent in each operation, in microseconds, by {@link NYDUS_STATS_FOPS}. */
   fop_cumulative_latency_total: number[];
+  /**
+   * Operations counted by latency, 8 buckets: ≤200µs, ≤1ms, ≤20ms, ≤50ms, ≤500ms, ≤1s, ≤2s,
+   * >2s (older nydusd releases: ≤1ms, ≤20ms, ≤50ms, ≤100ms, ≤500ms, ≤1s, ≤2s, >2s). Counted only while
+   * `measure_latency` is on.
+   */
   read_latency_dist: number[];
+  /** Whether nydusd also counts per file (the RAFS configuration's `iostats_files`; off by default). */
   files_account_enabled: boolean;
+  /** Whether nydusd records each file's access pattern (the RAFS configuration's `access_pattern`). */
   access_pattern_enabled: boolean;
+  /** Whether nydusd records which files were read lately (the RAFS configuration's `latest_read_files`). */
   record_latest_read_files_enabled: boolean;
+  /** Whether latencies are measured (`read_latency_dist`, `fop_cumulative_latency_total`); nydusd turns it on. */
   measure_latency: boolean;
 }
 
@@ -143,9 +156,9 @@ export interface NydusMountCmd {
   prefetch_files?: string[];
 }
 
-/** Options of {@link NydusClient}. */
 const CLIENT_OPTION_KEYS = ['timeoutMs', 'maxResponseBytes', 'keepAlive', 'peerPid'] as const;
 
+/** Options of {@link NydusClient}. */
 export interface NydusClientOptions {
   /**
    * Time allowed for one request, from connecting to the last byte of the answer, in

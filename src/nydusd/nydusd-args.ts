@@ -8,13 +8,17 @@ import { InvalidOptionError } from '../common/errors.js';
 import { checkExtraArgs, type ExtraArgsPolicy } from '../common/extra-args.js';
 import { describeValue } from '../common/describe.js';
 
+/** nydusd's `--log-level` values. */
 export type NydusdLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 const LOG_LEVELS: readonly NydusdLogLevel[] = ['trace', 'debug', 'info', 'warn', 'error'];
 
 /** A nydusd version, as its `--version` reports it. */
 export interface NydusdVersion {
+  /** 2 in `v2.2.3`. */
   major: number;
+  /** 2 in `v2.1.3`: with `major`, what decides the command line (2.1 and later: `virtiofs`). */
   minor: number;
+  /** 3 in `v2.2.3`. */
   patch: number;
   /** What nydusd printed after `Version:`, e.g. `v2.2.3`. */
   text: string;
@@ -75,7 +79,9 @@ export function detectNydusdVersion(binary: string): Promise<NydusdVersion> {
 
 /** Everything nydusd's command line depends on. */
 export interface NydusdArgsInput {
+  /** The vhost-user socket (`--sock`), which nydusd binds itself. */
   sockPath: string;
+  /** The HTTP API socket (`--apisock`), which nydusd binds itself. */
   apiSockPath: string;
   /** `--log-level debug`; conflicts with a `logLevel` other than debug. @default false */
   debug?: boolean;

@@ -132,7 +132,7 @@ export interface NydusdOptions extends FdWarnOptions {
    * daemon or process can share it: it runs its first instruction there; stop() kills
    * everything in it (`cgroup.kill`, or each member by pidfd where there is none), descendants
    * that left the process group included, waits until it is empty and removes it;
-   * {@link Daemon.stats} reads it; the handle records it. The root of the hierarchy, anything
+   * {@link Nydusd.stats} reads it; the handle records it. The root of the hierarchy, anything
    * outside it and a directory without `cgroup.events` are refused. Checked at each start,
    * before anything is spawned; every refusal is an `InvalidOptionError` for `cgroup`.
    * @default none (the daemon stays in ours)
@@ -196,11 +196,17 @@ export interface NydusdAdoptOptions extends FdWarnOptions {
 export interface ResolvedNydusdOptions {
   /** undefined: $NYDUSD or a well-known path, looked up at each start. */
   path: string | undefined;
+  /** As given: a non-empty string of at most 107 bytes. Its directory is checked at each start. */
   sockPath: string;
+  /** As given, as `sockPath`; never the same file. */
   apiSockPath: string;
+  /** As given: a non-empty string without NUL. That it is a directory is checked at each start. */
   sourcePath: string;
+  /** A copy of `extraArgs`, taken once; `[]` when not given. Checked against `extraArgsPolicy` at each start. */
   extraArgs: string[];
+  /** `'verbatim'` when not given. */
   extraArgsPolicy: ExtraArgsPolicy;
+  /** false when not given. */
   debug: boolean;
   /** As given; buildNydusdArgs checks it (its default depends on debug). */
   logLevel: NydusdLogLevel | undefined;
@@ -208,17 +214,27 @@ export interface ResolvedNydusdOptions {
   threads: unknown;
   /** As given; checked at start, before the spawn. */
   version: string | undefined;
+  /** The caller's pino logger; undefined: the package's default one (pino on stderr, one per process). */
   logger: Logger | undefined;
+  /** In ms; 10000 when not given. */
   startTimeoutMs: number;
+  /** In ms; 1000 when not given. */
   probeTimeoutMs: number;
+  /** In ms; 30000 when not given. */
   apiTimeoutMs: number;
+  /** In ms; 5000 when not given. */
   stopTimeoutMs: number;
+  /** A copy of `env` without its undefined values; undefined: the daemon gets our environment. */
   env: Record<string, string> | undefined;
   /** undefined: no cgroup of its own. */
   cgroup: string | undefined;
+  /** false when not given; true only with a `cgroup`. */
   cgroupCreate: boolean;
+  /** `'manager'` when not given. */
   lifetime: Lifetime;
+  /** 0.8 when not given; 0: no warning. */
   fdWarnRatio: number;
+  /** In ms; 10000 when not given; 0: only stats() reads the daemon. */
   fdCheckIntervalMs: number;
 }
 
@@ -301,6 +317,19 @@ export function resolveNydusdOptions(options: object): ResolvedNydusdOptions {
   return resolved;
 }
 
+/**
+ * One nydusd in virtio-fs mode: it serves a guest over a vhost-user socket, shares `sourcePath`
+ * at `/containers` (passthrough_fs, mounted through its API before start() resolves), and
+ * mounts each container's RAFS image layer when asked ({@link Nydusd.mount}), pulling its data
+ * lazily. Unlike virtiofsd it binds its sockets itself (`sockPath`, `apiSockPath`): a stale
+ * socket file of a crashed run is removed first, and both files go when the daemon ends.
+ * nydusd 1.x and 2.0 (one flat command line, as Kata 2.4 pinned) and 2.1 and later (the
+ * `virtiofs` subcommand) are told apart by the version the binary reports.
+ *
+ * The constructor only reads and checks the options: nothing runs and nothing is created until
+ * start(). One daemon at a time per instance; an instance whose daemon has ended can be started
+ * again.
+ */
 export class Nydusd extends Daemon<ResolvedNydusdOptions> {
   private client: NydusClient | undefined;
   /** The sockets of an adopted nydusd, by identity: cleanup removes them only if they are still those. */
@@ -316,8 +345,10 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
 
   /**
    * Take over a running nydusd from its handle, as {@link Virtiofsd.adopt} does for virtiofsd:
-   * verified by pidfd before anything else, `ERR_INVALID_OPTION` / `ERR_DAEMON_GONE` /
-   * `ERR_DAEMON_ADOPTED` otherwise. mount()/umount() go to the API socket named in the handle.
+   * opened by pidfd and proven ours before anything else, and rejecting as that does
+   * (`ERR_INVALID_OPTION`, `ERR_DAEMON_GONE`, `ERR_HANDLE_UNPROVEN`, `ERR_DAEMON_NOT_PERMITTED`,
+   * `ERR_DAEMON_ADOPTED`). mount() and umount() go to the API socket named in the handle, and
+   * only while the process listening there is this nydusd.
    */
   static adopt(handle: unknown, options: NydusdAdoptOptions = {}): Promise<Nydusd> {
     // A throw in the executor rejects: every failure arrives as a rejection.
@@ -565,7 +596,12 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
    * `ERR_DAEMON_NOT_RUNNING` when nydusd is not running, or the request's {@link NydusApiError}.
    */
   async fsMetrics({ timeoutMs }: { timeoutMs?: number } = {}): Promise<
-    { mountpoint: string; metrics: NydusFsMetrics }[]
+    {
+      /** The RAFS mountpoint (`/rafs/<id>/lowerdir`), as it was mounted. */
+      mountpoint: string;
+      /** nydusd's counters of that filesystem. */
+      metrics: NydusFsMetrics;
+    }[]
   > {
     this.api(); // running, or ERR_DAEMON_NOT_RUNNING
     const client = new NydusClient(this.options.apiSockPath, {
@@ -585,7 +621,16 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     }
   }
 
-  /** Mount a container's RAFS image layer at `/rafs/<id>/lowerdir`. */
+  /**
+   * Mount a container's RAFS image layer at `opt.mountpoint`, which must be `/rafs/<id>/lowerdir`
+   * (`<id>` of letters, digits, `_`, `.` and `-`, not only dots): `source` is the layer's RAFS
+   * bootstrap, `config` the RAFS configuration as JSON text (registry credentials included, so
+   * it goes only to this nydusd's own API socket), `prefetchFiles` the image paths to prefetch.
+   * Resolves once nydusd has mounted it. Rejects with an {@link InvalidOptionError} for a bad
+   * mountpoint or field, or an unknown one, before anything is sent; `ERR_DAEMON_NOT_RUNNING`
+   * when nydusd is not running (or still starting); otherwise the request's
+   * {@link NydusApiError}, each request bounded by `apiTimeoutMs`.
+   */
   async mount(opt: MountOption): Promise<void> {
     // Read once: what is checked is what is sent.
     const given = requireOptionsObject('mount', opt, 'opt');
@@ -600,7 +645,10 @@ export class Nydusd extends Daemon<ResolvedNydusdOptions> {
     await this.api().mount(mountpoint, { fs_type: 'rafs', source, config: o.config, ...prefetch });
   }
 
-  /** Unmount the RAFS image layer at `/rafs/<id>/lowerdir`. */
+  /**
+   * Unmount the RAFS image layer at `mountpoint` (`/rafs/<id>/lowerdir`, checked as mount()
+   * checks it). Rejects as mount() does.
+   */
   async umount(mountpoint: string): Promise<void> {
     // The mountpoint first: a bad one is the caller's error whether or not nydusd runs.
     const m = this.checkMountpoint(mountpoint);

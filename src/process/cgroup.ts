@@ -73,7 +73,10 @@ export interface CgroupStats {
   pidsCurrent?: number;
 }
 
-/** A {@link Cgroup} as a daemon handle records it (JSON). */
+/**
+ * A daemon's own cgroup (the `cgroup` option) as its handle records it: where it is, and what
+ * the stop of an adopted daemon removes.
+ */
 export interface CgroupRecord {
   /** Absolute path of the cgroup directory. */
   path: string;

@@ -169,6 +169,11 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     return this.resolution.options;
   }
 
+  /**
+   * The daemon's pid from the moment it is spawned (before start() resolves) until its exit is
+   * seen; 0 before that (no start yet, or options still being checked) and from the exit on. An
+   * adopted daemon's pid is the handle's.
+   */
   get pid(): number {
     return this.proc?.pid ?? 0;
   }
@@ -199,7 +204,27 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     return this.starting !== undefined;
   }
 
-  /** Never throws: every failure, a bad option included, is a rejection. */
+  /**
+   * Start the daemon and resolve to its pid once it is ready to serve: virtiofsd once it says it
+   * waits for the VMM (at once after the spawn when it logs to syslog or above `info`, and so
+   * never says it: the socket is already listening), nydusd once its API answers `RUNNING` and
+   * the shared directory is mounted. The VMM can connect from then on.
+   *
+   * `onQuit` is called exactly once, when the daemon this call started has ended (reaped, its
+   * group empty, what start() created removed): with `requested: true` after our stop(), false
+   * when it quit or was killed by someone else. A start that rejects never calls it: the
+   * rejection reports that end.
+   *
+   * Never throws: every failure is a rejection, and by then everything the start created
+   * (socket, cgroup, process) is gone. {@link InvalidOptionError} for an option the constructor
+   * refused or one the file system refuses (the binary, the directories, a cgroup);
+   * {@link DaemonRunningError} while a start is pending or the daemon runs;
+   * {@link DaemonStartError} when the daemon exits (`ERR_DAEMON_EXITED`), is not ready within
+   * `startTimeoutMs` (`ERR_DAEMON_START_TIMEOUT`) or nydusd cannot mount the shared directory
+   * (`ERR_DAEMON_START`); {@link SystemError} for a failed system call (`EADDRINUSE`: a live
+   * listener holds the socket path); {@link UntrustedFileError} for a runtime directory or a
+   * QEMU descriptor someone else could have written.
+   */
   start(onQuit?: (exit: DaemonExit) => void): Promise<number> {
     if (this.starting || this.proc) return Promise.reject(new DaemonRunningError(this.name, this.pid));
     if (!this.resolution.ok) return Promise.reject(this.resolution.error);
@@ -234,6 +259,18 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     return traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit));
   }
 
+  /**
+   * Stop the daemon and remove what start() created (its socket files; its cgroup, when one was
+   * made for it). The first signal goes to the daemon's process group - virtiofsd's
+   * `stopSignal` (SIGKILL by default), nydusd's SIGTERM - and SIGKILL follows after
+   * `stopTimeoutMs` if it is still there; with a `cgroup`, SIGKILL reaches every process in it.
+   * Resolves once the daemon is reaped, its group (or cgroup) is empty or has outlived it by
+   * 5 s (logged as a warning), and onQuit has been called. A no-op when it is not running;
+   * while a start is pending it waits for that start to settle and stops what it started;
+   * concurrent calls share one stop. Rejects with `ERR_DAEMON_STOP_TIMEOUT` when the daemon has
+   * not exited 10 s after SIGKILL (stuck in the kernel, e.g. a hung mount); a later call tries
+   * again.
+   */
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
     const proc = this.proc;

@@ -32,10 +32,11 @@ export const HANDLE_FORMAT = 2;
  */
 export type HandleTrust = 'sealed' | 'caller';
 
+/** Which daemon a handle (or an instance: `daemon.kind`) is, and so which class's `adopt()` takes it. */
 export type DaemonKind = 'virtiofsd' | 'nydusd';
 
 /**
- * `'manager'` (default): the daemon dies with the manager that started it (see the README).
+ * `'manager'` (default): the daemon dies with the manager that started it (see docs/lifetime.md).
  * `'survive'`: it outlives its manager and can be adopted from its {@link DaemonHandle}.
  */
 export type Lifetime = 'manager' | 'survive';
@@ -52,28 +53,51 @@ export function checkLifetime(value: unknown): Lifetime {
 
 /** A socket file, by path and by identity (device and inode as decimal strings: JSON has no bigint). */
 export interface SocketRecord {
+  /** The socket file's absolute path. */
   path: string;
+  /** `st_dev` of the file, in decimal. */
   dev: string;
+  /**
+   * `st_ino` of the file, in decimal. With `dev` it names the file the daemon listens on: a file
+   * at `path` with another identity is someone else's, and is never removed or trusted.
+   */
   ino: string;
 }
 
+/**
+ * A record of a running daemon, as {@link Virtiofsd.handle} and {@link Nydusd.handle} return it:
+ * plain JSON data (store it with `JSON.stringify`) from which {@link Virtiofsd.adopt} or
+ * {@link Nydusd.adopt} takes the daemon over later - in this process, or in another one after a
+ * restart. It names the process by what a recycled pid cannot fake together (pid, start time,
+ * boot id, executable) and is sealed (see {@link DaemonHandle.seal}): pass it back unchanged.
+ * It holds no secret and none of our fds; keep it where only you can write all the same (a file
+ * in {@link runtimeDir}), since it says which process to signal.
+ */
 export interface DaemonHandle {
   /** {@link HANDLE_FORMAT}. */
   format: number;
   /** The uid the daemon runs as (its real and effective uid); only that user may adopt it. */
   uid: number;
+  /** Which daemon it is: only that class's `adopt()` takes the handle. */
   kind: DaemonKind;
+  /** The daemon's pid (the process the manager spawned, which leads its process group). */
   pid: number;
   /** Its process group (the daemon leads it: pgid = pid). */
   pgid: number;
-  /** Field 22 of /proc/<pid>/stat: clock ticks after boot at which the process started. */
+  /** Field 22 of `/proc/<pid>/stat`, in decimal: clock ticks after boot at which the process started. */
   startTime: string;
   /** /proc/sys/kernel/random/boot_id of the boot it runs in: pids and start times mean nothing in another. */
   bootId: string;
-  /** Device and inode of its executable (/proc/<pid>/exe), which a replaced process would not share. */
-  exe: { dev: string; ino: string };
+  /** Device and inode of its executable (`/proc/<pid>/exe`), which a replaced process would not share. */
+  exe: {
+    /** `st_dev` of the executable, in decimal. */
+    dev: string;
+    /** `st_ino` of the executable, in decimal. */
+    ino: string;
+  };
   /** The command line it was started with. */
   argv: string[];
+  /** The `lifetime` it was started with; the adopter keeps it, and records it in its own handle. */
   lifetime: Lifetime;
   /** The shared directory it serves (absolute). */
   sourcePath: string;
@@ -83,7 +107,12 @@ export interface DaemonHandle {
    * The read end of its output pipe, parked in the daemon itself (lifetime 'survive'): its fd
    * number there and the pipe's inode. Null when the daemon's output has no pipe to take over.
    */
-  log: { fd: number; pipeIno: string } | null;
+  log: {
+    /** The number of the parked read end in the daemon's fd table (above 2). */
+    fd: number;
+    /** `st_ino` of the pipe, in decimal: the adopter takes that fd only while it is still this pipe. */
+    pipeIno: string;
+  } | null;
   /** Its own cgroup (the `cgroup` option), which stop() empties and, when created for it, removes; else null. */
   cgroup: CgroupRecord | null;
   /**
@@ -140,7 +169,7 @@ export interface ProcessIdentity {
 }
 
 /**
- * The real, effective, saved and filesystem uids of process `pid` (/proc/<pid>/status), or null
+ * The real, effective, saved and filesystem uids of process `pid` (`/proc/<pid>/status`), or null
  * when there is no such process.
  */
 export function processUids(pid: number): number[] | null {

@@ -32,13 +32,15 @@ export interface LineScannerOptions {
    * Maximum number of bytes kept per line (excluding `\n` and a trailing
    * `\r`). Longer lines are cut at the last UTF-8 character boundary at or
    * before this many bytes, the rest is counted but not stored, and the marker
-   * from {@link truncationMarker} is appended. Must be a positive integer.
-   * Default 16384 (16 KiB).
+   * from `truncationMarker` is appended. A positive integer; anything else makes the
+   * constructor throw an {@link InvalidOptionError} for `maxLineBytes`.
+   * @default 16384 (16 KiB)
    */
   maxLineBytes?: number;
   /**
    * Builds the text appended to a truncated line from the number of discarded
-   * bytes. Default: `` n => ` …[truncated ${n} bytes]` ``.
+   * bytes.
+   * @default `` n => ` …[truncated ${n} bytes]` ``
    */
   truncationMarker?: (discardedBytes: number) => string;
 }
@@ -184,11 +186,15 @@ export class LineScanner {
   }
 }
 
-/** Levels produced by {@link parseDaemonLine}. */
+/**
+ * Levels produced by {@link parseDaemonLine}: pino's level names, so that a line can be logged at
+ * its own level (`logger[level](msg)`). `fatal` is a Rust panic.
+ */
 export type DaemonLogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 /** Result of {@link parseDaemonLine}. */
 export interface ParsedDaemonLine {
+  /** The line's level: its own when the daemon writes one, else as {@link parseDaemonLine} infers it. */
   level: DaemonLogLevel;
   /** The message without the daemon's timestamp/level/module prefix and without ANSI colour codes. */
   msg: string;

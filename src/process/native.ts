@@ -23,6 +23,8 @@
  * Trusted files (state files, keys, lock files): reached through the same walk, but stricter, as
  * OpenSSH's StrictModes: every directory on the way too must be one only root or we could have
  * changed, and the file is a regular file of root's or ours (see {@link readTrustedFile}).
+ *
+ * @module virtiofs-daemon/native
  */
 import { constants } from 'node:os';
 import { isMainThread } from 'node:worker_threads';
@@ -44,11 +46,21 @@ export interface ListeningSocket {
   fd: number;
   /** The path it is bound to. */
   path: string;
-  /** Device and inode of the socket file we created: later steps act on that file only. */
+  /** `st_dev` of the socket file we created. */
   dev: bigint;
+  /**
+   * `st_ino` of the socket file we created. With `dev`, what later steps ({@link unlinkSocket},
+   * {@link chownToParent}, {@link keepSocketFile}, teardown) check first: they act on that file
+   * only, never on whatever has replaced it at `path`.
+   */
   ino: bigint;
   /** With `chownTo: 'parent'`: the owner the socket file was given (its directory's). */
-  owner?: { uid: number; gid: number };
+  owner?: {
+    /** The file's owner now: its directory's. */
+    uid: number;
+    /** The file's group now: its directory's. */
+    gid: number;
+  };
 }
 
 /** What {@link listenUnix} takes besides the path. */
@@ -88,6 +100,12 @@ export interface ChildExit extends ExitStatus {
   coreDumped: boolean;
 }
 
+/**
+ * What {@link spawn} takes. The child gets exactly the fds of `fds` (every other fd of ours is
+ * closed in it, close-on-exec or not), an empty signal mask and every signal at its default
+ * disposition; its environment and working directory are ours unless `env` and `cwd` say
+ * otherwise.
+ */
 export interface SpawnOptions {
   /** Path of the program; not searched in PATH. */
   file: string;
@@ -126,16 +144,24 @@ export interface SpawnOptions {
    * @default 'clone'
    */
   cgroupMethod?: 'clone' | 'procs';
-  /**
-   * How long the child may live, beyond the teardown policy (see the module comment).
-   * - `deathSignal`: the child asks the kernel for this signal (`PR_SET_PDEATHSIG`) when the
-   *   **thread** that spawned it exits - the JS thread of this environment, main or worker, so
-   *   it fires even when this process is SIGKILLed and no teardown runs. A child whose spawner
-   *   died before it could ask exits at once. Default: none.
-   * - `detach`: environment teardown and process exit leave the child running instead of
-   *   killing it (its pidfd is closed). Default false.
-   */
-  lifetime?: { deathSignal?: NodeJS.Signals; detach?: boolean };
+  /** How long the child may live, beyond the teardown policy (see the module comment). */
+  lifetime?: {
+    /**
+     * The child asks the kernel for this signal (`PR_SET_PDEATHSIG`) when the **thread** that
+     * spawned it exits - the JS thread of this environment, main or worker, so it fires even
+     * when this process is SIGKILLed and no teardown runs. A child whose spawner died before it
+     * could ask exits at once. A name Node does not know throws an {@link InvalidOptionError}
+     * for `lifetime.deathSignal`.
+     * @default none
+     */
+    deathSignal?: NodeJS.Signals;
+    /**
+     * Environment teardown and process exit leave the child running instead of killing it (its
+     * pidfd is closed).
+     * @default false
+     */
+    detach?: boolean;
+  };
   /**
    * Called once, on this thread's event loop, when the child has exited. While it runs the
    * child is not yet reaped, so its pid and process-group id cannot be reused: a
@@ -147,6 +173,10 @@ export interface SpawnOptions {
 
 /** A child we spawned, held by pidfd until it is reaped. */
 export interface Child {
+  /**
+   * The child's pid. Ours while `exited` is false; once the child is reaped the number may name
+   * another process: signal through {@link Child.signal}, never by number.
+   */
   readonly pid: number;
   /** The pidfd, or -1 once the child is reaped (it is closed then). */
   readonly pidfd: number;
@@ -349,7 +379,12 @@ export function listenUnix(path: string, options: ListenOptions | number = {}): 
  * Give the socket file to the owner (uid and gid) of its directory, without following
  * symlinks and only while the file at the path is still the one we bound.
  */
-export function chownToParent(sock: ListeningSocket): { uid: number; gid: number } {
+export function chownToParent(sock: ListeningSocket): {
+  /** The owner the file was given: its directory's. */
+  uid: number;
+  /** The group the file was given: its directory's. */
+  gid: number;
+} {
   return call((a) => a.chownToParent(sock.path, sock.dev, sock.ino));
 }
 
@@ -381,7 +416,9 @@ export function socketListener(sock: { dev: bigint; ino: bigint }): bigint | nul
 export interface PeerCredentials {
   /** For a connection to a listening socket: the process that called listen(). */
   pid: number;
+  /** Its effective uid when it called listen() (or connect(), seen from the listener's side). */
   uid: number;
+  /** Its effective gid then. */
   gid: number;
 }
 
@@ -512,6 +549,7 @@ export function liveGroups(pgids: number[]): boolean[] {
 
 /** What /proc says about one process (see {@link processFacts}). */
 export interface ProcessFacts {
+  /** The pid asked about (the answers come in the order of the pids given). */
   pid: number;
   /**
    * Open file descriptors, from /proc/PID/fd without following any: the kernel's count (its
@@ -525,9 +563,11 @@ export interface ProcessFacts {
   fdLimit: number;
   /** Resident set size in bytes (/proc/PID/stat). */
   rssBytes: number;
+  /** Threads of the process (/proc/PID/stat). */
   threads: number;
   /** User + system CPU time in microseconds (/proc/PID/stat utime + stime). */
   cpuUsec: number;
+  /** Its process group id (/proc/PID/stat). */
   pgid: number;
   /** Clock ticks after boot at which it started: with the pid, it names one process. */
   startTime: number;
@@ -621,6 +661,7 @@ export interface ForeignExit extends ChildExit {
  * pidfd only (its group too, with `PIDFD_SIGNAL_PROCESS_GROUP`), never by number.
  */
 export interface OpenProcess {
+  /** The pid it was opened by. The pidfd keeps naming that process even once the number is reused. */
   readonly pid: number;
   /** The pidfd, or -1 once released. */
   readonly pidfd: number;
@@ -637,9 +678,11 @@ export interface OpenProcess {
   exitInfo(): ForeignExit | null;
   /** A copy of the process's fd `targetFd` (`pidfd_getfd`), close-on-exec. Ours to close. */
   getfd(targetFd: number): number;
+  /** Keep the event loop alive while {@link OpenProcess.watch} waits for the exit (the default). Before watch(), a no-op. */
   ref(): void;
+  /** Let the event loop end while {@link OpenProcess.watch} waits for the exit. Before watch(), a no-op. */
   unref(): void;
-  /** Stop watching and close the pidfd, which drops the lock. Idempotent. */
+  /** Stop watching and close the pidfd (`pidfd` reads -1 then). Idempotent. */
   release(): void;
 }
 

@@ -51,7 +51,13 @@ export interface IdRange {
 
 /** The explicit form of {@link IdmapOption}: the ranges of uids and of gids, both required. */
 export interface IdmapRanges {
+  /**
+   * The uid ranges: 1 to 340 (the kernel's limit), no two overlapping on the guest side or on
+   * the host side. As an unprivileged user, the host ids must be your own uid (count 1) or
+   * within your /etc/subuid ranges.
+   */
   uid: readonly IdRange[];
+  /** The gid ranges, as `uid` (your own gid, or your /etc/subgid ranges). */
   gid: readonly IdRange[];
 }
 
@@ -74,28 +80,53 @@ export type IdmapOption = 'auto' | IdmapGuestUser | IdmapRanges;
 
 /** {@link IdmapOption} checked and normalised. */
 export type Idmap =
-  | { form: 'auto' }
-  | { form: 'guestUser'; uid: number; gid: number }
-  | { form: 'ranges'; uid: IdRange[]; gid: IdRange[] };
+  | {
+      /** `'auto'`: guest 0 is the daemon's user, guest 1 and up its first /etc/subuid (/etc/subgid) range. */
+      form: 'auto';
+    }
+  | {
+      /** The {@link IdmapGuestUser} preset. */
+      form: 'guestUser';
+      /** The guest uid of the daemon's user (`guestUser`). */
+      uid: number;
+      /** The guest gid of the daemon's group (`guestGroup`, else `guestUser`). */
+      gid: number;
+    }
+  | {
+      /** Explicit {@link IdmapRanges}. */
+      form: 'ranges';
+      /** The uid ranges, each checked, none overlapping another. */
+      uid: IdRange[];
+      /** The gid ranges, each checked, none overlapping another. */
+      gid: IdRange[];
+    };
 
 /** A range of subordinate ids of /etc/subuid or /etc/subgid. */
 export interface SubIdRange {
+  /** The first id of the range. */
   start: number;
+  /** How many ids, at least 1. */
   count: number;
 }
 
 /** What the host says that the mapping depends on (see {@link readIdmapHost}). */
 export interface IdmapHost {
-  /** The ids the daemon will run as (ours). */
+  /** The uid the daemon will run as: ours. 0 (root) maps with `--translate-uid`, any other with `--uid-map`. */
   euid: number;
+  /** The gid the daemon will run as: ours. */
   egid: number;
   /** The name of `euid` (/etc/subuid names users by name or uid), null when it has none. */
   user: string | null;
-  /** The user's ranges in /etc/subuid and /etc/subgid, in file order. */
+  /** The user's ranges in /etc/subuid, in file order; none when it has none there, or there is no such file. */
   subuid: SubIdRange[];
+  /** The user's ranges in /etc/subgid, as `subuid`. */
   subgid: SubIdRange[];
-  /** What the kernel shows for an unmapped id (/proc/sys/kernel/overflowuid, overflowgid). */
+  /**
+   * What the kernel shows for an unmapped uid (/proc/sys/kernel/overflowuid; 65534 when it
+   * cannot be read): as root, the host uids no range maps are shown to the guest as this.
+   */
   overflowUid: number;
+  /** The same for gids (/proc/sys/kernel/overflowgid). */
   overflowGid: number;
   /** The Rust virtiofsd's version (`1.13.2`), null when unknown: then nothing is refused for its release. */
   rustVersion: string | null;
@@ -103,9 +134,17 @@ export interface IdmapHost {
 
 /** How the daemon maps ids: its arguments, and the helpers it will run. */
 export interface IdmapPlan {
+  /**
+   * `uid-map`: the user namespace of virtiofsd's namespace sandbox (`--uid-map`/`--gid-map`),
+   * for an unprivileged user; `translate`: virtiofsd's own translation
+   * (`--translate-uid`/`--translate-gid`, unmapped ids forbidden or squashed), for root.
+   */
   mechanism: 'uid-map' | 'translate';
+  /** The uid ranges mapped, the form expanded (`'auto'` and the preset as the ranges they stand for). */
   uid: IdRange[];
+  /** The gid ranges mapped, as `uid`. */
   gid: IdRange[];
+  /** The daemon's arguments that make the mapping, in command-line order. */
   args: string[];
   /** The setuid helpers virtiofsd runs to write the maps (unprivileged, beyond one's own id). */
   helpers: ('newuidmap' | 'newgidmap')[];
@@ -298,7 +337,9 @@ export function readIdmapHost(rustVersion: string | null = null): IdmapHost {
     egid,
     user,
     subuid: readSubIds('/etc/subuid', user, euid),
-    subgid: readSubIds('/etc/subgid', user, egid),
+    // /etc/subgid names its owner as /etc/subuid does: by user name or uid, never by gid
+    // (shadow's newgidmap matches the calling user's name and uid).
+    subgid: readSubIds('/etc/subgid', user, euid),
     overflowUid: readOverflow('/proc/sys/kernel/overflowuid'),
     overflowGid: readOverflow('/proc/sys/kernel/overflowgid'),
     rustVersion,

@@ -12,7 +12,23 @@ import { describeValue } from '../common/describe.js';
 import { planIdmap, readIdmapHost, requireIdmap, type IdmapHost, type IdmapOption, type IdmapPlan } from './idmap.js';
 import { compareVersions, releaseProblem, type VirtiofsdRelease } from '../common/virtiofsd-releases.js';
 
+/**
+ * How the guest caches what it reads of the share (virtiofsd's `--cache`, legacy `-o cache=`):
+ * - `auto`: metadata and lookups expire after a timeout (1 s); file data is cached while the
+ *   file is open (close-to-open consistency).
+ * - `always`: metadata, lookups and data are cached and never expire: for a share nobody but
+ *   the guest changes.
+ * - `never`: nothing is cached; every access goes to the host (what another writer of the
+ *   directory needs). The legacy daemon calls it `none`.
+ * - `metadata`: metadata and lookups are cached and never expire, data is not (the Rust
+ *   virtiofsd only).
+ */
 export type CacheMode = 'auto' | 'always' | 'never' | 'metadata';
+/**
+ * Which command line a virtiofsd speaks: `rust`, the Rust virtiofsd (what distributions ship
+ * since QEMU 8.0 dropped the C one; any release), or `legacy`, the C virtiofsd of QEMU ≤ 7.2,
+ * which runs only as root.
+ */
 export type Dialect = 'rust' | 'legacy';
 
 /** The cache modes, and the other names callers use for them (Kata's seed: `none`; Kata's valid(): `''`). */
@@ -145,7 +161,9 @@ export interface VirtiofsdTypedOptions {
 
 /** Everything the command line depends on. */
 export interface VirtiofsdArgsInput extends VirtiofsdTypedOptions {
+  /** Which command line to build (see {@link detectDialect} to ask a binary). */
   dialect: Dialect;
+  /** The shared directory, as the daemon will be given it (not checked here: nothing is touched). */
   sourcePath: string;
   /** `none` is another name for `never`, `''` for `auto` (as Kata). @default 'auto' */
   cache?: CacheMode | 'none' | '';
@@ -162,7 +180,10 @@ export interface VirtiofsdArgsInput extends VirtiofsdTypedOptions {
    * it lacks is refused, naming the option, its version and the first release that has it.
    * @default unknown: nothing is refused for the release
    */
-  release?: VirtiofsdRelease & { binary?: string };
+  release?: VirtiofsdRelease & {
+    /** The binary that was asked, named in each refusal. */
+    binary?: string;
+  };
   /** Guest ↔ host id mapping (see {@link IdmapOption}); the Rust daemon only. @default none */
   idmap?: IdmapOption;
   /**
@@ -173,18 +194,28 @@ export interface VirtiofsdArgsInput extends VirtiofsdTypedOptions {
   idmapHost?: IdmapHost;
 }
 
-type Kind = 'bool' | 'uint' | 'string' | readonly string[];
+/**
+ * The values a typed option takes: `bool` (true or false), `uint` (a whole number ≥ 0), `string`
+ * (non-empty, without NUL), or one of a list of strings.
+ */
+export type VirtiofsdOptionKind = 'bool' | 'uint' | 'string' | readonly string[];
 
 /**
  * How one dialect spells a typed option. `on`/`off` for booleans (absent: no such spelling, then
  * `dflt` says which value is the same as saying nothing); `value` for the others (absent: the
  * dialect has none, `same` lists values that are its fixed behaviour and so need no spelling).
+ * A value the dialect cannot express is refused, with `why`.
  */
-interface Spelling {
+export interface VirtiofsdOptionSpelling {
+  /** The arguments that say `true` (`[]`: nothing to add; absent: the dialect cannot say it). */
   on?: string[];
+  /** The arguments that say `false` (`[]`: nothing to add; absent: the dialect cannot say it). */
   off?: string[];
+  /** The value the daemon has when nothing is said: that value, when it has no spelling, is passed as nothing. */
   dflt?: boolean;
+  /** The arguments for a (checked) non-boolean value; `[]` means this value cannot be expressed. */
   value?: (v: string) => string[];
+  /** Values that are the dialect's fixed behaviour: accepted, and passed as nothing. */
   same?: readonly string[];
   /** Why the dialect cannot express it, for the error. */
   why?: string;
@@ -192,16 +223,28 @@ interface Spelling {
    * Rust releases before `version` behave as `value` with no flag for it (and lack the flag
    * that says so): that value is spelled as nothing there.
    */
-  before?: { version: string; value: boolean };
+  before?: {
+    /** The first Rust release with the flag. */
+    version: string;
+    /** What older releases always do. */
+    value: boolean;
+  };
 }
 
-interface OptionSpec {
-  kind: Kind;
-  legacy: Spelling;
-  rust: Spelling;
+/** One row of {@link VIRTIOFSD_OPTIONS}: what a typed option takes, and how each dialect spells it. */
+export interface VirtiofsdOptionSpec {
+  /** The values it takes. */
+  kind: VirtiofsdOptionKind;
+  /** How the legacy C virtiofsd spells it (mostly `-o name` / `-o no_name`). */
+  legacy: VirtiofsdOptionSpelling;
+  /** How the Rust virtiofsd spells it (`--flag`, `--flag=value`). */
+  rust: VirtiofsdOptionSpelling;
 }
 
-/** Legacy `-o` values are split on commas by the C parser: `\` and `,` are escaped (one level is right). */
+/**
+ * `value` escaped for a legacy `-o` option: the C parser splits `-o` values on commas, so each
+ * backslash and comma gets a backslash before it (one level is right).
+ */
 export function escapeLegacyOptionValue(value: string): string {
   return value.replace(/[\\,]/g, (c) => `\\${c}`);
 }
@@ -210,8 +253,13 @@ const o = (opt: string) => ['-o', opt];
 const LEGACY_LEVEL: Readonly<Record<string, string>> = { error: 'err', warn: 'warn', info: 'info', debug: 'debug' };
 const MODCAPS = /^[+-][a-z_]+(?::[+-][a-z_]+)*$/;
 
-/** The option table; its order is the order in the command line. README's table follows it. */
-export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, OptionSpec>> = {
+/**
+ * The typed options ({@link VirtiofsdTypedOptions}), each with the values it takes and how each
+ * dialect spells it: the one table that {@link buildVirtiofsdArgs}, its refusals and
+ * {@link fromKataConfig}'s reading of Kata's extra arguments are made from. Its order is the order
+ * in the command line. For tools that show what each dialect supports; not to be changed.
+ */
+export const VIRTIOFSD_OPTIONS: Readonly<Record<keyof VirtiofsdTypedOptions, VirtiofsdOptionSpec>> = {
   threadPoolSize: {
     kind: 'uint',
     legacy: { value: (v) => [`--thread-pool-size=${v}`] },
@@ -370,7 +418,7 @@ export function normalizeCacheMode(cache: unknown): CacheMode {
   );
 }
 
-function checkValue(name: string, kind: Kind, value: unknown): string {
+function checkValue(name: string, kind: VirtiofsdOptionKind, value: unknown): string {
   if (kind === 'bool') {
     if (typeof value !== 'boolean')
       throw new InvalidOptionError(name, `must be true or false, got ${describeValue(value)}`);
@@ -433,12 +481,15 @@ function spell(
 /**
  * The daemon's arguments (after argv[0]) for a socket at fd 3. Pure: no file is touched.
  * - legacy: `-o cache=<c> -o no_posix_lock -o source=<dir> --fd=3 -f` (`-d` with debug); the
- *   C option parser splits `-o` values on commas, so `\` and `,` in values are escaped,
+ *   C option parser splits `-o` values on commas, so backslashes and commas in values are escaped,
  *   and `never` is spelled `none` there.
  * - rust: `--cache=<c> --shared-dir=<dir> --fd=3` (`--log-level=debug` with debug).
  * `--syslog` comes first when asked for, then the above, then the typed options in the order of
- * {@link VIRTIOFSD_OPTIONS}, then `idmap`'s (see idmap.ts), `extraArgs` last (checked against `extraArgsPolicy`: under `known`
- * and `safe` none may re-set what the library or a typed option set here, see {@link typedClaims}).
+ * {@link VIRTIOFSD_OPTIONS}, then `idmap`'s (see {@link IdmapOption}), `extraArgs` last, checked against
+ * `extraArgsPolicy`: under `known` and `safe` none may re-set what the library or a typed option set
+ * here - a setting a typed option writes, in any spelling the dialect has; `xattr` when xattrmap,
+ * posixAcl or securityLabel turn it on; the log level with `debug`; the id-mapping flags (and, for
+ * a user namespace map, the sandbox) with `idmap`.
  * Throws {@link InvalidOptionError} for a bad cache mode, a typed option the dialect cannot
  * express, or an extra argument the policy refuses.
  */

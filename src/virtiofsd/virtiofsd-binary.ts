@@ -160,6 +160,7 @@ function containsBytes(file: string, needle: Buffer): boolean {
 
 /** A virtiofsd to run, and how it was found. */
 export interface FoundVirtiofsd {
+  /** The program to run, as it was given or found (not resolved through symlinks). */
   binary: string;
   /** How it was found, for messages: `path`, `$VIRTIOFSD`, the descriptor file, or `a well-known path`. */
   from: string;
@@ -195,9 +196,11 @@ export function legacyNeedsRoot(option: string, binary: string, euid: number, fr
  * then the first of `wellKnown`, skipping programs that are not there. Among those found, the
  * first that is not the legacy C daemon wins: the legacy daemon (removed from QEMU in 8.0) is
  * taken only when it is all there is, and then only by root - as any other user it is refused
- * ({@link legacyNeedsRoot}) before anything runs. `explicit` and $VIRTIOFSD are taken as they
+ * before anything runs, with an {@link InvalidOptionError} for `path` that says how to get the
+ * Rust one. `explicit` and $VIRTIOFSD are taken as they
  * are (the caller checks them against the effective uid). Throws an {@link InvalidOptionError}
- * for `path` (or `$VIRTIOFSD`) when nothing is found.
+ * for `path` (or `$VIRTIOFSD`) when nothing is found, and what {@link vhostUserBackends} throws
+ * for a descriptor it cannot trust or read.
  */
 export function findVirtiofsd(
   explicit: string | undefined,

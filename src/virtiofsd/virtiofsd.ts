@@ -195,7 +195,7 @@ export interface VirtiofsdOptions extends VirtiofsdTypedOptions, FdWarnOptions {
    * daemon or process can share it: it runs its first instruction there; stop() kills
    * everything in it (`cgroup.kill`, or each member by pidfd where there is none), descendants
    * that left the process group included, waits until it is empty and removes it;
-   * {@link Daemon.stats} reads it; the handle records it. The root of the hierarchy, anything
+   * {@link Virtiofsd.stats} reads it; the handle records it. The root of the hierarchy, anything
    * outside it and a directory without `cgroup.events` are refused. Checked at each start,
    * before anything is spawned; every refusal is an `InvalidOptionError` for `cgroup`.
    * @default none (the daemon stays in ours)
@@ -238,23 +238,43 @@ export interface ResolvedVirtiofsdOptions {
   path: string | undefined;
   /** undefined: the default in the runtime directory ({@link Virtiofsd.socketPath}). */
   socketPath: string | undefined;
+  /** As given: a non-empty string without NUL. That it is a directory is checked at each start. */
   sourcePath: string;
+  /** The cache mode, its other names resolved (`none` is `never`, `''` is `auto`); `'auto'` when not given. */
   cache: CacheMode;
+  /**
+   * A copy of `extraArgs`, taken once (a later change to the caller's array does not reach the
+   * daemon); `[]` when not given. Checked against `extraArgsPolicy` at each start, once the
+   * dialect is known.
+   */
   extraArgs: string[];
+  /** `'verbatim'` when not given. */
   extraArgsPolicy: ExtraArgsPolicy;
+  /** `'auto'` (the binary is asked at each start, once per binary) when not given. */
   dialect: 'auto' | Dialect;
+  /** false when not given. */
   syslog: boolean;
+  /** false when not given. */
   debug: boolean;
+  /** The caller's pino logger; undefined: the package's default one (pino on stderr, one per process). */
   logger: Logger | undefined;
+  /** In ms; 10000 when not given. */
   startTimeoutMs: number;
+  /** `'SIGKILL'` when not given. */
   stopSignal: NodeJS.Signals;
+  /** In ms; 5000 when not given. */
   stopTimeoutMs: number;
+  /** A copy of `env` without its undefined values; undefined: the daemon gets our environment. */
   env: Record<string, string> | undefined;
   /** undefined: no cgroup of its own. */
   cgroup: string | undefined;
+  /** false when not given; true only with a `cgroup`. */
   cgroupCreate: boolean;
+  /** `'manager'` when not given. */
   lifetime: Lifetime;
+  /** 0.8 when not given; 0: no warning. */
   fdWarnRatio: number;
+  /** In ms; 10000 when not given; 0: only stats() reads the daemon. */
   fdCheckIntervalMs: number;
   /** The typed daemon options as given (read once); buildVirtiofsdArgs checks them against the dialect. */
   typed: VirtiofsdTypedOptions;
@@ -416,6 +436,25 @@ export async function probeVirtiofsd(path?: string): Promise<VirtiofsdFacts> {
   return askVirtiofsd(binary, 'path', 'is it virtiofsd? (expected "virtiofsd version <qemu>" or "virtiofsd <semver>")');
 }
 
+/**
+ * One virtiofsd: the host side of a virtio-fs share, serving `sourcePath` to one VM over a
+ * vhost-user socket. Either dialect - the Rust virtiofsd, or the legacy C one of QEMU ≤ 7.2,
+ * which runs only as root - told apart by asking the binary. The library creates the socket,
+ * listens on it and hands it to the daemon as fd 3 (as Kata does), so the VMM can connect as
+ * soon as start() resolves; the socket file goes when the daemon ends.
+ *
+ * The constructor only reads and checks the options: nothing runs and nothing is created until
+ * start(). One daemon at a time per instance; an instance whose daemon has ended can be started
+ * again.
+ *
+ * ```ts
+ * const daemon = new Virtiofsd({ sourcePath: '/srv/share' });
+ * await daemon.start((exit) => console.warn('virtiofsd ended', exit));
+ * const qemu = spawn('qemu-system-x86_64', [...daemon.qemuArgs({ tag: 'share', memory: '2G' }), ...vmArgs]);
+ * // ...
+ * await daemon.stop();
+ * ```
+ */
 export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   /** Our socket file while the daemon runs: what cleanup removes and the handle records. */
   private socket: Pick<ListeningSocket, 'path' | 'dev' | 'ino'> | undefined;
@@ -436,9 +475,15 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
    * from its JSON), in this process or another: the result behaves as a started daemon (`pid`,
    * `stop()`, onQuit once) and its output continues through `logger`, lines logged while it
    * had no manager first. The process is opened by pidfd first and only then compared with the
-   * handle, so a pid that now names another process is never signalled. Rejects with
-   * `ERR_INVALID_OPTION` (not a handle), `ERR_DAEMON_GONE` (exited, pid reused, another boot)
-   * or `ERR_DAEMON_ADOPTED` (another live manager holds it).
+   * handle, so a pid that now names another process is never signalled; and it must prove to be
+   * a daemon this library started for us (the handle's seal, its uid, its output pipe, its
+   * socket) before anything is signalled, unlinked or sent. Rejects with
+   * {@link InvalidOptionError} (`ERR_INVALID_OPTION`: not a handle, or a bad option),
+   * {@link DaemonGoneError} (`ERR_DAEMON_GONE`: exited, pid reused, another boot),
+   * {@link HandleProofError} (`ERR_HANDLE_UNPROVEN`: a seal that does not match, a process that
+   * does not hold what the handle names), {@link DaemonNotPermittedError}
+   * (`ERR_DAEMON_NOT_PERMITTED`: it runs as another user) or {@link DaemonAdoptedError}
+   * (`ERR_DAEMON_ADOPTED`: another live manager holds it).
    */
   static adopt(handle: unknown, options: VirtiofsdAdoptOptions = {}): Promise<Virtiofsd> {
     // A throw in the executor rejects: every failure arrives as a rejection.
@@ -654,12 +699,17 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     return { socketPath: this.socketPath, sourcePath: this.options.sourcePath };
   }
 
+  /**
+   * Rejects with {@link NotSupportedError} (`ERR_NOT_SUPPORTED`): virtiofsd serves the one
+   * directory it was started with. Filesystems mounted on request are nydusd's ({@link Nydusd.mount}).
+   */
   mount(_opt: MountOption): Promise<void> {
     return Promise.reject(
       new NotSupportedError('virtiofsd does not mount filesystems on request; mount() is for nydusd'),
     );
   }
 
+  /** Rejects with {@link NotSupportedError} (`ERR_NOT_SUPPORTED`), as {@link Virtiofsd.mount} does. */
   umount(_mountpoint: string): Promise<void> {
     return Promise.reject(
       new NotSupportedError('virtiofsd does not unmount filesystems on request; umount() is for nydusd'),

@@ -1,7 +1,7 @@
 'use strict';
 /**
- * A Node process that test/native.test.js starts with a hand-made fd table, to run the
- * library from there: `node inner.js <scenario> <json args>`. Results go, as JSON, to
+ * A Node process that the native tests start with a hand-made fd table (util.js runInner), to
+ * run the library from there: `node inner.js <scenario> <json args>`. Results go, as JSON, to
  * args.result (stdout and stdin may be part of the arranged fd table).
  *
  * Node opens everything close-on-exec, but fds a parent placed in our table (stdio

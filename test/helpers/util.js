@@ -2,7 +2,9 @@
 /**
  * The one home of the helpers every test file shares: temp directories, waiting and sleeping,
  * what /proc says about us and our children (fds, RSS, zombies), capturing and counting loggers,
- * and the checks of the error contract (rejection, settle, assertTyped). Also where the probe is and running it through the library's spawn (native tests).
+ * and the checks of the error contract (rejection, settle, assertTyped). Also, for the native tests:
+ * where the probe is and running it through the library's spawn, a socket in a temp dir, and
+ * a Node process with a hand-made fd table (runInner, test/helpers/inner.js).
  * test/helpers/daemons.js adds the real daemons and their process groups on top of this.
  */
 const fs = require('node:fs');
@@ -15,6 +17,8 @@ const root = path.resolve(__dirname, '..', '..');
 const probePath = path.join(root, 'build', 'helpers', 'probe');
 /** The compiled library module (npm run build:ts). */
 const nativeModulePath = path.join(root, 'dist', 'process', 'native.js');
+/** A Node process that runs the library from a hand-made fd table (see runInner). */
+const innerScript = path.join(__dirname, 'inner.js');
 
 /** O_CLOEXEC and O_NONBLOCK as /proc/<pid>/fdinfo shows them (octal "flags:"). */
 const O_CLOEXEC = 0o2000000;
@@ -136,6 +140,61 @@ function runProbe({
       }
     }
   });
+}
+
+/**
+ * Throw, naming the fix, when the probe is not built: the native tests spawn it, and would
+ * otherwise each fail with a bare ENOENT.
+ */
+function requireProbe() {
+  if (!fs.existsSync(probePath)) {
+    throw new Error(
+      `${probePath} is missing: run npm run build:helpers (after node-gyp rebuild, which empties build/)`,
+    );
+  }
+}
+
+/** Resolve at the next turn of the loop, after the I/O callbacks already due (an onExit, say). */
+function tick() {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A listening socket (the library's listenUnix) in a fresh temp dir, closed and unlinked after the test. */
+function listenInTemp(t, name = 'test.sock') {
+  const native = require(nativeModulePath);
+  const sock = native.listenUnix(path.join(tempDir(t), name));
+  t.after(() => {
+    native.closeFd(sock.fd);
+    native.unlinkSocket(sock);
+  });
+  return sock;
+}
+
+/**
+ * Run test/helpers/inner.js in a Node process whose fd table is `stdio` (as for
+ * child_process.spawn) and return its JSON result. stdio[2] should be 'pipe' (collected
+ * for the failure message).
+ */
+function runInner(t, scenario, args, stdio, timeoutMs = 20000) {
+  const assert = require('node:assert/strict');
+  const cp = require('node:child_process');
+  const result = path.join(tempDir(t, 'vfsd-inner-'), 'result.json');
+  const r = cp.spawnSync(process.execPath, [innerScript, scenario, JSON.stringify({ ...args, result })], {
+    stdio,
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+  });
+  const stderr = r.stderr ? r.stderr.toString() : '';
+  assert.equal(
+    r.error,
+    undefined,
+    `inner node (${scenario}) did not finish within ${timeoutMs} ms: ${r.error}\n${stderr}`,
+  );
+  const out = readReport(result);
+  assert.ok(out, `inner node (${scenario}) wrote no result; status ${r.status}, signal ${r.signal}\n${stderr}`);
+  assert.equal(out.error, undefined, `inner node (${scenario}) failed:\n${out.error}\n${stderr}`);
+  assert.equal(r.status, 0, `inner node (${scenario}) exited with ${r.status}/${r.signal}\n${stderr}`);
+  return out;
 }
 
 /**
@@ -431,6 +490,7 @@ module.exports = {
   isSocket,
   isZombieOrGone,
   killIfAlive,
+  listenInTemp,
   liveChildren,
   nativeModulePath,
   probePath,
@@ -440,6 +500,8 @@ module.exports = {
   rejection,
   root,
   rssMiB,
+  requireProbe,
+  runInner,
   runProbe,
   script,
   settle,
@@ -450,6 +512,7 @@ module.exports = {
   tempDir,
   tempReportPath,
   threadCount,
+  tick,
   waitFor,
   waitForReport,
   withTimeout,
