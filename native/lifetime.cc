@@ -199,7 +199,8 @@ Napi::Value Adoptee::Unref(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// release(): stop watching and close the pidfd (dropping the adoption lock with it).
+// release(): stop watching and close the pidfd. (The adoption lock is not tied to it: it is a byte
+// lock on the runtime directory's adoption.lock, released by the TS layer.)
 Napi::Value Adoptee::Release(const Napi::CallbackInfo& info) {
   StopWatching();
   on_exit_.Reset();
