@@ -21,10 +21,12 @@ const binDir = process.env.BENCH_BIN_DIR || path.join(root, 'build', 'helpers');
 function lib(from = root) {
   const addon = process.env.BENCH_ADDON;
   if (from !== root) {
-    // Another checkout (bench/density.js's BENCH_BEFORE): its own dist/ and its own addon.
+    // Another checkout (bench/density.js's BENCH_BEFORE): its own dist/ and its own addon, in
+    // folders by layer, or flat as before issue 20 moved them.
+    const layered = fs.existsSync(path.join(from, 'dist', 'process', 'native.js'));
     return {
-      native: require(path.join(from, 'dist', 'process', 'native.js')),
-      virtiofsd: require(path.join(from, 'dist', 'virtiofsd', 'virtiofsd.js')),
+      native: require(path.join(from, 'dist', ...(layered ? ['process'] : []), 'native.js')),
+      virtiofsd: require(path.join(from, 'dist', ...(layered ? ['virtiofsd'] : []), 'virtiofsd.js')),
     };
   }
   if (addon) {
