@@ -48,6 +48,30 @@ function value(families, family, labels) {
 }
 
 /** A labelled histogram's _count, from the text (see the file comment). */
+/**
+ * d.stats() taken between two scrapes of the open_fds and threads gauges that agree with each
+ * other (up to 50 tries, 50 ms apart), with those gauges' values as `scraped`.
+ */
+async function bracketed(registry, d, labels) {
+  const gauges = async () => {
+    const { families } = await scrape(registry);
+    return {
+      open_fds: value(families, 'virtiofs_daemon_open_fds', labels),
+      threads: value(families, 'virtiofs_daemon_threads', labels),
+    };
+  };
+  let last;
+  for (let i = 0; i < 50; i++) {
+    const before = await gauges();
+    const stats = await d.stats();
+    const after = await gauges();
+    last = { before, after };
+    if (before.open_fds === after.open_fds && before.threads === after.threads) return { ...stats, scraped: after };
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.fail(`the daemon's fds and threads never held still across two scrapes: ${JSON.stringify(last)}`);
+}
+
 function histogramCount(text, family, labels) {
   const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
   const line = text.split('\n').find((l) => l.startsWith(`${family}_count{`) && want.every((w) => l.includes(w)));
@@ -172,10 +196,11 @@ describe('per-daemon gauges, lifecycle counters and histograms, on both real vir
       const labels = { kind: 'virtiofsd', dialect, id: `vm-${dialect}` };
       for (const g of GAUGES)
         assert.equal(samples(families, `virtiofs_daemon_${g}`, labels).length, 1, `${g} ${dialect}`);
-      // What the gauges say is what stats() says (the daemons are idle: fds and threads hold still).
-      const stats = await d.stats();
-      assert.equal(value(families, 'virtiofs_daemon_open_fds', labels), stats.openFds);
-      assert.equal(value(families, 'virtiofs_daemon_threads', labels), stats.threads);
+      // What the gauges say is what stats() says. A daemon just started may still open an fd or a
+      // thread, so stats() is bracketed by two scrapes and compared once both scrapes agree.
+      const stats = await bracketed(registry, d, labels);
+      assert.equal(stats.scraped.open_fds, stats.openFds);
+      assert.equal(stats.scraped.threads, stats.threads);
       assert.equal(value(families, 'virtiofs_daemon_fd_limit', labels), stats.fdLimit);
       const members = h.liveGroupMembers(pids[dialect]).map((m) => m.pid);
       assert.equal(
