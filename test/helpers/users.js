@@ -51,24 +51,39 @@ function subIds(name) {
   return uid && gid ? { uid, gid } : null;
 }
 
-/** Kill whatever the user still runs, then remove it (and its home, mail spool and sub-ids). */
-function removeUser(name) {
-  try {
-    execFileSync('pkill', ['-KILL', '-u', name], { stdio: 'ignore' });
-  } catch {
-    // pkill exits 1 when nothing matched
-  }
-  for (let i = 0; i < 50; i++) {
+/**
+ * Kill whatever the user still runs, then remove it (and its home, mail spool and sub-ids).
+ * Async, so that our own event loop can reap children of ours that ran as the user (a zombie
+ * still counts as the user's process for userdel). Throws, naming what the user still runs,
+ * when it cannot be removed within 10 s: a user left behind is a failure, never silent.
+ */
+async function removeUser(name) {
+  let last = '';
+  for (let i = 0; i < 100; i++) {
+    try {
+      execFileSync('pkill', ['-KILL', '-u', name], { stdio: 'ignore' });
+    } catch {
+      // pkill exits 1 when nothing matched
+    }
     try {
       execFileSync('userdel', ['-r', name], { stdio: 'pipe' });
       return;
     } catch (err) {
-      // 8: the user is still logged in / has processes (the SIGKILLed ones not yet reaped).
-      if (err.status !== 8 && !/currently used|mail spool|not found/.test(String(err.stderr))) throw err;
-      if (/not found/.test(String(err.stderr))) return;
-      execFileSync('sleep', ['0.1']);
+      const stderr = String(err.stderr);
+      if (/does not exist|not found/.test(stderr)) return;
+      // 8: the user still has processes (SIGKILLed, not yet reaped); 12: its mail spool or home.
+      if (err.status !== 8 && err.status !== 12 && !/currently used|mail spool/.test(stderr)) throw err;
+      last = `userdel exited ${err.status}: ${stderr.trim()}`;
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
+  let ps;
+  try {
+    ps = execFileSync('ps', ['-o', 'pid,ppid,stat,comm', '-u', name], { encoding: 'utf8' });
+  } catch {
+    ps = '(ps lists nothing)';
+  }
+  throw new Error(`test user ${name} could not be removed within 10 s (${last}); it still runs:\n${ps}`);
 }
 
 /**
