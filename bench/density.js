@@ -7,11 +7,12 @@
  *          read stderr until the ready line), interleaved start by start in one run, per
  *          daemon (bench/ready-standin.c built without libc: ready at once; and both real
  *          virtiofsd dialects), at two parent RSS levels (one fresh worker process per level;
- *          the C launcher holds the same RSS).
+ *          the C launcher holds the same RSS). The floor (see floorStart) runs beside them.
  *   storm  N daemons started at once, then all stopped, per launcher: ours (`Virtiofsd.start()`
  *          through the public API, Promise.all), the C launcher (`storm`: one epoll over every
- *          stderr pipe) and Node's child_process (spawn with the socket at fd 3, stderr read
- *          with 'data' events). Daemons: both real virtiofsd dialects, and the libc stand-in
+ *          stderr pipe), the floor (the addon's listen, spawn and pipe reader called directly:
+ *          what any Node launcher on this addon pays, see floorStart) and Node's child_process
+ *          (spawn with the socket at fd 3, stderr read with 'data' events). Daemons: both real virtiofsd dialects, and the libc stand-in
  *          logging a line per second (the steady state of a busy host). Each run is a fresh
  *          process; launchers alternate per (N, daemon).
  *
@@ -20,7 +21,7 @@
  *   BENCH_STORM_N (default 100,500,1000), BENCH_STORM_DAEMONS (default legacy,rust,ticker),
  *   BENCH_STORM_HOLD_MS (default 5000: how long all run before they are measured and stopped),
  *   BENCH_STORM_ROUNDS (default 1: runs per launcher, medians reported), BENCH_STORM_LAUNCHERS
- *   (default c,ours,cp, and before when BENCH_BEFORE is set)
+ *   (default c,ours,floor,cp, and before when BENCH_BEFORE is set)
  *   BENCH_BEFORE: another checkout of this package (built: dist/ and its addon), measured as
  *   "before" in the same run, interleaved with ours and the C launcher (one: start by start;
  *   storm: run by run)
@@ -76,6 +77,64 @@ const DAEMON_LABEL = {
   ticker: 'stand-in logging 1 line/s',
 };
 
+/**
+ * The floor of any Node launcher built on this addon: listen, spawn with the socket at fd 3 and
+ * a stderr pipe, read the pipe until the ready line - the addon's primitives called directly,
+ * with no option checks, no logger, no lifecycle. What `ours` costs above it is the library's;
+ * what it costs above the C launcher is Node's (the event loop, Node-API, promises).
+ * Resolves to `{ stop, pgid }` once the daemon is ready: stop() kills the group, waits for the
+ * exit and (unless `waitGroup` is false: a storm checks every group in one /proc walk) for the
+ * rest of the group, then removes the socket.
+ */
+function floorStart(native, bin, args, socketPath, env) {
+  const sock = native.listenUnix(socketPath);
+  let exited;
+  const gone = new Promise((r) => (exited = r));
+  let child;
+  try {
+    child = native.spawn({
+      file: bin,
+      argv: [bin, ...args],
+      env,
+      fds: ['null', 'null', 'pipe', sock.fd],
+      newProcessGroup: true,
+      onExit: () => exited(),
+    });
+  } finally {
+    native.closeFd(sock.fd);
+  }
+  const stop = async (waitGroup = true) => {
+    child.signal('SIGKILL', { group: true });
+    await gone;
+    // As stop() does: the daemon's forked helpers (the legacy daemon's sandbox child) gone too.
+    while (waitGroup && child.groupAlive()) await new Promise((r) => setImmediate(r));
+    native.unlinkSocket(sock);
+  };
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    let ready = false;
+    const reader = native.readPipe(child.pipes[2], (chunk) => {
+      if (chunk === null) {
+        if (!ready) reject(new Error('exited before ready'));
+        return;
+      }
+      if (ready) return;
+      buf += chunk.toString('latin1');
+      if (buf.includes(MARKER)) {
+        ready = true;
+        buf = '';
+        resolve({
+          pgid: child.pid,
+          stop: async (waitGroup) => {
+            reader.close();
+            await stop(waitGroup);
+          },
+        });
+      }
+    });
+  });
+}
+
 // ---- one start at a time --------------------------------------------------------------------
 
 /** The library of BENCH_BEFORE (another checkout, built: its dist/ and build/Release), or null. */
@@ -86,7 +145,7 @@ function beforeLib() {
 
 async function oneWorker(rssMB, iters) {
   const pino = require(require.resolve('pino', { paths: [c.root] }));
-  const { virtiofsd } = c.lib();
+  const { native, virtiofsd } = c.lib();
   const { Virtiofsd, buildVirtiofsdArgs } = virtiofsd;
   const before = beforeLib();
   const keep = c.ballast(rssMB);
@@ -130,8 +189,16 @@ async function oneWorker(rssMB, iters) {
       };
       // The alternatives, run one after the other in an order that rotates start by start, so
       // that none always follows another's teardown.
+      const floorOnce = async (i) => {
+        const t0 = c.nowUs();
+        const { stop } = await floorStart(native, bin, args, path.join(dir, `f${i}.sock`));
+        const t = c.nowUs() - t0;
+        await stop();
+        return t;
+      };
       const alts = [
         { key: 'ours', once: libOnce(Virtiofsd, 'o'), t: [] },
+        { key: 'floor', once: floorOnce, t: [] },
         ...(before ? [{ key: 'before', once: libOnce(before.virtiofsd.Virtiofsd, 'b'), t: [] }] : []),
         { key: 'c', once: (i) => cStart(path.join(dir, `c${i}.sock`)), t: [] },
       ];
@@ -183,10 +250,12 @@ async function one() {
   );
   const b = (s) => (withBefore ? s : '');
   out.push(
-    `| parent RSS | daemon | ours median µs |${b(' before median µs |')} C median µs | ours ×C |${b(' before ×C |')} ` +
-      'ours − C, µs | ours p90 µs | C p90 µs | n |',
+    `| parent RSS | daemon | ours median µs |${b(' before median µs |')} floor median µs | C median µs | ours ×C |` +
+      `${b(' before ×C |')} floor ×C | ours − floor, µs | floor − C, µs | ours p90 µs | C p90 µs | n |`,
   );
-  out.push(`| --- | --- | ---: |${b(' ---: |')} ---: | ---: |${b(' ---: |')} ---: | ---: | ---: | ---: |`);
+  out.push(
+    `| --- | --- | ---: |${b(' ---: |')} ---: | ---: | ---: |${b(' ---: |')} ---: | ---: | ---: | ---: | ---: | ---: |`,
+  );
   for (const mb of list('BENCH_ONE_RSS_MB', '100,4096').map(Number)) {
     log(`one: ${mb} MiB, ${iters} starts per launcher per daemon (load ${os.loadavg()[0].toFixed(2)})`);
     const rows = await runWorker(['one-worker', String(mb), String(iters)]);
@@ -194,9 +263,10 @@ async function one() {
       const ratio = (x) => `${(x.median / r.c.median).toFixed(2)}×`;
       out.push(
         `| ${mb >= 1024 ? `${mb / 1024} GiB` : `${mb} MiB`} (${Math.round(r.rssKB / 1024)} MiB) | ${DAEMON_LABEL[r.name]} | ` +
-          `${r.ours.median.toFixed(0)} |${b(` ${r.before?.median.toFixed(0)} |`)} ${r.c.median.toFixed(0)} | ${ratio(r.ours)} |` +
-          `${b(` ${r.before && ratio(r.before)} |`)} ${(r.ours.median - r.c.median).toFixed(0)} | ${r.ours.p90.toFixed(0)} | ` +
-          `${r.c.p90.toFixed(0)} | ${r.ours.n} |`,
+          `${r.ours.median.toFixed(0)} |${b(` ${r.before?.median.toFixed(0)} |`)} ${r.floor.median.toFixed(0)} | ` +
+          `${r.c.median.toFixed(0)} | ${ratio(r.ours)} |${b(` ${r.before && ratio(r.before)} |`)} ${ratio(r.floor)} | ` +
+          `${(r.ours.median - r.floor.median).toFixed(0)} | ${(r.floor.median - r.c.median).toFixed(0)} | ` +
+          `${r.ours.p90.toFixed(0)} | ${r.c.p90.toFixed(0)} | ${r.ours.n} |`,
       );
     }
   }
@@ -268,6 +338,17 @@ async function stormWorker(mode, name, n, holdMs) {
     }
     await Promise.all(ds.map((d) => d.start()));
     stopAll = () => Promise.all(ds.map((d) => d.stop()));
+  } else if (mode === 'floor') {
+    const stops = await Promise.all(
+      Array.from({ length: n }, (_, i) => floorStart(native, bin, args, path.join(dir, `d${i}.sock`), env)),
+    );
+    stopAll = async () => {
+      await Promise.all(stops.map(({ stop }) => stop(false)));
+      await groupsGone(
+        stops.map((x) => x.pgid),
+        native,
+      );
+    };
   } else {
     const children = [];
     await Promise.all(
@@ -387,7 +468,10 @@ function medianRun(runs) {
 async function storm() {
   const holdMs = Number(process.env.BENCH_STORM_HOLD_MS || 5000);
   const rounds = Number(process.env.BENCH_STORM_ROUNDS || 1);
-  const launchers = list('BENCH_STORM_LAUNCHERS', process.env.BENCH_BEFORE ? 'c,ours,before,cp' : 'c,ours,cp');
+  const launchers = list(
+    'BENCH_STORM_LAUNCHERS',
+    process.env.BENCH_BEFORE ? 'c,ours,floor,before,cp' : 'c,ours,floor,cp',
+  );
   const out = [];
   const nofile = cp.execSync('sh -c "ulimit -n"').toString().trim();
   out.push('### Boot storm: N daemons started at once, then all stopped', '');
@@ -407,7 +491,13 @@ async function storm() {
       'per running daemon: RSS KB | JS heap bytes | fds | threads added | stop all, ms | ×C |',
   );
   out.push('| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-  const label = { c: 'C (epoll)', ours: '**ours**', before: 'before', cp: 'child_process' };
+  const label = {
+    c: 'C (epoll)',
+    ours: '**ours**',
+    before: 'before',
+    floor: 'floor (addon only)',
+    cp: 'child_process',
+  };
   for (const n of list('BENCH_STORM_N', '100,500,1000').map(Number)) {
     for (const name of list('BENCH_STORM_DAEMONS', 'legacy,rust,ticker')) {
       const runs = Object.fromEntries(launchers.map((l) => [l, []]));
