@@ -10,7 +10,6 @@
  *   BENCH_SPAWNS per way (default 3000), after 200 of each to warm up
  */
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const c = require('./common.js');
 
@@ -54,12 +53,7 @@ async function main() {
     fs.closeSync(fd);
     fs.rmdirSync(dir);
   }
-  console.log(
-    `before ${files[0]}, after ${files[1]}; ${spawns} spawns per way, interleaved; load ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}`,
-  );
+  console.log(`before ${files[0]}, after ${files[1]}; ${spawns} spawns per way, interleaved; load ${c.loadAverages()}`);
   console.log('');
   console.log('| placement | build | spawn → exit, median µs | p99 µs | median ×before | n |');
   console.log('| --- | --- | ---: | ---: | ---: | ---: |');

@@ -61,10 +61,7 @@ async function main() {
   const base = c.summary(samples.none.total).median;
   const label = { none: 'no cgroup', clone3: 'clone3(CLONE_INTO_CGROUP)', procs: 'child writes cgroup.procs' };
   console.log(
-    `cgroup v2 at ${mount}; ${rounds} rounds × ${spawns} spawns per way, interleaved; load ${require('node:os')
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}`,
+    `cgroup v2 at ${mount}; ${rounds} rounds × ${spawns} spawns per way, interleaved; load ${c.loadAverages()}`,
   );
   console.log('');
   console.log('| placement | spawn → exit, median µs | p99 µs | spawn() returns, median µs | median ×no cgroup | n |');

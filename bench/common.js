@@ -3,8 +3,10 @@
  * What the benchmark's processes share: where things are, the library (with the addon loaded
  * from the run's private copy), /proc readings, memory ballast, statistics.
  */
+const cp = require('node:child_process');
 const fs = require('node:fs');
 const Module = require('node:module');
+const os = require('node:os');
 const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
@@ -192,7 +194,38 @@ function virtiofsdPath(dialect) {
   return require(path.join(root, 'test', 'helpers', 'daemons.js')).virtiofsdPath(dialect);
 }
 
+/** The load averages as `os.loadavg()` gives them, as the tables print them ("0.12 0.34 0.56"). */
+function loadAverages() {
+  return os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+}
+
+/**
+ * bench/ready-standin.c built without libc into `dir` (`ready-raw`): it prints the ready line
+ * at once, so a start's cost is the launcher's. Returns its path.
+ */
+function rawReadyStandin(dir) {
+  const out = path.join(dir, 'ready-raw');
+  cp.execFileSync('cc', [
+    '-O2',
+    '-static',
+    '-nostdlib',
+    '-fno-stack-protector',
+    '-fno-pie',
+    '-no-pie',
+    '-DBENCH_NOSTDLIB',
+    '-o',
+    out,
+    path.join(__dirname, 'ready-standin.c'),
+  ]);
+  return out;
+}
+
 module.exports = {
+  loadAverages,
+  rawReadyStandin,
   root,
   tmpBase,
   virtiofsdPath,

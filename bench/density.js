@@ -44,28 +44,10 @@ const list = (name, dflt) =>
     .map((s) => s.trim())
     .filter(Boolean);
 
-/** bench/ready-standin.c without libc (ready at once), built into dir. */
-function rawStandin(dir) {
-  const out = path.join(dir, 'ready-raw');
-  cp.execFileSync('cc', [
-    '-O2',
-    '-static',
-    '-nostdlib',
-    '-fno-stack-protector',
-    '-fno-pie',
-    '-no-pie',
-    '-DBENCH_NOSTDLIB',
-    '-o',
-    out,
-    path.join(__dirname, 'ready-standin.c'),
-  ]);
-  return out;
-}
-
 /** [binary, dialect] of a daemon name; the stand-ins take the Rust command line and ignore it. */
 function daemonOf(name, dir) {
   if (name === 'legacy' || name === 'rust') return [c.virtiofsdPath(name), name];
-  if (name === 'standin') return [rawStandin(dir), 'rust'];
+  if (name === 'standin') return [c.rawReadyStandin(dir), 'rust'];
   if (name === 'ticker') return [TICKER, 'rust'];
   throw new Error(`unknown daemon ${name}`);
 }
@@ -240,12 +222,7 @@ async function one() {
   const out = [];
   out.push('### One start: `Virtiofsd.start()` → ready against the C launcher', '');
   out.push(
-    `Load average before: ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(
-        ' ',
-      )}; ${os.cpus().length} CPUs; sockets in ${c.tmpBase()}.${withBefore ? ` "before": ${path.resolve(process.env.BENCH_BEFORE)}.` : ''}`,
+    `Load average before: ${c.loadAverages()}; ${os.cpus().length} CPUs; sockets in ${c.tmpBase()}.${withBefore ? ` "before": ${path.resolve(process.env.BENCH_BEFORE)}.` : ''}`,
     '',
   );
   const b = (s) => (withBefore ? s : '');
@@ -270,13 +247,7 @@ async function one() {
       );
     }
   }
-  out.push(
-    '',
-    `Load average after: ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}.`,
-  );
+  out.push('', `Load average after: ${c.loadAverages()}.`);
   return out.join('\n');
 }
 
@@ -476,12 +447,7 @@ async function storm() {
   const nofile = cp.execSync('sh -c "ulimit -n"').toString().trim();
   out.push('### Boot storm: N daemons started at once, then all stopped', '');
   out.push(
-    `Load average before: ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(
-        ' ',
-      )}; RLIMIT_NOFILE ${nofile}; ${os.cpus().length} CPUs; sockets in ${c.tmpBase()}; ${rounds} round(s), launchers in a rotating ` +
+    `Load average before: ${c.loadAverages()}; RLIMIT_NOFILE ${nofile}; ${os.cpus().length} CPUs; sockets in ${c.tmpBase()}; ${rounds} round(s), launchers in a rotating ` +
       `order, each run a fresh process, medians over the rounds.` +
       (process.env.BENCH_BEFORE ? ` "before": ${path.resolve(process.env.BENCH_BEFORE)}.` : ''),
     '',
@@ -538,13 +504,7 @@ async function storm() {
       }
     }
   }
-  out.push(
-    '',
-    `Load average after: ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}.`,
-  );
+  out.push('', `Load average after: ${c.loadAverages()}.`);
   return out.join('\n');
 }
 

@@ -37,22 +37,7 @@ async function loop() {
   const pino = require(require.resolve('pino', { paths: [c.root] }));
   const { Virtiofsd } = c.lib(ROOT).virtiofsd;
   const dir = fs.mkdtempSync(path.join(c.tmpBase(), 'vfd-prof-'));
-  let bin = DAEMON === 'standin' ? null : c.virtiofsdPath(DAEMON);
-  if (!bin) {
-    bin = path.join(dir, 'ready-raw');
-    cp.execFileSync('cc', [
-      '-O2',
-      '-static',
-      '-nostdlib',
-      '-fno-stack-protector',
-      '-fno-pie',
-      '-no-pie',
-      '-DBENCH_NOSTDLIB',
-      '-o',
-      bin,
-      path.join(__dirname, 'ready-standin.c'),
-    ]);
-  }
+  const bin = DAEMON === 'standin' ? c.rawReadyStandin(dir) : c.virtiofsdPath(DAEMON);
   const dialect = DAEMON === 'legacy' ? 'legacy' : 'rust';
   const logger = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
   const make = (i) =>
@@ -175,10 +160,7 @@ async function main() {
   const cycles = CYCLES * Math.max(STORM, 1);
   const rows = [...self.entries()].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]);
   const lines = [
-    `${new Date().toISOString()} · Node ${process.version} · ${os.cpus()[0].model} ×${os.cpus().length} · load ${os
-      .loadavg()
-      .map((l) => l.toFixed(2))
-      .join(' ')}`,
+    `${new Date().toISOString()} · Node ${process.version} · ${os.cpus()[0].model} ×${os.cpus().length} · load ${require('./common.js').loadAverages()}`,
     '',
     `${CYCLES} ${STORM > 0 ? `storms of ${STORM} starts then ${STORM} stops` : 'start → ready → stop cycles'} of the ` +
       `${DAEMON}: ${(run.wallUs / cycles).toFixed(0)} µs wall and ${(run.cpuUs / cycles).toFixed(0)} µs of manager CPU ` +
