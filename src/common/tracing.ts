@@ -11,17 +11,20 @@ const tracer = trace.getTracer('virtiofs-daemon');
  * What `startActiveSpan` does, in two steps: the API's no-op span (no SDK registered: an
  * invalid span context) runs `fn` as it is, without the context the API would make and switch
  * to for it on every start and stop. A span a sampler dropped still becomes the active one, so
- * that what happens inside inherits the decision.
+ * that what happens inside inherits the decision. Not an async function: in the no-op case the
+ * caller gets `fn`'s own promise, with no wrapper promise and no extra turns of the microtask
+ * queue on every start and stop. `fn` must report its failures by rejecting.
  */
-export async function traced<T>(
-  name: string,
-  subsystem: string,
-  attributes: Attributes,
-  fn: () => Promise<T>,
-): Promise<T> {
-  const span = tracer.startSpan(name, {
-    attributes: { source: 'runtime', package: 'virtcontainers', subsystem, ...attributes },
-  });
+export function traced<T>(name: string, subsystem: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
+  let span;
+  try {
+    span = tracer.startSpan(name, {
+      attributes: { source: 'runtime', package: 'virtcontainers', subsystem, ...attributes },
+    });
+  } catch (err) {
+    // A failing SDK rejects the call, as it did when this was async: never a synchronous throw.
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
   if (!span.isRecording() && !trace.isSpanContextValid(span.spanContext())) {
     span.end();
     return fn();

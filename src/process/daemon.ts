@@ -232,12 +232,15 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     if (onQuitProblem) return Promise.reject(onQuitProblem);
     const run: Run = { started: false };
     const t0 = performance.now();
-    const starting = this.tracedLaunch(run, onQuit).then(
+    // One reaction settles the start (no finally() on top: a promise and a microtask turn less per start).
+    const settled: Promise<number> = this.tracedLaunch(run, onQuit).then(
       (pid) => {
+        if (this.starting === settled) this.starting = undefined;
         this.notify({ type: 'started', seconds: since(t0), dialect: daemonDialect(this) });
         return pid;
       },
       (err: unknown) => {
+        if (this.starting === settled) this.starting = undefined;
         const code = (err as { code?: unknown })?.code;
         this.notify({
           type: 'start-failed',
@@ -247,16 +250,19 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
         throw err;
       },
     );
-    const settled = starting.finally(() => {
-      if (this.starting === settled) this.starting = undefined;
-    });
     this.starting = settled;
     return settled;
   }
 
-  /** launch() inside the `start` span; async, so that everything, the span's attributes included, ends up in the promise. */
-  private async tracedLaunch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
-    return traced('start', this.name, this.spanAttributes(), () => this.launch(run, onQuit));
+  /** launch() inside the `start` span; whatever throws, the span's attributes included, ends up in the promise. */
+  private tracedLaunch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
+    let attributes;
+    try {
+      attributes = this.spanAttributes();
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    return traced('start', this.name, attributes, () => this.launch(run, onQuit));
   }
 
   /**
@@ -287,12 +293,17 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
     const t0 = performance.now();
     // Resolves after the end was reported: onEnded's callback runs before `ended` resolves.
     const stopping: Promise<void> = traced('stop', this.name, { pid: proc.pid }, () =>
-      proc.stop(this.stopOptions()).then(() => {
+      proc.stop(this.stopOptions()),
+    ).then(
+      () => {
+        if (this.stopping === stopping) this.stopping = undefined;
         this.notify({ type: 'stopped', seconds: since(t0), dialect: daemonDialect(this) });
-      }),
-    ).finally(() => {
-      if (this.stopping === stopping) this.stopping = undefined;
-    });
+      },
+      (err: unknown) => {
+        if (this.stopping === stopping) this.stopping = undefined;
+        throw err;
+      },
+    );
     this.stopping = stopping;
     return stopping;
   }
