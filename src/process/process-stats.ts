@@ -256,14 +256,9 @@ export function watchHeadroom(target: SampleTarget, watch: HeadroomWatch, interv
     timer = setTimeout(tick, intervalMs);
     timer.unref();
   }
-  return () => {
-    watched.delete(w);
-    if (watched.size === 0 && timer) {
-      clearTimeout(timer);
-      timer = undefined;
-      timerAt = Infinity;
-    }
-  };
+  // The timer stays when the last watch goes: it is unref'd and fires once for nothing at most,
+  // where clearing it would cost a clearTimeout and a setTimeout per start/stop of one daemon.
+  return () => void watched.delete(w);
 }
 
 function schedule(): void {
