@@ -164,8 +164,8 @@ export interface FoundVirtiofsd {
   binary: string;
   /** How it was found, for messages: `path`, `$VIRTIOFSD`, the descriptor file, or `a well-known path`. */
   from: string;
-  /** {@link isLegacyVirtiofsd}. */
-  legacy: boolean;
+  /** {@link isLegacyVirtiofsd}; for a binary given by `path` or $VIRTIOFSD, read when first asked. */
+  readonly legacy: boolean;
 }
 
 /** How to get the Rust virtiofsd, for messages. */
@@ -191,6 +191,22 @@ export function legacyNeedsRoot(option: string, binary: string, euid: number, fr
 }
 
 /**
+ * A binary the caller named: whether it is the legacy daemon is read when first asked, since
+ * only a start as a user asks (root runs either), and the scan's stat is one more system call
+ * on every start of a Kata host.
+ */
+function named(binary: string, from: string): FoundVirtiofsd {
+  let legacy: boolean | undefined;
+  return {
+    binary,
+    from,
+    get legacy(): boolean {
+      return (legacy ??= isLegacyVirtiofsd(binary));
+    },
+  };
+}
+
+/**
  * The virtiofsd to run: `explicit` (the `path` option), else $VIRTIOFSD, else - the standard
  * way - the first back-end of type `fs` of QEMU's vhost-user descriptors ({@link vhostUserBackends}),
  * then the first of `wellKnown`, skipping programs that are not there. Among those found, the
@@ -210,12 +226,12 @@ export function findVirtiofsd(
 ): FoundVirtiofsd {
   if (explicit !== undefined) {
     checkExecutable('path', requireString('path', explicit));
-    return { binary: explicit, from: 'path', legacy: isLegacyVirtiofsd(explicit) };
+    return named(explicit, 'path');
   }
   const fromEnv = env.VIRTIOFSD;
   if (fromEnv) {
     checkExecutable('$VIRTIOFSD', requireString('$VIRTIOFSD', fromEnv));
-    return { binary: fromEnv, from: '$VIRTIOFSD', legacy: isLegacyVirtiofsd(fromEnv) };
+    return named(fromEnv, '$VIRTIOFSD');
   }
   const candidates: FoundVirtiofsd[] = [];
   const seen = new Set<string>();

@@ -539,12 +539,12 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
   /**
    * What the file system decides before anything is created: the binary, its dialect, the
    * argv, and whether the daemon will be quiet (no ready line to wait for). Creates nothing.
+   * `euid`: who we are, read once per start.
    */
-  private async plan(): Promise<{ binary: string; dialect: Dialect; args: string[]; quiet: boolean }> {
+  private async plan(euid: number): Promise<{ binary: string; dialect: Dialect; args: string[]; quiet: boolean }> {
     const o = this.options;
     const { sourcePath, extraArgs } = o;
     const socketPath = this.socketPath;
-    const euid = process.geteuid!();
     // Without a stderr there is no ready marker to wait for, whichever way syslog was asked for.
     // (Under extraArgsPolicy 'known' and 'safe' an extra --syslog is refused below, by the argv builder, naming it.)
     const syslog = o.syslog || (extraArgs.includes('--syslog') && o.extraArgsPolicy === 'verbatim');
@@ -606,13 +606,14 @@ export class Virtiofsd extends Daemon<ResolvedVirtiofsdOptions> {
     const o = this.options;
     const { lifetime } = o;
     const socketPath = this.socketPath;
-    const { binary, dialect, args, quiet } = await this.plan();
+    const euid = process.geteuid!();
+    const { binary, dialect, args, quiet } = await this.plan(euid);
     this.setDialect(dialect);
 
     const cgroup = o.cgroup === undefined ? undefined : Cgroup.prepare(o.cgroup, o.cgroupCreate, 'virtiofsd');
     let socket: ListeningSocket;
     try {
-      socket = listenSocket(socketPath);
+      socket = listenSocket(socketPath, euid);
     } catch (err) {
       void cgroup?.remove();
       // A failed chown is the socket's directory's matter, not the path's: reported as it is.
@@ -756,10 +757,9 @@ function idmapHint(lastLines: string[]): string {
  * rule: whoever owns the directory runs the VMM); a user only when the directory is its own and
  * its group one of the user's groups (a user cannot give a file away: chown to anyone else fails
  * with EPERM). Otherwise the socket stays ours, which is what a VMM run by the same user needs.
- * The socket's `owner` is the owner given, absent when it was left as it was bound.
+ * The socket's `owner` is the owner given, absent when it was left as it was bound. `euid`: who we are.
  */
-function listenSocket(socketPath: string): ListeningSocket {
-  const euid = process.geteuid!();
+function listenSocket(socketPath: string, euid: number): ListeningSocket {
   if (euid !== 0) {
     let dir;
     try {
