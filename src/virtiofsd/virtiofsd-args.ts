@@ -566,7 +566,9 @@ export function buildVirtiofsdArgs(input: VirtiofsdArgsInput): string[] {
   const idmap = idmapPlan(input);
   if (idmap) args.push(...idmap.args);
   const policy = input.extraArgsPolicy ?? 'verbatim';
-  checkExtraArgs('extraArgs', extraArgs, policy, `virtiofsd-${dialect}`, typedClaims(input, idmap), release);
+  // What the typed options claim matters only to extra arguments that a policy reads.
+  const claims = policy === 'verbatim' || extraArgs.length === 0 ? undefined : typedClaims(input, idmap);
+  checkExtraArgs('extraArgs', extraArgs, policy, `virtiofsd-${dialect}`, claims, release);
   return [...args, ...extraArgs];
 }
 
