@@ -7,7 +7,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const pino = require('pino');
 const { DaemonProcess } = require('../dist/process/daemon-process.js');
-const { script, tempDir } = require('./helpers/util.js');
+const { captureLogger, script, tempDir } = require('./helpers/util.js');
 
 const quiet = pino({ level: 'silent' });
 
@@ -77,4 +77,32 @@ test('stop() escalates to SIGKILL when SIGTERM is ignored, and reports the exit 
   assert.ok(ms >= 300, `SIGKILL came after the timeout (${ms} ms)`);
   assert.equal(proc.pid, 0);
   assert.equal(await proc.stop(), end, 'a second stop shares the first');
+});
+
+test('the ready line is logged right after the wait it ends resolves, in order with the lines around it', async (t) => {
+  const { logger, records } = captureLogger();
+  const msgs = () => records.map((r) => r.msg);
+  // One write: the lines before, at and after the marker reach us in one chunk.
+  const { file } = standIn(t, `printf 'one\\nREADY now\\ntwo\\nthree\\n' >&2\nexec sleep 30`);
+  const proc = new DaemonProcess({ name: 'stand-in', file, args: [], logger });
+  t.after(() => proc.stop());
+  assert.equal(await proc.waitForLine('READY', 5000), 'ready');
+  // Its record does not stand between the line and the start that waited for it...
+  assert.deepEqual(msgs(), ['one']);
+  // ...and follows at the next turn of the loop, the later lines behind it.
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(msgs(), ['one', 'READY now', 'two', 'three']);
+  assert.deepEqual(proc.lastLines(), ['one', 'READY now', 'two', 'three']);
+});
+
+test('a daemon that ends right after its ready line: every line is logged before the end is reported', async (t) => {
+  const { logger, records } = captureLogger();
+  const { file } = standIn(t, `printf 'READY now\\nlast words\\n' >&2\nexit 4`);
+  const proc = new DaemonProcess({ name: 'stand-in', file, args: [], logger });
+  const reported = [];
+  proc.onEnded((end) => reported.push([end.code, records.map((r) => r.msg)]));
+  assert.equal(await proc.waitForLine('READY', 5000), 'ready');
+  const end = await proc.ended;
+  assert.equal(end.code, 4);
+  assert.deepEqual(reported, [[4, ['READY now', 'last words']]]);
 });

@@ -263,6 +263,8 @@ export class DaemonProcess {
   private endCallback: ((end: ProcessEnd) => void) | undefined;
   /** The exit waits of a stop, made only while one waits (see exitedWithin). */
   private exitWaiters: (() => void)[] | undefined;
+  /** Lines (line, info, line, info, …) from the ready line on, logged at the next turn (see line()); null when none are held. */
+  private heldLines: (string | LineInfo)[] | null = null;
   /** The wait for a ready line (waitForLine): the marker, and how to settle the wait. */
   private lineMarker: string | undefined;
   private lineSettle: ((outcome: LineWait) => void) | undefined;
@@ -388,11 +390,14 @@ export class DaemonProcess {
     });
   }
 
-  /** One output line of the daemon: logged at the level it gave it, kept for the start's errors, matched. */
+  /**
+   * One output line of the daemon: logged at the level it gave it, kept for the start's errors,
+   * matched. The line that ends a start's wait is logged right after the start has resolved
+   * (at the loop's next turn, with the lines that follow it, in order): with a synchronous log
+   * destination its record would otherwise stand between the daemon's ready line and every
+   * start's resolution.
+   */
   line(line: string, info: LineInfo): void {
-    const { level, msg } = parseDaemonLine(line);
-    if (info.truncated) this.log[level]({ truncated: info.discardedBytes }, msg);
-    else this.log[level](msg);
     const tail = this.tail;
     if (tail !== null && this.tailLines > 0) {
       // The tail only explains a failed start in an error message: 1 KiB per line says why,
@@ -400,8 +405,31 @@ export class DaemonProcess {
       tail.push(line.length > TAIL_LINE_CHARS ? `${line.slice(0, TAIL_LINE_CHARS)}…` : line);
       if (tail.length > this.tailLines) tail.shift();
     }
-    if (this.lineMarker !== undefined && line.includes(this.lineMarker)) this.lineSettle!('ready');
+    const held = this.heldLines;
+    if (held !== null) {
+      held.push(line, info);
+    } else if (this.lineMarker !== undefined && line.includes(this.lineMarker)) {
+      this.heldLines = [line, info];
+      this.lineSettle!('ready');
+      setImmediate(() => this.logHeldLines());
+    } else {
+      this.logLine(line, info);
+    }
     this.onLine?.(line);
+  }
+
+  private logLine(line: string, info: LineInfo): void {
+    const { level, msg } = parseDaemonLine(line);
+    if (info.truncated) this.log[level]({ truncated: info.discardedBytes }, msg);
+    else this.log[level](msg);
+  }
+
+  /** Log the lines held back from the ready line on (see line()), in order; none are held after. */
+  private logHeldLines(): void {
+    const held = this.heldLines;
+    this.heldLines = null;
+    if (held === null) return;
+    for (let i = 0; i < held.length; i += 2) this.logLine(held[i] as string, held[i + 1] as LineInfo);
   }
 
   /**
@@ -656,6 +684,8 @@ export class DaemonProcess {
       ? await cgroup.waitEmpty(groupTimeoutMs, this.refed)
       : await waitGroupEmpty(this.child.pid, groupTimeoutMs, this.refed);
     const groupLeftovers = !empty;
+    // The daemon's last lines before our report of its end.
+    this.logHeldLines();
     if (!empty) {
       const what = cgroup ? `cgroup '${cgroup.path}'` : 'group';
       this.log.warn(`processes of ${this.name}'s ${what} outlived it by ${groupTimeoutMs} ms`);
