@@ -193,6 +193,33 @@ describe('native spawn with cgroupFd', () => {
     await gone;
     await h.waitFor(() => !native.liveGroups([child.pid])[0], { what: 'the group to empty' });
   });
+
+  test('liveGroups, groupMembers and processFacts refuse what is not a process id, naming the entry', () => {
+    // Each would reach kill() or /proc as another process: 0 is our own group, -n is pid n.
+    const fns = [
+      [native.liveGroups, 'pgids'],
+      [native.groupMembers, 'pgids'],
+      [native.processFacts, 'pids'],
+    ];
+    for (const bad of [0, -1, 1.5, NaN, '1', 2 ** 32 + 1]) {
+      for (const [fn, name] of fns) {
+        assert.throws(
+          () => fn([process.pid, bad]),
+          (e) => e instanceof InvalidOptionError && e.option === `${name}[1]` && /not a process id/.test(e.message),
+          `${fn.name}([pid, ${String(bad)}])`,
+        );
+      }
+    }
+    for (const [fn, name] of fns) {
+      assert.throws(
+        () => fn(process.pid),
+        (e) => e instanceof InvalidOptionError && e.option === name,
+      );
+    }
+    // Process ids still get their answers.
+    assert.equal(native.processFacts([process.pid])[0].pid, process.pid);
+    assert.ok(native.groupMembers([process.pid]).length === 1);
+  });
 });
 
 describe('Virtiofsd with a cgroup (stand-in daemon)', () => {

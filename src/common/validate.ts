@@ -18,6 +18,36 @@ export function requireString(option: string, value: unknown): string {
   return value;
 }
 
+/** The kernel's highest pid (PID_MAX_LIMIT on 64-bit). */
+export const MAX_PID = 4194304;
+
+/** The largest pid_t. */
+const MAX_PID_T = 2 ** 31 - 1;
+
+/**
+ * A process id: an integer from 1 to `max` ({@link MAX_PID} unless said). Anything else would
+ * reach kill() and /proc as another process: 0 is our own process group, -n is pid n, 1.5 reads
+ * as 1, and 2³² + n as n.
+ */
+export function requirePid(option: string, value: unknown, max = MAX_PID): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new InvalidOptionError(option, `is ${describeValue(value)}, not a process id (an integer, 1 to ${max})`);
+  }
+  return value;
+}
+
+/**
+ * An array of process ids to ask about, each named `option[i]` when it is not one: any pid_t
+ * from 1 on (one above the kernel's limit names no process, which is an answer, not an error).
+ */
+export function requirePids(option: string, value: unknown): number[] {
+  if (!Array.isArray(value)) {
+    throw new InvalidOptionError(option, `must be an array of process ids, got ${describeValue(value)}`);
+  }
+  for (let i = 0; i < value.length; i++) requirePid(`${option}[${i}]`, value[i], MAX_PID_T);
+  return value as number[];
+}
+
 export function rejectNul(option: string, value: string): void {
   if (value.includes('\0')) {
     throw new InvalidOptionError(option, `contains a NUL byte (${describeValue(value)}); remove it`);

@@ -33,6 +33,7 @@ import { describeValue } from '../common/describe.js';
 import { InvalidOptionError, SystemError, VirtiofsDaemonError } from '../common/errors.js';
 import type { ExitStatus } from '../common/types.js';
 import { signalName, signalNumber } from '../common/signals.js';
+import { requirePids } from '../common/validate.js';
 
 /**
  * A unix stream socket that we bound and that is listening. It is bound through its pinned
@@ -544,7 +545,7 @@ export function spawn(options: SpawnOptions): Child {
  * One walk of /proc answers for all of them, and none is made when every group is gone.
  */
 export function liveGroups(pgids: number[]): boolean[] {
-  return call((a) => a.liveGroups(pgids));
+  return call((a) => a.liveGroups(requirePids('pgids', pgids)));
 }
 
 /** What /proc says about one process (see {@link processFacts}). */
@@ -592,7 +593,7 @@ function errnoName(errno: number): string {
  * answers `error: 'ENOENT'` (or `ESRCH`), never an exception.
  */
 export function processFacts(pids: number[]): ProcessFacts[] {
-  const raw = call((a) => a.processFacts(pids));
+  const raw = call((a) => a.processFacts(requirePids('pids', pids)));
   const out = new Array<ProcessFacts>(pids.length);
   for (let k = 0, i = 0; k < pids.length; k++, i += FACT_FIELDS) {
     const err = raw[i + 8];
@@ -617,7 +618,7 @@ export function processFacts(pids: number[]): ProcessFacts[] {
  * (getpgid per process): the i-th entry lists the pids of `pgids[i]`.
  */
 export function groupMembers(pgids: number[]): number[][] {
-  const flat = call((a) => a.groupMembers(pgids));
+  const flat = call((a) => a.groupMembers(requirePids('pgids', pgids)));
   const out: number[][] = [];
   for (let i = 0; out.length < pgids.length;) {
     const n = flat[i++];

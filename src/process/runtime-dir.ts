@@ -16,7 +16,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
-import { InvalidOptionError, SystemError, UntrustedFileError, VirtiofsDaemonError } from '../common/errors.js';
+import { SystemError, UntrustedFileError, VirtiofsDaemonError } from '../common/errors.js';
+import { requirePid } from '../common/validate.js';
 import { bootId } from './handle.js';
 import { byteLockedElsewhere, lockByte, unlockByte } from './native.js';
 import { makePrivateDir, openLockFile, readTrustedFile, writeTrustedFile, removeTrustedFile } from './trusted-file.js';
@@ -29,8 +30,6 @@ const LOCK_FILE = 'adoption.lock';
 const KEY_LOCK_BYTE = 0;
 /** How long {@link sealKey} waits for another process making the key before it gives up. */
 const KEY_LOCK_WAIT_MS = 5000;
-/** The kernel's highest pid (PID_MAX_LIMIT on 64-bit): a lock byte per possible daemon. */
-const MAX_PID = 4194304;
 
 let dir: string | undefined;
 let key: Buffer | undefined;
@@ -147,13 +146,6 @@ function lockFile(): number {
   return lockFd;
 }
 
-function checkPid(pid: number): number {
-  if (!Number.isSafeInteger(pid) || pid < 1 || pid > MAX_PID) {
-    throw new InvalidOptionError('pid', `is ${String(pid)}, not a process id (1 to ${MAX_PID})`);
-  }
-  return pid;
-}
-
 /** The pids whose adoption lock this environment holds: an OFD lock does not exclude its own holder. */
 const held = new Set<number>();
 
@@ -170,14 +162,14 @@ const held = new Set<number>();
  * what {@link runtimeDir} throws.
  */
 export function lockDaemon(pid: number): boolean {
-  if (held.has(checkPid(pid)) || !lockByte(lockFile(), pid)) return false;
+  if (held.has(requirePid('pid', pid)) || !lockByte(lockFile(), pid)) return false;
   held.add(pid);
   return true;
 }
 
 /** Release this environment's adoption lock of daemon `pid` (nothing happens when it holds none). */
 export function unlockDaemon(pid: number): void {
-  if (!held.delete(checkPid(pid))) return;
+  if (!held.delete(requirePid('pid', pid))) return;
   unlockByte(lockFile(), pid);
 }
 
@@ -186,5 +178,5 @@ export function unlockDaemon(pid: number): void {
  * or another environment of this one (`F_OFD_GETLK`): for `status`, which must not take it.
  */
 export function daemonLockHeld(pid: number): boolean {
-  return held.has(checkPid(pid)) || byteLockedElsewhere(lockFile(), pid);
+  return held.has(requirePid('pid', pid)) || byteLockedElsewhere(lockFile(), pid);
 }
