@@ -13,16 +13,23 @@ const tracer = trace.getTracer('virtiofs-daemon');
  * to for it on every start and stop. A span a sampler dropped still becomes the active one, so
  * that what happens inside inherits the decision. Not an async function: in the no-op case the
  * caller gets `fn`'s own promise, with no wrapper promise and no extra turns of the microtask
- * queue on every start and stop. `fn` must report its failures by rejecting.
+ * queue on every start and stop. `fn` must report its failures by rejecting; `attributes` may be
+ * a function, read inside, so that what it throws rejects too.
  */
-export function traced<T>(name: string, subsystem: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
+export function traced<T>(
+  name: string,
+  subsystem: string,
+  attributes: Attributes | (() => Attributes),
+  fn: () => Promise<T>,
+): Promise<T> {
   let span;
   try {
+    const extra = typeof attributes === 'function' ? attributes() : attributes;
     span = tracer.startSpan(name, {
-      attributes: { source: 'runtime', package: 'virtcontainers', subsystem, ...attributes },
+      attributes: { source: 'runtime', package: 'virtcontainers', subsystem, ...extra },
     });
   } catch (err) {
-    // A failing SDK rejects the call, as it did when this was async: never a synchronous throw.
+    // A failing SDK, or attributes that cannot be read, reject the call: never a synchronous throw.
     return Promise.reject(err instanceof Error ? err : new Error(String(err)));
   }
   if (!span.isRecording() && !trace.isSpanContextValid(span.spanContext())) {

@@ -263,8 +263,8 @@ export class DaemonProcess {
   private endCallback: ((end: ProcessEnd) => void) | undefined;
   /** The exit waits of a stop, made only while one waits (see exitedWithin). */
   private exitWaiters: (() => void)[] | undefined;
-  /** Lines (line, info, line, info, …) from the ready line on, logged at the next turn (see line()); null when none are held. */
-  private heldLines: (string | LineInfo)[] | null = null;
+  /** The lines from the ready line on, logged at the next turn (see line()); null when none are held. */
+  private heldLines: { line: string; info: LineInfo }[] | null = null;
   /** The wait for a ready line (waitForLine): the marker, and how to settle the wait. */
   private lineMarker: string | undefined;
   private lineSettle: ((outcome: LineWait) => void) | undefined;
@@ -407,9 +407,9 @@ export class DaemonProcess {
     }
     const held = this.heldLines;
     if (held !== null) {
-      held.push(line, info);
+      held.push({ line, info });
     } else if (this.lineMarker !== undefined && line.includes(this.lineMarker)) {
-      this.heldLines = [line, info];
+      this.heldLines = [{ line, info }];
       this.lineSettle!('ready');
       setImmediate(() => this.logHeldLines());
     } else {
@@ -429,7 +429,7 @@ export class DaemonProcess {
     const held = this.heldLines;
     this.heldLines = null;
     if (held === null) return;
-    for (let i = 0; i < held.length; i += 2) this.logLine(held[i] as string, held[i + 1] as LineInfo);
+    for (const h of held) this.logLine(h.line, h.info);
   }
 
   /**

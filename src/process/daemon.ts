@@ -256,13 +256,12 @@ export abstract class Daemon<O extends ResolvedDaemonOptions = ResolvedDaemonOpt
 
   /** launch() inside the `start` span; whatever throws, the span's attributes included, ends up in the promise. */
   private tracedLaunch(run: Run, onQuit?: (exit: DaemonExit) => void): Promise<number> {
-    let attributes;
-    try {
-      attributes = this.spanAttributes();
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-    return traced('start', this.name, attributes, () => this.launch(run, onQuit));
+    return traced(
+      'start',
+      this.name,
+      () => this.spanAttributes(),
+      () => this.launch(run, onQuit),
+    );
   }
 
   /**
